@@ -1,0 +1,8 @@
+"""Image to 3D backend: photo + prompt → mask → 3D Gaussians → textured mesh.
+
+No ``bpy`` anywhere in this package; it runs alone as ``python -m backend …`` and inside Blender's
+worker thread alike. Heavy libraries (torch, transformers, …) are imported inside functions so that
+``import backend`` stays cheap.
+"""
+
+__version__ = "0.1.0"

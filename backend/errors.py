@@ -1,0 +1,67 @@
+"""Errors that end a job, each tied to one documented exit code (DESIGN.md §4).
+
+The CLI, the Blender operators and the batch runner all turn these into the same one-line message;
+anything else that escapes is a bug and is reported as such.
+"""
+
+from __future__ import annotations
+
+
+class ImageTo3DError(Exception):
+    """Base class: a failure the user can act on. ``str(err)`` is the one-line message."""
+
+    exit_code = 1
+
+
+class BadInputError(ImageTo3DError):
+    """Bad input or usage: unreadable image, empty prompt, unwritable output folder (exit 2)."""
+
+    exit_code = 2
+
+
+class NotBuiltError(BadInputError):
+    """A documented subcommand whose implementation has not landed yet (exit 2, never silent)."""
+
+
+class NothingMatchedError(ImageTo3DError):
+    """Nothing in the image matched the prompt (exit 3)."""
+
+    exit_code = 3
+
+
+class ModelsUnavailableError(ImageTo3DError):
+    """Weights cannot be found, fetched or verified (exit 4)."""
+
+    exit_code = 4
+
+
+class OutOfGPUMemoryError(ImageTo3DError):
+    """The GPU ran out of memory (exit 5)."""
+
+    exit_code = 5
+
+    def __init__(self, stage: str):
+        super().__init__(
+            f"out of GPU memory during {stage}: try the draft preset, SAM vit_b, or half precision"
+        )
+        self.stage = stage
+
+
+class CancelledError(ImageTo3DError):
+    """The user cancelled the job (exit 130)."""
+
+    exit_code = 130
+
+    def __init__(self, stage: str = ""):
+        super().__init__(f"cancelled{' during ' + stage if stage else ''}")
+        self.stage = stage
+
+
+EXIT_CODES = {
+    0: "done",
+    2: "bad input or usage",
+    3: "nothing in the image matched the prompt",
+    4: "models unavailable",
+    5: "out of GPU memory",
+    130: "cancelled",
+}

@@ -1,0 +1,105 @@
+"""Finding pretrained weights: a local folder, or the Hugging Face cache, offline-first.
+
+Revisions are pinned by the caller. Nothing here runs remote code or unpickles: callers load
+safetensors, or ``torch.load(..., weights_only=True)``. Every failure becomes
+:class:`~backend.errors.ModelsUnavailableError` (exit 4) naming the model id, the folder looked in and how
+to provide the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ModelsUnavailableError
+
+LOCAL_DIR_ENV = "IMAGE_TO_3D_MODEL_DIR"  # a folder with one sub-folder per model (see local_model_dir)
+
+
+def hf_cache_dir() -> Path:
+    """The hub cache folder huggingface_hub uses (honours HF_HUB_CACHE and HF_HOME)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def local_model_dir(repo_id: str, root: str | os.PathLike | None = None) -> Path | None:
+    """``<root>/<repo_id with / replaced by -->`` if it exists; root defaults to $IMAGE_TO_3D_MODEL_DIR."""
+    root = root or os.environ.get(LOCAL_DIR_ENV)
+    if not root:
+        return None
+    candidate = Path(root) / repo_id.replace("/", "--")
+    return candidate if candidate.is_dir() else None
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def fetch_snapshot(
+    repo_id: str,
+    revision: str,
+    allow_patterns: Sequence[str],
+    local_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+) -> Path:
+    """Return a folder holding the model's files.
+
+    Order: an explicit ``local_dir`` (used as is); ``$IMAGE_TO_3D_MODEL_DIR/<repo>``; the hub cache at the
+    pinned revision; a download (resumable: huggingface_hub keeps ``.incomplete`` files and continues them)
+    when ``allow_download`` and not ``HF_HUB_OFFLINE``.
+    """
+    if local_dir is not None:
+        path = Path(local_dir)
+        if not path.is_dir():
+            raise ModelsUnavailableError(f"model folder for {repo_id} not found: {path}")
+        return path
+    found = local_model_dir(repo_id)
+    if found is not None:
+        return found
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cache = hf_cache_dir()
+    try:
+        return Path(
+            snapshot_download(repo_id, revision=revision, allow_patterns=list(allow_patterns), local_files_only=True)
+        )
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        pass
+    if not allow_download or _offline():
+        raise ModelsUnavailableError(_missing_message(repo_id, cache))
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(allow_patterns)))
+    except Exception as exc:  # network errors come in many classes; all mean the same to the user
+        raise ModelsUnavailableError(
+            f"{_missing_message(repo_id, cache)}; download failed: {type(exc).__name__}"
+        ) from exc
+
+
+def _missing_message(repo_id: str, cache: Path) -> str:
+    return (
+        f"model {repo_id} is not available offline (looked in {cache}); connect once to download it, "
+        f"or put its files in ${LOCAL_DIR_ENV}/{repo_id.replace('/', '--')}; "
+        f"for an offline smoke run use IMAGE_TO_3D_MODELS=tiny"
+    )
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: str | os.PathLike, expected: str) -> None:
+    """Full SHA-256, or a hex prefix of it (as published in some file names); exit 4 on mismatch."""
+    actual = sha256_of(path)
+    if not actual.startswith(expected.lower()):
+        raise ModelsUnavailableError(
+            f"checkpoint {path} failed its integrity check (sha256 {actual[:16]}…, expected {expected[:16]}…); "
+            "delete it and download it again"
+        )

@@ -1,0 +1,17 @@
+"""The N-panel (View3D sidebar, tab "Image to 3D") and add-on preferences."""
+
+import bpy
+
+from .main_panel import IMAGE_TO_3D_PT_main
+
+classes = (IMAGE_TO_3D_PT_main,)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,19 @@
+"""Scene properties ``scene.image_to_3d`` (DESIGN.md §5) and their one ``to_config()``."""
+
+import bpy
+
+from .scene_settings import ImageTo3DSettings
+
+classes = (ImageTo3DSettings,)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.image_to_3d = bpy.props.PointerProperty(type=ImageTo3DSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.image_to_3d
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

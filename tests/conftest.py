@@ -1,0 +1,59 @@
+"""Test set-up: isolated caches, tiny models, no network; the bpy add-on harness."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Isolate every per-user cache before anything (bpy, torch, huggingface_hub) reads it.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="image_to_3d_tests_"))
+for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CACHE_HOME", "cache"),
+                   ("HF_HOME", "hf"), ("TORCH_EXTENSIONS_DIR", "torch_extensions")):
+    os.environ.setdefault(_var, str(_SCRATCH / _sub))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("IMAGE_TO_3D_MODELS", "tiny")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def bundled_photo() -> Path:
+    """coffee.png that ships with scikit-image (public domain, see README)."""
+    import skimage
+
+    return Path(skimage.__file__).parent / "data" / "coffee.png"
+
+
+@pytest.fixture(scope="session")
+def addon_package():
+    """The extension imported from this checkout as the package ``image_to_3d`` (not yet registered).
+
+    The checkout's folder may have any name, so a temp folder holds a link named ``image_to_3d``.
+    """
+    from tests.blender_harness import import_addon_from_checkout
+
+    return import_addon_from_checkout(REPO_ROOT)
+
+
+@pytest.fixture
+def registered_addon(addon_package):
+    """The add-on registered in the bpy module, with a fresh factory-default scene; unregistered after."""
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_package.register()
+    try:
+        yield addon_package
+    finally:
+        addon_package.unregister()
