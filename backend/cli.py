@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "bench": ".bench:run_bench_command",
     "eval-phrasecut": ".segment.phrasecut:run_eval_phrasecut_command",
     "eval-recon": ".eval_recon.command:run_eval_recon_command",
-    "batch": ".batch:run_batch_command",
+    "batch": ".batch.command:run_batch_command",
 }
 
 
@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=None, help="object to take (optional for RGBA cut-outs)")
     p.add_argument("--mode", choices=["fast", "paper"], default="fast")
     p.add_argument("--sam", choices=["vit_h", "vit_l", "vit_b"], default="vit_h")
-    p.add_argument("--preset", choices=["draft", "standard", "high"], default="standard")
+    p.add_argument("--preset", choices=["draft", "standard", "high", "smoke"], default="standard",
+                   help="quality preset; smoke = tiny sizes for tests and the offline smoke run")
     p.add_argument("--steps", type=int, default=None, help="stage-1 steps (overrides the preset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="redo cached stages")
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--ray", default=None, help="auto or a Ray address")
+    p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU)")
     p.add_argument("--force", action="store_true")
     _add_common(p)
     return parser

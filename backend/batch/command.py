@@ -1,0 +1,44 @@
+"""``python -m backend batch --csv ROWS.csv --out DIR [--ray auto|ADDRESS] [--force]``.
+
+Without Ray the rows run in order on the local device. With Ray, one long-lived worker per GPU keeps its
+models loaded and takes rows as it frees up (see ``ray_runner.py``). Either way: one output folder per row,
+``DIR/summary.csv`` with every row's status, resumable (rows already done are skipped unless ``--force``),
+and exit code 1 if any row failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .rows import RowOutcome, read_rows, write_summary
+from .run_row import run_row
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    rows = read_rows(args.csv)
+    out_root = Path(args.out)
+    out_root.mkdir(parents=True, exist_ok=True)
+    if args.ray:
+        from .ray_runner import run_rows_on_ray
+
+        outcomes = run_rows_on_ray(rows, out_root, args.models, args.force, address=args.ray, workers=args.workers,
+                                   on_outcome=_print_outcome)
+    else:
+        outcomes = []
+        for row in rows:
+            outcome = run_row(row, out_root, args.models, args.device, args.force)
+            _print_outcome(outcome)
+            outcomes.append(outcome)
+    write_summary(out_root / "summary.csv", outcomes)
+    failed = sum(o.status == "failed" for o in outcomes)
+    print(f"batch: {len(outcomes) - failed} of {len(outcomes)} rows ok; summary in {out_root / 'summary.csv'}",
+          file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _print_outcome(outcome: RowOutcome) -> None:
+    detail = f": {outcome.message}" if outcome.message else ""
+    print(f"row {outcome.row.index} {outcome.status} (exit {outcome.exit_code}, {outcome.seconds:.1f} s){detail}",
+          file=sys.stderr)

@@ -1,0 +1,88 @@
+"""Batch rows: reading the CSV, and the per-row record that goes into ``summary.csv``."""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BadInputError
+
+SUMMARY_FIELDS = ("row", "image", "prompt", "status", "exit_code", "message", "seconds", "out_dir")
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One job: a photo and what to take out of it. ``index`` counts data rows from 1."""
+
+    index: int
+    image: str
+    prompt: str | None
+    preset: str = "standard"
+    seed: int = 0
+
+    @property
+    def folder_name(self) -> str:
+        stem = re.sub(r"[^a-z0-9]+", "-", Path(self.image).stem.lower()).strip("-") or "image"
+        return f"{self.index:04d}-{stem}"
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    row: BatchRow
+    status: str  # done | failed | skipped (already done)
+    exit_code: int
+    message: str
+    seconds: float
+    out_dir: str
+
+    def as_summary(self) -> dict:
+        return {"row": self.row.index, "image": self.row.image, "prompt": self.row.prompt or "",
+                "status": self.status, "exit_code": self.exit_code, "message": self.message,
+                "seconds": f"{self.seconds:.2f}", "out_dir": self.out_dir}
+
+
+def read_rows(csv_path: str | Path) -> list[BatchRow]:
+    """Columns: image, prompt, and optionally preset and seed; a header row is required.
+
+    Relative image paths are taken relative to the CSV's folder.
+    """
+    path = Path(csv_path)
+    if not path.is_file():
+        raise BadInputError(f"CSV file not found: {path}")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+            if "image" not in fields:
+                raise BadInputError(f"{path}: the header must name an 'image' column (and 'prompt'), got {fields}")
+            rows = []
+            for i, raw in enumerate(reader, start=1):
+                rec = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+                image = rec.get("image", "")
+                if image and not Path(image).is_absolute():
+                    image = str(path.parent / image)
+                seed_text = rec.get("seed") or "0"
+                if not seed_text.lstrip("-").isdigit():
+                    raise BadInputError(f"{path}: row {i} has a seed that is not a whole number: {seed_text!r}")
+                rows.append(BatchRow(index=i, image=image, prompt=rec.get("prompt") or None,
+                                     preset=rec.get("preset") or "standard", seed=int(seed_text)))
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path} is not a UTF-8 CSV file") from exc
+    if not rows:
+        raise BadInputError(f"{path} has no rows")
+    return rows
+
+
+def write_summary(path: Path, outcomes: list[RowOutcome]) -> None:
+    import io
+
+    from ..atomic_output import write_bytes_atomic
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS)
+    writer.writeheader()
+    for outcome in sorted(outcomes, key=lambda o: o.row.index):
+        writer.writerow(outcome.as_summary())
+    write_bytes_atomic(path, buf.getvalue().encode())

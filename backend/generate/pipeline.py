@@ -1,0 +1,219 @@
+"""Photo (+ prompt) → textured mesh: the whole chain, one entry point (:func:`generate`).
+
+Reads like a numbered recipe: each stage is timed, reports progress through the job's
+:class:`~backend.job_control.JobControl` (which also carries cancel), and maps CUDA out-of-memory to exit 5.
+Outputs are staged and moved into ``out_dir`` only when every file is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..atomic_output import AtomicOutputDir
+from ..camera import reference_camera
+from ..device import resolve_device
+from ..errors import BadInputError
+from ..images import LoadedImage, load_image
+from ..job_cache import JobCache, file_digest, job_key
+from ..job_control import JobControl, ensure_control
+from ..models.mode import ModelMode, resolve_model_mode
+from .presets import PipelineConfig, pipeline_config
+from .request import GenerateRequest, GenerationResult
+from .stage_clock import StageClock, release_gpu_memory
+
+MIN_ALPHA_COVERAGE = 0.001  # an alpha channel covering less than this is "no object"
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _has_cutout(image: LoadedImage) -> bool:
+    return image.alpha is not None and float((image.alpha < 0.5).mean()) > MIN_ALPHA_COVERAGE
+
+
+def _object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode, cache: JobCache,
+                 clock: StageClock, control: JobControl, reused: list[str]) -> np.ndarray:
+    """The object's mask at full resolution: the photo's own alpha, the cache, or segmentation."""
+    from ..segment import SegmentConfig, segment_image
+
+    if not request.prompt:
+        if _has_cutout(image):
+            return image.alpha >= 0.5
+        raise BadInputError("a prompt is needed: the image has no transparent background to cut the object from")
+    config = SegmentConfig(mode=request.mode, sam_variant=request.sam_variant, models=models,
+                           device=request.device, half=request.half)
+    key = job_key("mask", file_digest(request.image_path), request.prompt, config)
+    if not request.force:
+        cached = cache.load_mask(key)
+        if cached is not None and cached.shape == image.rgb.shape[:2]:
+            reused.append("mask")
+            control.report("segment", 1.0, "reused the cached mask")
+            return cached
+    with clock.stage("segment"):
+        result = segment_image(image, [request.prompt], config, control)[0]
+    cache.save_mask(key, result.mask)
+    return result.mask
+
+
+def generate(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
+    """Run the whole job; raises an :class:`~backend.errors.ImageTo3DError` subclass on any failure."""
+    from ..export import export_gaussians_ply, export_glb, export_obj
+    from ..gaussians.render import render_gaussians
+    from ..guidance import Zero123Guidance
+    from ..mesh import bake_cameras, bake_texture, extract_mesh, refine_texture, unwrap_uvs
+    from ..models.zero123 import load_zero123
+    from ..preprocess import prepare_reference
+    from ..stage1 import ViewTarget, fit_gaussians
+
+    # 1. Check inputs before any heavy work.
+    control = ensure_control(control)
+    config: PipelineConfig = request.config or pipeline_config(request.preset, request.steps)
+    if request.steps is not None and request.config is not None:
+        config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))
+    models = resolve_model_mode(request.models)
+    device = resolve_device(request.device)
+    image = load_image(request.image_path)
+    out_dir = Path(request.out_dir)
+    clock = StageClock(device)
+    cache = JobCache()
+    reused: list[str] = []
+    started = time.perf_counter()
+    _seed_everything(request.seed)
+    try:
+        # 2. Mask: the photo's alpha, the cache, or text-guided segmentation.
+        mask = _object_mask(request, image, models, cache, clock, control, reused)
+
+        # 3. Reference view: recentred square cut-out.
+        with clock.stage("preprocess"):
+            reference = prepare_reference(image.rgb, mask.astype(np.float32), size=config.reference_size,
+                                          border_ratio=config.border_ratio)
+            ref_rgb = torch.as_tensor(reference.rgb, device=device)
+            ref_alpha = torch.as_tensor(reference.alpha, device=device)
+            target = ViewTarget(reference_camera(config.reference_size), ref_rgb, ref_alpha)
+        control.report("preprocess", 1.0)
+
+        # 4. Zero123 guidance, conditioned on the reference over white.
+        with clock.stage("load_guidance"):
+            dtype = torch.float16 if (device.type == "cuda" and request.half) else torch.float32
+            guidance = Zero123Guidance(load_zero123(models, device, dtype=dtype), config.guidance)
+            on_white = ref_rgb * ref_alpha[..., None] + (1 - ref_alpha[..., None])
+            guidance.set_reference(on_white.permute(2, 0, 1)[None])
+        control.report("load_guidance", 1.0)
+
+        # 5. Stage 1: Gaussians fitted to the reference with the SDS prior (cached by inputs and settings).
+        s1_key = job_key("stage1", file_digest(request.image_path), request.prompt, request.mode,
+                         request.sam_variant, models, config.reference_size, config.border_ratio, config.stage1,
+                         config.guidance, request.seed, str(device.type))
+        gaussians = None if request.force else cache.load_gaussians(s1_key, device)
+        if gaussians is not None:
+            reused.append("stage1")
+            control.report("stage1", 1.0, "reused the cached stage-1 Gaussians")
+        else:
+            with clock.stage("stage1"):
+                gaussians = fit_gaussians([target], config.stage1, guidance, device=device, seed=request.seed,
+                                          control=control).gaussians
+            cache.save_gaussians(s1_key, gaussians)
+
+        # 6. Mesh: density grid → marching cubes → cleanup → decimation → UVs.
+        with clock.stage("mesh"):
+            mesh = extract_mesh(gaussians, config.mesh, control)
+        with clock.stage("uv_unwrap"):
+            mesh = unwrap_uvs(mesh)
+        control.report("uv_unwrap", 1.0)
+
+        # 7. Texture: baked from Gaussian renders, then refined against Zero123 targets and the reference.
+        white = torch.ones(3, device=device)
+
+        def render_view(camera):
+            with torch.no_grad():
+                out = render_gaussians(gaussians, camera, white)
+            return out.rgb, out.alpha[..., 0]
+
+        with clock.stage("bake"):
+            mesh = bake_texture(mesh, render_view, bake_cameras(config.bake_size), config.texture_size)
+        control.report("bake", 1.0)
+        with clock.stage("stage2"):
+            mesh = refine_texture(mesh, target, guidance, config.texture, control)
+        del guidance
+        release_gpu_memory()
+
+        # 8. Export, atomically.
+        metadata = _metadata(request, config, models, device, reused)
+        with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
+            export_glb(mesh, staging / "model.glb", metadata)
+            export_obj(mesh, staging)
+            export_gaussians_ply(gaussians, staging / "gaussians.ply")
+            _save_png(staging / "mask.png", mask)
+            _save_png(staging / "reference.png", np.concatenate([reference.rgb, reference.alpha[..., None]], -1))
+            metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
+            metadata["total_s"] = round(time.perf_counter() - started, 3)
+            metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
+            (staging / "job.json").write_text(json.dumps(metadata, indent=2))
+        control.report("export", 1.0)
+    except torch.cuda.OutOfMemoryError as exc:  # outside any timed stage
+        from ..errors import OutOfGPUMemoryError
+
+        release_gpu_memory()
+        raise OutOfGPUMemoryError("generate") from exc
+    finally:
+        release_gpu_memory()
+
+    return GenerationResult(
+        out_dir=out_dir,
+        glb_path=out_dir / "model.glb",
+        obj_path=out_dir / "model.obj",
+        ply_path=out_dir / "gaussians.ply",
+        job_json_path=out_dir / "job.json",
+        mask_path=out_dir / "mask.png",
+        timings=dict(clock.seconds),
+        peak_gpu_memory_mb=clock.overall_peak_memory_mb,
+        reused=tuple(reused),
+    )
+
+
+def _save_png(path: Path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    if array.dtype == bool:
+        img = Image.fromarray(array.astype(np.uint8) * 255)
+    else:
+        img = Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    path.write_bytes(buf.getvalue())
+
+
+def _metadata(request: GenerateRequest, config: PipelineConfig, models: ModelMode, device, reused) -> dict:
+    import transformers
+
+    meta = {
+        "generator": f"image_to_3d {__version__}",
+        "image": str(request.image_path),
+        "prompt": request.prompt,
+        "preset": request.preset,
+        "seed": request.seed,
+        "segmentation_mode": request.mode,
+        "sam_variant": request.sam_variant,
+        "models": models.value,
+        "device": str(device),
+        "reused": list(reused),
+        "config": dataclasses.asdict(config),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "numpy": np.__version__},
+    }
+    if models.meaningless:
+        meta["note"] = f"models={models.value}: random weights, the output is meaningless (tests and timing only)"
+    return meta

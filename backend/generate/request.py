@@ -1,0 +1,40 @@
+"""What a generate job is asked to do, and what it produced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .presets import PipelineConfig
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One photo (+ prompt) → one textured mesh. ``config`` overrides the preset entirely when given."""
+
+    image_path: str
+    prompt: str | None
+    out_dir: str
+    preset: str = "standard"
+    steps: int | None = None
+    seed: int = 0
+    mode: str = "fast"  # segmentation: fast | paper
+    sam_variant: str = "vit_h"
+    models: str | None = None  # real | tiny | full-random; None → $IMAGE_TO_3D_MODELS, else real
+    device: str = "auto"
+    half: bool = True  # fp16 models on CUDA
+    force: bool = False  # redo cached mask and stage 1
+    config: PipelineConfig | None = None
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    out_dir: Path
+    glb_path: Path
+    obj_path: Path
+    ply_path: Path
+    job_json_path: Path
+    mask_path: Path | None
+    timings: dict[str, float]
+    peak_gpu_memory_mb: float
+    reused: tuple[str, ...]  # cached stages that were reused ("mask", "stage1")
