@@ -76,9 +76,8 @@ class GatedWork:
 
 def fake_segment_work(config, out_dir: Path):
     def work(control):
-        from PIL import Image
-
         from image_to_3d.operators.backend_jobs import collect_segment_files
+        from PIL import Image
 
         rgb = _check_photo(config.image_path)
         control.report("segment", 0.5, "CLIPSeg heatmap")
