@@ -25,10 +25,10 @@ def rolled_back_on_failure(view_layer=None):
     try:
         yield
     except BaseException:
-        remove_new_datablocks(before)
-        for obj in view_layer.objects:
+        for obj in view_layer.objects:  # selection first, while every object is still valid
             obj.select_set(obj in selected, view_layer=view_layer)
         view_layer.objects.active = active
+        remove_new_datablocks(before)
         raise
 
 

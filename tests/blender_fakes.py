@@ -24,9 +24,8 @@ def slugify(prompt: str) -> str:
 
 
 def _check_photo(path: str):
+    from image_to_3d.backend.errors import BadInputError
     from PIL import Image
-
-    from backend.errors import BadInputError
 
     try:
         with Image.open(path) as image:
@@ -106,3 +105,9 @@ def fake_generate_work(config, out_dir: Path):
         return FakeGenerationResult(out_dir=Path(out_dir), glb_path=glb)
 
     return work
+
+
+def install_fakes(backend_jobs) -> None:
+    """Replace the add-on's two backend entry points with the fakes (for subprocess scripts)."""
+    backend_jobs.build_segment_work = fake_segment_work
+    backend_jobs.build_generate_work = fake_generate_work

@@ -1,0 +1,96 @@
+"""The add-on's registration, preferences and the one ``to_config()`` (bpy module, no jobs run)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_register_adds_panel_operators_preferences_and_unregister_removes_them(addon_package):
+    import bpy
+
+    from tests.blender_harness import registered_class_names
+
+    before = registered_class_names()
+    addon_package.register()
+    try:
+        names = registered_class_names()
+        assert {"IMAGE_TO_3D_PT_main", "IMAGE_TO_3D_OT_segment", "IMAGE_TO_3D_OT_generate",
+                "IMAGE_TO_3D_OT_cancel"} <= names
+        assert bpy.types.IMAGE_TO_3D_PT_main.bl_category == "Image to 3D"
+        assert bpy.types.IMAGE_TO_3D_PT_main.bl_space_type == "VIEW_3D"
+        assert hasattr(bpy.ops.image_to_3d, "segment") and hasattr(bpy.ops.image_to_3d, "cancel")
+        prefs_cls = addon_package.panels.preferences.ImageTo3DPreferences
+        assert prefs_cls.bl_idname == "image_to_3d" and prefs_cls.is_registered
+    finally:
+        addon_package.unregister()
+    assert registered_class_names() == before
+    assert not addon_package.panels.preferences.ImageTo3DPreferences.is_registered
+
+
+def test_to_config_splits_prompts_and_carries_preferences(addon_settings, small_photo):
+    import bpy
+    from image_to_3d.operators.backend_jobs import job_environment
+    from image_to_3d.properties.job_config import JobConfig
+
+    prefs = bpy.context.preferences.addons["image_to_3d"].preferences
+    prefs.sam_variant = "vit_b"
+    prefs.half_precision = False
+    addon_settings.prompt = "  a coffee cup \n\nthe saucer\n"
+    addon_settings.seed = 7
+    addon_settings.preset = "draft"
+    config = addon_settings.to_config()
+    assert isinstance(config, JobConfig)
+    assert config.prompts == ("a coffee cup", "the saucer")
+    assert config.prompt == "a coffee cup"
+    assert config.image_path == str(small_photo)
+    assert (config.seed, config.preset, config.mode) == (7, "draft", "fast")
+    assert config.options.sam_variant == "vit_b" and config.options.half_precision is False
+    assert config.options.device == "cpu"
+    # The bpy module runs with online access off: the job must not touch the network.
+    assert config.options.online_access is bool(getattr(bpy.app, "online_access", True))
+    if not config.options.online_access:
+        assert job_environment(config.options)["HF_HUB_OFFLINE"] == "1"
+
+
+def test_prompt_text_datablock_overrides_prompt_field(addon_settings):
+    import bpy
+
+    text = bpy.data.texts.new("prompts")
+    text.write("the mug\nthe spoon\n")
+    addon_settings.prompt_text = text
+    assert addon_settings.to_config().prompts == ("the mug", "the spoon")
+
+
+def test_loaded_image_datablock_is_used_even_when_only_in_memory(addon_settings):
+    import bpy
+    from PIL import Image
+
+    image = bpy.data.images.new("generated photo", width=8, height=4)
+    addon_settings.image = image
+    path = addon_settings.to_config().image_path
+    with Image.open(path) as saved:
+        assert saved.size == (8, 4)
+
+
+def test_local_model_folders_become_linked_model_dir(addon_settings, tmp_path):
+    import bpy
+    from image_to_3d.operators.backend_jobs import job_environment
+
+    prefs = bpy.context.preferences.addons["image_to_3d"].preferences
+    clipseg = tmp_path / "my clipseg"
+    clipseg.mkdir()
+    prefs.model_source = "local"
+    prefs.clipseg_dir = str(clipseg)
+    env = job_environment(addon_settings.to_config().options)
+    linked = tmp_path.joinpath(env["IMAGE_TO_3D_MODEL_DIR"], "CIDAS--clipseg-rd64-refined")
+    assert linked.resolve() == clipseg.resolve()
+
+
+def test_missing_photo_is_reported_not_raised(addon_settings):
+    import bpy
+
+    addon_settings.image_path = ""
+    with pytest.raises(RuntimeError, match="no photo chosen"):
+        bpy.ops.image_to_3d.generate()
+    assert "no photo chosen" in addon_settings.last_error
+    assert addon_settings.last_exit_code == 2
