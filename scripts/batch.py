@@ -56,6 +56,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--mode", choices=["fast", "paper"], default="fast")
     parser.add_argument("--out", required=True, help="the .blend to write (a folder with --per-row)")
     parser.add_argument("--per-row", action="store_true", help="one .blend per row, in the --out folder")
+    parser.add_argument("--keep-scene", action="store_true",
+                        help="add to the scene Blender opened (default: start from an empty scene)")
     return parser.parse_args(argv)
 
 
@@ -112,7 +114,7 @@ def run_row(row: BatchRow, mode: str, location: tuple[float, float, float]) -> R
 
 
 def clear_scene() -> None:
-    """Empty the scene between per-row files (the add-on stays registered)."""
+    """Remove every object and what only they used (the add-on stays registered)."""
     import bpy
 
     bpy.data.batch_remove(list(bpy.data.objects))
@@ -144,7 +146,7 @@ def main(argv: list[str]) -> int:
     out = Path(args.out)
     outcomes = []
     for index, row in enumerate(rows, start=1):
-        if args.per_row:
+        if args.per_row or (index == 1 and not args.keep_scene):
             clear_scene()
         outcome = run_row(row, args.mode, ((0.0 if args.per_row else (index - 1) * ROW_SPACING_M), 0.0, 0.0))
         outcomes.append(outcome)
