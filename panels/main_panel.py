@@ -55,8 +55,11 @@ class IMAGE_TO_3D_PT_main(bpy.types.Panel):
         if preview is not None:
             box = layout.box()
             box.label(text=preview.name, icon="IMAGE_DATA")
-            if preview.preview is not None:
-                box.template_icon(icon_value=preview.preview.icon_id, scale=8.0)
+            icon = preview.preview or preview.preview_ensure()  # generated once, then cached by Blender
+            if icon is not None:
+                box.template_icon(icon_value=icon.icon_id, scale=8.0)
+            else:
+                box.template_ID_preview(settings, "preview_image", hide_buttons=True)
 
 
 def draw_progress(layout, settings) -> None:

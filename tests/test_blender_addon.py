@@ -94,3 +94,53 @@ def test_missing_photo_is_reported_not_raised(addon_settings):
         bpy.ops.image_to_3d.generate()
     assert "no photo chosen" in addon_settings.last_error
     assert addon_settings.last_exit_code == 2
+
+
+class _RecordingLayout:
+    """Stands in for bpy's UILayout (the bpy module draws no UI): records every call of the panel's draw."""
+
+    def __init__(self, calls):
+        self.calls = calls
+        self.enabled = True
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            return self
+
+        return record
+
+
+def _draw_panel(addon_package, context) -> list:
+    calls = []
+    panel = type("PanelStandIn", (), {"layout": _RecordingLayout(calls)})()
+    addon_package.panels.main_panel.IMAGE_TO_3D_PT_main.draw(panel, context)
+    return calls
+
+
+def test_panel_shows_fields_buttons_error_and_preview(addon_settings, addon_package):
+    import bpy
+
+    addon_settings.last_error = "cannot read image /x/photo.png: FileNotFoundError"
+    addon_settings.preview_image = bpy.data.images.new("a-coffee-cup overlay", 4, 4)
+    calls = _draw_panel(addon_package, bpy.context)
+    props = {args[1] for name, args, _ in calls if name == "prop"}
+    assert {"image_path", "prompt", "mode", "preset", "seed", "make_preview_plane"} <= props
+    operators = [args[0] for name, args, _ in calls if name == "operator"]
+    assert operators == ["image_to_3d.segment", "image_to_3d.generate"]  # no Cancel while idle
+    labels = " ".join(kwargs.get("text", "") for name, _, kwargs in calls if name == "label")
+    assert "FileNotFoundError" in labels
+    assert any(name in ("template_icon", "template_ID_preview") for name, _, _ in calls)
+
+
+def test_panel_shows_progress_and_cancel_while_a_job_runs(addon_settings, addon_package, monkeypatch):
+    import bpy
+    from image_to_3d.operators import job_runner
+
+    addon_settings.stage, addon_settings.progress = "stage 1", 0.4
+    with monkeypatch.context() as patch:
+        patch.setattr(job_runner, "current_job", lambda: object())  # "a job is running"
+        calls = _draw_panel(addon_package, bpy.context)
+    progress = [kwargs for name, _, kwargs in calls if name == "progress"]
+    assert progress and progress[0]["factor"] == pytest.approx(0.4) and "stage 1" in progress[0]["text"]
+    assert "image_to_3d.cancel" in [args[0] for name, args, _ in calls if name == "operator"]
