@@ -48,7 +48,7 @@ def import_generated_model(glb_path: str | os.PathLike, name: str, context=None)
     return obj
 
 
-def _window_override(context) -> dict:
+def window_override(context) -> dict:
     """Operators called from a timer have no window in their context: lend them the first one."""
     if context.window is not None:
         return {}
@@ -62,7 +62,7 @@ def _run_gltf_importer(glb_path: str, context) -> list:
 
         addon_utils.enable("io_scene_gltf2", default_set=False)
     before = {obj.as_pointer() for obj in bpy.data.objects}
-    with context.temp_override(**_window_override(context)):
+    with context.temp_override(**window_override(context)):
         result = bpy.ops.import_scene.gltf(filepath=glb_path)
     if "FINISHED" not in result:
         raise RuntimeError(f"Blender's glTF importer could not read {glb_path}")
@@ -84,7 +84,7 @@ def _one_mesh_object(new_objects: list, context):
     if leftovers:
         bpy.data.batch_remove(leftovers)
     if len(meshes) > 1:
-        with context.temp_override(**_window_override(context), active_object=meshes[0],
+        with context.temp_override(**window_override(context), active_object=meshes[0],
                                    selected_editable_objects=meshes):
             bpy.ops.object.join()
     return meshes[0]

@@ -73,6 +73,7 @@ class IMAGE_TO_3D_OT_segment(_JobOperator, bpy.types.Operator):
             first = next(iter(loaded.values()), None)
             if first is not None:
                 scene.image_to_3d.preview_image = first["overlay"]
+            push_undo_step("Image to 3D: segment")
 
         return job_runner.Job(kind="segment", work=backend_jobs.build_segment_work(config, out_dir),
                               on_success=bring_in, scene_name=scene_name,
@@ -97,12 +98,21 @@ class IMAGE_TO_3D_OT_generate(_JobOperator, bpy.types.Operator):
             from .import_result import import_generated_model
 
             import_generated_model(result.glb_path, name)
-            if not bpy.app.background:  # undo does not exist in background mode
-                bpy.ops.ed.undo_push(message=f"Image to 3D: {name}")
+            push_undo_step(f"Image to 3D: {name}")
 
         return job_runner.Job(kind="generate", work=backend_jobs.build_generate_work(config, out_dir),
                               on_success=bring_in, scene_name=context.scene.name,
                               env=backend_jobs.job_environment(config.options))
+
+
+def push_undo_step(message: str) -> None:
+    """One undo step for what a job brought in (undo does not exist in background mode)."""
+    if bpy.app.background:
+        return
+    from .import_result import window_override
+
+    with bpy.context.temp_override(**window_override(bpy.context)):
+        bpy.ops.ed.undo_push(message=message)
 
 
 class IMAGE_TO_3D_OT_cancel(bpy.types.Operator):

@@ -121,7 +121,8 @@ def start_job(job: Job, settings) -> Job:
     _current = job
     job.start()
     if not blocks_until_done() and not bpy.app.timers.is_registered(poll_running_job):
-        bpy.app.timers.register(poll_running_job, first_interval=POLL_INTERVAL_S)
+        # persistent: loading another file must not strand the job (it would stay "running" forever)
+        bpy.app.timers.register(poll_running_job, first_interval=POLL_INTERVAL_S, persistent=True)
     return job
 
 
@@ -161,6 +162,8 @@ def _apply_progress(job: Job) -> None:
         return
     settings = _settings_of(job)
     last = events[-1]
+    if blocks_until_done() and last.stage != settings.stage:
+        print(f"Image to 3D: {job.kind}: {last.stage}", file=sys.stderr, flush=True)  # headless runs show life
     settings.stage = last.stage
     settings.progress = last.fraction
     if last.message:
