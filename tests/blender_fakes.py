@@ -35,19 +35,24 @@ def _check_photo(path: str):
 
 
 def write_textured_box_glb(path: Path, size: int = 16) -> Path:
-    """A 1 m box with UVs and an embedded PNG baseColor texture (a red/blue checker), as .glb."""
+    """A 1 m box, each face mapped to the whole of a ``size``-pixel PNG baseColor texture (a red/blue checker of
+    8 x 8 squares), exported as .glb."""
     import trimesh
     from PIL import Image
 
     box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
-    vertices = box.vertices
-    uv = np.stack([(vertices[:, 0] + 0.5), (vertices[:, 1] + vertices[:, 2] + 1.0) / 2.0], axis=1)
-    checker = (np.indices((size, size)).sum(axis=0) % 2).astype(bool)
-    pixels = np.where(checker[..., None], [220, 40, 40], [40, 40, 220]).astype(np.uint8)
-    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(pixels))
-    box.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    corners = box.vertices[box.faces].reshape(-1, 3)  # [36, 3]: no shared vertices, so each face has its own UVs
+    normal_axis = np.repeat(np.abs(box.face_normals).argmax(axis=1), 3)  # [36]
+    in_plane = np.array([[1, 2], [0, 2], [0, 1]])[normal_axis]  # the two axes along the face
+    uv = np.take_along_axis(corners, in_plane, axis=1) + 0.5  # [36, 2] in [0, 1]
+    squares = (np.indices((8, 8)).sum(axis=0) % 2).astype(bool)
+    pixels = np.where(squares[..., None], [220, 40, 40], [40, 40, 220]).astype(np.uint8)
+    texture = Image.fromarray(pixels).resize((size, size), Image.NEAREST)
+    mesh = trimesh.Trimesh(vertices=corners, faces=np.arange(36).reshape(12, 3), process=False)
+    mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=trimesh.visual.material.PBRMaterial(
+        baseColorTexture=texture))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(box.export(file_type="glb"))
+    path.write_bytes(mesh.export(file_type="glb"))
     return path
 
 
