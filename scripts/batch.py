@@ -56,6 +56,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--mode", choices=["fast", "paper"], default="fast")
     parser.add_argument("--out", required=True, help="the .blend to write (a folder with --per-row)")
     parser.add_argument("--per-row", action="store_true", help="one .blend per row, in the --out folder")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                        help="overrides the add-on preference for this run")
+    parser.add_argument("--jobs-dir", default=None, help="where each job's files go (default: the preference)")
     parser.add_argument("--keep-scene", action="store_true",
                         help="add to the scene Blender opened (default: start from an empty scene)")
     return parser.parse_args(argv)
@@ -88,6 +91,21 @@ def _row_from_cells(cells: list[str], number: int) -> BatchRow:
     except ValueError:
         raise BadBatchInput(f"CSV line {number}: seed must be a whole number, got {cells[3]!r}") from None
     return BatchRow(image=cells[0], prompt=cells[1], preset=preset, seed=seed)
+
+
+def apply_preferences(device: str | None, jobs_dir: str | None) -> None:
+    """Set the add-on preferences for this run (creating their entry where the add-on came from the checkout)."""
+    import bpy
+
+    addons = bpy.context.preferences.addons
+    entry = next((e for e in addons if type(e.preferences).__name__ == "ImageTo3DPreferences"), None)
+    if entry is None:
+        entry = addons.new()
+        entry.module = "image_to_3d"
+    if device:
+        entry.preferences.device = device
+    if jobs_dir:
+        entry.preferences.output_dir = str(Path(jobs_dir).resolve())
 
 
 def run_row(row: BatchRow, mode: str, location: tuple[float, float, float]) -> RowOutcome:
@@ -143,6 +161,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ensure_registered()
+    apply_preferences(args.device, args.jobs_dir)
     out = Path(args.out)
     outcomes = []
     for index, row in enumerate(rows, start=1):

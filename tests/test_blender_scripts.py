@@ -47,13 +47,15 @@ def test_batch_csv_with_one_bad_row_fails_but_saves_the_good_object(repo_root, s
     rows = tmp_path / "rows.csv"
     rows.write_text(f"image,prompt,preset,seed\n{small_photo},a coffee cup,draft,3\n{tmp_path / 'gone.png'},a cup\n")
     blend = tmp_path / "scene.blend"
-    result = _run_batch(repo_root, "--csv", str(rows), "--out", str(blend))
+    result = _run_batch(repo_root, "--csv", str(rows), "--out", str(blend), "--device", "cpu",
+                        "--jobs-dir", str(tmp_path / "jobs"))
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("row ")]
     assert len(lines) == 2, result.stdout
     assert lines[0].startswith("row 1: ok") and "'a coffee cup'" in lines[0]
     assert lines[1].startswith("row 2: FAILED (exit 2)") and "gone.png" in lines[1]
     assert _object_names(blend) == ["a coffee cup"]
+    assert len(list((tmp_path / "jobs").iterdir())) >= 1  # the good row's job files went where asked
 
 
 def test_batch_rejects_a_bad_csv_with_exit_2(repo_root, tmp_path):
