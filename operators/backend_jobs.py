@@ -66,8 +66,19 @@ def linked_model_dir(local_dirs: dict[str, str]) -> Path:
     root = Path(tempfile.mkdtemp(prefix="image_to_3d_models_"))
     for key, folder in local_dirs.items():
         if key in MODEL_REPOS and folder:
-            os.symlink(Path(folder).resolve(), root / MODEL_REPOS[key].replace("/", "--"), target_is_directory=True)
+            _link_folder(Path(folder).resolve(), root / MODEL_REPOS[key].replace("/", "--"))
     return root
+
+
+def _link_folder(target: Path, link: Path) -> None:
+    try:
+        os.symlink(target, link, target_is_directory=True)
+    except OSError:
+        if sys.platform != "win32":
+            raise
+        import _winapi  # symlinks need developer mode on Windows; junctions need nothing
+
+        _winapi.CreateJunction(str(target), str(link))
 
 
 def build_segment_work(config: JobConfig, out_dir: Path) -> Callable[[Any], SegmentPreview]:

@@ -118,8 +118,8 @@ def start_job(job: Job, settings) -> Job:
     settings.last_message = f"{job.kind} started"
     settings.last_error = ""
     settings.last_exit_code = 0
-    _current = job
     job.start()
+    _current = job
     if not blocks_until_done() and not bpy.app.timers.is_registered(poll_running_job):
         # persistent: loading another file must not strand the job (it would stay "running" forever)
         bpy.app.timers.register(poll_running_job, first_interval=POLL_INTERVAL_S, persistent=True)

@@ -144,3 +144,18 @@ def test_panel_shows_progress_and_cancel_while_a_job_runs(addon_settings, addon_
     progress = [kwargs for name, _, kwargs in calls if name == "progress"]
     assert progress and progress[0]["factor"] == pytest.approx(0.4) and "stage 1" in progress[0]["text"]
     assert "image_to_3d.cancel" in [args[0] for name, args, _ in calls if name == "operator"]
+
+
+def test_models_missing_offline_says_how_to_enable_online_access(addon_package):
+    from image_to_3d.backend.errors import ModelsUnavailableError
+    from image_to_3d.operators.backend_jobs import _explained_model_errors
+    from image_to_3d.properties.job_config import AddonOptions
+
+    with pytest.raises(ModelsUnavailableError, match="Allow Online Access") as caught:
+        with _explained_model_errors(AddonOptions(online_access=False)):
+            raise ModelsUnavailableError("model CIDAS/clipseg-rd64-refined is not available offline")
+    assert str(caught.value).startswith("model CIDAS/clipseg-rd64-refined") and caught.value.exit_code == 4
+    with pytest.raises(ModelsUnavailableError) as caught:
+        with _explained_model_errors(AddonOptions(online_access=True)):
+            raise ModelsUnavailableError("download failed")
+    assert str(caught.value) == "download failed"
