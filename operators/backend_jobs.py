@@ -104,9 +104,10 @@ def build_generate_work(config: JobConfig, out_dir: Path) -> Callable[[Any], Any
         from ..backend.generate import GenerateRequest, generate
 
         options = config.options
-        request = GenerateRequest(image_path=config.image_path, prompt=config.prompt, out_dir=out_dir,
+        request = GenerateRequest(image_path=config.image_path, prompt=config.prompt, out_dir=str(out_dir),
                                   preset=config.preset, seed=config.seed, mode=config.mode,
-                                  sam_variant=options.sam_variant, device=options.device)
+                                  sam_variant=options.sam_variant, device=options.device,
+                                  half=options.half_precision)
         with _explained_model_errors(options):
             return generate(request, control)
 
