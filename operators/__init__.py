@@ -2,7 +2,10 @@
 
 import bpy
 
-classes = ()
+from . import job_runner
+from .job_operators import IMAGE_TO_3D_OT_cancel, IMAGE_TO_3D_OT_generate, IMAGE_TO_3D_OT_segment
+
+classes = (IMAGE_TO_3D_OT_segment, IMAGE_TO_3D_OT_generate, IMAGE_TO_3D_OT_cancel)
 
 
 def register() -> None:
@@ -11,5 +14,6 @@ def register() -> None:
 
 
 def unregister() -> None:
+    job_runner.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -3,8 +3,9 @@
 import bpy
 
 from .main_panel import IMAGE_TO_3D_PT_main
+from .preferences import ImageTo3DPreferences
 
-classes = (IMAGE_TO_3D_PT_main,)
+classes = (ImageTo3DPreferences, IMAGE_TO_3D_PT_main)
 
 
 def register() -> None:

@@ -1,11 +1,25 @@
+"""``scene.image_to_3d``: what the user chose for the next job, the status the panel shows, and ``to_config()``."""
+
+import os
+import tempfile
+
 import bpy
+
+from .job_config import ADDON_PACKAGE, AddonOptions, JobConfig, split_prompts
 
 
 class ImageTo3DSettings(bpy.types.PropertyGroup):
     """What the user chose for the next job, and the status the panel shows."""
 
-    image_path: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH")
-    prompt: bpy.props.StringProperty(name="Prompt", description="What to take out of the photo")
+    image_path: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH",
+                                         description="Photo file; ignored when an image datablock is picked")
+    image: bpy.props.PointerProperty(name="Loaded image", type=bpy.types.Image,
+                                     description="Use an image already loaded in Blender instead of a file")
+    prompt: bpy.props.StringProperty(
+        name="Prompt", description="What to take out of the photo; several prompts one per line")
+    prompt_text: bpy.props.PointerProperty(
+        name="Prompt text", type=bpy.types.Text,
+        description="A text datablock with one prompt per line (overrides the prompt field)")
     mode: bpy.props.EnumProperty(
         name="Mode",
         items=[("fast", "Fast", "SAM prompted from the text heatmap"),
@@ -14,11 +28,64 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
     )
     preset: bpy.props.EnumProperty(
         name="Preset",
-        items=[("draft", "Draft", ""), ("standard", "Standard", ""), ("high", "High", "")],
+        items=[("draft", "Draft", "Fewest steps, quickest"), ("standard", "Standard", "The default"),
+               ("high", "High", "Most steps, best texture")],
         default="standard",
     )
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
+    make_preview_plane: bpy.props.BoolProperty(
+        name="Preview plane", default=False,
+        description="After segmenting, add a plane showing the cut-out with its alpha")
+    preview_image: bpy.props.PointerProperty(name="Mask preview", type=bpy.types.Image)
     stage: bpy.props.StringProperty(name="Stage")
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     last_message: bpy.props.StringProperty(name="Message")
     last_error: bpy.props.StringProperty(name="Error")
+    last_exit_code: bpy.props.IntProperty(name="Exit code", description="0 done, else DESIGN.md §4's codes")
+
+    def prompt_lines(self) -> tuple[str, ...]:
+        text = self.prompt_text.as_string() if self.prompt_text is not None else self.prompt
+        return split_prompts(text)
+
+    def to_config(self, context=None) -> JobConfig:
+        """The one place Blender properties become plain data for a job (raises BadInputError)."""
+        context = context or bpy.context
+        return JobConfig(
+            image_path=resolve_photo_path(self),
+            prompts=self.prompt_lines(),
+            mode=self.mode,
+            preset=self.preset,
+            seed=int(self.seed),
+            make_preview_plane=bool(self.make_preview_plane),
+            options=read_addon_options(context),
+        )
+
+
+def read_addon_options(context) -> AddonOptions:
+    """The add-on preferences as data; defaults where the add-on was registered without an entry in them."""
+    entry = context.preferences.addons.get(ADDON_PACKAGE)
+    online = bool(getattr(bpy.app, "online_access", True))
+    if entry is None or entry.preferences is None:
+        return AddonOptions(online_access=online)
+    return entry.preferences.to_options(online_access=online)
+
+
+def resolve_photo_path(settings: ImageTo3DSettings) -> str:
+    """An absolute path the worker can read: the picked image's file, a saved copy of it, or the path field."""
+    from ..backend.errors import BadInputError
+
+    image = settings.image
+    if image is not None:
+        on_disk = bpy.path.abspath(image.filepath) if image.filepath else ""
+        if on_disk and os.path.isfile(on_disk):
+            return os.path.abspath(on_disk)
+        # Packed, generated or edited in memory: the worker gets a copy (written here, on the main thread).
+        copy = os.path.join(tempfile.mkdtemp(prefix="image_to_3d_photo_"), bpy.path.clean_name(image.name) + ".png")
+        try:
+            image.save(filepath=copy, save_copy=True)
+        except RuntimeError as exc:
+            raise BadInputError(f"could not read the image '{image.name}': {exc}") from None
+        return copy
+    if not settings.image_path.strip():
+        raise BadInputError("no photo chosen: pick an image file or a loaded image")
+    return os.path.abspath(bpy.path.abspath(settings.image_path))

@@ -57,3 +57,6 @@ def registered_addon(addon_package):
         yield addon_package
     finally:
         addon_package.unregister()
+
+
+from tests.blender_fixtures import addon_settings, job_backend, small_photo  # noqa: E402,F401  (bpy test fixtures)

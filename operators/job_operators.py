@@ -1,0 +1,136 @@
+"""The three operators: image_to_3d.segment, image_to_3d.generate, image_to_3d.cancel.
+
+Each reads ``scene.image_to_3d``, turns it into plain data with ``to_config()``, and hands a
+``work(control)`` callable to the job runner. In the UI the operator returns at once and a timer brings the
+result in; in background mode (``blender -b``, the bpy module) it waits for the job and returns FINISHED, or
+CANCELLED with the one-line error in the report and in ``last_error``.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import backend_jobs, job_runner
+
+
+class _JobOperator:
+    kind = ""
+
+    def execute(self, context):
+        from ..backend.errors import ImageTo3DError
+
+        settings = context.scene.image_to_3d
+        if job_runner.current_job() is not None:
+            self.report({"ERROR"}, job_runner.BUSY_MESSAGE)
+            return {"CANCELLED"}
+        try:
+            job = self.make_job(settings.to_config(context), context)
+        except ImageTo3DError as exc:
+            settings.last_error, settings.last_exit_code = str(exc), exc.exit_code
+            settings.stage = "failed"
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        job_runner.start_job(job, settings)
+        if not job_runner.blocks_until_done():
+            self.report({"INFO"}, f"Image to 3D: {self.kind} started")
+            return {"FINISHED"}
+        job_runner.run_to_end(job)
+        if job.error is None:
+            self.report({"INFO"}, settings.last_message)
+            return {"FINISHED"}
+        if settings.last_error:
+            self.report({"ERROR"}, settings.last_error)
+        else:
+            self.report({"WARNING"}, settings.last_message)
+        return {"CANCELLED"}
+
+    def make_job(self, config, context) -> job_runner.Job:
+        raise NotImplementedError
+
+
+class IMAGE_TO_3D_OT_segment(_JobOperator, bpy.types.Operator):
+    """Cut the prompted objects out of the photo and show the masks"""
+
+    bl_idname = "image_to_3d.segment"
+    bl_label = "Segment"
+    bl_options = {"REGISTER"}
+    kind = "segment"
+
+    def make_job(self, config, context) -> job_runner.Job:
+        from ..backend.errors import BadInputError
+
+        if not config.prompts:
+            raise BadInputError("no prompt: type what to cut out of the photo (one per line)")
+        out_dir = backend_jobs.job_out_dir(config.options, "segment", config.prompt)
+        make_plane = config.make_preview_plane
+        scene_name = context.scene.name
+
+        def bring_in(preview) -> None:
+            from .segment_images import load_segment_images
+
+            scene = bpy.data.scenes.get(scene_name) or bpy.context.scene
+            loaded = load_segment_images(preview, make_plane)
+            first = next(iter(loaded.values()), None)
+            if first is not None:
+                scene.image_to_3d.preview_image = first["overlay"]
+            push_undo_step("Image to 3D: segment")
+
+        return job_runner.Job(kind="segment", work=backend_jobs.build_segment_work(config, out_dir),
+                              on_success=bring_in, scene_name=scene_name,
+                              env=backend_jobs.job_environment(config.options))
+
+
+class IMAGE_TO_3D_OT_generate(_JobOperator, bpy.types.Operator):
+    """Turn the prompted object of the photo into a textured mesh at the 3D cursor"""
+
+    bl_idname = "image_to_3d.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER"}  # no UNDO: the import pushes its own single undo step when it lands
+    kind = "generate"
+
+    def make_job(self, config, context) -> job_runner.Job:
+        from .import_result import object_name_for
+
+        out_dir = backend_jobs.job_out_dir(config.options, "generate", config.prompt)
+        name = object_name_for(config.prompt, config.image_path)
+
+        def bring_in(result) -> None:
+            from .import_result import import_generated_model
+
+            import_generated_model(result.glb_path, name)
+            push_undo_step(f"Image to 3D: {name}")
+
+        return job_runner.Job(kind="generate", work=backend_jobs.build_generate_work(config, out_dir),
+                              on_success=bring_in, scene_name=context.scene.name,
+                              env=backend_jobs.job_environment(config.options))
+
+
+def push_undo_step(message: str) -> None:
+    """One undo step for what a job brought in (undo does not exist in background mode)."""
+    if bpy.app.background:
+        return
+    from .import_result import window_override
+
+    with bpy.context.temp_override(**window_override(bpy.context)):
+        bpy.ops.ed.undo_push(message=message)
+
+
+class IMAGE_TO_3D_OT_cancel(bpy.types.Operator):
+    """Stop the running job; the scene stays as it was"""
+
+    bl_idname = "image_to_3d.cancel"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return job_runner.current_job() is not None
+
+    def execute(self, context):
+        job = job_runner.current_job()
+        if job is None:
+            self.report({"WARNING"}, "no Image to 3D job is running")
+            return {"CANCELLED"}
+        job.cancel()
+        context.scene.image_to_3d.last_message = f"cancelling {job.kind}…"
+        return {"FINISHED"}

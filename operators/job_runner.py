@@ -1,0 +1,246 @@
+"""One job at a time in a background thread; a main-thread timer hands its progress and result to Blender.
+
+The worker runs ``work(control)`` and never touches bpy. Progress goes through ``control.on_progress``
+into the job's queue; :func:`poll_running_job` (a ``bpy.app.timers`` callback, also called directly by
+tests and by the background-mode path) drains it into ``scene.image_to_3d`` and, when the thread has
+ended, calls the job's ``on_success`` on the main thread (which imports the result) or records the error.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+
+BUSY_MESSAGE = "a job is already running — cancel it or wait"
+POLL_INTERVAL_S = 0.1
+
+
+@dataclass
+class Job:
+    """A running (or finished) job: its thread, its JobControl, its progress queue, its result or error."""
+
+    kind: str  # "segment" | "generate": shown to the user
+    work: Callable[[Any], Any]  # work(control) -> result; runs in the worker thread, never touches bpy
+    on_success: Callable[[Any], None]  # on_success(result) on the main thread: brings the result into Blender
+    scene_name: str
+    env: dict[str, str] = field(default_factory=dict)  # environment variables set for the job's duration
+    control: Any = None  # backend.job_control.JobControl, made in start()
+    progress_queue: queue.Queue = field(default_factory=queue.Queue)
+    thread: threading.Thread | None = None
+    result: Any = None
+    error: BaseException | None = None
+    started_at: float = 0.0
+    finished: bool = False  # set on the main thread once the result or error reached the scene
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
+
+    def start(self) -> None:
+        from ..backend.job_control import JobControl
+
+        self.control = JobControl(on_progress=self.progress_queue.put)
+        for key, value in self.env.items():
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        self.started_at = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name=f"image_to_3d {self.kind}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self.work(self.control)
+        except BaseException as exc:  # noqa: BLE001 - everything is handed to the main thread as data
+            self.error = exc
+
+    def cancel(self) -> None:
+        if self.control is not None:
+            self.control.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.control is not None and self.control.cancelled
+
+    @property
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def drain_progress(self) -> list:
+        events = []
+        while True:
+            try:
+                events.append(self.progress_queue.get_nowait())
+            except queue.Empty:
+                return events
+
+    def restore_env(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+
+_current: Job | None = None  # the one job that may run at a time
+
+
+def current_job() -> Job | None:
+    """The running job, or None (a finished job stops being current once its result reached the scene)."""
+    return _current if _current is not None and not _current.finished else None
+
+
+def blocks_until_done() -> bool:
+    """True where the operator must finish the job before returning (``blender -b``, the bpy module).
+
+    A function of its own so tests can exercise the UI (threaded) path in the bpy module.
+    """
+    return bool(bpy.app.background)
+
+
+def start_job(job: Job, settings) -> Job:
+    """Start ``job`` in its thread; raises RuntimeError(BUSY_MESSAGE) while another job runs. Returns at once."""
+    global _current
+    if current_job() is not None:
+        raise RuntimeError(BUSY_MESSAGE)
+    settings.stage = "starting"
+    settings.progress = 0.0
+    settings.last_message = f"{job.kind} started"
+    settings.last_error = ""
+    settings.last_exit_code = 0
+    job.start()
+    _current = job
+    if not blocks_until_done() and not bpy.app.timers.is_registered(poll_running_job):
+        # persistent: loading another file must not strand the job (it would stay "running" forever)
+        bpy.app.timers.register(poll_running_job, first_interval=POLL_INTERVAL_S, persistent=True)
+    return job
+
+
+def run_to_end(job: Job) -> None:
+    """Background mode: wait for the thread (still draining progress), then finish on this (main) thread."""
+    while job.alive:
+        job.join(POLL_INTERVAL_S)
+        _apply_progress(job)
+    poll_running_job()
+
+
+def poll_running_job() -> float | None:
+    """Timer callback: move progress into the scene; finish the job when its thread ended.
+
+    Returns the next interval while the job runs, None (timer ends) when there is nothing left to do.
+    """
+    job = current_job()
+    if job is None:
+        return None
+    _apply_progress(job)
+    if job.alive:
+        _tag_redraw()
+        return POLL_INTERVAL_S
+    _finish(job)
+    _tag_redraw()
+    return None
+
+
+def _settings_of(job: Job):
+    scene = bpy.data.scenes.get(job.scene_name) or bpy.context.scene
+    return scene.image_to_3d
+
+
+def _apply_progress(job: Job) -> None:
+    events = job.drain_progress()
+    if not events:
+        return
+    settings = _settings_of(job)
+    last = events[-1]
+    if blocks_until_done() and last.stage != settings.stage:
+        print(f"Image to 3D: {job.kind}: {last.stage}", file=sys.stderr, flush=True)  # headless runs show life
+    settings.stage = last.stage
+    settings.progress = last.fraction
+    if last.message:
+        settings.last_message = last.message
+
+
+def _finish(job: Job) -> None:
+    """Bring the result into Blender (main thread) or record why not. Never leaves the job current."""
+    job.restore_env()
+    settings = _settings_of(job)
+    try:
+        if job.error is None and job.cancelled:
+            from ..backend.errors import CancelledError
+
+            job.error = CancelledError(settings.stage)
+        if job.error is None:
+            try:
+                job.on_success(job.result)
+            except Exception as exc:  # noqa: BLE001 - the import failed: reported like a job failure
+                job.error = exc
+        if job.error is None:
+            settings.stage = "done"
+            settings.progress = 1.0
+            settings.last_exit_code = 0
+            settings.last_message = f"{job.kind} done in {time.monotonic() - job.started_at:.1f} s"
+        else:
+            _record_error(settings, job)
+    finally:
+        job.finished = True
+
+
+def _record_error(settings, job: Job) -> None:
+    from ..backend.errors import CancelledError
+
+    message, code = describe_error(job.error)
+    settings.last_exit_code = code
+    if isinstance(job.error, CancelledError):
+        settings.stage = "cancelled"
+        settings.last_message = message
+        settings.last_error = ""
+    else:
+        settings.stage = "failed"
+        settings.last_error = message
+        settings.last_message = f"{job.kind} failed"
+
+
+def describe_error(error: BaseException) -> tuple[str, int]:
+    """The one-line message and the exit code (DESIGN.md §4) for anything a job raised."""
+    from ..backend.errors import ImageTo3DError, OutOfGPUMemoryError
+
+    if isinstance(error, ImageTo3DError):
+        return str(error), error.exit_code
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(error, torch.cuda.OutOfMemoryError):
+        err = OutOfGPUMemoryError("the job")
+        return str(err), err.exit_code
+    traceback.print_exception(error)  # a bug: the console gets the traceback, the panel one line
+    return f"internal error ({type(error).__name__}: {error}); see the system console and report it", 1
+
+
+def _tag_redraw() -> None:
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm is not None else ():
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def unregister() -> None:
+    """Cancel a running job and stop the timer (disabling the add-on mid-job)."""
+    global _current
+    job = current_job()
+    if job is not None:
+        job.cancel()
+        job.join(5.0)
+        job.restore_env()
+        job.finished = True
+    _current = None
+    if bpy.app.timers.is_registered(poll_running_job):
+        bpy.app.timers.unregister(poll_running_job)

@@ -1,0 +1,80 @@
+"""Add-on preferences: device, where the models come from, precision, memory, output folder."""
+
+import bpy
+
+from ..properties.job_config import ADDON_PACKAGE, MODEL_REPOS, AddonOptions
+
+
+class ImageTo3DPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_PACKAGE
+
+    device: bpy.props.EnumProperty(
+        name="Device",
+        items=[("auto", "Auto", "CUDA when torch sees a GPU, else CPU"), ("cpu", "CPU", "Slow but always there"),
+               ("cuda", "CUDA", "An NVIDIA GPU")],
+        default="auto",
+    )
+    model_source: bpy.props.EnumProperty(
+        name="Models from",
+        items=[("hf_cache", "Hugging Face cache", "Downloaded once into the Hugging Face cache"),
+               ("local", "Local folders", "One folder per model, already on this computer")],
+        default="hf_cache",
+    )
+    clipseg_dir: bpy.props.StringProperty(name="CLIPSeg folder", subtype="DIR_PATH",
+                                          description=f"Files of {MODEL_REPOS['clipseg']}")
+    sam_dir: bpy.props.StringProperty(name="SAM folder", subtype="DIR_PATH",
+                                      description="Segment Anything checkpoint(s)")
+    zero123_dir: bpy.props.StringProperty(name="Zero123 folder", subtype="DIR_PATH",
+                                          description=f"Files of {MODEL_REPOS['zero123']} (diffusers layout)")
+    sam_variant: bpy.props.EnumProperty(
+        name="SAM variant",
+        items=[("vit_h", "ViT-H", "Best masks, 2.5 GB"), ("vit_l", "ViT-L", "1.2 GB"),
+               ("vit_b", "ViT-B", "Smallest and quickest, 375 MB")],
+        default="vit_h",
+    )
+    half_precision: bpy.props.BoolProperty(name="Half precision", default=True,
+                                           description="fp16 on CUDA: half the GPU memory (no effect on CPU)")
+    keep_models_loaded: bpy.props.BoolProperty(name="Keep models loaded", default=True,
+                                               description="Faster next job; frees memory only when off")
+    output_dir: bpy.props.StringProperty(name="Output folder", subtype="DIR_PATH",
+                                         description="Where jobs write their files (empty: a temporary folder)")
+
+    def to_options(self, online_access: bool) -> AddonOptions:
+        dirs = {"clipseg": self.clipseg_dir, "sam": self.sam_dir, "zero123": self.zero123_dir}
+        return AddonOptions(
+            device=self.device,
+            model_source=self.model_source,
+            local_model_dirs={k: bpy.path.abspath(v) for k, v in dirs.items() if v} if self.model_source == "local"
+            else {},
+            sam_variant=self.sam_variant,
+            half_precision=self.half_precision,
+            keep_models_loaded=self.keep_models_loaded,
+            output_dir=bpy.path.abspath(self.output_dir) if self.output_dir else "",
+            online_access=online_access,
+        )
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "device")
+        layout.prop(self, "sam_variant")
+        row = layout.row()
+        row.prop(self, "half_precision")
+        row.prop(self, "keep_models_loaded")
+        layout.prop(self, "output_dir")
+        layout.prop(self, "model_source")
+        if self.model_source == "local":
+            for name in ("clipseg_dir", "sam_dir", "zero123_dir"):
+                layout.prop(self, name)
+        for line in model_access_hint(self.model_source).split("\n"):
+            layout.label(text=line, icon="INFO")
+
+
+def model_access_hint(model_source: str) -> str:
+    """What the user should know about where weights come from, given Blender's online-access setting."""
+    online = bool(getattr(bpy.app, "online_access", True))
+    if model_source == "local":
+        return "Models are read from the folders above; nothing is downloaded."
+    if online:
+        return "Missing models are downloaded once into the Hugging Face cache."
+    return ("Online access is off: models must already be in the Hugging Face cache.\n"
+            "Enable Preferences > System > Network > Allow Online Access, or choose local folders.")

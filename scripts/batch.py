@@ -1,0 +1,186 @@
+"""Headless batch generation into .blend files, through the add-on's own operators.
+
+    blender -b --python scripts/batch.py -- --image photo.jpg --prompt "a coffee cup" --out scene.blend
+    blender -b --python scripts/batch.py -- --csv rows.csv --out scene.blend          # image,prompt[,preset,seed]
+    blender -b --python scripts/batch.py -- --csv rows.csv --out folder --per-row     # one .blend per row
+    python scripts/batch.py -- …                                                      # the same, bpy module
+
+One summary line per row on stdout. Exit code 0 when every row worked, else the first failed row's code
+(DESIGN.md §4: 2 bad input, 3 nothing matched, 4 models unavailable, 5 out of GPU memory, 130 cancelled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from checkout_addon import ensure_registered, script_args  # noqa: E402
+
+PRESETS = ("draft", "standard", "high")
+ROW_SPACING_M = 1.5  # objects of one .blend stand side by side along +X
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    image: str
+    prompt: str
+    preset: str = "standard"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    ok: bool
+    exit_code: int
+    message: str  # the object's name when ok, else the one-line error
+
+
+class BadBatchInput(ValueError):
+    """Unusable arguments or CSV (exit 2)."""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="blender -b --python scripts/batch.py --",
+                                     description="Photo + prompt rows → textured objects in .blend files")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", help="one photo")
+    source.add_argument("--csv", help="rows of image,prompt[,preset,seed] (a header row is allowed)")
+    parser.add_argument("--prompt", default="", help="with --image: what to take out of the photo")
+    parser.add_argument("--preset", choices=PRESETS, default="standard")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=["fast", "paper"], default="fast")
+    parser.add_argument("--out", required=True, help="the .blend to write (a folder with --per-row)")
+    parser.add_argument("--per-row", action="store_true", help="one .blend per row, in the --out folder")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                        help="overrides the add-on preference for this run")
+    parser.add_argument("--jobs-dir", default=None, help="where each job's files go (default: the preference)")
+    parser.add_argument("--keep-scene", action="store_true",
+                        help="add to the scene Blender opened (default: start from an empty scene)")
+    return parser.parse_args(argv)
+
+
+def read_rows(csv_path: str) -> list[BatchRow]:
+    rows = []
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            for number, cells in enumerate(csv.reader(fh), start=1):
+                cells = [cell.strip() for cell in cells]
+                if not any(cells) or (number == 1 and cells[0].lower() == "image"):
+                    continue
+                rows.append(_row_from_cells(cells, number))
+    except OSError as exc:
+        raise BadBatchInput(f"cannot read {csv_path}: {exc.strerror}") from None
+    if not rows:
+        raise BadBatchInput(f"{csv_path} holds no rows (expected image,prompt[,preset,seed])")
+    return rows
+
+
+def _row_from_cells(cells: list[str], number: int) -> BatchRow:
+    if len(cells) < 2 or len(cells) > 4:
+        raise BadBatchInput(f"CSV line {number}: expected image,prompt[,preset,seed], got {cells!r}")
+    preset = cells[2] if len(cells) > 2 and cells[2] else "standard"
+    if preset not in PRESETS:
+        raise BadBatchInput(f"CSV line {number}: unknown preset {preset!r} (choose {', '.join(PRESETS)})")
+    try:
+        seed = int(cells[3]) if len(cells) > 3 and cells[3] else 0
+    except ValueError:
+        raise BadBatchInput(f"CSV line {number}: seed must be a whole number, got {cells[3]!r}") from None
+    return BatchRow(image=cells[0], prompt=cells[1], preset=preset, seed=seed)
+
+
+def apply_preferences(device: str | None, jobs_dir: str | None) -> None:
+    """Set the add-on preferences for this run (creating their entry where the add-on came from the checkout)."""
+    import bpy
+
+    addons = bpy.context.preferences.addons
+    entry = next((e for e in addons if type(e.preferences).__name__ == "ImageTo3DPreferences"), None)
+    if entry is None:
+        entry = addons.new()
+        entry.module = "image_to_3d"
+    if device:
+        entry.preferences.device = device
+    if jobs_dir:
+        entry.preferences.output_dir = str(Path(jobs_dir).resolve())
+
+
+def run_row(row: BatchRow, mode: str, location: tuple[float, float, float]) -> RowOutcome:
+    """Generate one row into the current scene through ``image_to_3d.generate`` (background mode: blocking)."""
+    import bpy
+
+    scene = bpy.context.scene
+    settings = scene.image_to_3d
+    settings.image = None
+    settings.prompt_text = None
+    settings.image_path = str(Path(row.image).resolve())
+    settings.prompt = row.prompt
+    settings.preset = row.preset
+    settings.seed = row.seed
+    settings.mode = mode
+    scene.cursor.location = location
+    try:
+        result = bpy.ops.image_to_3d.generate()
+    except RuntimeError:  # bpy.ops raises on an ERROR report; the message is in last_error
+        result = {"CANCELLED"}
+    if "FINISHED" in result:
+        return RowOutcome(True, 0, bpy.context.view_layer.objects.active.name)
+    return RowOutcome(False, settings.last_exit_code or 1, settings.last_error or settings.last_message)
+
+
+def clear_scene() -> None:
+    """Remove every object and what only they used (the add-on stays registered)."""
+    import bpy
+
+    bpy.data.batch_remove(list(bpy.data.objects))
+    bpy.data.orphans_purge(do_recursive=True)
+
+
+def save_blend(path: Path) -> None:
+    import bpy
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(path.resolve()), check_existing=False)
+
+
+def row_line(index: int, row: BatchRow, outcome: RowOutcome) -> str:
+    what = f"{row.image} {row.prompt!r}"
+    if outcome.ok:
+        return f"row {index}: ok {what} -> object {outcome.message!r}"
+    return f"row {index}: FAILED (exit {outcome.exit_code}) {what}: {outcome.message}"
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        rows = read_rows(args.csv) if args.csv else [BatchRow(args.image, args.prompt, args.preset, args.seed)]
+    except BadBatchInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ensure_registered()
+    apply_preferences(args.device, args.jobs_dir)
+    out = Path(args.out)
+    outcomes = []
+    for index, row in enumerate(rows, start=1):
+        if args.per_row or (index == 1 and not args.keep_scene):
+            clear_scene()
+        outcome = run_row(row, args.mode, ((0.0 if args.per_row else (index - 1) * ROW_SPACING_M), 0.0, 0.0))
+        outcomes.append(outcome)
+        print(row_line(index, row, outcome), flush=True)
+        if args.per_row and outcome.ok:
+            slug = re.sub(r"[^a-z0-9]+", "-", row.prompt.lower()).strip("-") or "object"
+            save_blend(out / f"{index:03d}-{slug}.blend")
+    done = sum(outcome.ok for outcome in outcomes)
+    if not args.per_row and done:
+        save_blend(out)
+    saved = f"; saved {out}" if done else "; nothing saved"
+    print(f"batch: {done} of {len(rows)} rows done{saved}", flush=True)
+    failed = [outcome.exit_code for outcome in outcomes if not outcome.ok]
+    return failed[0] if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(script_args(sys.argv)))
