@@ -78,7 +78,9 @@ class Zero123Guidance:
         self.config = config or GuidanceConfig()
         self.device = models.device
         self.dtype = models.dtype
-        self.scheduler = DDIMScheduler.from_config(models.scheduler.config)  # own copy: set_timesteps mutates it
+        # Own copy (set_timesteps mutates it). "trailing" spacing puts refine's first step at strength·1000 and
+        # its last at the clean end of the schedule; "leading" (the published default) would start ~1000/steps lower.
+        self.scheduler = DDIMScheduler.from_config(models.scheduler.config, timestep_spacing="trailing")
         self.num_train_timesteps = int(self.scheduler.config.num_train_timesteps)
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(self.device, torch.float32)  # [N]
         self.scaling_factor = float(models.vae.config.scaling_factor)

@@ -381,3 +381,36 @@ def _finish(unet, vae, image_encoder, projection, scheduler, clip_size, clip_mea
         unet=unet, vae=vae, image_encoder=image_encoder, clip_camera_projection=projection, scheduler=scheduler,
         clip_image_size=int(clip_size), clip_mean=tuple(clip_mean), clip_std=tuple(clip_std), **fields,
     )
+
+
+def save_zero123_folder(models: Zero123Models, folder: str | os.PathLike) -> Path:
+    """Write ``models`` in the published diffusers layout (what :func:`load_zero123_folder` reads).
+
+    Used by the tests to round-trip tiny models through the real loading path, and to keep a converted
+    model (e.g. a Stable Zero123 conversion) in the form ``local_dir`` expects.
+    """
+    from transformers import CLIPImageProcessor
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    models.unet.save_pretrained(folder / "unet", safe_serialization=True)
+    models.vae.save_pretrained(folder / "vae", safe_serialization=True)
+    models.image_encoder.save_pretrained(folder / "image_encoder", safe_serialization=True)
+    save_camera_projection(models.clip_camera_projection, folder / "clip_camera_projection")
+    models.scheduler.save_pretrained(folder / "scheduler")
+    size = models.clip_image_size
+    CLIPImageProcessor(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+        image_mean=list(models.clip_mean), image_std=list(models.clip_std),
+    ).save_pretrained(folder / "feature_extractor")
+    index = {
+        "_class_name": "Zero123Pipeline",
+        "clip_camera_projection": ["zero123", "CLIPCameraProjection"],
+        "feature_extractor": ["transformers", "CLIPImageProcessor"],
+        "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    return folder
