@@ -351,13 +351,19 @@ def _full_size_configs() -> _Configs:
 
 
 def _build_random(configs: _Configs, mode: ModelMode, device: torch.device, dtype: torch.dtype, seed: int):
-    """Random weights, seeded; built directly on ``device`` so real-size parts skip a slow CPU init."""
+    """Random weights, seeded; built directly on ``device`` and in ``dtype``, so real-size parts skip a slow CPU
+    init and never hold a float32 copy on the GPU (peak memory then matches loading real fp16 weights)."""
     torch.manual_seed(seed)
-    with torch.device(device):
-        unet = UNet2DConditionModel(**configs.unet)
-        vae = AutoencoderKL(**configs.vae)
-        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**configs.clip))
-        projection = CLIPCameraProjection(**configs.projection)
+    previous_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            unet = UNet2DConditionModel(**configs.unet)
+            vae = AutoencoderKL(**configs.vae)
+            image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**configs.clip))
+            projection = CLIPCameraProjection(**configs.projection)
+    finally:
+        torch.set_default_dtype(previous_dtype)
     return _finish(
         unet, vae, image_encoder, projection, DDIMScheduler(**SCHEDULER_CONFIG), configs.clip_image_size,
         CLIP_MEAN, CLIP_STD, image_size=configs.unet["sample_size"] * _vae_factor(vae), dtype=dtype,
