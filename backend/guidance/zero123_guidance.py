@@ -16,6 +16,10 @@ Conditioning, as Zero123 was trained (cvlab-columbia/zero123 ``gradio_new.py`` /
   [conditional; unconditional] and ε̂ = ε_u + s (ε_c - ε_u).
 
 The noisy latents themselves are the VAE posterior mean of the rendered images × scaling factor.
+
+Precision: the parts hold fp16 weights on CUDA and every input is cast to that dtype (no autocast needed); the
+SDS arithmetic (noise, weights, loss) is float32. Only the VAE encoder is differentiated (for the renders);
+the UNet always runs without gradient, and ``refine`` runs under ``torch.inference_mode``.
 """
 
 from __future__ import annotations
