@@ -1,0 +1,27 @@
+"""Settings of the Zero123 guidance (no torch here: presets import it cheaply)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import BadInputError
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """How Zero123 guides the optimisation.
+
+    t_min, t_max: fraction of the 1000 training timesteps the SDS timestep is annealed between;
+        ``sds_timestep(step_ratio)`` goes linearly from t_max·1000 = 980 (step_ratio 0) to t_min·1000 = 20 (1).
+    seed: seeds the guidance's own noise generator (SDS noise and refine's starting noise).
+    compile_unet: wrap the UNet in ``torch.compile`` (CUDA only; the first calls are slow while it compiles).
+    """
+
+    t_min: float = 0.02
+    t_max: float = 0.98
+    seed: int = 0
+    compile_unet: bool = False
+
+    def __post_init__(self):
+        if not 0.0 <= self.t_min <= self.t_max <= 1.0:
+            raise BadInputError(f"guidance needs 0 <= t_min <= t_max <= 1, got t_min={self.t_min}, t_max={self.t_max}")

@@ -1,0 +1,272 @@
+"""Zero123 as a prior for unseen views: score distillation (stage 1) and multi-step refinement (stage 2).
+
+Conditioning, as Zero123 was trained (cvlab-columbia/zero123 ``gradio_new.py`` / ldm ``get_input``):
+
+- context token: ``clip_camera_projection([CLIP image_embeds(reference), camera embedding])``, shape [B, 1, D];
+- camera embedding (Zero123 / Zero123-XL): ``[Δpolar (rad), sin Δazimuth, cos Δazimuth, Δradius]`` with
+  Δpolar = -Δelevation in our convention (``backend.camera``: positive elevation = camera above, whereas
+  Zero123's polar angle grows downwards from the pole). Stable Zero123 replaces Δradius with the reference
+  view's absolute polar angle in radians, ``radians(90 - reference elevation)`` (threestudio, DreamGaussian);
+- channel-wise: the reference's VAE latents, the posterior MEAN (no sampling) and NOT multiplied by the VAE
+  scaling factor — the ldm model concatenates ``encode_first_stage(x).mode()`` (unscaled), and the diffusers
+  ports (DreamGaussian divides its scaled latents by ``scaling_factor`` again) do the same;
+- classifier-free guidance: the unconditional branch zeroes BOTH the projected context token (zeros after the
+  projection, not a projection of zeros) and the concatenated reference latents, exactly like the reference
+  sampler's ``uc = {'c_concat': zeros, 'c_crossattn': zeros_like(c)}``; the UNet runs once on the batch
+  [conditional; unconditional] and ε̂ = ε_u + s (ε_c - ε_u).
+
+The noisy latents themselves are the VAE posterior mean of the rendered images × scaling factor.
+
+Precision: the parts hold fp16 weights on CUDA and every input is cast to that dtype (no autocast needed); the
+SDS arithmetic (noise, weights, loss) is float32. Only the VAE encoder is differentiated (for the renders);
+the UNet always runs without gradient, and ``refine`` runs under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler
+
+from ..errors import BadInputError
+from ..models.zero123 import Zero123Models
+from .config import GuidanceConfig
+
+
+def zero123_camera_embedding(
+    d_elevation_deg: torch.Tensor,  # [B]
+    d_azimuth_deg: torch.Tensor,  # [B]
+    d_radius: torch.Tensor,  # [B]
+) -> torch.Tensor:  # [B, 4]
+    """Zero123's relative camera: [Δpolar (rad) = -Δelevation, sin Δazimuth, cos Δazimuth, Δradius]."""
+    d_polar = -torch.deg2rad(d_elevation_deg)
+    d_azimuth = torch.deg2rad(d_azimuth_deg)
+    return torch.stack([d_polar, torch.sin(d_azimuth), torch.cos(d_azimuth), d_radius], dim=-1)
+
+
+def stable_zero123_camera_embedding(
+    d_elevation_deg: torch.Tensor,  # [B]
+    d_azimuth_deg: torch.Tensor,  # [B]
+    reference_elevation_deg: float,
+) -> torch.Tensor:  # [B, 4]
+    """Stable Zero123's: [Δpolar (rad), sin Δazimuth, cos Δazimuth, polar angle of the reference (rad)]."""
+    embedding = zero123_camera_embedding(d_elevation_deg, d_azimuth_deg, torch.zeros_like(d_elevation_deg))
+    embedding[:, 3] = math.radians(90.0 - reference_elevation_deg)
+    return embedding
+
+
+def sds_timestep(step_ratio: float, t_min: float = 0.02, t_max: float = 0.98, num_train_timesteps: int = 1000) -> int:
+    """Annealed SDS timestep: t = t_max·N - (t_max·N - t_min·N)·step_ratio, rounded (980 → 20 for N = 1000)."""
+    if not 0.0 <= step_ratio <= 1.0:
+        raise BadInputError(f"step_ratio must be in [0, 1], got {step_ratio}")
+    high, low = t_max * num_train_timesteps, t_min * num_train_timesteps
+    return int(round(high - (high - low) * step_ratio))
+
+
+class Zero123Guidance:
+    """Zero123 conditioned on one reference image; implements GuidanceLike (``backend.guidance``).
+
+    Usage::
+
+        guidance = Zero123Guidance(load_zero123(mode, device), GuidanceConfig())
+        guidance.set_reference(reference_rgb_on_white)            # [1, 3, H, W] in [0, 1], once
+        loss = guidance.sds_loss(renders, d_elev, d_azim, d_radius, step_ratio=step / steps)
+        (lambda_sds * loss).backward()                            # gradients reach the renders only
+    """
+
+    def __init__(self, models: Zero123Models, config: GuidanceConfig | None = None):
+        self.models = models
+        self.config = config or GuidanceConfig()
+        self.device = models.device
+        self.dtype = models.dtype
+        # Own copy (set_timesteps mutates it). "trailing" spacing puts refine's first step at strength·1000 and
+        # its last at the clean end of the schedule; "leading" (the published default) would start ~1000/steps lower.
+        self.scheduler = DDIMScheduler.from_config(models.scheduler.config, timestep_spacing="trailing")
+        self.num_train_timesteps = int(self.scheduler.config.num_train_timesteps)
+        self.alphas_cumprod = self.scheduler.alphas_cumprod.to(self.device, torch.float32)  # [N]
+        self.scaling_factor = float(models.vae.config.scaling_factor)
+        self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
+        self.unet = models.unet
+        if self.config.compile_unet and self.device.type == "cuda":
+            self.unet = torch.compile(models.unet)
+        self.reference_embedding: torch.Tensor | None = None  # [1, 1, D] CLIP image_embeds of the reference
+        self.reference_latents: torch.Tensor | None = None  # [1, 4, h, w] unscaled posterior mean
+        self.reference_elevation_deg = 0.0
+
+    # ------------------------------------------------------------------------------------------ reference
+
+    @torch.no_grad()
+    def set_reference(self, rgb: torch.Tensor, elevation_deg: float = 0.0) -> None:
+        """Encode the reference view once: ``rgb`` [1, 3, H, W] in [0, 1], the object over white."""
+        if rgb.ndim != 4 or rgb.shape[0] != 1 or rgb.shape[1] != 3:
+            raise BadInputError(f"reference must be [1, 3, H, W], got {list(rgb.shape)}")
+        rgb = rgb.to(self.device, torch.float32).clamp(0.0, 1.0)
+        size = self.models.clip_image_size
+        clip_in = F.interpolate(rgb, (size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        mean = torch.tensor(self.models.clip_mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.models.clip_std, device=self.device).view(1, 3, 1, 1)
+        clip_in = ((clip_in - mean) / std).to(self.dtype)
+        embeds = self.models.image_encoder(pixel_values=clip_in).image_embeds  # [1, D]
+        self.reference_embedding = embeds.unsqueeze(1)
+        vae_in = self._resize(rgb).to(self.dtype) * 2.0 - 1.0
+        self.reference_latents = self.models.vae.encode(vae_in).latent_dist.mean  # unscaled: see module doc
+        self.reference_elevation_deg = float(elevation_deg)
+
+    # ------------------------------------------------------------------------------------------------ SDS
+
+    def sds_loss(
+        self,
+        images: torch.Tensor,  # [B, 3, H, W] in [0, 1], differentiable renders
+        d_elevation_deg: torch.Tensor,  # [B] target view minus reference view
+        d_azimuth_deg: torch.Tensor,  # [B]
+        d_radius: torch.Tensor,  # [B]
+        step_ratio: float,
+        guidance_scale: float = 5.0,
+    ) -> torch.Tensor:  # [] scalar
+        """Score distillation loss; its gradient w.r.t. the image latents is w(t)·(ε̂ - ε), w(t) = 1 - ᾱ_t.
+
+        The rendered images are resized to the model's side (256), encoded by the VAE (with gradient), noised
+        at the annealed timestep t (``sds_timestep``), and the UNet predicts ε̂ with CFG without gradient. The
+        loss is ``0.5·Σ(latents - stopgrad(latents - grad))²``, summed over the batch and latent elements, so
+        d loss / d latents is exactly ``grad`` per view (DreamGaussian's convention; weight it with lambda_sds).
+        """
+        self._check_reference()
+        batch = self._check_images(images)
+        cameras = self._camera_embedding(d_elevation_deg, d_azimuth_deg, d_radius, batch)
+        t = sds_timestep(step_ratio, self.config.t_min, self.config.t_max, self.num_train_timesteps)
+        timesteps = torch.full((batch,), t, device=self.device, dtype=torch.long)
+
+        latents = self._encode(images)  # [B, 4, h, w] float32, with gradient
+        noise = torch.randn(latents.shape, generator=self.generator, device=self.device, dtype=torch.float32)
+        with torch.no_grad():
+            noisy = self._add_noise(latents.detach(), noise, timesteps)
+            noise_pred = self._predict_noise(noisy, timesteps, cameras, guidance_scale)
+            weight = 1.0 - self.alphas_cumprod[t]
+            grad = torch.nan_to_num(weight * (noise_pred - noise))
+            target = latents.detach() - grad
+        return 0.5 * F.mse_loss(latents, target, reduction="sum")
+
+    # --------------------------------------------------------------------------------------------- refine
+
+    @torch.inference_mode()
+    def refine(
+        self,
+        images: torch.Tensor,  # [B, 3, H, W] in [0, 1]
+        d_elevation_deg: torch.Tensor,  # [B]
+        d_azimuth_deg: torch.Tensor,  # [B]
+        d_radius: torch.Tensor,  # [B]
+        strength: float = 0.8,
+        steps: int = 20,
+        guidance_scale: float = 5.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:  # [B, 3, H, W] in [0, 1], float32
+        """Multi-step DDIM "image-to-image": encode, noise to ``strength``, denoise ``steps`` steps, decode.
+
+        ``strength`` follows the diffusers img2img convention: the fraction of the 1000-step noise schedule
+        where denoising starts (1.0 = pure noise, 0.2 = light touch-up; DreamGaussian's ``strength=0.8, steps=50``
+        starts at t≈200, i.e. our strength 0.2). Exactly ``steps`` DDIM steps (η = 0) run from there to t≈0.
+        ``generator`` (on the guidance's device) makes the result reproducible; by default the guidance's own,
+        seeded once from ``GuidanceConfig.seed``.
+        """
+        self._check_reference()
+        batch = self._check_images(images)
+        if not 0.0 < strength <= 1.0:
+            raise BadInputError(f"refine strength must be in (0, 1], got {strength}")
+        if steps < 1:
+            raise BadInputError(f"refine needs at least one step, got {steps}")
+        generator = generator or self.generator
+        cameras = self._camera_embedding(d_elevation_deg, d_azimuth_deg, d_radius, batch)
+
+        # Spread ceil(steps / strength) DDIM steps over the schedule and keep the last ``steps`` of them, so the
+        # first kept timestep sits at about strength·1000.
+        total = max(steps, math.ceil(steps / strength))
+        self.scheduler.set_timesteps(total, device=self.device)
+        timesteps = self.scheduler.timesteps[total - steps:]
+
+        latents = self._encode(images)
+        noise = torch.randn(latents.shape, generator=generator, device=self.device, dtype=torch.float32)
+        latents = self._add_noise(latents, noise, timesteps[:1].expand(batch))
+        for t in timesteps:
+            noise_pred = self._predict_noise(latents, t.expand(batch), cameras, guidance_scale)
+            latents = self.scheduler.step(noise_pred, t, latents).prev_sample
+
+        decoded = self.models.vae.decode((latents / self.scaling_factor).to(self.dtype)).sample.float()
+        refined = ((decoded + 1.0) / 2.0).clamp(0.0, 1.0)
+        if refined.shape[-2:] != images.shape[-2:]:
+            refined = F.interpolate(refined, images.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
+        return refined
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _predict_noise(
+        self,
+        noisy_latents: torch.Tensor,  # [B, 4, h, w]
+        timesteps: torch.Tensor,  # [B] long
+        cameras: torch.Tensor,  # [B, 4]
+        guidance_scale: float,
+    ) -> torch.Tensor:  # [B, 4, h, w] float32
+        """ε̂ with classifier-free guidance: one UNet call on [conditional; unconditional] (see module doc)."""
+        batch = noisy_latents.shape[0]
+        embedding = self.reference_embedding.expand(batch, -1, -1)  # [B, 1, D]
+        context = self.models.clip_camera_projection(torch.cat([embedding, cameras[:, None, :].to(self.dtype)], -1))
+        concat = self.reference_latents.expand(batch, -1, -1, -1)  # [B, 4, h, w]
+        use_cfg = guidance_scale != 1.0
+        if use_cfg:
+            context = torch.cat([context, torch.zeros_like(context)])
+            concat = torch.cat([concat, torch.zeros_like(concat)])
+            noisy_latents = torch.cat([noisy_latents, noisy_latents])
+            timesteps = torch.cat([timesteps, timesteps])
+        unet_in = torch.cat([noisy_latents.to(self.dtype), concat], dim=1)
+        if self.device.type == "cuda":
+            unet_in = unet_in.contiguous(memory_format=torch.channels_last)
+        prediction = self.unet(unet_in, timesteps, encoder_hidden_states=context).sample.float()
+        if not use_cfg:
+            return prediction
+        conditional, unconditional = prediction.chunk(2)
+        return unconditional + guidance_scale * (conditional - unconditional)
+
+    def _encode(self, images: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] in [0, 1] → [B, 4, h, w] float32
+        """VAE posterior mean × scaling factor, differentiable w.r.t. the images."""
+        vae_in = self._resize(images.to(self.device, torch.float32)).to(self.dtype) * 2.0 - 1.0
+        if self.device.type == "cuda":
+            vae_in = vae_in.contiguous(memory_format=torch.channels_last)
+        return self.models.vae.encode(vae_in).latent_dist.mean.float() * self.scaling_factor
+
+    def _resize(self, images: torch.Tensor) -> torch.Tensor:
+        size = self.models.image_size
+        if images.shape[-2:] == (size, size):
+            return images
+        downscale = images.shape[-1] > size or images.shape[-2] > size
+        return F.interpolate(images, (size, size), mode="bilinear", align_corners=False, antialias=downscale)
+
+    def _add_noise(self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """Forward diffusion q(x_t | x_0) = √ᾱ_t x_0 + √(1-ᾱ_t) ε, per batch element."""
+        alpha_bar = self.alphas_cumprod[timesteps].view(-1, 1, 1, 1)
+        return alpha_bar.sqrt() * latents + (1.0 - alpha_bar).sqrt() * noise
+
+    def _camera_embedding(self, d_elevation_deg, d_azimuth_deg, d_radius, batch: int) -> torch.Tensor:  # [B, 4]
+        d_elevation_deg = self._per_view(d_elevation_deg, batch, "d_elevation_deg")
+        d_azimuth_deg = self._per_view(d_azimuth_deg, batch, "d_azimuth_deg")
+        if self.models.variant == "stable-zero123":
+            return stable_zero123_camera_embedding(d_elevation_deg, d_azimuth_deg, self.reference_elevation_deg)
+        return zero123_camera_embedding(d_elevation_deg, d_azimuth_deg, self._per_view(d_radius, batch, "d_radius"))
+
+    def _per_view(self, values: torch.Tensor | float | Sequence[float], batch: int, name: str) -> torch.Tensor:
+        values = torch.as_tensor(values, dtype=torch.float32).to(self.device).reshape(-1)
+        if values.numel() == 1:
+            return values.expand(batch)
+        if values.numel() != batch:
+            raise BadInputError(f"{name} needs one value per image ({batch}), got {values.numel()}")
+        return values
+
+    def _check_images(self, images: torch.Tensor) -> int:
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] < 1:
+            raise BadInputError(f"images must be [B, 3, H, W], got {list(images.shape)}")
+        return images.shape[0]
+
+    def _check_reference(self) -> None:
+        if self.reference_embedding is None:
+            raise BadInputError("Zero123Guidance.set_reference(...) must be called before guiding")
