@@ -139,10 +139,13 @@ def drop_unwanted(wheel_dir: Path, no_torch: bool) -> list[str]:
 def wheel_licence(path: Path) -> str:
     """The licence a wheel's METADATA declares: License-Expression, else License (first line), else classifiers."""
     with zipfile.ZipFile(path) as archive:
-        name = next((n for n in archive.namelist() if n.endswith(".dist-info/METADATA")), None)
+        names = archive.namelist()
+        name = next((n for n in names if n.endswith(".dist-info/METADATA")), None)
         if name is None:
             return "unknown (no METADATA)"
         headers = BytesHeaderParser().parsebytes(archive.read(name))
+        licence_file = next((n for n in names if ".dist-info/" in n and "LICEN" in n.rsplit("/", 1)[-1].upper()), None)
+        licence_head = archive.read(licence_file).decode("utf-8", "replace").strip() if licence_file else ""
     expression = (headers.get("License-Expression") or "").strip()
     if expression:
         return expression
@@ -152,6 +155,8 @@ def wheel_licence(path: Path) -> str:
     first_line = (headers.get("License") or "").strip().splitlines()
     if first_line and first_line[0].strip().upper() != "UNKNOWN":
         return first_line[0].strip()[:120]
+    if licence_head:  # no licence in METADATA: name the licence file's title line
+        return f"{licence_head.splitlines()[0].strip()[:80]} (first line of {licence_file.rsplit('/', 1)[-1]})"
     return "see the licence files inside the wheel's .dist-info"
 
 
