@@ -61,6 +61,22 @@ def job_environment(options: AddonOptions) -> dict[str, str]:
     return env
 
 
+def use_python_packages(options: AddonOptions) -> None:
+    """Put the preference's Python packages folder on sys.path (after Blender's own) before the job imports torch.
+
+    Done when a job starts, never at register time, so enabling the add-on stays instant and harmless.
+    """
+    if not options.python_packages_dir:
+        return
+    from ..backend.environment_check import add_packages_folder
+    from ..backend.errors import BadInputError
+
+    try:
+        add_packages_folder(options.python_packages_dir)
+    except FileNotFoundError as exc:
+        raise BadInputError(f"{exc}: fix or clear it in the add-on preferences") from exc
+
+
 def linked_model_dir(local_dirs: dict[str, str]) -> Path:
     """A folder of links ``<repo id with / → -->`` → the user's folder per model (the layout hub.py reads)."""
     root = Path(tempfile.mkdtemp(prefix="image_to_3d_models_"))

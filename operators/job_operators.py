@@ -24,7 +24,9 @@ class _JobOperator:
             self.report({"ERROR"}, job_runner.BUSY_MESSAGE)
             return {"CANCELLED"}
         try:
-            job = self.make_job(settings.to_config(context), context)
+            config = settings.to_config(context)
+            backend_jobs.use_python_packages(config.options)
+            job = self.make_job(config, context)
         except ImageTo3DError as exc:
             settings.last_error, settings.last_exit_code = str(exc), exc.exit_code
             settings.stage = "failed"

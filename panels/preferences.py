@@ -1,4 +1,4 @@
-"""Add-on preferences: device, where the models come from, precision, memory, output folder."""
+"""Add-on preferences: device, where the models come from, precision, memory, output folder, Python packages."""
 
 import bpy
 
@@ -38,6 +38,11 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
                                                description="Faster next job; frees memory only when off")
     output_dir: bpy.props.StringProperty(name="Output folder", subtype="DIR_PATH",
                                          description="Where jobs write their files (empty: a temporary folder)")
+    python_packages_dir: bpy.props.StringProperty(
+        name="Python packages folder", subtype="DIR_PATH",
+        description="site-packages of a Python 3.11 environment with torch (CUDA) and friends, added to "
+                    "Python's search path when a job starts; for the extension build without torch")
+    package_report: bpy.props.StringProperty(name="Package check", description="What Check Python packages found")
 
     def to_options(self, online_access: bool) -> AddonOptions:
         dirs = {"clipseg": self.clipseg_dir, "sam": self.sam_dir, "zero123": self.zero123_dir}
@@ -51,6 +56,7 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
             keep_models_loaded=self.keep_models_loaded,
             output_dir=bpy.path.abspath(self.output_dir) if self.output_dir else "",
             online_access=online_access,
+            python_packages_dir=bpy.path.abspath(self.python_packages_dir) if self.python_packages_dir else "",
         )
 
     def draw(self, context):
@@ -67,6 +73,10 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
                 layout.prop(self, name)
         for line in model_access_hint(self.model_source).split("\n"):
             layout.label(text=line, icon="INFO")
+        layout.prop(self, "python_packages_dir")
+        layout.operator("image_to_3d.check_packages")
+        for line in self.package_report.split("\n") if self.package_report else ():
+            layout.label(text=line, icon="ERROR" if line.startswith("Missing") else "CHECKMARK")
 
 
 def model_access_hint(model_source: str) -> str:

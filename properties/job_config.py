@@ -25,6 +25,7 @@ class AddonOptions:
     keep_models_loaded: bool = True
     output_dir: str = ""  # "" → a fresh folder under the system temp folder per job
     online_access: bool = False  # bpy.app.online_access at the time the job was built
+    python_packages_dir: str = ""  # an environment's site-packages added to sys.path at job start ("" → none)
 
 
 @dataclass(frozen=True)
