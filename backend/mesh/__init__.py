@@ -5,3 +5,18 @@ cleanup, decimation), ``uv_unwrap`` (xatlas), ``rasterize`` (our PyTorch mesh ra
 ``texture_sampling`` (UV interpolation + ``grid_sample``), ``bake`` (texture from Gaussian renders),
 ``refine_texture`` (stage 2). ``mesh`` holds the :class:`Mesh` dataclass they pass around.
 """
+
+from .bake import bake_cameras, bake_texture
+from .density_grid import density_grid
+from .extract import MeshConfig, NoSurfaceError, extract_mesh
+from .mesh import Mesh
+from .rasterize import MeshRaster, rasterize_mesh
+from .refine_texture import TextureConfig, refine_texture
+from .texture_sampling import render_textured, sample_texture
+from .uv_unwrap import UnwrapConfig, unwrap_uvs
+
+__all__ = [
+    "Mesh", "MeshConfig", "MeshRaster", "NoSurfaceError", "TextureConfig", "UnwrapConfig",
+    "bake_cameras", "bake_texture", "density_grid", "extract_mesh", "rasterize_mesh", "refine_texture",
+    "render_textured", "sample_texture", "unwrap_uvs",
+]

@@ -34,6 +34,7 @@ from .rasterize import rasterize_mesh
 from .texture_sampling import interpolate_attributes, sample_texture
 
 STAGE = "texture"
+UNTEXTURED_SIZE = 1024  # texture size when the mesh comes without a baked texture (starts grey)
 
 
 class ViewTargetLike(Protocol):
@@ -56,8 +57,6 @@ class RefineGuidance(Protocol):
 class TextureConfig:
     """Texture baking and stage-2 settings.
 
-    texture_size:     texture edge in texels
-    bake_render_size: render size of the bake views
     steps:            stage-2 optimisation steps (0 keeps the baked texture)
     lr:               Adam learning rate on the texture logits
     render_size:      render size of the novel views in stage 2
@@ -71,8 +70,6 @@ class TextureConfig:
     seed:             seeds the novel views
     """
 
-    texture_size: int = 1024
-    bake_render_size: int = 512
     steps: int = 50
     lr: float = 0.2
     render_size: int = 512
@@ -171,7 +168,7 @@ def refine_texture(
     device = torch.device(device) if device is not None else references[0].rgb.device
     vertices, faces, uvs = mesh_tensors(mesh, device)
     initial = (torch.as_tensor(mesh.texture, dtype=torch.float32, device=device) if mesh.texture is not None
-               else torch.full((config.texture_size, config.texture_size, 3), 0.5, device=device))
+               else torch.full((UNTEXTURED_SIZE, UNTEXTURED_SIZE, 3), 0.5, device=device))
     if config.steps == 0:
         return mesh.with_texture(initial.cpu().numpy())
 
