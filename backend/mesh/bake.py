@@ -77,6 +77,8 @@ def bake_texture(
         raise ValueError("bake_texture needs at least one camera")
     if texture_size < 4:
         raise ValueError(f"texture_size must be at least 4, got {texture_size}")
+    if mesh.uvs is None:
+        raise ValueError("the mesh has no UVs: call unwrap_uvs before bake_texture")
     control = ensure_control(control)
     rgb, alpha = render_view(cameras[0])
     device = rgb.device
