@@ -32,13 +32,14 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a - b) ** 2).mean().clamp_min(1e-12)))
 
 
-@pytest.mark.parametrize("parts_per_axis", [1, 3])
-def test_unwrap_gives_non_overlapping_uvs_in_unit_square_and_a_consistent_vmapping(parts_per_axis):
+@pytest.mark.parametrize("faces_per_part", [0, 60])
+def test_unwrap_gives_non_overlapping_uvs_in_unit_square_and_a_consistent_vmapping(faces_per_part):
     import trimesh
 
     sphere = trimesh.creation.icosphere(2, radius=0.6)
     mesh = unwrap_uvs(Mesh(sphere.vertices.astype(np.float32), sphere.faces.astype(np.int64)),
-                      UnwrapConfig(resolution=256, parts_per_axis=parts_per_axis))
+                      UnwrapConfig(resolution=256, faces_per_part=faces_per_part))
+    assert UnwrapConfig(faces_per_part=faces_per_part).parts_per_axis(320) == (1 if faces_per_part == 0 else 2)
     assert mesh.uvs is not None and mesh.uvs.dtype == np.float32
     assert mesh.uvs.min() >= 0 and mesh.uvs.max() <= 1
     assert mesh.vertex_count > len(sphere.vertices)  # split along seams

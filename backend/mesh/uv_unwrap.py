@@ -1,14 +1,16 @@
 """UV unwrapping with xatlas: charts cut along seams and packed into the unit square.
 
 xatlas' chart computation grows faster than linearly with the face count (about 8 s for 20k faces on one
-busy CPU core), so the mesh is first cut into up to ``parts_per_axis``³ spatial pieces (by face centroid),
-each added to the atlas as its own mesh: xatlas computes their charts in parallel and each piece is small.
-The pieces are packed into one atlas together. The cuts add seams, which baking and dilation handle like any
-other chart border.
+busy CPU core), so the mesh is first cut by a k×k×k grid over the face centroids into pieces of roughly
+``faces_per_part`` faces, each added to the atlas as its own mesh: xatlas computes their charts in parallel
+and each piece is small (20k faces: 8 s → 1.5 s; 32k faces: 18 s → 1.3 s on the same busy core). The pieces
+are packed into one atlas together. The cuts add seams (a few % more vertices), which baking and dilation
+handle like any other chart border.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,16 +25,25 @@ class UnwrapConfig:
 
     padding:        texels kept free around each chart when packing (room for bilinear filtering and dilation)
     resolution:     the texture size the packer plans for (padding is in texels of this size)
-    parts_per_axis: cut the mesh into up to this many³ spatial pieces before charting (1 = no cut)
+    faces_per_part: aim for pieces of about this many faces (0: chart the whole mesh at once)
+    max_parts_per_axis: at most this many grid cells along each axis
     """
 
     padding: int = 2
     resolution: int = 1024
-    parts_per_axis: int = 3
+    faces_per_part: int = 1000
+    max_parts_per_axis: int = 10
 
     def __post_init__(self) -> None:
-        if self.parts_per_axis < 1:
-            raise ValueError(f"UnwrapConfig.parts_per_axis must be >= 1, got {self.parts_per_axis}")
+        if self.faces_per_part < 0 or self.max_parts_per_axis < 1:
+            raise ValueError(f"UnwrapConfig.faces_per_part must be >= 0 and max_parts_per_axis >= 1, got "
+                             f"{self.faces_per_part}, {self.max_parts_per_axis}")
+
+    def parts_per_axis(self, face_count: int) -> int:
+        """Grid cells per axis for a mesh of ``face_count`` faces: a surface fills about k² of the k³ cells."""
+        if self.faces_per_part == 0:
+            return 1
+        return int(min(self.max_parts_per_axis, max(1, round(math.sqrt(face_count / self.faces_per_part)))))
 
 
 def _spatial_parts(vertices: np.ndarray, faces: np.ndarray, parts_per_axis: int) -> list[np.ndarray]:
@@ -59,7 +70,7 @@ def unwrap_uvs(mesh: Mesh, config: UnwrapConfig = UnwrapConfig()) -> Mesh:
     vertices = np.ascontiguousarray(mesh.vertices, np.float32)
     atlas = xatlas.Atlas()
     part_vertices = []  # per part: the input vertex index of each of its local vertices
-    for part_faces in _spatial_parts(vertices, mesh.faces, config.parts_per_axis):
+    for part_faces in _spatial_parts(vertices, mesh.faces, config.parts_per_axis(mesh.face_count)):
         used, local = np.unique(mesh.faces[part_faces], return_inverse=True)
         atlas.add_mesh(vertices[used], np.ascontiguousarray(local.reshape(-1, 3), np.uint32))
         part_vertices.append(used)
