@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import trimesh
 
+from backend.camera import Camera
 from backend.gaussians.gaussians import Gaussians
 from backend.mesh.mesh import Mesh
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
@@ -47,3 +50,12 @@ def smooth_texture(size: int) -> np.ndarray:
     v, u = np.meshgrid(np.linspace(0, 1, size), np.linspace(0, 1, size), indexing="ij")
     return np.stack([0.5 + 0.4 * np.sin(6 * u), 0.5 + 0.4 * np.cos(5 * v), 0.5 + 0.3 * np.sin(4 * (u + v))],
                     axis=-1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class View:
+    """Stand-in for stage 1's ViewTarget (camera, rgb [H, W, 3], alpha [H, W])."""
+
+    camera: Camera
+    rgb: torch.Tensor
+    alpha: torch.Tensor

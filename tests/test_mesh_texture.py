@@ -3,8 +3,6 @@ refine_texture.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
@@ -18,14 +16,7 @@ from backend.mesh.rasterize import rasterize_mesh, rasterize_uv
 from backend.mesh.refine_texture import TextureConfig, orbit_angles, refine_texture
 from backend.mesh.texture_sampling import interpolate_attributes, render_textured
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
-from tests.mesh_fixtures import smooth_texture, smooth_vertex_colours, uv_sphere_mesh
-
-
-@dataclass(frozen=True)
-class View:
-    camera: Camera
-    rgb: torch.Tensor
-    alpha: torch.Tensor
+from tests.mesh_fixtures import View, smooth_texture, smooth_vertex_colours, uv_sphere_mesh
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
