@@ -57,5 +57,5 @@ def test_mesh_bake_refine_timings_on_cuda(tmp_path):
     assert 0 < run.mesh.face_count <= MeshConfig().target_faces
     assert min(run.bake_psnr) > 30.0, run.bake_psnr
     assert run.mesh.texture.shape == (1024, 1024, 3) and np.isfinite(run.mesh.texture).all()
-    assert (tmp_path / "model.glb").stat().st_size > 100_000
+    assert (tmp_path / "model.glb").stat().st_size > 10_000
     assert sum(run.times.values()) < 60.0  # a generous guard; the aim for this block is a few seconds
