@@ -18,10 +18,16 @@ from backend.atomic_output import AtomicOutputDir
 from backend.export import export_gaussians_ply, export_glb, export_obj
 from backend.export.gaussians_ply import PLY_PROPERTIES, SH_C0
 from backend.mesh.mesh import Mesh
-from tests.mesh_fixtures import random_gaussians, smooth_texture, uv_sphere_mesh
+from tests.mesh_fixtures import one_torch_thread, random_gaussians, smooth_texture, uv_sphere_mesh
 
 METADATA = {"generator": "image_to_3d", "models": "tiny", "note": "random weights: output is meaningless"}
 NODE_DIR = Path(__file__).parent / "node"
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,13 @@ from backend.gaussians.gaussians import covariances, quat_to_rotmat
 from backend.job_control import JobControl
 from backend.mesh.density_grid import density_grid, grid_coordinates
 from backend.mesh.extract import MeshConfig, NoSurfaceError, clean_mesh, decimate, extract_mesh, marching_cubes
-from tests.mesh_fixtures import one_gaussian, random_gaussians
+from tests.mesh_fixtures import one_gaussian, one_torch_thread, random_gaussians
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 def brute_force_density(gaussians, points: torch.Tensor) -> torch.Tensor:
@@ -122,3 +128,15 @@ def test_no_surface_raises_a_clear_bad_input_error():
     assert isinstance(info.value, BadInputError) and info.value.exit_code == 2
     with pytest.raises(NoSurfaceError):
         marching_cubes(np.zeros((8, 8, 8)), 0.5, 1.0)
+
+
+def test_cleanup_leaves_no_edge_shared_by_more_than_two_faces():
+    body = trimesh.creation.icosphere(2)
+    a, b = body.faces[0][:2]
+    fin_tip = len(body.vertices)
+    vertices = np.concatenate([body.vertices, [body.vertices[a] * 1.5]])
+    faces = np.concatenate([body.faces, [[a, b, fin_tip]]])  # a third face on edge (a, b)
+    cleaned = clean_mesh(vertices, faces, min_component_fraction=0.0)
+    _, counts = np.unique(cleaned.edges_sorted, axis=0, return_counts=True)
+    assert counts.max() == 2
+    assert len(cleaned.faces) >= len(body.faces) - 2

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import trimesh
 
 from backend.mesh.extract import MeshConfig
 from backend.mesh.refine_texture import TextureConfig
+from tests.mesh_fixtures import one_torch_thread
 from tests.mesh_pipeline_run import format_times, run_mesh_pipeline
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 def test_gaussians_to_files_on_cpu(tmp_path):

@@ -12,6 +12,13 @@ import trimesh
 from backend.camera import Camera, reference_camera
 from backend.mesh.rasterize import project_vertices, rasterize_mesh, rasterize_uv
 from backend.mesh.texture_sampling import interpolate_attributes, render_textured, sample_texture
+from tests.mesh_fixtures import one_torch_thread
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 def _sphere(radius=0.5, subdivisions=4):

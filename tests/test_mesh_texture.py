@@ -16,7 +16,13 @@ from backend.mesh.rasterize import rasterize_mesh, rasterize_uv
 from backend.mesh.refine_texture import TextureConfig, orbit_angles, refine_texture
 from backend.mesh.texture_sampling import interpolate_attributes, render_textured
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
-from tests.mesh_fixtures import View, smooth_texture, smooth_vertex_colours, uv_sphere_mesh
+from tests.mesh_fixtures import View, one_torch_thread, smooth_texture, smooth_vertex_colours, uv_sphere_mesh
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
