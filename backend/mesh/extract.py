@@ -120,7 +120,10 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
         return mesh
     target = target_faces
     for _ in range(4):  # the simplifier may overshoot by a few faces: ask for a little less until it fits
-        simplified = mesh.simplify_quadric_decimation(face_count=target)
+        try:
+            simplified = mesh.simplify_quadric_decimation(face_count=target)
+        except ImportError as exc:  # trimesh imports fast-simplification lazily
+            raise ImportError("mesh decimation needs the fast-simplification package (requirements.txt)") from exc
         if len(simplified.faces) <= target_faces:
             break
         target = int(target * 0.95)
