@@ -30,6 +30,13 @@ def test_density_grid_cuda_matches_cpu():
     cpu = density_grid(gaussians, 48, 1.0, block=16)
     gpu = density_grid(gaussians.to("cuda"), 48, 1.0, block=16)
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-3, rtol=1e-3)
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True  # as a training loop elsewhere might leave it
+    try:
+        with_tf32_enabled = density_grid(gaussians.to("cuda"), 48, 1.0, block=16)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    torch.testing.assert_close(with_tf32_enabled.cpu(), cpu, atol=1e-3, rtol=1e-3)
 
 
 def test_rasterizer_cuda_matches_cpu():

@@ -8,10 +8,14 @@ are evaluated against it, and the (points × Gaussians) work is split into chunk
 
 The quadratic form is one matmul: with A = Σ⁻¹ and coordinates taken relative to the block centre (which keeps
 float32 cancellation small), xᵀAx - 2xᵀAμ + μᵀAμ = φ(x) · c where φ(x) = [x², y², z², 2xy, 2xz, 2yz, x, y, z, 1]
-and c holds the matching entries of A, -2Aμ and μᵀAμ per Gaussian.
+and c holds the matching entries of A, -2Aμ and μᵀAμ per Gaussian. The terms cancel, so the matmuls run in
+full float32 even where the caller enabled TF32 (its 10-bit mantissa would shift the surface visibly).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -43,6 +47,16 @@ def _point_features(points: torch.Tensor) -> torch.Tensor:
     return torch.stack([x * x, y * y, z * z, 2 * x * y, 2 * x * z, 2 * y * z, x, y, z, torch.ones_like(x)], dim=-1)
 
 
+@contextmanager
+def _full_float32_matmul() -> Iterator[None]:
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
 @torch.no_grad()
 def density_grid(
     gaussians: Gaussians,
@@ -61,6 +75,11 @@ def density_grid(
         raise ValueError(f"density grid resolution must be at least 2, got {resolution}")
     if bound <= 0:
         raise ValueError(f"density grid bound must be positive, got {bound}")
+    with _full_float32_matmul():
+        return _density_grid(gaussians, resolution, bound, block, pair_budget)
+
+
+def _density_grid(gaussians: Gaussians, resolution: int, bound: float, block: int, pair_budget: int) -> torch.Tensor:
     device = gaussians.means.device
     means = gaussians.means.detach().float()
     scales = gaussians.scales.detach().float().clamp_min(1e-6)

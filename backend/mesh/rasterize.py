@@ -43,7 +43,8 @@ class MeshRaster:
 def project_vertices(vertices: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
     """World points [V, 3] → (pixel xy [V, 2] with pixel (0, 0)'s centre at (0.5, 0.5), view depth [V])."""
     w2c = torch.as_tensor(camera.w2c, dtype=vertices.dtype, device=vertices.device)
-    cam = vertices @ w2c[:3, :3].T + w2c[:3, 3]
+    # Elementwise rather than a matmul, so TF32 (if the caller enabled it) cannot round the positions.
+    cam = (vertices[:, None, :] * w2c[None, :3, :3]).sum(-1) + w2c[:3, 3]
     depth = -cam[:, 2]  # OpenGL: the camera looks down -Z
     safe = torch.where(depth.abs() < 1e-8, torch.full_like(depth, 1e-8), depth)
     f = camera.focal
