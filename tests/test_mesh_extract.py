@@ -140,3 +140,12 @@ def test_cleanup_leaves_no_edge_shared_by_more_than_two_faces():
     _, counts = np.unique(cleaned.edges_sorted, axis=0, return_counts=True)
     assert counts.max() == 2
     assert len(cleaned.faces) >= len(body.faces) - 2
+
+
+def test_extract_mesh_honours_cancel_during_the_density_grid():
+    from backend.errors import CancelledError
+
+    control = JobControl()
+    control.cancel()
+    with pytest.raises(CancelledError, match="mesh"):
+        density_grid(one_gaussian(), 16, control=control)

@@ -20,8 +20,10 @@ from contextlib import contextmanager
 import torch
 
 from ..gaussians.gaussians import Gaussians, quat_to_rotmat
+from ..job_control import JobControl, ensure_control
 
 SIGMA_EXTENT = 3.0  # a Gaussian's support: its 3σ box
+PROGRESS_STAGE = "mesh"
 
 
 def grid_coordinates(resolution: int, bound: float, device=None) -> torch.Tensor:
@@ -64,22 +66,25 @@ def density_grid(
     bound: float = 1.0,
     block: int = 32,
     pair_budget: int = 1 << 24,
+    control: JobControl | None = None,
 ) -> torch.Tensor:
     """Gaussian density on a resolution³ grid over [-bound, bound]³, on the Gaussians' device.
 
     Returns ``[R, R, R]`` float32 indexed ``[ix, iy, iz]``, where index i sits at ``-bound + 2·bound·i/(R-1)``
     (see :func:`grid_coordinates`). ``block`` is the edge of the cubic blocks (in samples) evaluated together;
     ``pair_budget`` caps the point × Gaussian pairs held at once (memory ≈ 4 bytes × budget × a few).
+    ``control`` gets a progress report (stage "mesh", first 40%) per slab of blocks, and can cancel.
     """
     if resolution < 2:
         raise ValueError(f"density grid resolution must be at least 2, got {resolution}")
     if bound <= 0:
         raise ValueError(f"density grid bound must be positive, got {bound}")
     with _full_float32_matmul():
-        return _density_grid(gaussians, resolution, bound, block, pair_budget)
+        return _density_grid(gaussians, resolution, bound, block, pair_budget, ensure_control(control))
 
 
-def _density_grid(gaussians: Gaussians, resolution: int, bound: float, block: int, pair_budget: int) -> torch.Tensor:
+def _density_grid(gaussians: Gaussians, resolution: int, bound: float, block: int, pair_budget: int,
+                  control: JobControl) -> torch.Tensor:
     device = gaussians.means.device
     means = gaussians.means.detach().float()
     scales = gaussians.scales.detach().float().clamp_min(1e-6)
@@ -96,6 +101,7 @@ def _density_grid(gaussians: Gaussians, resolution: int, bound: float, block: in
     grid = torch.zeros((resolution,) * 3, dtype=torch.float32, device=device)
     starts = range(0, resolution, block)
     for x0 in starts:
+        control.report(PROGRESS_STAGE, 0.4 * x0 / resolution, "density grid")
         for y0 in starts:
             for z0 in starts:
                 xs, ys, zs = axis[x0:x0 + block], axis[y0:y0 + block], axis[z0:z0 + block]

@@ -136,7 +136,7 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
     """Gaussians → cleaned, decimated :class:`Mesh` (no UVs yet). Raises :class:`NoSurfaceError`."""
     control = ensure_control(control)
     control.report(STAGE, 0.0, "density grid")
-    grid = density_grid(gaussians, config.resolution, config.bound, block=config.block)
+    grid = density_grid(gaussians, config.resolution, config.bound, block=config.block, control=control)
     if grid.is_cuda:
         torch.cuda.synchronize()
     control.report(STAGE, 0.4, "marching cubes")

@@ -42,10 +42,3 @@ class Mesh:
 
     def with_texture(self, texture: np.ndarray) -> "Mesh":
         return replace(self, texture=np.ascontiguousarray(texture, dtype=np.float32))
-
-    def face_normals(self) -> np.ndarray:
-        """[F, 3] unit face normals (zero for degenerate faces)."""
-        tri = self.vertices[self.faces].astype(np.float64)
-        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        norm = np.linalg.norm(n, axis=1, keepdims=True)
-        return (n / np.maximum(norm, 1e-20)).astype(np.float32)
