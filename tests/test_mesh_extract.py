@@ -1,0 +1,151 @@
+"""Density grid, marching cubes, cleanup and decimation (backend/mesh/density_grid.py, extract.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from backend.errors import BadInputError
+from backend.gaussians.gaussians import covariances, quat_to_rotmat
+from backend.job_control import JobControl
+from backend.mesh.density_grid import density_grid, grid_coordinates
+from backend.mesh.extract import MeshConfig, NoSurfaceError, clean_mesh, decimate, extract_mesh, marching_cubes
+from tests.mesh_fixtures import one_gaussian, one_torch_thread, random_gaussians
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
+
+
+def brute_force_density(gaussians, points: torch.Tensor) -> torch.Tensor:
+    """Σ opacity·exp(-½dᵀΣ⁻¹d), every Gaussian against every point, float64, truncated at the 3σ box like ours."""
+    cov = covariances(gaussians).double()
+    d = points.double()[:, None, :] - gaussians.means.double()[None]
+    m = torch.einsum("pgi,gij,pgj->pg", d, torch.linalg.inv(cov), d)
+    in_box = (d.abs() <= 3 * torch.diagonal(cov, dim1=-2, dim2=-1).sqrt()[None]).all(-1)
+    return (torch.exp(-0.5 * m) * gaussians.opacities.double() * in_box).sum(-1)
+
+
+def test_density_grid_matches_brute_force_and_block_size_does_not_matter():
+    gaussians = random_gaussians(120, seed=1, scale_range=(0.04, 0.12))
+    axis = grid_coordinates(16, 0.8)
+    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    expected = brute_force_density(gaussians, points).reshape(16, 16, 16)
+    small_blocks = density_grid(gaussians, 16, 0.8, block=6, pair_budget=5000)
+    one_block = density_grid(gaussians, 16, 0.8, block=32)
+    assert expected.max() > 1.0
+    # Within a block we evaluate Gaussians past their 3σ box too: the difference is below exp(-4.5) per Gaussian.
+    assert torch.allclose(small_blocks.double(), expected, atol=0.02)
+    assert torch.allclose(small_blocks, one_block, atol=0.02)
+
+
+def test_density_grid_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="resolution"):
+        density_grid(one_gaussian(), resolution=1)
+    with pytest.raises(ValueError, match="bound"):
+        density_grid(one_gaussian(), bound=0.0)
+
+
+def test_isotropic_gaussian_gives_sphere_of_the_predicted_radius():
+    # density = exp(-r²/2σ²) crosses t at r = σ·sqrt(2 ln(1/t)).
+    sigma, threshold = 0.3, 0.5
+    mesh = extract_mesh(one_gaussian((sigma,) * 3), MeshConfig(resolution=32, threshold=threshold, target_faces=0))
+    expected = sigma * math.sqrt(2 * math.log(1 / threshold))
+    radii = np.linalg.norm(mesh.vertices, axis=1)
+    assert abs(radii.mean() - expected) / expected < 0.05
+    assert radii.max() < 1.05 * expected and radii.min() > 0.95 * expected
+    assert mesh.vertices.dtype == np.float32 and mesh.faces.dtype == np.int64
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    assert tm.is_watertight
+    assert tm.volume > 0  # normals point outwards
+    assert abs(tm.volume - 4 / 3 * math.pi * expected**3) / (4 / 3 * math.pi * expected**3) < 0.1
+
+
+def test_rotated_anisotropic_gaussian_gives_the_rotated_ellipsoid():
+    scales = np.array([0.35, 0.15, 0.25])
+    quat = np.array([0.9, 0.3, -0.2, 0.25])
+    quat /= np.linalg.norm(quat)
+    gaussian = one_gaussian(tuple(scales), tuple(quat), opacity=0.9, mean=(0.1, -0.05, 0.0))
+    threshold = 0.4
+    mesh = extract_mesh(gaussian, MeshConfig(resolution=40, threshold=threshold, target_faces=0))
+    rot = quat_to_rotmat(torch.tensor(quat, dtype=torch.float64)).numpy()
+    local = (mesh.vertices.astype(np.float64) - [0.1, -0.05, 0.0]) @ rot  # world → local frame
+    level = np.sqrt(2 * np.log(0.9 / threshold))
+    ellipsoid_radius = np.linalg.norm(local / (scales * level), axis=1)  # 1 on the exact surface
+    assert np.abs(ellipsoid_radius - 1).max() < 0.05
+
+
+def test_cleanup_drops_a_small_floating_component():
+    body = trimesh.creation.icosphere(3, radius=0.5)
+    floater = trimesh.creation.icosphere(0, radius=0.05)  # 20 faces, 1.5% of the total
+    floater.apply_translation([0.8, 0.0, 0.0])
+    both = trimesh.util.concatenate([body, floater])
+    # Duplicate every vertex so that cleanup has to merge them back into one connected surface.
+    faces = np.arange(len(both.faces) * 3).reshape(-1, 3)
+    vertices = both.vertices[both.faces.reshape(-1)]
+    cleaned = clean_mesh(vertices, faces, min_component_fraction=MeshConfig().min_component_fraction)
+    assert len(cleaned.faces) == len(body.faces)
+    assert np.linalg.norm(cleaned.vertices, axis=1).max() < 0.51
+    assert cleaned.is_watertight and len(cleaned.vertices) == len(body.vertices)
+
+
+def test_cleanup_removes_degenerate_and_duplicate_faces():
+    body = trimesh.creation.icosphere(2)
+    faces = np.concatenate([body.faces, body.faces[:5], [[0, 0, 1], [3, 3, 3]]])
+    cleaned = clean_mesh(body.vertices, faces, min_component_fraction=0.0)
+    assert len(cleaned.faces) == len(body.faces)
+
+
+def test_decimation_reaches_the_target_and_keeps_the_shape():
+    sphere = trimesh.creation.icosphere(4, radius=0.5)
+    target = 600
+    simplified = decimate(sphere, target)
+    assert 0.5 * target <= len(simplified.faces) <= target
+    assert abs(simplified.volume - sphere.volume) / sphere.volume < 0.05
+    assert decimate(sphere, 0) is sphere
+
+
+def test_extract_mesh_from_a_ball_of_gaussians_reaches_target_and_reports_progress():
+    events = []
+    control = JobControl(on_progress=events.append)
+    config = MeshConfig(resolution=32, threshold=0.5, target_faces=800)
+    mesh = extract_mesh(random_gaussians(400, seed=3, scale_range=(0.05, 0.12)), config, control)
+    assert 0 < mesh.face_count <= 800
+    assert np.linalg.norm(mesh.vertices, axis=1).max() < 0.75
+    assert [e.fraction for e in events][-1] == 1.0 and {e.stage for e in events} == {"mesh"}
+
+
+def test_no_surface_raises_a_clear_bad_input_error():
+    faint = one_gaussian(opacity=0.2)
+    with pytest.raises(NoSurfaceError, match="below the threshold") as info:
+        extract_mesh(faint, MeshConfig(resolution=16, threshold=1.0))
+    assert isinstance(info.value, BadInputError) and info.value.exit_code == 2
+    with pytest.raises(NoSurfaceError):
+        marching_cubes(np.zeros((8, 8, 8)), 0.5, 1.0)
+
+
+def test_cleanup_leaves_no_edge_shared_by_more_than_two_faces():
+    body = trimesh.creation.icosphere(2)
+    a, b = body.faces[0][:2]
+    fin_tip = len(body.vertices)
+    vertices = np.concatenate([body.vertices, [body.vertices[a] * 1.5]])
+    faces = np.concatenate([body.faces, [[a, b, fin_tip]]])  # a third face on edge (a, b)
+    cleaned = clean_mesh(vertices, faces, min_component_fraction=0.0)
+    _, counts = np.unique(cleaned.edges_sorted, axis=0, return_counts=True)
+    assert counts.max() == 2
+    assert len(cleaned.faces) >= len(body.faces) - 2
+
+
+def test_extract_mesh_honours_cancel_during_the_density_grid():
+    from backend.errors import CancelledError
+
+    control = JobControl()
+    control.cancel()
+    with pytest.raises(CancelledError, match="mesh"):
+        density_grid(one_gaussian(), 16, control=control)
