@@ -12,9 +12,11 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-# Test-only extras: Ray (an optional extra of the product) for the batch tests.
-$(TEST_STAMP): $(STAMP) requirements-ray.txt
+# Test-only extras: Ray (an optional extra of the product) for the batch tests, and the Khronos glTF
+# Validator (npm, pinned by tests/node/package-lock.json) for the export tests.
+$(TEST_STAMP): $(STAMP) requirements-ray.txt tests/node/package-lock.json
 	$(PY) -m pip install --quiet -r requirements-ray.txt
+	npm ci --prefix tests/node --no-audit --no-fund --silent
 	touch $(TEST_STAMP)
 
 demo: $(STAMP)
