@@ -63,8 +63,13 @@ def segment_image(image: LoadedImage, prompts: Sequence[str], config: SegmentCon
 
 
 def run_segmentation(image: LoadedImage, prompts: Sequence[str], config: SegmentConfig,
-                     control: JobControl | None = None) -> tuple[list[SegmentationResult], ModelInfo]:
-    """:func:`segment_image` plus a description of the models used."""
+                     control: JobControl | None = None, allow_empty: bool = False,
+                     ) -> tuple[list[SegmentationResult], ModelInfo]:
+    """:func:`segment_image` plus a description of the models used.
+
+    ``allow_empty`` (for evaluation): a prompt nothing matched gets an all-False mask and score 0 instead
+    of failing the call.
+    """
     # 1. check inputs, pick device and precision
     prompts = check_prompts(prompts)
     control = ensure_control(control)
@@ -106,13 +111,15 @@ def run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segment
 
     # 7. nothing matched → one error naming every such prompt
     failed = [f"{prompt!r} ({outcome})" for prompt, outcome in zip(prompts, outcomes, strict=True) if isinstance(outcome, str)]
-    if failed:
+    if failed and not allow_empty:
         raise NothingMatchedError("nothing in the image matched " + "; ".join(failed))
 
     # 8. full-resolution masks and result records
     results = []
     amortised = {name: seconds / len(prompts) for name, seconds in shared.items()}
     for prompt, slug, heatmap, outcome in zip(prompts, unique_slugs(prompts), heatmaps, outcomes, strict=True):
+        if isinstance(outcome, str):  # only with allow_empty
+            outcome = (torch.zeros(heatmap.shape, dtype=torch.bool), 0.0, {}, {})
         mask_work, score, extras, own_seconds = outcome
         clock.lap()
         mask = resize_mask(mask_work.cpu().numpy(), height, width)
