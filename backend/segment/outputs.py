@@ -20,7 +20,7 @@ from ..atomic_output import AtomicOutputDir
 from ..images import LoadedImage, load_image, to_uint8
 from ..job_control import JobControl, ensure_control
 from .api import ModelInfo, run_segmentation
-from .config import SegmentConfig
+from .config import SegmentConfig, check_prompts
 from .result import SegmentationResult
 
 OVERLAY_TINT = np.array([0.12, 0.56, 1.0], dtype=np.float32)  # blue wash over the selected pixels
@@ -49,6 +49,7 @@ def segment_to_folder(image_path: str | os.PathLike, prompts: Sequence[str], con
                       out_dir: str | os.PathLike, control: JobControl | None = None) -> SegmentOutputs:
     """load_image → segment → write every output file atomically into ``out_dir``."""
     control = ensure_control(control)
+    prompts = check_prompts(prompts)  # before reading the image or loading any model
     image = load_image(image_path)
     results, info = run_segmentation(image, prompts, config, control)
     out_dir = Path(out_dir)
