@@ -79,9 +79,16 @@ def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return rgb, None
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """float [0, 1] → uint8 [0, 255] (rounded)."""
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def to_uint8(image: np.ndarray, rows_per_block: int = 512) -> np.ndarray:
+    """float [0, 1] → uint8 [0, 255] (rounded), a block of rows at a time.
+
+    Blocks keep the float temporaries small: a 12000x8000 photo would otherwise need another 1.1 GB.
+    """
+    out = np.empty(image.shape, dtype=np.uint8)
+    for start in range(0, image.shape[0], rows_per_block):
+        block = image[start:start + rows_per_block]
+        out[start:start + rows_per_block] = np.clip(block * 255.0 + 0.5, 0.0, 255.0)
+    return out
 
 
 def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:

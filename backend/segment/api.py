@@ -163,7 +163,10 @@ def _paper_masks(predictor, heatmaps, config: SegmentConfig, mode: ModelMode, au
     )
     shared["sam_automatic_masks"] = clock.lap()
     outcomes = []
+    mask_size = tuple(automatic.masks.shape[1:])
     for heatmap in heatmaps:
+        if tuple(heatmap.shape) != mask_size:  # C at the masks' resolution
+            heatmap = F.interpolate(heatmap[None, None], size=mask_size, mode="bilinear", align_corners=False)[0, 0]
         clip_region = heatmap > config.threshold
         fusion = fuse_paper(automatic.masks, clip_region, config.paper_keep)
         seconds = {"fusion": clock.lap()}

@@ -30,7 +30,8 @@ class SegmentationResult:
     score: float  # paper: |U ∩ C| / |U| of the returned union U; fast: IoU of the chosen SAM mask with C
     heatmap: np.ndarray  # [h, w] float32 CLIPSeg probability at the working resolution (see working_size)
     working_size: tuple[int, int]  # (h, w) the models worked at: the photo scaled to SegmentConfig.max_side
-    kept_masks: np.ndarray | None = None  # paper: [K, h, w] bool, the SAM masks kept (working resolution)
+    kept_masks: np.ndarray | None = None  # paper: [K, hs, ws] bool, the SAM masks kept, at SAM's mask
+    #                                        resolution (the working image scaled to SAM's input, ≤ 1024 px)
     kept_scores: np.ndarray | None = None  # paper: [K] float32, their scores |S ∩ C| / |S|
     prompts_used: FastPrompts | None = None  # fast: box and points, in ORIGINAL image pixel coordinates
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage; shared stages amortised

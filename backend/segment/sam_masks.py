@@ -33,7 +33,7 @@ def embed_image(predictor: SamPredictor, image: np.ndarray, autocast: bool) -> N
 
 @dataclass(frozen=True)
 class AutomaticMasks:
-    masks: torch.Tensor  # [K, h, w] bool at the embedded image's size, on the model's device
+    masks: torch.Tensor  # [K, h, w] bool at SAM's input resolution (or the image's, if smaller), on its device
     predicted_iou: torch.Tensor  # [K] float32
     stability: torch.Tensor  # [K] float32
 
@@ -51,7 +51,11 @@ def generate_masks(
     """SAM's automatic masks for the image set on ``predictor`` (see module docstring)."""
     model = predictor.model
     device = predictor.device
-    h, w = predictor.original_size
+    # masks at the resolution SAM itself saw (the image scaled to the encoder's input, 1024 px for real
+    # weights), or the image's own if smaller: finer masks would only be interpolated from the same logits
+    image_h, image_w = predictor.original_size
+    h, w = predictor.input_size if predictor.input_size[0] * predictor.input_size[1] < image_h * image_w else (
+        image_h, image_w)
     grid = build_point_grid(points_per_side) * np.array([w, h])[None]  # [n², 2] (x, y) in image pixels
     bytes_per_point = 3 * h * w * 4
     budget = MASK_MEMORY_BUDGET.get(device.type, MASK_MEMORY_BUDGET["cpu"])
@@ -59,7 +63,7 @@ def generate_masks(
     masks, ious, stabilities = [], [], []
     for start in range(0, len(grid), batch):
         points = torch.as_tensor(grid[start:start + batch], dtype=torch.float32, device=device)
-        coords = predictor.transform.apply_coords_torch(points, (h, w))[:, None, :]  # [B, 1, 2]
+        coords = predictor.transform.apply_coords_torch(points, (h, w))[:, None, :]  # [B, 1, 2] input frame
         labels = torch.ones(coords.shape[0], 1, dtype=torch.int, device=device)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=autocast):
             sparse, dense = model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
