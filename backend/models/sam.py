@@ -112,8 +112,7 @@ def load_sam(mode: ModelMode, variant: str = "vit_h", device: torch.device | str
     torch.manual_seed(seed)
     if mode is ModelMode.TINY:
         return SamModels(build_tiny_sam().to(device), "tiny", mode, "sam tiny (random weights)", "random")
-    with torch.device(device):  # build straight on the GPU: vit_h has 636 M parameters
-        model = SAM_SPECS[variant].build()
+    model = SAM_SPECS[variant].build().to(device)  # built on the CPU: its legacy torch.Tensor() buffers
     return SamModels(model.eval(), variant, mode, f"sam {variant} architecture (random weights)", "random")
 
 
