@@ -13,6 +13,17 @@ from backend.images import load_image
 from backend.segment import SegmentConfig, segment_image, slugify
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models on 2 shared cores: one thread avoids OpenMP spin-waiting against other test processes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _run(photo, out, mode, *prompts, threshold="0.0"):
     argv = ["segment", str(photo), "--mode", mode, "--out", str(out), "--models", "tiny", "--device", "cpu", "-q",
             "--threshold", threshold]
@@ -105,3 +116,46 @@ def test_very_large_photo_is_processed_at_model_resolution(tmp_path, monkeypatch
     results = segment_image(big, ["anything"], SegmentConfig(threshold=0.0, device="cpu", max_side=256))
     assert results[0].working_size == (171, 256)
     assert results[0].mask.shape == (8000, 12000)
+
+
+@pytest.mark.parametrize("mode", ["fast", "paper"])
+def test_one_image_embedding_and_one_clipseg_forward_serve_every_prompt(bundled_photo, mode):
+    from backend.models.loaded import ModelKey, get_or_load
+
+    image = load_image(bundled_photo)
+    config = SegmentConfig(mode=mode, threshold=0.0, device="cpu")
+    segment_image(image, ["warm-up"], config)  # models now cached
+    sam = get_or_load(ModelKey("sam", "tiny", "tiny", "cpu", "float32"), lambda: pytest.fail("SAM not cached"))
+    clipseg = get_or_load(ModelKey("clipseg", "tiny", "rd64-refined", "cpu", "float32"),
+                          lambda: pytest.fail("CLIPSeg not cached"))
+    encoder_calls, clipseg_calls = [], []
+    hooks = [sam.model.image_encoder.register_forward_hook(lambda *a: encoder_calls.append(1)),
+             clipseg.model.register_forward_hook(lambda *a: clipseg_calls.append(1))]
+    try:
+        results = segment_image(image, ["cup", "saucer", "spoon"], config)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(results) == 3
+    assert encoder_calls == [1] and clipseg_calls == [1]
+
+
+def test_cancel_stops_the_job_and_writes_nothing(bundled_photo, tmp_path):
+    from backend.errors import CancelledError
+    from backend.job_control import JobControl
+    from backend.segment import segment_to_folder
+
+    control = JobControl()
+    seen = []
+
+    def cancel_at_sam(progress):
+        seen.append(progress.stage)
+        if progress.stage == "sam embedding":
+            control.cancel()
+
+    control.on_progress = cancel_at_sam
+    out = tmp_path / "out"
+    with pytest.raises(CancelledError) as info:
+        segment_to_folder(bundled_photo, ["cup"], SegmentConfig(threshold=0.0, device="cpu"), out, control)
+    assert info.value.exit_code == 130 and "clipseg" in seen
+    _assert_empty(out)
