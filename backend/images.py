@@ -8,6 +8,7 @@ has a real one). Anything unreadable becomes :class:`~backend.errors.BadInputErr
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,14 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     if not path.is_file():
         raise BadInputError(f"image path is not a file: {path}")
     try:
-        with Image.open(path) as img:
-            img.load()  # decodes now, so a truncated file fails here and not later
-            img = ImageOps.exif_transpose(img)
-            rgb, alpha = _to_float_rgb(img)
+        with warnings.catch_warnings():
+            # Pillow warns from 89 Mpx (a 12000x8000 photo is 96 Mpx) and refuses from 179 Mpx: the refusal
+            # stays (DecompressionBombError below), the warning would only be noise on stderr
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()  # decodes now, so a truncated file fails here and not later
+                img = ImageOps.exif_transpose(img)
+                rgb, alpha = _to_float_rgb(img)
     except UnidentifiedImageError:
         raise BadInputError(f"not an image (or a format Pillow cannot read): {path}") from None
     except Image.DecompressionBombError:
@@ -75,7 +80,8 @@ def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         real_alpha = alpha if float(alpha.min()) != float(alpha.max()) else None
         return np.ascontiguousarray(rgba[..., :3]), real_alpha
     # L, 1, P, CMYK, YCbCr, LAB, HSV, RGB: Pillow's own conversion (CMYK is inverted properly there)
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    rgb = np.array(img.convert("RGB"), dtype=np.float32)
+    rgb /= 255.0  # in place: a 12000x8000 photo is 1.1 GB as float32, no need for a second copy
     return rgb, None
 
 

@@ -104,9 +104,11 @@ def load_sam(mode: ModelMode, variant: str = "vit_h", device: torch.device | str
     if mode is not ModelMode.TINY and variant not in SAM_SPECS:
         raise BadInputError(f"unknown SAM variant {variant!r} (choose one of {', '.join(SAM_SPECS)})")
     if mode is ModelMode.REAL:
-        folder = hub.fetch_snapshot(
-            SAM_REPO_ID, SAM_REVISION, [f"checkpoints/{SAM_SPECS[variant].filename}"], local_dir=local_dir
-        )
+        filename = SAM_SPECS[variant].filename
+        try:
+            folder = hub.fetch_snapshot(SAM_REPO_ID, SAM_REVISION, [f"checkpoints/{filename}"], local_dir=local_dir)
+        except ModelsUnavailableError as exc:  # name the official file: that is what people have on disk
+            raise ModelsUnavailableError(f"SAM {variant} checkpoint {filename}: {exc}") from None
         models = load_sam_checkpoint(folder, SAM_SPECS[variant])
         return SamModels(models.model.to(device), variant, ModelMode.REAL, models.model_id, models.sha256)
     torch.manual_seed(seed)

@@ -72,21 +72,31 @@ def write_prompt_images(folder: Path, image: LoadedImage, result: SegmentationRe
     files = PromptFiles(folder / f"{result.slug}.mask.png", folder / f"{result.slug}.cutout.png",
                         folder / f"{result.slug}.overlay.png")
     Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(files.mask)
-    alpha = mask.astype(np.float32) if image.alpha is None else mask * image.alpha
-    rgba = np.concatenate([to_uint8(image.rgb), to_uint8(alpha)[..., None]], axis=2)
+    rgba = np.empty((*mask.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = to_uint8(image.rgb)
+    rgba[..., 3] = mask.astype(np.uint8) * 255 if image.alpha is None else to_uint8(mask * image.alpha)
     Image.fromarray(rgba, mode="RGBA").save(files.cutout)
-    Image.fromarray(to_uint8(render_overlay(image.rgb, mask)), mode="RGB").save(files.overlay)
+    Image.fromarray(render_overlay(image.rgb, mask), mode="RGB").save(files.overlay)
     return files
 
 
-def render_overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """[H, W, 3] float: the photo, the masked pixels washed with a tint, the mask's border drawn on top."""
-    overlay = rgb.copy()
-    overlay[mask] = (1 - OVERLAY_TINT_STRENGTH) * overlay[mask] + OVERLAY_TINT_STRENGTH * OVERLAY_TINT
+def render_overlay(rgb: np.ndarray, mask: np.ndarray, rows_per_block: int = 512) -> np.ndarray:
+    """[H, W, 3] uint8: the photo, the masked pixels washed with a tint, the mask's border drawn on top.
+
+    Works a block of rows at a time so a 12000x8000 photo needs no full-size float copies.
+    """
     width = max(1, min(mask.shape) // 250)  # ~2 px on a 600 px photo, thicker on big ones
     # erosion by a (2w+1)² square as a minimum filter: separable, so cost does not grow with the width
     inner = ndimage.minimum_filter(mask.astype(np.uint8), size=2 * width + 1, mode="constant", cval=1)
-    overlay[mask & (inner == 0)] = OVERLAY_OUTLINE
+    outline = mask & (inner == 0)
+    overlay = np.empty(rgb.shape, dtype=np.uint8)
+    for start in range(0, rgb.shape[0], rows_per_block):
+        rows = slice(start, start + rows_per_block)
+        block = rgb[rows].astype(np.float32)  # a copy: the photo itself stays untouched
+        block_mask = mask[rows]
+        block[block_mask] = (1 - OVERLAY_TINT_STRENGTH) * block[block_mask] + OVERLAY_TINT_STRENGTH * OVERLAY_TINT
+        block[outline[rows]] = OVERLAY_OUTLINE
+        overlay[rows] = to_uint8(block)
     return overlay
 
 
