@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["fast", "paper"], default="fast")
     p.add_argument("--predictions", default=None, help="score a folder of <task_id>.png masks instead")
     p.add_argument("--out", default=None)
+    p.add_argument("--sam", choices=["vit_h", "vit_l", "vit_b"], default="vit_h", help="SAM variant")
+    p.add_argument("--threshold", type=float, default=None, help="CLIPSeg heatmap threshold")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N tasks")
     _add_common(p)
 
     p = sub.add_parser("eval-recon", help="fidelity on Blender-rendered ground truth")
