@@ -83,8 +83,8 @@ class ScreenGradientStats:
         """Add one step's views. screen_grads: [C, N, 2] pixel-space gradients; radii: [C, N] pixels."""
         if screen_grads is None:
             return self
-        scale = torch.tensor([width / 2.0, height / 2.0], device=screen_grads.device, dtype=screen_grads.dtype)
-        norms = (screen_grads * scale).norm(dim=-1)  # [C, N]
+        # Pixels → NDC (as gsplat and 3DGS measure it); plain floats, so no host→device copy per step.
+        norms = torch.hypot(screen_grads[..., 0] * (width / 2.0), screen_grads[..., 1] * (height / 2.0))  # [C, N]
         drawn = radii > 0
         return ScreenGradientStats(
             grad_norm_sum=self.grad_norm_sum + (norms * drawn).sum(dim=0),
