@@ -59,10 +59,11 @@ class Stage1Config:
     densify: DensifyConfig = field(default_factory=DensifyConfig)
     fixed_gaussian_count: int | None = None  # start with this many and never densify (benchmarks, e.g. 30_000)
 
-    # Resolution schedule of the random (SDS) views: render_sizes[i] from step fraction milestones[i - 1] on.
+    # Resolution schedule of the random (SDS) views: render_sizes[i] from step fraction milestones[i - 1] on;
+    # milestones None = evenly spaced (thirds for three sizes; DreamGaussian switches at 0.3 and 0.6).
     # Target views are always rendered at their own size.
     render_sizes: tuple[int, ...] = (128, 256, 512)
-    render_size_milestones: tuple[float, ...] = (0.3, 0.6)
+    render_size_milestones: tuple[float, ...] | None = None
 
     # Losses. The large weights are DreamGaussian's: they balance the MSEs against the SDS gradient, whose
     # size is fixed by the diffusion model. Without guidance only their ratio matters (Adam is scale-free).
@@ -92,9 +93,11 @@ class Stage1Config:
             raise BadInputError(f"stage 1 needs at least one Gaussian, got num_init={self.num_init}")
         if self.fixed_gaussian_count is not None and self.fixed_gaussian_count < 1:
             raise BadInputError(f"fixed_gaussian_count must be positive, got {self.fixed_gaussian_count}")
-        if len(self.render_sizes) != len(self.render_size_milestones) + 1 or min(self.render_sizes) < 8:
-            raise BadInputError(f"render_sizes {self.render_sizes} needs one more entry than milestones "
-                                f"{self.render_size_milestones}, each at least 8 px")
+        if not self.render_sizes or min(self.render_sizes) < 8:
+            raise BadInputError(f"render_sizes must be at least 8 px each, got {self.render_sizes}")
+        if self.render_size_milestones is not None and len(self.render_size_milestones) != len(self.render_sizes) - 1:
+            raise BadInputError(f"render_sizes {self.render_sizes} needs one more entry than render_size_milestones "
+                                f"{self.render_size_milestones}")
         if not self.elevation_range[0] <= self.elevation_range[1]:
             raise BadInputError(f"elevation_range must be (low, high), got {self.elevation_range}")
 
@@ -107,12 +110,15 @@ class Stage1Config:
         return self.fixed_gaussian_count if self.fixed_gaussian_count is not None else self.num_init
 
     def render_size_at(self, step_ratio: float) -> int:
-        return self.render_sizes[sum(step_ratio >= m for m in self.render_size_milestones)]
+        milestones = self.render_size_milestones
+        if milestones is None:
+            milestones = [i / len(self.render_sizes) for i in range(1, len(self.render_sizes))]
+        return self.render_sizes[sum(step_ratio >= m for m in milestones)]
 
     @classmethod
     def draft(cls) -> "Stage1Config":
         """A quick look: fewer steps, SDS views no larger than 256 px."""
-        return cls(steps=200, render_sizes=(128, 256), render_size_milestones=(0.5,))
+        return cls(steps=200, render_sizes=(128, 256))
 
     @classmethod
     def high(cls) -> "Stage1Config":
