@@ -128,31 +128,51 @@ class _PixelLists:
 
 
 @torch.no_grad()
-def _pixel_lists(projection: Projection, width: int, height: int) -> _PixelLists:
+def _pixel_lists(projection: Projection, opacities: Tensor, width: int, height: int) -> _PixelLists:
+    """List, per pixel and front to back, the Gaussians whose alpha there reaches 1/255.
+
+    That region is an ellipse: opacity * exp(-sigma) >= 1/255 <=> sigma <= log(255 * opacity). Row by row
+    inside the Gaussian's box it is an interval of x, solved in closed form, so the pairs in the box's
+    corners (about a third of them) are never made. The interval is widened by a hair so that rounding
+    cannot drop a pair; the exact per-pair test in ``_pair_alphas`` stays the authority.
+    """
     device = projection.means2d.device
     visible = torch.nonzero((projection.radii > 0).all(dim=-1)).squeeze(1)
     # Depth order first; the stable sort by pixel below keeps it within each pixel.
     visible = visible[torch.argsort(projection.depths[visible], stable=True)]
-    centre = projection.means2d[visible].detach().double()
+    centre = projection.means2d.detach()[visible].double()
     radius = projection.radii[visible].double()
-    # Pixels whose centre (x + 0.5, y + 0.5) lies in [centre - radius, centre + radius].
-    lo = torch.ceil(centre - radius - 0.5).long()
-    hi = torch.floor(centre + radius - 0.5).long()
-    lo[:, 0].clamp_(0, width), lo[:, 1].clamp_(0, height)
-    hi[:, 0].clamp_(-1, width - 1), hi[:, 1].clamp_(-1, height - 1)
-    span = (hi - lo + 1).clamp(min=0)  # [V, 2]
-    per_gaussian = span[:, 0] * span[:, 1]
+    a, b, c = projection.conics.detach()[visible].double().unbind(1)
+    level = torch.log(opacities.detach()[visible].double() / ALPHA_THRESHOLD).clamp(min=0)  # sigma bound
 
-    # Per-pair copies of the per-Gaussian values (repeat_interleave, not fancy indexing: much faster on the
-    # CPU), in int32 for the index arithmetic and the sort: about twice as fast as int64.
+    # Rows of each Gaussian's box: pixel centres y + 0.5 within [centre - radius, centre + radius].
+    row_lo = torch.ceil(centre[:, 1] - radius[:, 1] - 0.5).long().clamp(0, height)
+    row_hi = torch.floor(centre[:, 1] + radius[:, 1] - 0.5).long().clamp(-1, height - 1)
+    rows_per_gaussian = (row_hi - row_lo + 1).clamp(min=0)
+    row_owner = torch.repeat_interleave(torch.arange(len(visible), device=device), rows_per_gaussian)  # [R]
+    row_first = torch.repeat_interleave(torch.cumsum(rows_per_gaussian, 0) - rows_per_gaussian, rows_per_gaussian)
+    y = row_lo.index_select(0, row_owner) + torch.arange(len(row_owner), device=device) - row_first
+
+    # On row y: a dx² + 2 b dx dy + c dy² <= 2 level, an interval of dx around -b dy / a.
+    ra, rb, rc = a.index_select(0, row_owner), b.index_select(0, row_owner), c.index_select(0, row_owner)
+    dy = y.double() + 0.5 - centre[:, 1].index_select(0, row_owner)
+    disc = (rb * dy) ** 2 - ra * (rc * dy * dy - 2 * level.index_select(0, row_owner))
+    half = torch.sqrt(disc.clamp(min=0)) / ra
+    mid = centre[:, 0].index_select(0, row_owner) - rb * dy / ra
+    box_x = centre[:, 0].index_select(0, row_owner), radius[:, 0].index_select(0, row_owner)
+    x_lo = torch.maximum(torch.ceil(mid - half - 0.5 - 1e-3), torch.ceil(box_x[0] - box_x[1] - 0.5)).long()
+    x_hi = torch.minimum(torch.floor(mid + half - 0.5 + 1e-3), torch.floor(box_x[0] + box_x[1] - 0.5)).long()
+    x_lo, x_hi = x_lo.clamp(0, width), x_hi.clamp(-1, width - 1)
+    per_row = torch.where(disc >= 0, (x_hi - x_lo + 1).clamp(min=0), 0)  # [R]
+
+    # One entry per pair; repeat_interleave rather than fancy indexing (much faster on the CPU), int32 for
+    # the index arithmetic and the sort (about twice as fast as int64).
     per_pair = torch.repeat_interleave(
-        torch.stack([visible.int(), (torch.cumsum(per_gaussian, 0) - per_gaussian).int(),
-                     span[:, 0].clamp(min=1).int(), lo[:, 0].int(), lo[:, 1].int()], dim=1),
-        per_gaussian, dim=0)  # [M, 5]
-    owner, first, row_length, lo_x, lo_y = per_pair.unbind(1)
-    local = torch.arange(len(owner), device=device, dtype=torch.int32) - first
-    rows = torch.div(local, row_length, rounding_mode="floor")
-    pixel_ids = (lo_y + rows) * width + lo_x + (local - rows * row_length)
+        torch.stack([visible.index_select(0, row_owner).int(), (torch.cumsum(per_row, 0) - per_row).int(),
+                     (y * width + x_lo).int()], dim=1),
+        per_row, dim=0)  # [M, 3]
+    owner, first, row_start = per_pair.unbind(1)
+    pixel_ids = row_start + torch.arange(len(owner), device=device, dtype=torch.int32) - first
     pixel_ids, order = torch.sort(pixel_ids, stable=True)
     pixel_ids = pixel_ids.long()
     counts = torch.bincount(pixel_ids, minlength=width * height)
@@ -264,7 +284,7 @@ def rasterize(
         raise ValueError(f"inconsistent shapes: means {tuple(means.shape)}, covars {tuple(covars.shape)}, "
                          f"opacities {tuple(opacities.shape)}, colors {tuple(colors.shape)}")
     projection = project_gaussians(means, covars, opacities, viewmat, K, width, height, eps2d, near_plane, far_plane)
-    lists = _pixel_lists(projection, width, height)
+    lists = _pixel_lists(projection, opacities, width, height)
     splats = torch.cat([projection.means2d.T, projection.conics.T, opacities[None]])  # [6, N]
     features = torch.cat([colors.T, projection.depths[None], torch.ones_like(opacities[None])])  # [D + 2, N]
 
