@@ -12,11 +12,12 @@ so the two agree to float precision (``tests/test_render.py`` checks it on CUDA)
   contributions with ``alpha < 1/255`` are skipped, and a pixel stops at the Gaussian that would take its
   transmittance to 1e-4 or below (that Gaussian is excluded, as in gsplat).
 
-Speed comes from tiling as gsplat does: each Gaussian is listed for the tiles its opacity-aware 3.33-sigma
-box touches, tiles with similar list lengths are batched into a dense ``[tiles, K, pixels]`` block, and
-compositing is a cumulative sum of ``log(1 - alpha)`` along K, so autograd handles the backward pass.
-Blocks are capped at ``max_block_elements`` so memory stays bounded; when there are several blocks and
-gradients are needed, each block is checkpointed (recomputed in the backward pass) for the same reason.
+How it is made fast enough to train with on a CPU (about 45 ms of one core for forward + backward of 2k
+Gaussians at 64²): instead of gsplat's tiles, every (pixel, Gaussian) pair where the Gaussian's alpha can
+reach 1/255 is listed once (its ellipse, solved row by row), sorted by pixel and, within a pixel, by depth.
+Transmittance is then a segmented cumulative sum of ``log(1 - alpha)`` over that flat list (kept in float64),
+and a hand-written backward pass (``_CompositePairs``) walks it back as gsplat's backward kernel does.
+Pairs are processed in runs of whole pixels of at most ``max_pairs`` pairs, so memory stays bounded.
 """
 
 from __future__ import annotations
