@@ -162,6 +162,7 @@ def fit_gaussians(
     model = GaussianModel.in_sphere(config.initial_count, config.init_radius, generator=cpu_generator, device=device,
                                     initial_opacity=config.init_opacity)
     optimizer = model.make_optimizer(config.lrs)
+    means_group = next(group for group in optimizer.param_groups if group["name"] == "means")
     stats = ScreenGradientStats.zeros(len(model), device)
 
     # 3. Everything the loop needs, on the device up front (no host→device copies inside the loop).
@@ -180,7 +181,7 @@ def fit_gaussians(
     # 4. Optimisation loop.
     for step in range(config.steps):
         step_ratio = step / config.steps
-        optimizer.param_groups[0]["lr"] = config.lrs.means_at(step_ratio)  # group 0 is the means
+        means_group["lr"] = config.lrs.means_at(step_ratio)
         gaussians = model.gaussians()
         rendered: list[tuple[RenderBatch, int, int]] = []
 
