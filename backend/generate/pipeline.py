@@ -74,6 +74,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     from ..gaussians.render import render_gaussians
     from ..guidance import Zero123Guidance
     from ..mesh import bake_cameras, bake_texture, extract_mesh, refine_texture, unwrap_uvs
+    from ..mesh.uv_unwrap import UnwrapConfig
     from ..models.zero123 import load_zero123
     from ..preprocess import prepare_reference
     from ..stage1 import ViewTarget, fit_gaussians
@@ -131,7 +132,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         with clock.stage("mesh"):
             mesh = extract_mesh(gaussians, config.mesh, control)
         with clock.stage("uv_unwrap"):
-            mesh = unwrap_uvs(mesh)
+            mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=config.texture_size))
         control.report("uv_unwrap", 1.0)
 
         # 7. Texture: baked from Gaussian renders, then refined against Zero123 targets and the reference.

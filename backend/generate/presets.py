@@ -72,7 +72,8 @@ def _smoke_preset() -> PipelineConfig:
         reference_size=64,
         stage1=dataclasses.replace(base.stage1, steps=30, num_init=1000, render_sizes=(32, 64)),
         mesh=dataclasses.replace(base.mesh, resolution=32, target_faces=2_000),
-        texture=dataclasses.replace(base.texture, steps=3),
+        texture=dataclasses.replace(base.texture, steps=3, render_size=48, target_views=2, batch_size=2,
+                                    refine_steps=2),
         texture_size=64,
         bake_size=48,
     )
