@@ -75,7 +75,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     from ..guidance import Zero123Guidance
     from ..mesh import bake_cameras, bake_texture, extract_mesh, refine_texture, unwrap_uvs
     from ..mesh.uv_unwrap import UnwrapConfig
-    from ..models.zero123 import load_zero123
+    from ..models.zero123 import load_zero123_cached
     from ..preprocess import prepare_reference
     from ..stage1 import ViewTarget, fit_gaussians
 
@@ -109,7 +109,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         # 4. Zero123 guidance, conditioned on the reference over white.
         with clock.stage("load_guidance"):
             dtype = torch.float16 if (device.type == "cuda" and request.half) else torch.float32
-            guidance = Zero123Guidance(load_zero123(models, device, dtype=dtype), config.guidance)
+            guidance = Zero123Guidance(load_zero123_cached(models, device, dtype), config.guidance)
             on_white = ref_rgb * ref_alpha[..., None] + (1 - ref_alpha[..., None])
             guidance.set_reference(on_white.permute(2, 0, 1)[None])
         control.report("load_guidance", 1.0)

@@ -420,3 +420,11 @@ def save_zero123_folder(models: Zero123Models, folder: str | os.PathLike) -> Pat
     }
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     return folder
+
+
+def load_zero123_cached(mode: ModelMode, device: torch.device, dtype: torch.dtype) -> Zero123Models:
+    """:func:`load_zero123` through the process-wide model cache (``backend.models.loaded``)."""
+    from .loaded import ModelKey, get_or_load
+
+    key = ModelKey("zero123", mode.value, "zero123-xl", str(device), str(dtype))
+    return get_or_load(key, lambda: load_zero123(mode, device, dtype=dtype))

@@ -1,0 +1,259 @@
+"""``python -m backend bench``: per-stage times and peak GPU memory of the whole pipeline.
+
+Each stage is timed as the median of ``--repeats`` runs (default 5) after one warm-up run
+(:func:`backend.bench_timing.time_stage`). ``--models full-random`` uses real-size architectures with random
+weights (timing on a GPU); ``--models tiny`` runs the same code at smoke sizes on the CPU, so CI keeps the
+benchmark working.
+
+Random weights distort data-dependent work, so two counts are pinned to realistic values:
+- SAM automatic masks (paper mode): with random quality heads SAM keeps almost nothing (filters on) or every
+  candidate (filters off). The benchmark runs the decoder over the grid once, then sets the predicted-IoU
+  filter to the quantile that lets ``PAPER_MASKS`` (150) candidates through, about what real weights keep on a
+  cluttered photo; the stability filter is off. The count actually kept after NMS is reported.
+- Stage 1 runs with ``fixed_gaussian_count`` (30k for full-random) and no densification.
+Mesh extraction, bake and stage 2 run on a synthetic object of that many Gaussians (a textured ball with
+bumps), because Gaussians fitted to a random prior have no meaningful surface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .bench_timing import StageTiming, time_stage
+from .camera import reference_camera
+from .device import resolve_device
+from .gaussians import Gaussians
+from .models.mode import ModelMode, resolve_model_mode
+
+PAPER_MASKS = 150
+FULL_GAUSSIANS = 30_000
+SMOKE_GAUSSIANS = 1_000
+BENCH_PROMPTS = ("a coffee cup", "a saucer", "a spoon", "a wooden table", "a plate", "a coffee bean")
+
+
+def synthetic_object(count: int, device, seed: int = 0) -> Gaussians:
+    """A bumpy ball of ``count`` Gaussians with smooth colours: stands in for a fitted object."""
+    g = torch.Generator().manual_seed(seed)
+    direction = torch.randn(count, 3, generator=g)
+    direction = direction / direction.norm(dim=1, keepdim=True)
+    bumps = 1 + 0.15 * torch.sin(5 * direction[:, 0]) * torch.cos(4 * direction[:, 1])
+    depth = torch.rand(count, 1, generator=g) ** 0.3  # mostly near the surface, some inside
+    means = 0.45 * bumps[:, None] * depth * direction
+    scales = torch.full((count, 3), 0.02) * (0.5 + torch.rand(count, 3, generator=g))
+    quats = torch.randn(count, 4, generator=g)
+    quats = quats / quats.norm(dim=1, keepdim=True)
+    colors = 0.5 + 0.5 * torch.stack([torch.sin(3 * means[:, 0]), torch.cos(3 * means[:, 1]),
+                                      torch.sin(2 * means[:, 2] + 1)], dim=1)
+    opacities = torch.full((count,), 0.9)
+    return Gaussians(means, scales, quats, opacities, colors).to(device)
+
+
+def _paper_threshold(predictor, points_per_side: int, target: int) -> float:
+    """The predicted-IoU cut that lets about ``target`` of the grid's candidate masks through."""
+    from segment_anything.utils.amg import build_point_grid
+
+    model = predictor.model
+    h, w = predictor.original_size
+    grid = torch.as_tensor(build_point_grid(points_per_side) * np.array([w, h])[None], dtype=torch.float32,
+                           device=predictor.device)
+    coords = predictor.transform.apply_coords_torch(grid, (h, w))[:, None, :]
+    labels = torch.ones(coords.shape[0], 1, dtype=torch.int, device=predictor.device)
+    with torch.inference_mode(), torch.autocast(predictor.device.type, dtype=torch.float16,
+                                                enabled=predictor.device.type == "cuda"):
+        sparse, dense = model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        _, iou = model.mask_decoder(image_embeddings=predictor.features, image_pe=model.prompt_encoder.get_dense_pe(),
+                                    sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                    multimask_output=True)
+    scores = iou.float().flatten().sort(descending=True).values
+    return float(scores[min(target, len(scores) - 1)])
+
+
+def bench_segmentation(mode: ModelMode, device, repeats: int, image) -> list[StageTiming]:
+    from .models.loaded import clear_loaded_models
+    from .segment import SegmentConfig
+    from .segment.api import run_segmentation
+    from .segment.sam_masks import generate_masks
+
+    timings = []
+    fast = SegmentConfig(mode="fast", models=mode, device=device.type)
+
+    def fast_run(n):
+        return lambda: run_segmentation(image, BENCH_PROMPTS[:n], fast, allow_empty=True)
+
+    timings.append(time_stage("segment_fast_1_prompt", fast_run(1), device, repeats,
+                              note="CLIPSeg + SAM embedding + decoder, 1 prompt"))
+    six = time_stage("segment_fast_6_prompts", fast_run(6), device, repeats, note="one image, 6 prompts")
+    timings.append(six)
+    further = (six.median_s - timings[0].median_s) / 5
+    timings.append(StageTiming("segment_fast_per_further_prompt", further, (), six.peak_gpu_memory_mb,
+                               "(6-prompt median - 1-prompt median) / 5"))
+    # Per-stage split of one fast run.
+    results, _ = run_segmentation(image, BENCH_PROMPTS[:1], fast, allow_empty=True)
+    split = {k: round(v, 5) for k, v in results[0].timings.items()}
+
+    # Paper mode with a realistic number of SAM masks (see module docstring).
+    predictor = _embedded_predictor(image, device)
+    points = SegmentConfig().points_per_side
+    threshold = _paper_threshold(predictor, points, PAPER_MASKS)
+    paper = SegmentConfig(mode="paper", models=mode, device=device.type, pred_iou_thresh=threshold,
+                          stability_score_thresh=0.0)
+    kept = generate_masks(predictor, points, paper.points_per_batch, threshold, 0.0, paper.box_nms_thresh,
+                          device.type == "cuda")
+    timings.append(time_stage(
+        "segment_paper", lambda: run_segmentation(image, BENCH_PROMPTS[:1], paper, allow_empty=True), device, repeats,
+        note=f"pred-IoU cut {threshold:.4f}: {len(kept.masks)} SAM masks after NMS; fast-mode split of one run: "
+             f"{split}"))
+    clear_loaded_models()
+    return timings
+
+
+def _embedded_predictor(image, device):
+    """A SAM predictor on the model run_segmentation cached, with the bench photo's embedding set."""
+    from segment_anything import SamPredictor
+
+    from .images import fit_within, resize_rgb, to_uint8
+    from .models import loaded
+    from .segment.sam_masks import embed_image
+
+    sam = next(loaded.get_or_load(k, lambda: None) for k in loaded.loaded_keys() if k.family == "sam")
+    predictor = SamPredictor(sam.model)
+    h, w = fit_within(*image.size, 1024)
+    embed_image(predictor, to_uint8(resize_rgb(image.rgb, h, w)), device.type == "cuda")
+    return predictor
+
+
+def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smoke: bool) -> list[StageTiming]:
+    from .export import export_gaussians_ply, export_glb, export_obj
+    from .gaussians.render import render_gaussians
+    from .generate import GenerateRequest, generate, pipeline_config
+    from .guidance import Zero123Guidance
+    from .mesh import bake_cameras, bake_texture, extract_mesh, refine_texture, unwrap_uvs
+    from .mesh.uv_unwrap import UnwrapConfig
+    from .models.zero123 import load_zero123_cached
+    from .stage1 import ViewTarget, fit_gaussians
+
+    config = pipeline_config("smoke" if smoke else "standard")
+    count = SMOKE_GAUSSIANS if smoke else FULL_GAUSSIANS
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    timings: list[StageTiming] = []
+    zero123 = load_zero123_cached(mode, device, dtype)  # the instance generate() reuses below
+    guidance = Zero123Guidance(zero123, config.guidance)
+    size = config.reference_size
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    alpha = ((xx ** 2 / 0.36 + yy ** 2 / 0.5) < 1).float().to(device)
+    rgb = torch.stack([0.8 * torch.ones_like(xx), 0.5 + 0.3 * xx, 0.4 + 0.2 * yy], -1).to(device)
+    guidance.set_reference((rgb * alpha[..., None] + 1 - alpha[..., None]).permute(2, 0, 1)[None])
+    target = ViewTarget(reference_camera(size), rgb, alpha)
+
+    # Zero123 parts: one SDS step (UNet forward with CFG, VAE encode, backward to the image) and one refine.
+    image = torch.rand(1, 3, size, size, device=device, requires_grad=True)
+    zeros = torch.zeros(1, device=device)
+
+    def sds_step():
+        loss = guidance.sds_loss(image, zeros + 10.0, zeros + 30.0, zeros, step_ratio=0.5)
+        loss.backward()
+
+    timings.append(time_stage("zero123_sds_step", sds_step, device, repeats, note="batch 1, CFG, fp16 on CUDA"))
+    timings.append(time_stage("zero123_refine_call", lambda: guidance.refine(
+        image.detach(), zeros + 10.0, zeros + 30.0, zeros, strength=config.texture.refine_strength,
+        steps=config.texture.refine_steps), device, repeats, note="stage-2 target: multi-step DDIM"))
+
+    # Stage 1 at a fixed Gaussian count.
+    stage1 = dataclasses.replace(config.stage1, fixed_gaussian_count=count)
+    s1 = time_stage("stage1_total", lambda: fit_gaussians([target], stage1, guidance, device=device, seed=0),
+                    device, repeats, note=f"{stage1.steps} steps, {count} Gaussians, SDS every step")
+    timings.append(s1)
+    timings.append(StageTiming("stage1_per_step", s1.median_s / stage1.steps, (), s1.peak_gpu_memory_mb,
+                               "stage1_total / steps"))
+
+    # Mesh, UVs, bake, stage 2, export on a synthetic object of the same Gaussian count.
+    obj = synthetic_object(count, device)
+    white = torch.ones(3, device=device)
+    meshes = {}
+    timings.append(time_stage("mesh_extraction", lambda: meshes.__setitem__("raw", extract_mesh(obj, config.mesh)),
+                              device, repeats, note=f"grid {config.mesh.resolution}³ → MC → cleanup → decimate"))
+    unwrap = UnwrapConfig(resolution=config.texture_size)
+    timings.append(time_stage("uv_unwrap", lambda: meshes.__setitem__("uv", unwrap_uvs(meshes["raw"], unwrap)),
+                              device, repeats, note=f"{len(meshes['raw'].faces)} faces"))
+
+    def render_view(camera):
+        with torch.no_grad():
+            out = render_gaussians(obj, camera, white)
+        return out.rgb, out.alpha[..., 0]
+
+    cams = bake_cameras(config.bake_size)
+    timings.append(time_stage("bake", lambda: meshes.__setitem__(
+        "baked", bake_texture(meshes["uv"], render_view, cams, config.texture_size)), device, repeats,
+        note=f"{len(cams)} views at {config.bake_size}², texture {config.texture_size}²"))
+    timings.append(time_stage("stage2", lambda: meshes.__setitem__(
+        "refined", refine_texture(meshes["baked"], target, guidance, config.texture)), device, repeats,
+        note=f"{config.texture.steps} steps, {config.texture.target_views} Zero123 target views"))
+    with tempfile.TemporaryDirectory() as tmp:
+        def export_all():
+            export_glb(meshes["refined"], Path(tmp) / "model.glb", {"generator": "bench"})
+            export_obj(meshes["refined"], Path(tmp))
+            export_gaussians_ply(obj, Path(tmp) / "gaussians.ply")
+
+        timings.append(time_stage("export", export_all, device, repeats, note="GLB + OBJ + PLY"))
+
+    # Photo → GLB, warm (models loaded once, cache bypassed with force).
+    with tempfile.TemporaryDirectory() as tmp:
+        request = GenerateRequest(image_path=image_path, prompt="a coffee cup", out_dir=tmp,
+                                  preset="smoke" if smoke else "standard", models=mode.value, device=device.type,
+                                  force=True)
+        peaks = {}
+
+        def whole():
+            peaks["run"] = generate(request).peak_gpu_memory_mb
+
+        timings.append(time_stage("photo_to_glb", whole, device, max(1, min(repeats, 3)),
+                                  note="generate(), warm, --force (no cached stages)"))
+    return timings
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    import skimage
+
+    from .images import load_image
+
+    mode = resolve_model_mode(args.models)
+    if mode is ModelMode.REAL:
+        mode = ModelMode.FULL_RANDOM  # the benchmark times architectures, never needs weights
+    device = resolve_device(args.device)
+    repeats = args.repeats
+    smoke = mode is ModelMode.TINY
+    photo = str(Path(skimage.__file__).parent / "data" / "coffee.png")
+    image = load_image(photo)
+    started = time.perf_counter()
+    timings = bench_segmentation(mode, device, repeats, image)
+    timings += bench_generation(mode, device, repeats, photo, smoke)
+    report = {
+        "generator": f"image_to_3d {__version__} bench",
+        "models": mode.value,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "date": time.strftime("%Y-%m-%d"),
+        "repeats": repeats,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "stages": {t.name: t.as_dict() for t in timings},
+        "total_bench_s": round(time.perf_counter() - started, 1),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    width = max(len(t.name) for t in timings)
+    for t in timings:
+        mem = f"{t.peak_gpu_memory_mb:8.0f} MB" if device.type == "cuda" else ""
+        print(f"{t.name:<{width}}  {t.median_s * 1000:10.1f} ms {mem}", file=sys.stderr)
+    return 0
+
