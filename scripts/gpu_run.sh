@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run on the GPU machine (python3 there already has torch): installs the carried wheels (.whl/, made with
+# `pip download` for Python 3.12 as docs/performance.md says), JIT-builds gsplat once, then runs the steps
+# named as arguments: tests | bench | generate. Results go to $OUT (or ./gpu_out).
+set -uo pipefail
+OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16
+export TORCH_EXTENSIONS_DIR=/tmp/torch_ext XDG_CACHE_HOME=/tmp/cache
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
+python3 -c "import torch, transformers, diffusers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'diffusers', diffusers.__version__)" | tee -a "$OUT/device.txt"
+start=$(date +%s)
+python3 - <<'PY' 2>&1 | tail -3
+import torch, gsplat
+from gsplat.rendering import rasterization
+m = torch.zeros(1, 3, device="cuda"); m[:, 2] = 3
+q = torch.tensor([[1.0, 0, 0, 0]], device="cuda"); s = torch.full((1, 3), 0.1, device="cuda")
+o = torch.ones(1, device="cuda"); c = torch.ones(1, 3, device="cuda")
+K = torch.tensor([[[50.0, 0, 32], [0, 50, 32], [0, 0, 1]]], device="cuda")
+img, alpha, _ = rasterization(m, q, s, o, c, torch.eye(4, device="cuda")[None], K, 64, 64)
+print("gsplat ok", float(alpha.max()))
+PY
+echo "gsplat build+first call: $(( $(date +%s) - start )) s" | tee -a "$OUT/device.txt"
+for step in "$@"; do
+  case "$step" in
+    tests) python3 -m pytest -p no:cacheprovider -m gpu -s -q -rA tests/test_render.py tests/test_stage1.py \
+             tests/test_zero123_gpu.py tests/test_mesh_gpu.py tests/test_segment_gpu.py 2>&1 | tee "$OUT/gpu_tests.log" ;;
+    bench) python3 -m backend bench --models full-random --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
+    generate) python3 -m backend generate "$(python3 -c 'import skimage,os;print(os.path.join(os.path.dirname(skimage.__file__),"data","coffee.png"))')" \
+             --prompt "a coffee cup" --models full-random --preset standard --out "$OUT/generate" -q 2>&1 | tee "$OUT/generate.log"
+             cp "$OUT/generate/job.json" "$OUT/generate_job.json" 2>/dev/null; rm -rf "$OUT/generate" ;;
+  esac
+done
