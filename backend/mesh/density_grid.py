@@ -51,12 +51,15 @@ def _point_features(points: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def _full_float32_matmul() -> Iterator[None]:
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
+    # The CUDA TF32 switch only (CPU matmuls are always full float32). torch 2.11 refuses to read the global
+    # precision once legacy and new APIs were mixed, so read and restore the one flag we change.
+    matmul = torch.backends.cuda.matmul
+    previous = matmul.allow_tf32
+    matmul.allow_tf32 = False
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(previous)
+        matmul.allow_tf32 = previous
 
 
 @torch.no_grad()
