@@ -25,7 +25,7 @@ class _JobOperator:
             self.report({"ERROR"}, job_runner.BUSY_MESSAGE)
             return {"CANCELLED"}
         try:
-            config = settings.to_config(context)
+            config = self.job_config(settings, context)
             backend_jobs.use_python_packages(config.options)
             job = self.make_job(config, context)
         except ImageTo3DError as exc:
@@ -46,6 +46,9 @@ class _JobOperator:
         else:
             self.report({"WARNING"}, settings.last_message)
         return {"CANCELLED"}
+
+    def job_config(self, settings, context):
+        return settings.to_config(context)
 
     def make_job(self, config, context) -> job_runner.Job:
         raise NotImplementedError
