@@ -251,8 +251,13 @@ class IMAGE_TO_3D_OT_history_open_folder(bpy.types.Operator):
         if item is None or not os.path.isdir(item.out_dir):
             self.report({"ERROR"}, "the job's folder no longer exists")
             return {"CANCELLED"}
-        bpy.ops.wm.path_open(filepath=item.out_dir)
+        open_folder(item.out_dir)
         return {"FINISHED"}
+
+
+def open_folder(path: str) -> None:
+    """The system's file browser at ``path`` (a function of its own so tests can stand in for it)."""
+    bpy.ops.wm.path_open(filepath=path)
 
 
 classes = (IMAGE_TO_3D_OT_mask_point_add, IMAGE_TO_3D_OT_mask_point_remove, IMAGE_TO_3D_OT_mask_point_click,

@@ -54,7 +54,12 @@ def job_out_dir(options: AddonOptions, kind: str, prompt: str | None) -> Path:
     """A fresh folder name for one job's files (created by the backend, atomically)."""
     root = output_root(options)
     label = re.sub(r"[^a-z0-9]+", "-", (prompt or kind).lower()).strip("-") or kind
-    return root / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{label}"
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{label}"
+    path, number = root / stem, 1
+    while path.exists():  # two jobs within one second (a quick re-run) must not share a folder
+        number += 1
+        path = root / f"{stem}-{number}"
+    return path
 
 
 def job_environment(options: AddonOptions) -> dict[str, str]:
