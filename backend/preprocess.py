@@ -68,9 +68,7 @@ def prepare_reference(rgb: np.ndarray, alpha: np.ndarray, size: int = 256, borde
 
     top, left, bottom, right = mask_bounding_box(alpha)
     h, w = bottom - top, right - left
-    target_long = max(1, round((1 - 2 * border_ratio) * size))
-    scale = target_long / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    new_h, new_w, y0, x0 = _square_layout(h, w, size, border_ratio)
 
     # Premultiply before resampling so colour from outside the mask does not bleed into the edges.
     crop_alpha = alpha[top:bottom, left:right]
@@ -78,11 +76,52 @@ def prepare_reference(rgb: np.ndarray, alpha: np.ndarray, size: int = 256, borde
     resized = _resize(crop, new_h, new_w)
 
     canvas = np.zeros((size, size, 4), np.float32)
-    y0, x0 = (size - new_h) // 2, (size - new_w) // 2
     canvas[y0:y0 + new_h, x0:x0 + new_w] = resized
     out_alpha = np.clip(canvas[..., 3], 0.0, 1.0)
     out_rgb = np.where(out_alpha[..., None] > 1e-6, canvas[..., :3] / np.maximum(out_alpha[..., None], 1e-6), 0.0)
     return ReferenceImage(rgb=np.clip(out_rgb, 0.0, 1.0).astype(np.float32), alpha=out_alpha.astype(np.float32))
+
+
+def _square_layout(h: int, w: int, size: int, border_ratio: float) -> tuple[int, int, int, int]:
+    """Where a ``h`` x ``w`` box lands in the ``size``² reference: (new_h, new_w, top, left) in its pixels."""
+    target_long = max(1, round((1 - 2 * border_ratio) * size))
+    scale = target_long / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    return new_h, new_w, (size - new_h) // 2, (size - new_w) // 2
+
+
+@dataclass(frozen=True)
+class ReferenceCrop:
+    """The square of the photo that the reference image shows, in photo pixels (x right, y down).
+
+    The reference pixel (u, v) of a ``size``² reference sees the photo point
+    ``(x0 + u * side / size, y0 + v * side / size)``; the square may reach past the photo's edges.
+    """
+
+    x0: float  # left edge
+    y0: float  # top edge
+    side: float  # side length
+
+    def as_list(self) -> list[float]:
+        return [round(self.x0, 4), round(self.y0, 4), round(self.side, 4)]
+
+
+def reference_crop(alpha: np.ndarray, size: int = 256, border_ratio: float = 0.2) -> ReferenceCrop:
+    """The photo square :func:`prepare_reference` maps onto its ``size``² output, for the same arguments.
+
+    alpha: [H, W] float32 or bool, the mask given to prepare_reference.
+    prepare_reference scales the mask's box (top, left, h, w) by new_w / w horizontally and new_h / h
+    vertically (equal up to rounding) and puts its corner at (x_ref, y_ref) in the reference. Inverting
+    that: one reference pixel is ``w / new_w`` photo pixels, so side = size * w / new_w and the square's
+    corner is the box corner minus the margin, x0 = left - x_ref * w / new_w (y likewise, with h / new_h).
+    The longer side sets the scale; its factor is the one used for both axes (the other differs by < 1 px
+    of rounding over the whole reference).
+    """
+    top, left, bottom, right = mask_bounding_box(np.asarray(alpha).astype(np.float32))
+    h, w = bottom - top, right - left
+    new_h, new_w, y_ref, x_ref = _square_layout(h, w, size, border_ratio)
+    photo_per_ref = w / new_w if w >= h else h / new_h
+    return ReferenceCrop(x0=left - x_ref * photo_per_ref, y0=top - y_ref * photo_per_ref, side=size * photo_per_ref)
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -7,6 +7,7 @@ job starts, so enabling the add-on stays instant). Tests replace :func:`build_se
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import re
@@ -44,11 +45,21 @@ class SegmentPreview:
     prompts: tuple[SegmentedPrompt, ...]
 
 
+def output_root(options: AddonOptions) -> Path:
+    """The folder that holds every job's folder (and history.json)."""
+    return Path(options.output_dir) if options.output_dir else Path(tempfile.gettempdir()) / "image_to_3d"
+
+
 def job_out_dir(options: AddonOptions, kind: str, prompt: str | None) -> Path:
     """A fresh folder name for one job's files (created by the backend, atomically)."""
-    root = Path(options.output_dir) if options.output_dir else Path(tempfile.gettempdir()) / "image_to_3d"
+    root = output_root(options)
     label = re.sub(r"[^a-z0-9]+", "-", (prompt or kind).lower()).strip("-") or kind
-    return root / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{label}"
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{label}"
+    path, number = root / stem, 1
+    while path.exists():  # two jobs within one second (a quick re-run) must not share a folder
+        number += 1
+        path = root / f"{stem}-{number}"
+    return path
 
 
 def job_environment(options: AddonOptions) -> dict[str, str]:
@@ -117,17 +128,92 @@ def build_generate_work(config: JobConfig, out_dir: Path) -> Callable[[Any], Any
     """``work(control)`` that runs the whole pipeline; returns backend.generate's GenerationResult."""
 
     def work(control):
-        from ..backend.generate import GenerateRequest, generate
+        from ..backend.generate import generate
 
-        options = config.options
-        request = GenerateRequest(image_path=config.image_path, prompt=config.prompt, out_dir=str(out_dir),
-                                  preset=config.preset, seed=config.seed, mode=config.mode,
-                                  sam_variant=options.sam_variant, device=options.device,
-                                  half=options.half_precision)
-        with _explained_model_errors(options):
+        request = generate_request(config, out_dir)
+        if config.mask_path:
+            request = dataclasses.replace(request, mask=read_mask_png(config.mask_path))
+        with _explained_model_errors(config.options):
             return generate(request, control)
 
     return work
+
+
+def build_generate_many_work(config: JobConfig, out_root: Path,
+                             deliver: Callable[[Any], None]) -> Callable[[Any], Any]:
+    """``work(control)`` for several prompts: one segmentation, then one object per prompt, each handed to
+    ``deliver`` (backend.generate.ObjectDone) as soon as it is finished; returns the ManyGenerationResult."""
+
+    def work(control):
+        from ..backend.generate import generate_many
+
+        with _explained_model_errors(config.options):
+            return generate_many(config.image_path, list(config.prompts), out_root,
+                                 generate_request(config, out_root), control, deliver)
+
+    return work
+
+
+def build_correct_mask_work(config: JobConfig, mask_path: str, points: list[tuple[float, float]],
+                            labels: list[int], out_dir: Path) -> Callable[[Any], SegmentPreview]:
+    """``work(control)`` that corrects the first prompt's mask with the points and writes the same three PNGs as
+    Segment (mask, cut-out, overlay) into ``out_dir``."""
+
+    def work(control) -> SegmentPreview:
+        from ..backend.images import load_image
+        from ..backend.segment import SegmentConfig, slugify
+        from ..backend.segment.correction import correct_mask
+
+        options = config.options
+        control.report("correct mask", 0.0, f"{len(points)} point(s)")
+        image = load_image(config.image_path)
+        seg_config = SegmentConfig(mode=config.mode, sam_variant=options.sam_variant, device=options.device,
+                                   half=options.half_precision)
+        with _explained_model_errors(options):
+            mask = correct_mask(image, read_mask_png(mask_path), points, labels, seg_config)
+        control.report("correct mask", 0.9, "writing the mask")
+        write_mask_images(out_dir, slugify(config.prompt or "object"), image, mask)
+        return collect_segment_files(out_dir, config.prompts[:1], slugify)
+
+    return work
+
+
+def generate_request(config: JobConfig, out_dir: Path):
+    """The backend request for ``config`` (its first prompt, no mask)."""
+    from ..backend.generate import GenerateRequest
+
+    options = config.options
+    return GenerateRequest(image_path=config.image_path, prompt=config.prompt, out_dir=str(out_dir),
+                           preset=config.preset, seed=config.seed, mode=config.mode,
+                           sam_variant=options.sam_variant, device=options.device, half=options.half_precision)
+
+
+def read_mask_png(path: str | os.PathLike):
+    """[H, W] bool from an 8-bit mask PNG (0 / 255)."""
+    import numpy as np
+    from PIL import Image
+
+    from ..backend.errors import BadInputError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L")) > 127
+    except OSError as exc:
+        raise BadInputError(f"cannot read the mask {path}: {exc}") from None
+
+
+def write_mask_images(out_dir: Path, slug: str, image, mask) -> None:
+    """<slug>.mask.png, .cutout.png and .overlay.png as Segment writes them, atomically."""
+    import numpy as np
+
+    from ..backend.atomic_output import AtomicOutputDir
+    from ..backend.segment.outputs import write_prompt_images
+    from ..backend.segment.result import SegmentationResult
+
+    result = SegmentationResult(prompt=slug, slug=slug, mode="corrected", mask=mask, score=1.0,
+                                heatmap=np.zeros((1, 1), np.float32), working_size=mask.shape)
+    with AtomicOutputDir(out_dir) as staging:
+        write_prompt_images(staging, image, result)
 
 
 def collect_segment_files(out_dir: Path, prompts, slugify: Callable[[str], str]) -> SegmentPreview:

@@ -26,7 +26,8 @@ def rolled_back_on_failure(view_layer=None):
         yield
     except BaseException:
         for obj in view_layer.objects:  # selection first, while every object is still valid
-            obj.select_set(obj in selected, view_layer=view_layer)
+            if obj is not None:  # an inner guard's removal leaves a gap until the view layer updates
+                obj.select_set(obj in selected, view_layer=view_layer)
         view_layer.objects.active = active
         remove_new_datablocks(before)
         raise

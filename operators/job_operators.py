@@ -11,6 +11,7 @@ from __future__ import annotations
 import bpy
 
 from . import backend_jobs, job_runner
+from .generate_job import make_generate_job, push_undo_step
 
 
 class _JobOperator:
@@ -24,7 +25,7 @@ class _JobOperator:
             self.report({"ERROR"}, job_runner.BUSY_MESSAGE)
             return {"CANCELLED"}
         try:
-            config = settings.to_config(context)
+            config = self.job_config(settings, context)
             backend_jobs.use_python_packages(config.options)
             job = self.make_job(config, context)
         except ImageTo3DError as exc:
@@ -45,6 +46,9 @@ class _JobOperator:
         else:
             self.report({"WARNING"}, settings.last_message)
         return {"CANCELLED"}
+
+    def job_config(self, settings, context):
+        return settings.to_config(context)
 
     def make_job(self, config, context) -> job_runner.Job:
         raise NotImplementedError
@@ -75,6 +79,8 @@ class IMAGE_TO_3D_OT_segment(_JobOperator, bpy.types.Operator):
             first = next(iter(loaded.values()), None)
             if first is not None:
                 scene.image_to_3d.preview_image = first["overlay"]
+            scene.image_to_3d.segment_dir = str(preview.out_dir)  # what mask correction starts from
+            scene.image_to_3d.corrected_mask_path = ""  # a new segmentation replaces any corrected mask
             push_undo_step("Image to 3D: segment")
 
         return job_runner.Job(kind="segment", work=backend_jobs.build_segment_work(config, out_dir),
@@ -83,7 +89,7 @@ class IMAGE_TO_3D_OT_segment(_JobOperator, bpy.types.Operator):
 
 
 class IMAGE_TO_3D_OT_generate(_JobOperator, bpy.types.Operator):
-    """Turn the prompted object of the photo into a textured mesh at the 3D cursor"""
+    """Turn the prompted object of the photo into a textured mesh at the 3D cursor (one object per prompt line)"""
 
     bl_idname = "image_to_3d.generate"
     bl_label = "Generate"
@@ -91,30 +97,8 @@ class IMAGE_TO_3D_OT_generate(_JobOperator, bpy.types.Operator):
     kind = "generate"
 
     def make_job(self, config, context) -> job_runner.Job:
-        from .import_result import object_name_for
-
-        out_dir = backend_jobs.job_out_dir(config.options, "generate", config.prompt)
-        name = object_name_for(config.prompt, config.image_path)
-
-        def bring_in(result) -> None:
-            from .import_result import import_generated_model
-
-            import_generated_model(result.glb_path, name)
-            push_undo_step(f"Image to 3D: {name}")
-
-        return job_runner.Job(kind="generate", work=backend_jobs.build_generate_work(config, out_dir),
-                              on_success=bring_in, scene_name=context.scene.name,
-                              env=backend_jobs.job_environment(config.options))
-
-
-def push_undo_step(message: str) -> None:
-    """One undo step for what a job brought in (undo does not exist in background mode)."""
-    if bpy.app.background:
-        return
-    from .import_result import window_override
-
-    with bpy.context.temp_override(**window_override(bpy.context)):
-        bpy.ops.ed.undo_push(message=message)
+        photo = context.scene.image_to_3d.image
+        return make_generate_job(config, context, photo.name if photo is not None else None)
 
 
 class IMAGE_TO_3D_OT_cancel(bpy.types.Operator):

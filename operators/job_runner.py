@@ -33,6 +33,12 @@ class Job:
     on_success: Callable[[Any], None]  # on_success(result) on the main thread: brings the result into Blender
     scene_name: str
     env: dict[str, str] = field(default_factory=dict)  # environment variables set for the job's duration
+    # on_partial(item) on the main thread for each item the worker hands over with deliver() (e.g. each object
+    # of a queue as it is finished); what it brought in stays even if the job is cancelled or fails later
+    on_partial: Callable[[Any], None] | None = None
+    on_finish: Callable[[str], None] | None = None  # on_finish(stage) once the job ended: done|failed|cancelled
+    partial_queue: queue.Queue = field(default_factory=queue.Queue)
+    partial_error: BaseException | None = None  # on_partial failed: the job is cancelled and reports this
     control: Any = None  # backend.job_control.JobControl, made in start()
     progress_queue: queue.Queue = field(default_factory=queue.Queue)
     thread: threading.Thread | None = None
@@ -58,6 +64,10 @@ class Job:
             self.result = self.work(self.control)
         except BaseException as exc:  # noqa: BLE001 - everything is handed to the main thread as data
             self.error = exc
+
+    def deliver(self, item: Any) -> None:
+        """Worker thread: hand ``item`` to ``on_partial`` on the main thread."""
+        self.partial_queue.put(item)
 
     def cancel(self) -> None:
         if self.control is not None:
@@ -156,7 +166,23 @@ def _settings_of(job: Job):
     return scene.image_to_3d
 
 
+def _apply_partials(job: Job) -> None:
+    while True:
+        try:
+            item = job.partial_queue.get_nowait()
+        except queue.Empty:
+            return
+        if job.on_partial is None or job.partial_error is not None:
+            continue
+        try:
+            job.on_partial(item)
+        except Exception as exc:  # noqa: BLE001 - reported as the job's error; the queue stops
+            job.partial_error = exc
+            job.cancel()
+
+
 def _apply_progress(job: Job) -> None:
+    _apply_partials(job)
     events = job.drain_progress()
     if not events:
         return
@@ -175,6 +201,9 @@ def _finish(job: Job) -> None:
     job.restore_env()
     settings = _settings_of(job)
     try:
+        _apply_partials(job)  # finished parts come in even when the rest was cancelled
+        if job.partial_error is not None:
+            job.error = job.partial_error
         if job.error is None and job.cancelled:
             from ..backend.errors import CancelledError
 
@@ -193,6 +222,11 @@ def _finish(job: Job) -> None:
             _record_error(settings, job)
     finally:
         job.finished = True
+    if job.on_finish is not None:
+        try:
+            job.on_finish(settings.stage)
+        except Exception:  # noqa: BLE001 - bookkeeping (history) must not turn a finished job into a failure
+            traceback.print_exc()
 
 
 def _record_error(settings, job: Job) -> None:

@@ -2,10 +2,10 @@
 
 import bpy
 
-from .main_panel import IMAGE_TO_3D_PT_main
+from .main_panel import IMAGE_TO_3D_PT_history, IMAGE_TO_3D_PT_main, IMAGE_TO_3D_PT_mask_correction
 from .preferences import ImageTo3DPreferences
 
-classes = (ImageTo3DPreferences, IMAGE_TO_3D_PT_main)
+classes = (ImageTo3DPreferences, IMAGE_TO_3D_PT_main, IMAGE_TO_3D_PT_mask_correction, IMAGE_TO_3D_PT_history)
 
 
 def register() -> None:

@@ -2,9 +2,10 @@
 
 import bpy
 
+from .artist_items import ImageTo3DHistoryItem, ImageTo3DMaskPoint
 from .scene_settings import ImageTo3DSettings
 
-classes = (ImageTo3DSettings,)
+classes = (ImageTo3DMaskPoint, ImageTo3DHistoryItem, ImageTo3DSettings)
 
 
 def register() -> None:

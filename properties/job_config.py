@@ -39,10 +39,13 @@ class JobConfig:
     seed: int
     make_preview_plane: bool
     options: AddonOptions
+    photo_match: bool = True  # generate: add a camera that sees the object as the photo did
+    mask_path: str | None = None  # generate: a hand-corrected mask (PNG) of the first prompt, used instead of
+    #                               segmenting (one object only)
 
     @property
     def prompt(self) -> str | None:
-        """The prompt a generate job uses: the first one (generate makes one object)."""
+        """The first prompt: the one a single-object job uses (several prompts make several objects)."""
         return self.prompts[0] if self.prompts else None
 
 

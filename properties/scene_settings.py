@@ -5,6 +5,7 @@ import tempfile
 
 import bpy
 
+from .artist_items import ImageTo3DHistoryItem, ImageTo3DMaskPoint
 from .job_config import ADDON_PACKAGE, AddonOptions, JobConfig, split_prompts
 
 
@@ -36,7 +37,17 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
     make_preview_plane: bpy.props.BoolProperty(
         name="Preview plane", default=False,
         description="After segmenting, add a plane showing the cut-out with its alpha")
+    photo_match: bpy.props.BoolProperty(
+        name="Photo match camera", default=True,
+        description="After Generate, add a camera that sees the object as the photo did, the photo behind it")
     preview_image: bpy.props.PointerProperty(name="Mask preview", type=bpy.types.Image)
+    segment_dir: bpy.props.StringProperty(name="Last segmentation", subtype="DIR_PATH",
+                                          description="Folder of the last Segment job's masks")
+    mask_points: bpy.props.CollectionProperty(type=ImageTo3DMaskPoint, name="Mask points")
+    corrected_mask_path: bpy.props.StringProperty(name="Corrected mask", subtype="FILE_PATH")
+    corrected_mask_for: bpy.props.StringProperty(
+        name="Corrected mask is for", description="Photo path and prompt the corrected mask belongs to")
+    history: bpy.props.CollectionProperty(type=ImageTo3DHistoryItem, name="Job history")
     stage: bpy.props.StringProperty(name="Stage")
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     last_message: bpy.props.StringProperty(name="Message")
@@ -50,15 +61,30 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
     def to_config(self, context=None) -> JobConfig:
         """The one place Blender properties become plain data for a job (raises BadInputError)."""
         context = context or bpy.context
+        image_path = resolve_photo_path(self)
+        prompts = self.prompt_lines()
         return JobConfig(
-            image_path=resolve_photo_path(self),
-            prompts=self.prompt_lines(),
+            image_path=image_path,
+            prompts=prompts,
             mode=self.mode,
             preset=self.preset,
             seed=int(self.seed),
             make_preview_plane=bool(self.make_preview_plane),
             options=read_addon_options(context),
+            photo_match=bool(self.photo_match),
+            mask_path=self.corrected_mask_matching(image_path, prompts[0] if prompts else ""),
         )
+
+    def corrected_mask_matching(self, image_path: str, prompt: str) -> str | None:
+        """The corrected mask's file if it was made for this photo and prompt, else None."""
+        path = self.corrected_mask_path
+        if path and self.corrected_mask_for == corrected_mask_key(image_path, prompt) and os.path.isfile(path):
+            return path
+        return None
+
+
+def corrected_mask_key(image_path: str, prompt: str) -> str:
+    return f"{os.path.abspath(image_path)}\n{prompt}"
 
 
 def read_addon_options(context) -> AddonOptions:

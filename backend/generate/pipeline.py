@@ -8,6 +8,7 @@ Outputs are staged and moved into ``out_dir`` only when every file is complete.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import platform
@@ -49,6 +50,14 @@ def _object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode
     """The object's mask at full resolution: the photo's own alpha, the cache, or segmentation."""
     from ..segment import SegmentConfig, segment_image
 
+    if request.mask is not None:
+        mask = np.asarray(request.mask).astype(bool)
+        if mask.shape != image.rgb.shape[:2]:
+            raise BadInputError(f"the given mask is {mask.shape[1]}x{mask.shape[0]} px, the photo "
+                                f"{image.rgb.shape[1]}x{image.rgb.shape[0]}")
+        reused.append("mask")
+        control.report("segment", 1.0, "using the given mask")
+        return mask
     if not request.prompt:
         if _has_cutout(image):
             return image.alpha >= 0.5
@@ -76,7 +85,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     from ..mesh import bake_cameras, bake_texture, extract_mesh, refine_texture, unwrap_uvs
     from ..mesh.uv_unwrap import UnwrapConfig
     from ..models.zero123 import load_zero123_cached
-    from ..preprocess import prepare_reference
+    from ..preprocess import prepare_reference, reference_crop
     from ..stage1 import ViewTarget, fit_gaussians
 
     # 1. Check inputs before any heavy work.
@@ -104,6 +113,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
             ref_rgb = torch.as_tensor(reference.rgb, device=device)
             ref_alpha = torch.as_tensor(reference.alpha, device=device)
             target = ViewTarget(reference_camera(config.reference_size), ref_rgb, ref_alpha)
+            crop = reference_crop(mask, config.reference_size, config.border_ratio)
         control.report("preprocess", 1.0)
 
         # 4. Zero123 guidance, conditioned on the reference over white.
@@ -115,7 +125,8 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         control.report("load_guidance", 1.0)
 
         # 5. Stage 1: Gaussians fitted to the reference with the SDS prior (cached by inputs and settings).
-        s1_key = job_key("stage1", file_digest(request.image_path), request.prompt, request.mode,
+        mask_digest = hashlib.sha256(np.packbits(mask).tobytes() + str(mask.shape).encode()).hexdigest()
+        s1_key = job_key("stage1", file_digest(request.image_path), mask_digest, request.prompt, request.mode,
                          request.sam_variant, models, config.reference_size, config.border_ratio, config.stage1,
                          config.guidance, request.seed, str(device.type))
         gaussians = None if request.force else cache.load_gaussians(s1_key, device)
@@ -153,6 +164,8 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
 
         # 8. Export, atomically.
         metadata = _metadata(request, config, models, device, reused)
+        metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
+        metadata["reference_crop"] = crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
         with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
             export_glb(mesh, staging / "model.glb", metadata)
             export_obj(mesh, staging)
@@ -182,6 +195,8 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         timings=dict(clock.seconds),
         peak_gpu_memory_mb=clock.overall_peak_memory_mb,
         reused=tuple(reused),
+        reference_crop=(crop.x0, crop.y0, crop.side),
+        image_size=(int(image.rgb.shape[1]), int(image.rgb.shape[0])),
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .presets import PipelineConfig
 
 
@@ -25,6 +27,9 @@ class GenerateRequest:
     half: bool = True  # fp16 models on CUDA
     force: bool = False  # redo cached mask and stage 1
     config: PipelineConfig | None = None
+    # [H, W] bool at the photo's size (after EXIF rotation): a mask made beforehand (one segmentation pass
+    # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
+    mask: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -38,3 +43,7 @@ class GenerationResult:
     timings: dict[str, float]
     peak_gpu_memory_mb: float
     reused: tuple[str, ...]  # cached stages that were reused ("mask", "stage1")
+    # the photo square the reference view shows (backend.preprocess.ReferenceCrop: x0, y0, side in photo
+    # pixels) and the photo's (width, height): what Blender's photo-match camera needs
+    reference_crop: tuple[float, float, float] | None = None
+    image_size: tuple[int, int] | None = None
