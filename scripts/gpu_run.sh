@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run on the GPU machine (python3 there already has torch): installs the carried wheels (.whl/, made with
 # `pip download` for Python 3.12 as docs/performance.md says), JIT-builds gsplat once, then runs the steps
-# named as arguments: tests | bench | generate. Results go to $OUT (or ./gpu_out).
+# named as arguments: tests | bench | generate | 'run:COMMAND'. Results go to $OUT (or ./gpu_out).
 set -uo pipefail
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -23,6 +23,7 @@ PY
 echo "gsplat build+first call: $(( $(date +%s) - start )) s" | tee -a "$OUT/device.txt"
 for step in "$@"; do
   case "$step" in
+    run:*) eval "${step#run:}" ;;  # any command, with the environment above
     tests) python3 -m pytest -p no:cacheprovider -m gpu -s -q -rA tests/test_render.py tests/test_stage1.py \
              tests/test_zero123_gpu.py tests/test_mesh_gpu.py tests/test_segment_gpu.py 2>&1 | tee "$OUT/gpu_tests.log" ;;
     bench) python3 -m backend bench --models full-random --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
