@@ -79,24 +79,23 @@ def _paper_threshold(predictor, points_per_side: int, target: int) -> float:
     return float(scores[min(target, len(scores) - 1)])
 
 
-def bench_segmentation(mode: ModelMode, device, repeats: int, image) -> list[StageTiming]:
+def bench_segmentation(mode: ModelMode, device, repeats: int, image, add) -> None:
     from .models.loaded import clear_loaded_models
     from .segment import SegmentConfig
     from .segment.api import run_segmentation
     from .segment.sam_masks import generate_masks
 
-    timings = []
     fast = SegmentConfig(mode="fast", models=mode, device=device.type)
 
     def fast_run(n):
         return lambda: run_segmentation(image, BENCH_PROMPTS[:n], fast, allow_empty=True)
 
-    timings.append(time_stage("segment_fast_1_prompt", fast_run(1), device, repeats,
-                              note="CLIPSeg + SAM embedding + decoder, 1 prompt"))
+    one = add(time_stage("segment_fast_1_prompt", fast_run(1), device, repeats,
+                         note="CLIPSeg + SAM embedding + decoder, 1 prompt"))
     six = time_stage("segment_fast_6_prompts", fast_run(6), device, repeats, note="one image, 6 prompts")
-    timings.append(six)
-    further = (six.median_s - timings[0].median_s) / 5
-    timings.append(StageTiming("segment_fast_per_further_prompt", further, (), six.peak_gpu_memory_mb,
+    add(six)
+    further = (six.median_s - one.median_s) / 5
+    add(StageTiming("segment_fast_per_further_prompt", further, (), six.peak_gpu_memory_mb,
                                "(6-prompt median - 1-prompt median) / 5"))
     # Per-stage split of one fast run.
     results, _ = run_segmentation(image, BENCH_PROMPTS[:1], fast, allow_empty=True)
@@ -110,12 +109,11 @@ def bench_segmentation(mode: ModelMode, device, repeats: int, image) -> list[Sta
                           stability_score_thresh=0.0)
     kept = generate_masks(predictor, points, paper.points_per_batch, threshold, 0.0, paper.box_nms_thresh,
                           device.type == "cuda")
-    timings.append(time_stage(
+    add(time_stage(
         "segment_paper", lambda: run_segmentation(image, BENCH_PROMPTS[:1], paper, allow_empty=True), device, repeats,
         note=f"pred-IoU cut {threshold:.4f}: {len(kept.masks)} SAM masks after NMS; fast-mode split of one run: "
              f"{split}"))
     clear_loaded_models()
-    return timings
 
 
 def _embedded_predictor(image, device):
@@ -133,7 +131,7 @@ def _embedded_predictor(image, device):
     return predictor
 
 
-def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smoke: bool) -> list[StageTiming]:
+def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smoke: bool, add) -> None:
     from .export import export_gaussians_ply, export_glb, export_obj
     from .gaussians.render import render_gaussians
     from .generate import GenerateRequest, generate, pipeline_config
@@ -146,7 +144,6 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
     config = pipeline_config("smoke" if smoke else "standard")
     count = SMOKE_GAUSSIANS if smoke else FULL_GAUSSIANS
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    timings: list[StageTiming] = []
     zero123 = load_zero123_cached(mode, device, dtype)  # the instance generate() reuses below
     guidance = Zero123Guidance(zero123, config.guidance)
     size = config.reference_size
@@ -164,8 +161,8 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
         loss = guidance.sds_loss(image, zeros + 10.0, zeros + 30.0, zeros, step_ratio=0.5)
         loss.backward()
 
-    timings.append(time_stage("zero123_sds_step", sds_step, device, repeats, note="batch 1, CFG, fp16 on CUDA"))
-    timings.append(time_stage("zero123_refine_call", lambda: guidance.refine(
+    add(time_stage("zero123_sds_step", sds_step, device, repeats, note="batch 1, CFG, fp16 on CUDA"))
+    add(time_stage("zero123_refine_call", lambda: guidance.refine(
         image.detach(), zeros + 10.0, zeros + 30.0, zeros, strength=config.texture.refine_strength,
         steps=config.texture.refine_steps), device, repeats, note="stage-2 target: multi-step DDIM"))
 
@@ -173,18 +170,18 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
     stage1 = dataclasses.replace(config.stage1, fixed_gaussian_count=count)
     s1 = time_stage("stage1_total", lambda: fit_gaussians([target], stage1, guidance, device=device, seed=0),
                     device, repeats, note=f"{stage1.steps} steps, {count} Gaussians, SDS every step")
-    timings.append(s1)
-    timings.append(StageTiming("stage1_per_step", s1.median_s / stage1.steps, (), s1.peak_gpu_memory_mb,
+    add(s1)
+    add(StageTiming("stage1_per_step", s1.median_s / stage1.steps, (), s1.peak_gpu_memory_mb,
                                "stage1_total / steps"))
 
     # Mesh, UVs, bake, stage 2, export on a synthetic object of the same Gaussian count.
     obj = synthetic_object(count, device)
     white = torch.ones(3, device=device)
     meshes = {}
-    timings.append(time_stage("mesh_extraction", lambda: meshes.__setitem__("raw", extract_mesh(obj, config.mesh)),
+    add(time_stage("mesh_extraction", lambda: meshes.__setitem__("raw", extract_mesh(obj, config.mesh)),
                               device, repeats, note=f"grid {config.mesh.resolution}³ → MC → cleanup → decimate"))
     unwrap = UnwrapConfig(resolution=config.texture_size)
-    timings.append(time_stage("uv_unwrap", lambda: meshes.__setitem__("uv", unwrap_uvs(meshes["raw"], unwrap)),
+    add(time_stage("uv_unwrap", lambda: meshes.__setitem__("uv", unwrap_uvs(meshes["raw"], unwrap)),
                               device, repeats, note=f"{len(meshes['raw'].faces)} faces"))
 
     def render_view(camera):
@@ -193,10 +190,10 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
         return out.rgb, out.alpha[..., 0]
 
     cams = bake_cameras(config.bake_size)
-    timings.append(time_stage("bake", lambda: meshes.__setitem__(
+    add(time_stage("bake", lambda: meshes.__setitem__(
         "baked", bake_texture(meshes["uv"], render_view, cams, config.texture_size)), device, repeats,
         note=f"{len(cams)} views at {config.bake_size}², texture {config.texture_size}²"))
-    timings.append(time_stage("stage2", lambda: meshes.__setitem__(
+    add(time_stage("stage2", lambda: meshes.__setitem__(
         "refined", refine_texture(meshes["baked"], target, guidance, config.texture)), device, repeats,
         note=f"{config.texture.steps} steps, {config.texture.target_views} Zero123 target views"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,7 +202,7 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
             export_obj(meshes["refined"], Path(tmp))
             export_gaussians_ply(obj, Path(tmp) / "gaussians.ply")
 
-        timings.append(time_stage("export", export_all, device, repeats, note="GLB + OBJ + PLY"))
+        add(time_stage("export", export_all, device, repeats, note="GLB + OBJ + PLY"))
 
     # Photo → GLB, warm (models loaded once, cache bypassed with force).
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,9 +214,8 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
         def whole():
             peaks["run"] = generate(request).peak_gpu_memory_mb
 
-        timings.append(time_stage("photo_to_glb", whole, device, max(1, min(repeats, 3)),
+        add(time_stage("photo_to_glb", whole, device, max(1, min(repeats, 3)),
                                   note="generate(), warm, --force (no cached stages)"))
-    return timings
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
@@ -236,24 +232,31 @@ def run_bench_command(args: argparse.Namespace) -> int:
     photo = str(Path(skimage.__file__).parent / "data" / "coffee.png")
     image = load_image(photo)
     started = time.perf_counter()
-    timings = bench_segmentation(mode, device, repeats, image)
-    timings += bench_generation(mode, device, repeats, photo, smoke)
-    report = {
-        "generator": f"image_to_3d {__version__} bench",
-        "models": mode.value,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "date": time.strftime("%Y-%m-%d"),
-        "repeats": repeats,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-        "stages": {t.name: t.as_dict() for t in timings},
-        "total_bench_s": round(time.perf_counter() - started, 1),
-    }
+    timings: list[StageTiming] = []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    width = max(len(t.name) for t in timings)
-    for t in timings:
-        mem = f"{t.peak_gpu_memory_mb:8.0f} MB" if device.type == "cuda" else ""
-        print(f"{t.name:<{width}}  {t.median_s * 1000:10.1f} ms {mem}", file=sys.stderr)
+
+    def add(timing: StageTiming) -> StageTiming:
+        """Record a stage and rewrite the report, so a run cut short still leaves what it measured."""
+        timings.append(timing)
+        mem = f"{timing.peak_gpu_memory_mb:8.0f} MB" if device.type == "cuda" else ""
+        print(f"{timing.name:<32}  {timing.median_s * 1000:10.1f} ms {mem}", file=sys.stderr, flush=True)
+        out.write_text(json.dumps(_report(timings), indent=2))
+        return timing
+
+    def _report(done: list[StageTiming]) -> dict:
+        return {
+            "generator": f"image_to_3d {__version__} bench",
+            "models": mode.value,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "date": time.strftime("%Y-%m-%d"),
+            "repeats": repeats,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__},
+            "stages": {t.name: t.as_dict() for t in done},
+            "total_bench_s": round(time.perf_counter() - started, 1),
+        }
+
+    bench_segmentation(mode, device, repeats, image, add)
+    bench_generation(mode, device, repeats, photo, smoke, add)
     return 0
 

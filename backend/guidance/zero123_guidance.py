@@ -66,6 +66,35 @@ def sds_timestep(step_ratio: float, t_min: float = 0.02, t_max: float = 0.98, nu
     return int(round(high - (high - low) * step_ratio))
 
 
+class UNetGraph:
+    """One CUDA-graph capture of the UNet for fixed input shapes: copy inputs in, replay, copy the output out.
+
+    Buffers are made outside inference mode so that both ``sds_loss`` (no_grad) and ``refine``
+    (inference_mode) can feed them.
+    """
+
+    def __init__(self, unet, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor):
+        with torch.inference_mode(False), torch.no_grad():
+            self.sample, self.timesteps, self.context = sample.clone(), timesteps.clone(), context.clone()
+            side = torch.cuda.Stream(sample.device)
+            side.wait_stream(torch.cuda.current_stream(sample.device))
+            with torch.cuda.stream(side):
+                for _ in range(2):  # warm-up outside the capture (cuDNN picks its algorithms here)
+                    unet(self.sample, self.timesteps, encoder_hidden_states=self.context)
+            torch.cuda.current_stream(sample.device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.output = unet(self.sample, self.timesteps, encoder_hidden_states=self.context).sample
+
+    def run(self, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(False), torch.no_grad():
+            self.sample.copy_(sample)
+            self.timesteps.copy_(timesteps)
+            self.context.copy_(context)
+            self.graph.replay()
+            return self.output.clone()
+
+
 class Zero123Guidance:
     """Zero123 conditioned on one reference image; implements GuidanceLike (``backend.guidance``).
 
@@ -90,6 +119,7 @@ class Zero123Guidance:
         self.scaling_factor = float(models.vae.config.scaling_factor)
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
         self.unet = models.unet
+        self._unet_graphs: dict[tuple, UNetGraph] = {}
         if self.config.compile_unet and self.device.type == "cuda":
             self.unet = torch.compile(models.unet)
         self.reference_embedding: torch.Tensor | None = None  # [1, 1, D] CLIP image_embeds of the reference
@@ -222,11 +252,21 @@ class Zero123Guidance:
         unet_in = torch.cat([noisy_latents.to(self.dtype), concat], dim=1)
         if self.device.type == "cuda":
             unet_in = unet_in.contiguous(memory_format=torch.channels_last)
-        prediction = self.unet(unet_in, timesteps, encoder_hidden_states=context).sample.float()
+        prediction = self._run_unet(unet_in, timesteps, context).float()
         if not use_cfg:
             return prediction
         conditional, unconditional = prediction.chunk(2)
         return unconditional + guidance_scale * (conditional - unconditional)
+
+    def _run_unet(self, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """The UNet's ε prediction, replayed from a CUDA graph per input shape where enabled."""
+        if not (self.device.type == "cuda" and self.config.cuda_graphs and not self.config.compile_unet):
+            return self.unet(sample, timesteps, encoder_hidden_states=context).sample
+        key = (tuple(sample.shape), tuple(context.shape), sample.dtype)
+        graph = self._unet_graphs.get(key)
+        if graph is None:
+            graph = self._unet_graphs[key] = UNetGraph(self.unet, sample, timesteps, context)
+        return graph.run(sample, timesteps, context)
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] in [0, 1] → [B, 4, h, w] float32
         """VAE posterior mean × scaling factor, differentiable w.r.t. the images."""
