@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from safetensors import SafetensorError
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -222,7 +223,7 @@ def load_zero123_folder(
             use_safetensors=_has_safetensors(folder / "image_encoder"), trust_remote_code=False,
         )
         projection = _load_camera_projection(folder / "clip_camera_projection")
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # a damaged file: exit 4
         raise ModelsUnavailableError(
             f"could not load Zero123 from {folder}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         ) from exc
