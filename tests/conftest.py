@@ -69,3 +69,4 @@ from tests.reliability_table import write_table_if_complete  # noqa: E402
 def pytest_sessionfinish(session, exitstatus):
     """docs/reliability.md is regenerated from what the reliability tests observed (tests/reliability_table.py)."""
     write_table_if_complete(session)
+from tests.reliability_fixtures import real_generate_work, real_settings  # noqa: E402,F401
