@@ -54,7 +54,9 @@ def command_text(argv: list[str]) -> str:
             continue
         if word == "-q":
             continue
-        word = str(word)
+        from tests.reliability_table import normalise
+
+        word = normalise(str(word))
         if len(word) > 40:
             word = word[:12] + f"…({len(word)} chars)"
         words.append(f"'{word}'" if (" " in word or not word) else word)

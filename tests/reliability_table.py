@@ -34,6 +34,7 @@ MODULES = ("test_reliability_inputs", "test_reliability_failures", "test_reliabi
 EXPECTED: list[tuple[str, str]] = []
 _declared_by: set[str] = set()
 _rows: dict[tuple[str, str], Row] = {}
+_STAMP = re.compile(r"\b\d{8}-\d{6}-")  # Blender's per-job folder names
 _TMP = re.compile(r"(/[^\s'\"]*?/(pytest-\d+|image_to_3d_tests_\w+)/[^/\s'\"]+)")
 
 
@@ -47,7 +48,7 @@ def expect(module: str, case: str, *surfaces: str) -> None:
 
 def normalise(text: str) -> str:
     """Temp paths → ``<tmp>`` so the table does not change from run to run."""
-    return _TMP.sub("<tmp>", str(text))
+    return _STAMP.sub("<date-time>-", _TMP.sub("<tmp>", str(text)))
 
 
 def record(case: str, surface: str, command: str, exit_code, message: str, files_left, observed: str = "") -> None:
