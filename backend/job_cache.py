@@ -94,13 +94,14 @@ class JobCache:
         path = self._entry(key) / "gaussians.safetensors"
         if not path.is_file():
             return None
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             tensors = load_file(str(path), device=str(device))
             return Gaussians(**{f: tensors[f] for f in ("means", "scales", "quats", "opacities", "colors")})
-        except (OSError, KeyError, ValueError, RuntimeError):
-            return None
+        except (OSError, KeyError, ValueError, RuntimeError, SafetensorError):
+            return None  # a damaged entry is ignored and rebuilt
 
     def save_gaussians(self, key: str, gaussians: Gaussians) -> None:
         from safetensors.torch import save

@@ -32,6 +32,7 @@ class JobControl:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     on_progress: Callable[[Progress], None] | None = None
     last_report: float = field(default_factory=time.monotonic)
+    stage: str = ""  # the stage last reported: names where an out-of-memory or other failure struck
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -46,6 +47,7 @@ class JobControl:
 
     def report(self, stage: str, fraction: float, message: str = "") -> None:
         """Publish progress for ``stage`` and raise ``CancelledError`` if the job was cancelled."""
+        self.stage = stage
         self.check_cancelled(stage)
         self.last_report = time.monotonic()
         if self.on_progress is not None:

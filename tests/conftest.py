@@ -63,3 +63,10 @@ def registered_addon(addon_package):
 
 
 from tests.blender_fixtures import addon_settings, job_backend, small_photo  # noqa: E402,F401  (bpy test fixtures)
+from tests.reliability_table import write_table_if_complete  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """docs/reliability.md is regenerated from what the reliability tests observed (tests/reliability_table.py)."""
+    write_table_if_complete(session)
+from tests.reliability_fixtures import real_generate_work, real_settings  # noqa: E402,F401

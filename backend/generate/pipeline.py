@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..atomic_output import AtomicOutputDir
+from ..atomic_output import AtomicOutputDir, check_output_location
 from ..camera import reference_camera
 from ..device import resolve_device
 from ..errors import BadInputError
@@ -28,6 +28,7 @@ from ..images import LoadedImage, load_image
 from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl, ensure_control
 from ..models.mode import ModelMode, resolve_model_mode
+from ..out_of_memory import out_of_memory_error
 from .presets import PipelineConfig, pipeline_config
 from .request import GenerateRequest, GenerationResult
 from .stage_clock import StageClock, release_gpu_memory
@@ -95,8 +96,9 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
-    image = load_image(request.image_path)
     out_dir = Path(request.out_dir)
+    check_output_location(out_dir)  # an unwritable folder fails now, not after the whole job
+    image = load_image(request.image_path)
     clock = StageClock(device)
     cache = JobCache()
     reused: list[str] = []
@@ -107,6 +109,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         mask = _object_mask(request, image, models, cache, clock, control, reused)
 
         # 3. Reference view: recentred square cut-out.
+        control.report("preprocess", 0.0)
         with clock.stage("preprocess"):
             reference = prepare_reference(image.rgb, mask.astype(np.float32), size=config.reference_size,
                                           border_ratio=config.border_ratio)
@@ -117,6 +120,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         control.report("preprocess", 1.0)
 
         # 4. Zero123 guidance, conditioned on the reference over white.
+        control.report("load_guidance", 0.0)
         with clock.stage("load_guidance"):
             dtype = torch.float16 if (device.type == "cuda" and request.half) else torch.float32
             guidance = Zero123Guidance(load_zero123_cached(models, device, dtype), config.guidance)
@@ -142,6 +146,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         # 6. Mesh: density grid → marching cubes → cleanup → decimation → UVs.
         with clock.stage("mesh"):
             mesh = extract_mesh(gaussians, config.mesh, control)
+        control.report("uv_unwrap", 0.0)
         with clock.stage("uv_unwrap"):
             mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=config.texture_size))
         control.report("uv_unwrap", 1.0)
@@ -155,8 +160,8 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
             return out.rgb, out.alpha[..., 0]
 
         with clock.stage("bake"):
-            mesh = bake_texture(mesh, render_view, bake_cameras(config.bake_size), config.texture_size)
-        control.report("bake", 1.0)
+            mesh = bake_texture(mesh, render_view, bake_cameras(config.bake_size), config.texture_size,
+                                control=control)
         with clock.stage("stage2"):
             mesh = refine_texture(mesh, target, guidance, config.texture, control)
         del guidance
@@ -167,8 +172,11 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
         metadata["reference_crop"] = crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
         with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
+            control.report("export", 0.0, "model.glb")
             export_glb(mesh, staging / "model.glb", metadata)
+            control.report("export", 0.3, "model.obj")
             export_obj(mesh, staging)
+            control.report("export", 0.6, "gaussians.ply")
             export_gaussians_ply(gaussians, staging / "gaussians.ply")
             _save_png(staging / "mask.png", mask)
             _save_png(staging / "reference.png", np.concatenate([reference.rgb, reference.alpha[..., None]], -1))
@@ -176,12 +184,10 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
             metadata["total_s"] = round(time.perf_counter() - started, 3)
             metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
             (staging / "job.json").write_text(json.dumps(metadata, indent=2))
-        control.report("export", 1.0)
+            # last chance to cancel: inside the staging block, so a cancelled job never leaves its files
+            control.report("export", 1.0)
     except torch.cuda.OutOfMemoryError as exc:  # outside any timed stage
-        from ..errors import OutOfGPUMemoryError
-
-        release_gpu_memory()
-        raise OutOfGPUMemoryError("generate") from exc
+        raise out_of_memory_error(control.stage or "generate") from exc
     finally:
         release_gpu_memory()
 

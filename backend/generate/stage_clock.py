@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import OutOfGPUMemoryError
+from ..out_of_memory import out_of_memory_error
 
 
 @dataclass
@@ -30,8 +30,7 @@ class StageClock:
         try:
             yield
         except torch.cuda.OutOfMemoryError as exc:
-            release_gpu_memory()
-            raise OutOfGPUMemoryError(name) from exc
+            raise out_of_memory_error(name) from exc
         if cuda:
             torch.cuda.synchronize(self.device)
             self.peak_memory_mb[name] = torch.cuda.max_memory_allocated(self.device) / 2**20

@@ -26,6 +26,7 @@ Its licence is non-commercial; loading it logs :data:`STABLE_ZERO123_LICENCE_NOT
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from safetensors import SafetensorError
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -210,11 +212,11 @@ def load_zero123_folder(
         )
     try:
         unet = UNet2DConditionModel.from_pretrained(
-            folder, subfolder="unet", torch_dtype=dtype, local_files_only=True,
+            folder, subfolder="unet", torch_dtype=dtype, local_files_only=True, low_cpu_mem_usage=_HAS_ACCELERATE,
             use_safetensors=_has_safetensors(folder / "unet"),
         )
         vae = AutoencoderKL.from_pretrained(
-            folder, subfolder="vae", torch_dtype=dtype, local_files_only=True,
+            folder, subfolder="vae", torch_dtype=dtype, local_files_only=True, low_cpu_mem_usage=_HAS_ACCELERATE,
             use_safetensors=_has_safetensors(folder / "vae"),
         )
         image_encoder = CLIPVisionModelWithProjection.from_pretrained(
@@ -222,7 +224,7 @@ def load_zero123_folder(
             use_safetensors=_has_safetensors(folder / "image_encoder"), trust_remote_code=False,
         )
         projection = _load_camera_projection(folder / "clip_camera_projection")
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # a damaged file: exit 4
         raise ModelsUnavailableError(
             f"could not load Zero123 from {folder}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         ) from exc
@@ -233,6 +235,11 @@ def load_zero123_folder(
         image_size=unet.config.sample_size * _vae_factor(vae), dtype=dtype, device=device, mode=mode,
         variant=variant, model_id=model_id or str(folder), revision=revision, licence_notice=licence_notice,
     )
+
+
+# diffusers prints a multi-line warning on stderr when asked for low-memory loading without accelerate: ask for
+# it only when accelerate is there, so a failed load still ends in one line.
+_HAS_ACCELERATE = importlib.util.find_spec("accelerate") is not None
 
 
 def _has_safetensors(subfolder: Path) -> bool:

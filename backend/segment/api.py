@@ -26,6 +26,7 @@ from ..models.clipseg import ClipSegModels, load_clipseg
 from ..models.loaded import ModelKey, get_or_load
 from ..models.mode import ModelMode, resolve_model_mode
 from ..models.sam import SamModels, load_sam
+from ..out_of_memory import out_of_memory_error
 from .config import SegmentConfig, check_prompts
 from .fast_prompts import derive_prompts
 from .fusion import fuse_paper, pick_best_candidate
@@ -68,11 +69,20 @@ def run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segment
     """:func:`segment_image` plus a description of the models used.
 
     ``allow_empty`` (for evaluation): a prompt nothing matched gets an all-False mask and score 0 instead
-    of failing the call.
+    of failing the call. CUDA out of memory in any step becomes exit 5 naming the step, with the cached
+    models dropped so a retry starts from a free card.
     """
+    control = ensure_control(control)
+    try:
+        return _run_segmentation(image, prompts, config, control, allow_empty)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise out_of_memory_error(f"segmentation ({control.stage or 'start'})") from exc
+
+
+def _run_segmentation(image: LoadedImage, prompts: Sequence[str], config: SegmentConfig, control: JobControl,
+                      allow_empty: bool) -> tuple[list[SegmentationResult], ModelInfo]:
     # 1. check inputs, pick device and precision
     prompts = check_prompts(prompts)
-    control = ensure_control(control)
     mode = resolve_model_mode(str(config.models) if config.models else None)
     device = resolve_device(config.device)
     autocast = config.half and device.type == "cuda"
