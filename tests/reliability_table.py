@@ -101,7 +101,8 @@ How the harder cases are simulated:
 def render() -> str:
     lines = [HEADER]
     sections: dict[str, list[Row]] = {}
-    for key in EXPECTED:
+    order = list(EXPECTED)  # declaration order within a module; sections sorted so import order can't matter
+    for key in sorted(order, key=lambda k: (_rows[k].case.split(":")[0], order.index(k))):
         row = _rows[key]
         sections.setdefault(row.case.split(":")[0], []).append(row)
     for section, rows in sections.items():
