@@ -1,0 +1,52 @@
+"""Sizes of the fidelity evaluation: ``small`` (CPU, CI) and ``full`` (GPU), and their pass thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import BadInputError
+
+BUILTIN_OBJECTS = ("suzanne", "torus")  # scripts/recon_blender.py builds these
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What a size must reach on every object (held-out views) to pass."""
+
+    min_psnr_db: float
+    min_iou: float
+    max_chamfer_fraction: float | None  # Chamfer / ground-truth bounding-box diagonal; None: not required
+
+
+@dataclass(frozen=True)
+class EvalReconConfig:
+    """One evaluation size. Defaults are the ``small`` size."""
+
+    name: str = "small"
+    image_size: int = 64  # square renders, training and held-out
+    train_views: int = 8
+    held_out_views: int = 8
+    cycles_samples: int = 16  # Cycles samples per pixel (emission only: the samples just anti-alias)
+    stage1_steps: int = 300
+    grid_resolution: int = 64  # density grid for marching cubes
+    texture_size: int = 256
+    bake_views: int = 16  # Gaussian renders the texture is baked from
+    bake_size: int = 128
+    chamfer_points: int = 20000
+    target_radius: float = 0.6  # objects are normalised to fit this sphere around the origin
+    thresholds: Thresholds = Thresholds(min_psnr_db=22.0, min_iou=0.85, max_chamfer_fraction=None)
+
+
+SMALL = EvalReconConfig()
+FULL = EvalReconConfig(
+    name="full", image_size=256, train_views=16, held_out_views=8, cycles_samples=64, stage1_steps=2000,
+    grid_resolution=128, texture_size=1024, bake_views=32, bake_size=512, chamfer_points=100000,
+    thresholds=Thresholds(min_psnr_db=28.0, min_iou=0.95, max_chamfer_fraction=0.01),
+)
+SIZES = {"small": SMALL, "full": FULL}
+
+
+def config_for_size(size: str) -> EvalReconConfig:
+    if size not in SIZES:
+        raise BadInputError(f"unknown eval-recon size {size!r} (choose from {', '.join(SIZES)})")
+    return SIZES[size]

@@ -1,0 +1,109 @@
+"""Rebuild an object from posed renders with the machinery ``generate`` uses, minus the diffusion prior.
+
+Stage 1 fits Gaussians to every training view at once (photometric + mask loss, ``guidance=None``), then
+the same meshing, UV unwrapping, texture baking and GLB export as ``generate`` run unchanged. Nothing here
+is a copy of those stages: only the choice of their inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..camera import Camera
+from ..export import export_glb
+from ..gaussians.gaussians import Gaussians
+from ..gaussians.render import render_gaussians
+from ..job_control import JobControl, ensure_control
+from ..mesh import Mesh, MeshConfig, bake_texture, extract_mesh, unwrap_uvs
+from ..stage1 import Stage1Config, ViewTarget, fit_gaussians
+from .cameras import NamedCamera
+from .config import EvalReconConfig
+
+BAKE_ELEVATIONS_DEG = (-30.0, 0.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True)
+class TrainingView:
+    """One ground-truth render the reconstruction may see."""
+
+    view: NamedCamera
+    rgb: np.ndarray  # [H, W, 3] float32 straight colour in [0, 1]
+    alpha: np.ndarray  # [H, W] float32 in [0, 1]
+
+
+@dataclass(frozen=True)
+class ReconstructionResult:
+    gaussians: Gaussians
+    mesh: Mesh
+    glb_path: Path
+    gaussian_count: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def stage1_config(config: EvalReconConfig) -> Stage1Config:
+    """``generate``'s stage-1 defaults with the evaluation's step count and render size, no SDS."""
+    return replace(Stage1Config(), steps=config.stage1_steps, lambda_sds=0.0)
+
+
+def bake_cameras(count: int, size: int) -> list[Camera]:
+    """Orbit views around the whole object (including from above and below) to bake the texture from."""
+    cameras = []
+    for i in range(count):
+        elevation = BAKE_ELEVATIONS_DEG[i % len(BAKE_ELEVATIONS_DEG)]
+        azimuth = 360.0 * i / count
+        cameras.append(Camera.orbit(elevation, azimuth, size))
+    cameras.append(Camera.orbit(89.0, 0.0, size))
+    cameras.append(Camera.orbit(-89.0, 0.0, size))
+    return cameras
+
+
+def view_targets(views: Sequence[TrainingView], device: torch.device) -> list[ViewTarget]:
+    return [ViewTarget(camera=v.view.camera, rgb=torch.from_numpy(v.rgb).to(device),
+                       alpha=torch.from_numpy(v.alpha).to(device)) for v in views]
+
+
+def reconstruct(views: Sequence[TrainingView], config: EvalReconConfig, glb_path: Path, *, device: torch.device,
+                seed: int = 0, control: JobControl | None = None, metadata: dict | None = None
+                ) -> ReconstructionResult:
+    """Fit → mesh → UVs → baked texture → GLB at ``glb_path``."""
+    control = ensure_control(control)
+    timings: dict[str, float] = {}
+
+    # 1. Stage 1 on all training views, no diffusion guidance
+    start = time.perf_counter()
+    fitted = fit_gaussians(view_targets(views, device), stage1_config(config), None, device=device, seed=seed,
+                           control=control)
+    gaussians = fitted.gaussians
+    timings["stage1"] = time.perf_counter() - start
+
+    # 2. Density grid → marching cubes → cleanup, then UVs
+    start = time.perf_counter()
+    mesh = extract_mesh(gaussians, MeshConfig(resolution=config.grid_resolution), control=control)
+    mesh = unwrap_uvs(mesh)
+    timings["mesh"] = time.perf_counter() - start
+
+    # 3. Texture baked from Gaussian renders
+    start = time.perf_counter()
+    background = torch.zeros(3, device=device)
+
+    def render_view(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            out = render_gaussians(gaussians, camera, background)
+        alpha = out.alpha[..., 0]
+        rgb = out.rgb / alpha.clamp_min(1e-6)[..., None]  # straight colour: undo the black background
+        return rgb.clamp(0.0, 1.0), alpha
+
+    mesh = bake_texture(mesh, render_view, bake_cameras(config.bake_views, config.bake_size), config.texture_size)
+    timings["bake"] = time.perf_counter() - start
+
+    # 4. Export, as generate does
+    start = time.perf_counter()
+    export_glb(mesh, glb_path, dict(metadata or {}))
+    timings["export"] = time.perf_counter() - start
+    return ReconstructionResult(gaussians, mesh, glb_path, len(gaussians), timings)
