@@ -261,6 +261,7 @@ def write_surface(objects: list[bpy.types.Object], path: Path) -> None:
         all_faces.append(tris.reshape(-1, 3) + offset)
         offset += len(world)
         evaluated.to_mesh_clear()
+    path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, vertices=np.concatenate(all_vertices).astype(np.float32), faces=np.concatenate(all_faces))
 
 
