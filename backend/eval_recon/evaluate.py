@@ -24,6 +24,7 @@ from .blender_job import load_surface, render_views
 from .cameras import NamedCamera, held_out_cameras, training_cameras
 from .config import BUILTIN_OBJECTS, EvalReconConfig
 from .contact_sheet import make_contact_sheet
+from .reconstruction import Reconstructor, TrainingView
 
 PSNR_DEFINITION = ("PSNR over the pixels inside the union of the two silhouettes (alpha > 0.5 in either), both "
                    "images composited over a fixed mid-grey (0.5) background; psnr_full_frame averages over the "
@@ -103,11 +104,20 @@ def score_views(cameras: Sequence[NamedCamera], truth: Sequence[tuple[np.ndarray
     return scored
 
 
-def evaluate_object(spec: ObjectSpec, config: EvalReconConfig, out_dir: Path, *, device, seed: int = 0,
-                    blender: str | None = None, control: JobControl | None = None) -> ObjectEvalResult:
-    """Run the whole loop for one object; writes images, the GLB and a contact sheet under ``out_dir``."""
-    from .reconstruct import TrainingView, reconstruct  # torch and the fitting stages: only when fitting
+def _default_reconstructor() -> Reconstructor:
+    from .reconstruct import reconstruct  # torch and the fitting stages: imported only when fitting
 
+    return reconstruct
+
+
+def evaluate_object(spec: ObjectSpec, config: EvalReconConfig, out_dir: Path, *, device, seed: int = 0,
+                    blender: str | None = None, control: JobControl | None = None,
+                    rebuild: Reconstructor | None = None) -> ObjectEvalResult:
+    """Run the whole loop for one object; writes images, the GLB and a contact sheet under ``out_dir``.
+
+    ``rebuild`` is :func:`.reconstruct.reconstruct` (generate's machinery) unless a test passes another.
+    """
+    rebuild = rebuild or _default_reconstructor()
     control = ensure_control(control)
     timings: dict[str, float] = {}
     train_cams = training_cameras(config.train_views, config.image_size)
@@ -125,7 +135,7 @@ def evaluate_object(spec: ObjectSpec, config: EvalReconConfig, out_dir: Path, *,
     # 2. Rebuild from the training views alone
     glb_path = out_dir / "model.glb"
     views = [TrainingView(c, rgb, alpha) for c, (rgb, alpha) in zip(train_cams, train_images, strict=True)]
-    rebuilt = reconstruct(views, config, glb_path, device=device, seed=seed, control=control,
+    rebuilt = rebuild(views, config, glb_path, device=device, seed=seed, control=control,
                           metadata={"eval_recon": {"object": spec.name, "size": config.name}})
     timings.update(rebuilt.timings)
 
@@ -140,7 +150,7 @@ def evaluate_object(spec: ObjectSpec, config: EvalReconConfig, out_dir: Path, *,
     scored = score_views(held_cams, held_truth, held_ours)
     gt_vertices, gt_faces = load_surface(surface_path)
     gt_points = metrics.sample_surface(gt_vertices, gt_faces, config.chamfer_points, seed=seed)
-    our_points = metrics.sample_surface(rebuilt.mesh.vertices, rebuilt.mesh.faces, config.chamfer_points,
+    our_points = metrics.sample_surface(rebuilt.vertices, rebuilt.faces, config.chamfer_points,
                                         seed=seed + 1)
     chamfer = metrics.chamfer_distance(gt_points, our_points)
     chamfer_fraction = chamfer / metrics.bounding_box_diagonal(gt_points)
@@ -157,7 +167,7 @@ def evaluate_object(spec: ObjectSpec, config: EvalReconConfig, out_dir: Path, *,
     Image.fromarray(sheet).save(out_dir / "contact_sheet.png")
     return ObjectEvalResult(spec.name, scored, mean_psnr, float(np.mean([v.psnr_full_frame for v in scored])),
                             mean_iou, chamfer, chamfer_fraction, rebuilt.gaussian_count,
-                            int(rebuilt.mesh.faces.shape[0]), passed, timings)
+                            int(rebuilt.faces.shape[0]), passed, timings)
 
 
 def _stack_sheets(paths: Sequence[Path]) -> np.ndarray:
@@ -181,8 +191,8 @@ def metrics_document(config: EvalReconConfig, results: Sequence[ObjectEvalResult
 
 
 def run_eval_recon(config: EvalReconConfig, objects: Sequence[ObjectSpec], out_dir: str | Path, *, device,
-                   seed: int = 0, blender: str | None = None, control: JobControl | None = None
-                   ) -> EvalReconResult:
+                   seed: int = 0, blender: str | None = None, control: JobControl | None = None,
+                   rebuild: Reconstructor | None = None) -> EvalReconResult:
     """Evaluate every object; ``out_dir`` gets metrics.json, contact_sheet.png and a folder per object."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -192,7 +202,7 @@ def run_eval_recon(config: EvalReconConfig, objects: Sequence[ObjectSpec], out_d
             object_dir = staging / spec.name
             object_dir.mkdir()
             results.append(evaluate_object(spec, config, object_dir, device=device, seed=seed, blender=blender,
-                                           control=control))
+                                           control=control, rebuild=rebuild))
         Image.fromarray(_stack_sheets([staging / r.name / "contact_sheet.png" for r in results])).save(
             staging / "contact_sheet.png")
         wall_time = time.perf_counter() - started

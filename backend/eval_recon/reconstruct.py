@@ -9,41 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..camera import Camera
 from ..export import export_glb
-from ..gaussians.gaussians import Gaussians
 from ..gaussians.render import render_gaussians
 from ..job_control import JobControl, ensure_control
-from ..mesh import Mesh, MeshConfig, bake_texture, extract_mesh, unwrap_uvs
+from ..mesh import MeshConfig, bake_texture, extract_mesh, unwrap_uvs
 from ..stage1 import Stage1Config, ViewTarget, fit_gaussians
-from .cameras import NamedCamera
 from .config import EvalReconConfig
+from .reconstruction import ReconstructionResult, TrainingView, check_views
 
 BAKE_ELEVATIONS_DEG = (-30.0, 0.0, 30.0, 60.0)
-
-
-@dataclass(frozen=True)
-class TrainingView:
-    """One ground-truth render the reconstruction may see."""
-
-    view: NamedCamera
-    rgb: np.ndarray  # [H, W, 3] float32 straight colour in [0, 1]
-    alpha: np.ndarray  # [H, W] float32 in [0, 1]
-
-
-@dataclass(frozen=True)
-class ReconstructionResult:
-    gaussians: Gaussians
-    mesh: Mesh
-    glb_path: Path
-    gaussian_count: int
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def stage1_config(config: EvalReconConfig) -> Stage1Config:
@@ -72,6 +52,7 @@ def reconstruct(views: Sequence[TrainingView], config: EvalReconConfig, glb_path
                 seed: int = 0, control: JobControl | None = None, metadata: dict | None = None
                 ) -> ReconstructionResult:
     """Fit → mesh → UVs → baked texture → GLB at ``glb_path``."""
+    check_views(views)
     control = ensure_control(control)
     timings: dict[str, float] = {}
 
@@ -106,4 +87,4 @@ def reconstruct(views: Sequence[TrainingView], config: EvalReconConfig, glb_path
     start = time.perf_counter()
     export_glb(mesh, glb_path, dict(metadata or {}))
     timings["export"] = time.perf_counter() - start
-    return ReconstructionResult(gaussians, mesh, glb_path, len(gaussians), timings)
+    return ReconstructionResult(glb_path, mesh.vertices, mesh.faces, len(gaussians), gaussians, timings)
