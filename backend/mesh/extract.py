@@ -1,0 +1,149 @@
+"""Gaussians → triangle mesh: density grid → marching cubes → cleanup → decimation.
+
+Cleanup (trimesh): merge duplicate vertices, drop degenerate and duplicate faces, drop connected components
+smaller than ``min_component_fraction`` of the faces (floaters), drop faces on non-manifold edges (edges
+shared by more than two faces), make the winding consistent with outward normals. Decimation uses quadric
+edge collapse through trimesh's ``simplify_quadric_decimation``, which runs the MIT-licensed
+``fast-simplification`` package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mcubes
+import numpy as np
+import torch
+import trimesh
+
+from ..errors import BadInputError
+from ..gaussians.gaussians import Gaussians
+from ..job_control import JobControl, ensure_control
+from .density_grid import density_grid
+from .mesh import Mesh
+
+STAGE = "mesh"
+
+
+class NoSurfaceError(BadInputError):
+    """The Gaussians' density never crosses the threshold: there is no surface to mesh (exit 2).
+
+    Usually stage 1 failed to fit anything (an empty or almost empty mask), or the threshold is too high.
+    """
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """Mesh extraction settings.
+
+    resolution:  samples per axis of the density grid (128 → 128³ samples)
+    threshold:   iso-value of the density Σ opacity·exp(-½dᵀΣ⁻¹d); 1.0 as in DreamGaussian — the surface is
+                 where the Gaussians' summed opacity reaches that of one fully opaque Gaussian at its centre
+    bound:       the grid spans [-bound, bound]³ (the object is normalised into the unit-ish sphere)
+    target_faces: decimate to at most this many faces (0 disables decimation)
+    min_component_fraction: connected components with fewer faces than this fraction of all faces are dropped
+    block:       edge of the density-grid blocks, in samples (memory/speed trade-off only)
+    """
+
+    resolution: int = 128
+    threshold: float = 1.0
+    bound: float = 1.0
+    target_faces: int = 20_000
+    min_component_fraction: float = 0.02
+    block: int = 32
+
+    def __post_init__(self) -> None:
+        if self.resolution < 8:
+            raise ValueError(f"MeshConfig.resolution must be at least 8, got {self.resolution}")
+        if self.threshold <= 0:
+            raise ValueError(f"MeshConfig.threshold must be positive, got {self.threshold}")
+        if self.target_faces < 0:
+            raise ValueError(f"MeshConfig.target_faces must be >= 0, got {self.target_faces}")
+        if not 0 <= self.min_component_fraction < 1:
+            raise ValueError(f"MeshConfig.min_component_fraction must be in [0, 1), got {self.min_component_fraction}")
+
+
+def marching_cubes(grid: np.ndarray, threshold: float, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """Iso-surface of a density grid (``[ix, iy, iz]``, as :func:`density_grid` makes) in world coordinates.
+
+    The grid is padded with one layer of zeros so surfaces that touch the border still close. Returns
+    (vertices [V, 3] float64, faces [F, 3] int64) with faces wound so normals point out of the dense region.
+    Raises :class:`NoSurfaceError` when the density never reaches ``threshold``.
+    """
+    peak = float(grid.max()) if grid.size else 0.0
+    if not peak >= threshold:
+        raise NoSurfaceError(
+            f"no surface to mesh: the Gaussians' peak density {peak:.3g} is below the threshold {threshold:.3g}"
+        )
+    resolution = grid.shape[0]
+    padded = np.pad(grid.astype(np.float64), 1, mode="constant", constant_values=0.0)
+    vertices, faces = mcubes.marching_cubes(padded, threshold)
+    if len(faces) == 0:
+        raise NoSurfaceError(f"no surface to mesh at threshold {threshold:.3g}")
+    step = 2.0 * bound / (resolution - 1)
+    vertices = (vertices - 1.0) * step - bound
+    # PyMCubes winds faces so that normals point towards increasing values; we want them out of the solid.
+    faces = np.ascontiguousarray(faces[:, ::-1], dtype=np.int64)
+    return vertices, faces
+
+
+def clean_mesh(vertices: np.ndarray, faces: np.ndarray, min_component_fraction: float) -> trimesh.Trimesh:
+    """Module-docstring cleanup; returns a trimesh with at least one face (else NoSurfaceError)."""
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True)  # process merges duplicate vertices
+    mesh.update_faces(mesh.nondegenerate_faces())
+    mesh.update_faces(mesh.unique_faces())
+    mesh.update_faces(_manifold_faces(mesh))
+    if min_component_fraction > 0 and len(mesh.faces):
+        labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+        counts = np.bincount(labels)
+        keep = counts[labels] >= min_component_fraction * len(mesh.faces)
+        mesh.update_faces(keep)
+    mesh.remove_unreferenced_vertices()
+    if len(mesh.faces) == 0:
+        raise NoSurfaceError("no surface to mesh: nothing was left after removing small fragments")
+    trimesh.repair.fix_winding(mesh)
+    trimesh.repair.fix_inversion(mesh)
+    return mesh
+
+
+def _manifold_faces(mesh: trimesh.Trimesh) -> np.ndarray:
+    """[F] bool: faces none of whose edges is shared by more than two faces."""
+    edges = mesh.edges_sorted  # [3F, 2], edge k belongs to face k // 3
+    _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+    bad_edge = counts[inverse.reshape(-1)] > 2
+    return ~bad_edge.reshape(-1, 3).any(axis=1)
+
+
+def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
+    """Quadric decimation to at most ``target_faces`` faces (no-op when already below)."""
+    if target_faces <= 0 or len(mesh.faces) <= target_faces:
+        return mesh
+    target = target_faces
+    for _ in range(4):  # the simplifier may overshoot by a few faces: ask for a little less until it fits
+        simplified = mesh.simplify_quadric_decimation(face_count=target)
+        if len(simplified.faces) <= target_faces:
+            break
+        target = int(target * 0.95)
+    simplified.update_faces(simplified.nondegenerate_faces())
+    simplified.remove_unreferenced_vertices()
+    return simplified
+
+
+def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), control: JobControl | None = None) -> Mesh:
+    """Gaussians → cleaned, decimated :class:`Mesh` (no UVs yet). Raises :class:`NoSurfaceError`."""
+    control = ensure_control(control)
+    control.report(STAGE, 0.0, "density grid")
+    grid = density_grid(gaussians, config.resolution, config.bound, block=config.block)
+    if grid.is_cuda:
+        torch.cuda.synchronize()
+    control.report(STAGE, 0.4, "marching cubes")
+    vertices, faces = marching_cubes(grid.cpu().numpy(), config.threshold, config.bound)
+    control.report(STAGE, 0.6, "cleanup")
+    mesh = clean_mesh(vertices, faces, config.min_component_fraction)
+    control.report(STAGE, 0.7, "decimation")
+    mesh = decimate(mesh, config.target_faces)
+    control.report(STAGE, 1.0, f"{len(mesh.faces)} faces")
+    return Mesh(
+        vertices=np.ascontiguousarray(mesh.vertices, dtype=np.float32),
+        faces=np.ascontiguousarray(mesh.faces, dtype=np.int64),
+    )

@@ -1,0 +1,226 @@
+"""Stage 2: refine the baked texture alone (geometry and UVs fixed) against the photo and Zero123 targets.
+
+The texture is an ``nn.Parameter`` in logit space (so it stays in (0, 1)), optimised with Adam. Each step's
+loss is
+
+    reference_weight · MSE(render at each reference view, the photo on white)
+  + guidance_weight  · MSE(render at novel views, guidance.refine(render) — multi-step denoised targets)
+
+rendered through our rasterizer and ``grid_sample`` (differentiable in the texture). The geometry never moves,
+so each view is rasterized once and its per-pixel UVs cached; a step is then only texture lookups.
+
+Targets: with ``target_views > 0`` (default) a fixed ring of novel views gets its targets once, from the baked
+texture, in one batched ``refine`` call — cheap, and steady targets. With ``target_views == 0`` every step
+draws ``batch_size`` random views and refreshes their targets from the current texture (DreamGaussian's way;
+one ``refine`` call per step). With ``guidance=None`` only the reference view(s) drive the texture.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..camera import Camera
+from ..job_control import JobControl, ensure_control
+from .bake import mesh_tensors
+from .mesh import Mesh
+from .rasterize import rasterize_mesh
+from .texture_sampling import interpolate_attributes, sample_texture
+
+STAGE = "texture"
+
+
+class ViewTargetLike(Protocol):
+    """What stage 1's ``ViewTarget`` offers: a camera and the image seen from it."""
+
+    camera: Camera
+    rgb: torch.Tensor  # [H, W, 3] straight colour in [0, 1]
+    alpha: torch.Tensor  # [H, W] in [0, 1]
+
+
+class RefineGuidance(Protocol):
+    """The part of ``Zero123Guidance`` stage 2 uses (INTERFACES.md)."""
+
+    def refine(self, images: torch.Tensor, d_elevation_deg: torch.Tensor, d_azimuth_deg: torch.Tensor,
+               d_radius: torch.Tensor, strength: float = 0.8, steps: int = 20,
+               guidance_scale: float = 5.0) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class TextureConfig:
+    """Texture baking and stage-2 settings.
+
+    texture_size:     texture edge in texels
+    bake_render_size: render size of the bake views
+    steps:            stage-2 optimisation steps (0 keeps the baked texture)
+    lr:               Adam learning rate on the texture logits
+    render_size:      render size of the novel views in stage 2
+    reference_weight / guidance_weight: loss weights (module docstring)
+    refine_strength:  how far guidance.refine re-noises the render (0 = keep, 1 = from pure noise)
+    refine_steps:     DDIM steps of one refine call (over the full schedule; strength scales the steps run)
+    guidance_scale:   classifier-free guidance scale for refine
+    target_views:     cached novel views (0 → fresh random views and targets every step)
+    batch_size:       novel views per step when target_views == 0; views per refine call when caching
+    elevation_range:  elevations (degrees) novel views are drawn from; azimuths cover the full circle
+    seed:             seeds the novel views
+    """
+
+    texture_size: int = 1024
+    bake_render_size: int = 512
+    steps: int = 50
+    lr: float = 0.2
+    render_size: int = 512
+    reference_weight: float = 1.0
+    guidance_weight: float = 1.0
+    refine_strength: float = 0.8
+    refine_steps: int = 20
+    guidance_scale: float = 5.0
+    target_views: int = 8
+    batch_size: int = 4
+    elevation_range: tuple[float, float] = (-30.0, 30.0)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"TextureConfig.steps must be >= 0, got {self.steps}")
+        if not 0.0 < self.refine_strength <= 1.0:
+            raise ValueError(f"TextureConfig.refine_strength must be in (0, 1], got {self.refine_strength}")
+        if self.target_views < 0 or self.batch_size < 1:
+            raise ValueError(f"TextureConfig.target_views must be >= 0 and batch_size >= 1, got "
+                             f"{self.target_views}, {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class _CachedView:
+    camera: Camera
+    uv: torch.Tensor  # [H, W, 2] interpolated UVs
+    mask: torch.Tensor  # [H, W, 1] float coverage
+    target: torch.Tensor | None = None  # [H, W, 3] on white
+
+
+def orbit_angles(camera: Camera) -> tuple[float, float, float]:
+    """(elevation°, azimuth°, radius) of a camera's position, in the conventions of backend.camera."""
+    x, y, z = (float(c) for c in camera.c2w[:3, 3])
+    radius = math.sqrt(x * x + y * y + z * z)
+    return math.degrees(math.asin(max(-1.0, min(1.0, y / radius)))), math.degrees(math.atan2(x, z)), radius
+
+
+def _cache_view(vertices, faces, uvs, camera: Camera, target: torch.Tensor | None = None) -> _CachedView:
+    with torch.no_grad():
+        raster = rasterize_mesh(vertices, faces, camera)
+        uv = interpolate_attributes(raster, faces, uvs)
+    return _CachedView(camera, uv, raster.mask[..., None].float(), target)
+
+
+def _render(view: _CachedView, texture: torch.Tensor) -> torch.Tensor:
+    """[H, W, 3] render of the textured mesh over white."""
+    return sample_texture(texture, view.uv) * view.mask + (1 - view.mask)
+
+
+def _novel_cameras(config: TextureConfig, count: int, rng: np.random.Generator, radius: float,
+                   fovy_deg: float, ring: bool) -> list[Camera]:
+    low, high = config.elevation_range
+    elevations = rng.uniform(low, high, count)
+    if ring:  # evenly spaced around the object, starting half a step away from the reference
+        azimuths = (np.arange(count) + 0.5) * 360.0 / count
+    else:
+        azimuths = rng.uniform(-180.0, 180.0, count)
+    return [Camera.orbit(float(e), float(a), config.render_size, radius, fovy_deg)
+            for e, a in zip(elevations, azimuths, strict=True)]
+
+
+def _refine_targets(guidance: RefineGuidance, images: torch.Tensor, cameras: Sequence[Camera],
+                    reference_angles: tuple[float, float, float], config: TextureConfig) -> torch.Tensor:
+    """[B, H, W, 3] denoised targets for renders ``images`` [B, H, W, 3] seen from ``cameras``."""
+    ref_elevation, ref_azimuth, ref_radius = reference_angles
+    angles = torch.tensor([orbit_angles(c) for c in cameras], dtype=torch.float32, device=images.device)
+    d_elevation = angles[:, 0] - ref_elevation
+    d_azimuth = torch.remainder(angles[:, 1] - ref_azimuth + 180.0, 360.0) - 180.0
+    d_radius = angles[:, 2] - ref_radius
+    with torch.no_grad():
+        targets = guidance.refine(images.permute(0, 3, 1, 2), d_elevation, d_azimuth, d_radius,
+                                  strength=config.refine_strength, steps=config.refine_steps,
+                                  guidance_scale=config.guidance_scale)
+        if targets.shape[-2:] != images.shape[1:3]:
+            targets = F.interpolate(targets.float(), size=images.shape[1:3], mode="bilinear", align_corners=False)
+    return targets.float().permute(0, 2, 3, 1).clamp(0, 1)
+
+
+def refine_texture(
+    mesh: Mesh,
+    reference: ViewTargetLike | Sequence[ViewTargetLike],
+    guidance: RefineGuidance | None,
+    config: TextureConfig = TextureConfig(),
+    control: JobControl | None = None,
+    *,
+    device=None,
+) -> Mesh:
+    """Stage 2 (module docstring): a copy of ``mesh`` with the refined texture. Needs UVs; starts from
+    ``mesh.texture`` (grey if it has none). ``device`` defaults to the reference images' device."""
+    # 1. Check inputs and move data.
+    control = ensure_control(control)
+    references = [reference] if hasattr(reference, "camera") else list(reference)
+    if not references:
+        raise ValueError("refine_texture needs at least one reference view")
+    device = torch.device(device) if device is not None else references[0].rgb.device
+    vertices, faces, uvs = mesh_tensors(mesh, device)
+    initial = (torch.as_tensor(mesh.texture, dtype=torch.float32, device=device) if mesh.texture is not None
+               else torch.full((config.texture_size, config.texture_size, 3), 0.5, device=device))
+    if config.steps == 0:
+        return mesh.with_texture(initial.cpu().numpy())
+
+    # 2. Cache the reference views (photo composited on white).
+    reference_views = []
+    for target in references:
+        if tuple(target.rgb.shape) != (target.camera.height, target.camera.width, 3):
+            raise ValueError(f"reference rgb has shape {tuple(target.rgb.shape)}, expected "
+                             f"({target.camera.height}, {target.camera.width}, 3)")
+        alpha = target.alpha.to(device).float().reshape(target.camera.height, target.camera.width, 1)
+        on_white = target.rgb.to(device).float() * alpha + (1 - alpha)
+        reference_views.append(_cache_view(vertices, faces, uvs, target.camera, on_white))
+    reference_angles = orbit_angles(references[0].camera)
+    radius, fovy = reference_angles[2], references[0].camera.fovy_deg
+    rng = np.random.default_rng(config.seed)
+
+    # 3. Novel views with cached targets, from the initial texture.
+    novel_views: list[_CachedView] = []
+    if guidance is not None and config.target_views > 0:
+        cameras = _novel_cameras(config, config.target_views, rng, radius, fovy, ring=True)
+        views = [_cache_view(vertices, faces, uvs, camera) for camera in cameras]
+        for start in range(0, len(views), config.batch_size):
+            batch = views[start:start + config.batch_size]
+            control.report(STAGE, 0.0, f"targets {start + len(batch)}/{len(views)}")
+            renders = torch.stack([_render(v, initial) for v in batch])
+            targets = _refine_targets(guidance, renders, [v.camera for v in batch], reference_angles, config)
+            novel_views += [_CachedView(v.camera, v.uv, v.mask, t) for v, t in zip(batch, targets, strict=True)]
+
+    # 4. Optimise the texture logits.
+    logits = torch.nn.Parameter(torch.logit(initial.clamp(1e-3, 1 - 1e-3)))
+    optimizer = torch.optim.Adam([logits], lr=config.lr)
+    for step in range(config.steps):
+        control.report(STAGE, step / config.steps, f"step {step + 1}/{config.steps}")
+        texture = torch.sigmoid(logits)
+        loss = sum(F.mse_loss(_render(v, texture), v.target) for v in reference_views) / len(reference_views)
+        loss = config.reference_weight * loss
+        if guidance is not None:
+            views = novel_views
+            if config.target_views == 0:  # fresh random views, targets from the current texture
+                cameras = _novel_cameras(config, config.batch_size, rng, radius, fovy, ring=False)
+                views = [_cache_view(vertices, faces, uvs, camera) for camera in cameras]
+                with torch.no_grad():
+                    renders = torch.stack([_render(v, texture) for v in views])
+                targets = _refine_targets(guidance, renders, cameras, reference_angles, config)
+                views = [_CachedView(v.camera, v.uv, v.mask, t) for v, t in zip(views, targets, strict=True)]
+            novel = sum(F.mse_loss(_render(v, texture), v.target) for v in views) / len(views)
+            loss = loss + config.guidance_weight * novel
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    control.report(STAGE, 1.0, "done")
+    return mesh.with_texture(torch.sigmoid(logits).detach().cpu().numpy())
