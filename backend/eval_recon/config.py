@@ -30,8 +30,7 @@ class EvalReconConfig:
     stage1_steps: int = 300
     grid_resolution: int = 64  # density grid for marching cubes
     texture_size: int = 256
-    bake_views: int = 16  # Gaussian renders the texture is baked from
-    bake_size: int = 128
+    bake_size: int = 128  # Gaussian renders (at generate's 26 bake views) the texture is baked from
     chamfer_points: int = 20000
     target_radius: float = 0.6  # objects are normalised to fit this sphere around the origin
     thresholds: Thresholds = Thresholds(min_psnr_db=22.0, min_iou=0.85, max_chamfer_fraction=None)
@@ -40,7 +39,7 @@ class EvalReconConfig:
 SMALL = EvalReconConfig()
 FULL = EvalReconConfig(
     name="full", image_size=256, train_views=16, held_out_views=8, cycles_samples=64, stage1_steps=2000,
-    grid_resolution=128, texture_size=1024, bake_views=32, bake_size=512, chamfer_points=100000,
+    grid_resolution=128, texture_size=1024, bake_size=512, chamfer_points=100000,
     thresholds=Thresholds(min_psnr_db=28.0, min_iou=0.95, max_chamfer_fraction=0.01),
 )
 SIZES = {"small": SMALL, "full": FULL}

@@ -15,32 +15,20 @@ from pathlib import Path
 import torch
 
 from ..camera import Camera
-from ..export import export_glb
+from ..export.glb import export_glb
 from ..gaussians.render import render_gaussians
 from ..job_control import JobControl, ensure_control
-from ..mesh import MeshConfig, bake_texture, extract_mesh, unwrap_uvs
+from ..mesh.bake import bake_cameras, bake_texture
+from ..mesh.extract import MeshConfig, extract_mesh
+from ..mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
 from ..stage1 import Stage1Config, ViewTarget, fit_gaussians
 from .config import EvalReconConfig
 from .reconstruction import ReconstructionResult, TrainingView, check_views
-
-BAKE_ELEVATIONS_DEG = (-30.0, 0.0, 30.0, 60.0)
 
 
 def stage1_config(config: EvalReconConfig) -> Stage1Config:
     """``generate``'s stage-1 defaults with the evaluation's step count and render size, no SDS."""
     return replace(Stage1Config(), steps=config.stage1_steps, lambda_sds=0.0)
-
-
-def bake_cameras(count: int, size: int) -> list[Camera]:
-    """Orbit views around the whole object (including from above and below) to bake the texture from."""
-    cameras = []
-    for i in range(count):
-        elevation = BAKE_ELEVATIONS_DEG[i % len(BAKE_ELEVATIONS_DEG)]
-        azimuth = 360.0 * i / count
-        cameras.append(Camera.orbit(elevation, azimuth, size))
-    cameras.append(Camera.orbit(89.0, 0.0, size))
-    cameras.append(Camera.orbit(-89.0, 0.0, size))
-    return cameras
 
 
 def view_targets(views: Sequence[TrainingView], device: torch.device) -> list[ViewTarget]:
@@ -66,10 +54,10 @@ def reconstruct(views: Sequence[TrainingView], config: EvalReconConfig, glb_path
     # 2. Density grid → marching cubes → cleanup, then UVs
     start = time.perf_counter()
     mesh = extract_mesh(gaussians, MeshConfig(resolution=config.grid_resolution), control=control)
-    mesh = unwrap_uvs(mesh)
+    mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=config.texture_size))
     timings["mesh"] = time.perf_counter() - start
 
-    # 3. Texture baked from Gaussian renders
+    # 3. Texture baked from Gaussian renders at generate's 26 bake views
     start = time.perf_counter()
     background = torch.zeros(3, device=device)
 
@@ -80,7 +68,7 @@ def reconstruct(views: Sequence[TrainingView], config: EvalReconConfig, glb_path
         rgb = out.rgb / alpha.clamp_min(1e-6)[..., None]  # straight colour: undo the black background
         return rgb.clamp(0.0, 1.0), alpha
 
-    mesh = bake_texture(mesh, render_view, bake_cameras(config.bake_views, config.bake_size), config.texture_size)
+    mesh = bake_texture(mesh, render_view, bake_cameras(config.bake_size), config.texture_size, control=control)
     timings["bake"] = time.perf_counter() - start
 
     # 4. Export, as generate does
