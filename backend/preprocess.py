@@ -1,0 +1,95 @@
+"""The reference image stage 1 fits: the object cut out, recentred and scaled into a square (DESIGN.md §1).
+
+Image-to-3D methods trained on Objaverse renders (Zero123, DreamGaussian) expect the object centred with a
+fixed margin: the longer side of its bounding box spans ``1 - 2 * border_ratio`` of the square, so with the
+default 0.2 the object fills the middle 60 %. Colour is kept straight (not premultiplied); the renderer and
+the losses composite it over whatever background they need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import BadInputError
+
+
+@dataclass(frozen=True)
+class ReferenceImage:
+    """The recentred reference view.
+
+    rgb:   [S, S, 3] float32 in [0, 1], straight colour (meaningless where alpha is 0; zero there)
+    alpha: [S, S]    float32 in [0, 1]
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.alpha.shape[0]
+
+    def composited(self, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+        """[S, S, 3] float32: the object over a plain background (white by default, as Zero123 expects)."""
+        a = self.alpha[..., None]
+        return (self.rgb * a + np.asarray(background, np.float32) * (1 - a)).astype(np.float32)
+
+
+def mask_bounding_box(alpha: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right), bottom/right exclusive, of the pixels with alpha > threshold."""
+    rows = np.flatnonzero((alpha > threshold).any(axis=1))
+    cols = np.flatnonzero((alpha > threshold).any(axis=0))
+    if rows.size == 0:
+        raise BadInputError(f"the object mask is empty (no pixel has alpha > {threshold})")
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def prepare_reference(rgb: np.ndarray, alpha: np.ndarray, size: int = 256, border_ratio: float = 0.2) -> ReferenceImage:
+    """Crop ``rgb``/``alpha`` to the mask's box and recentre them into a ``size``² square.
+
+    rgb:   [H, W, 3] float32 in [0, 1]
+    alpha: [H, W] float32 in [0, 1] or bool
+    The box's longer side becomes ``(1 - 2 * border_ratio) * size`` pixels; the aspect ratio is kept and the
+    resize is area-averaged (antialiased) when shrinking, bilinear when enlarging.
+    """
+    rgb = np.asarray(rgb, dtype=np.float32)
+    alpha = np.asarray(alpha).astype(np.float32)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise BadInputError(f"reference rgb must be [H, W, 3], got shape {rgb.shape}")
+    if alpha.shape != rgb.shape[:2]:
+        raise BadInputError(f"reference alpha has shape {alpha.shape}, expected {rgb.shape[:2]}")
+    if not 0.0 <= border_ratio < 0.5:
+        raise BadInputError(f"border_ratio must be in [0, 0.5), got {border_ratio}")
+    if size < 8:
+        raise BadInputError(f"reference size must be at least 8 pixels, got {size}")
+
+    top, left, bottom, right = mask_bounding_box(alpha)
+    h, w = bottom - top, right - left
+    target_long = max(1, round((1 - 2 * border_ratio) * size))
+    scale = target_long / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+
+    # Premultiply before resampling so colour from outside the mask does not bleed into the edges.
+    crop_alpha = alpha[top:bottom, left:right]
+    crop = np.concatenate([rgb[top:bottom, left:right] * crop_alpha[..., None], crop_alpha[..., None]], axis=-1)
+    resized = _resize(crop, new_h, new_w)
+
+    canvas = np.zeros((size, size, 4), np.float32)
+    y0, x0 = (size - new_h) // 2, (size - new_w) // 2
+    canvas[y0:y0 + new_h, x0:x0 + new_w] = resized
+    out_alpha = np.clip(canvas[..., 3], 0.0, 1.0)
+    out_rgb = np.where(out_alpha[..., None] > 1e-6, canvas[..., :3] / np.maximum(out_alpha[..., None], 1e-6), 0.0)
+    return ReferenceImage(rgb=np.clip(out_rgb, 0.0, 1.0).astype(np.float32), alpha=out_alpha.astype(np.float32))
+
+
+def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """[h, w, C] float32 → [height, width, C]: area averaging when shrinking, bilinear when enlarging."""
+    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+    if height <= image.shape[0] and width <= image.shape[1]:
+        out = F.interpolate(t, size=(height, width), mode="area")
+    else:
+        out = F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return out[0].permute(1, 2, 0).numpy()
