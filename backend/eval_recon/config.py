@@ -27,10 +27,13 @@ class EvalReconConfig:
     train_views: int = 8
     held_out_views: int = 8
     cycles_samples: int = 16  # Cycles samples per pixel (emission only: the samples just anti-alias)
-    stage1_steps: int = 300
+    stage1_steps: int = 400
+    stage1_num_init: int | None = 1500  # Gaussians at the start (None: generate's default); the CPU rasterizer's
+    # cost grows faster than linearly with overlapping Gaussians, so the small size starts with few
+    views_per_step: int | None = 2  # training views fitted per stage-1 step (None: all)
     grid_resolution: int = 64  # density grid for marching cubes
     texture_size: int = 256
-    bake_size: int = 128  # Gaussian renders (at generate's 26 bake views) the texture is baked from
+    bake_size: int = 64  # Gaussian renders (at generate's 26 bake views) the texture is baked from
     chamfer_points: int = 20000
     target_radius: float = 0.6  # objects are normalised to fit this sphere around the origin
     thresholds: Thresholds = Thresholds(min_psnr_db=22.0, min_iou=0.85, max_chamfer_fraction=None)
@@ -39,6 +42,7 @@ class EvalReconConfig:
 SMALL = EvalReconConfig()
 FULL = EvalReconConfig(
     name="full", image_size=256, train_views=16, held_out_views=8, cycles_samples=64, stage1_steps=2000,
+    stage1_num_init=None, views_per_step=4,
     grid_resolution=128, texture_size=1024, bake_size=512, chamfer_points=100000,
     thresholds=Thresholds(min_psnr_db=28.0, min_iou=0.95, max_chamfer_fraction=0.01),
 )

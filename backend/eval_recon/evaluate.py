@@ -62,6 +62,8 @@ class ObjectEvalResult:
     psnr: float  # mean over held-out views
     psnr_full_frame: float
     iou: float
+    gaussian_psnr: float | None  # the fitted Gaussians rendered by our rasterizer at the held-out views (diagnostic:
+    gaussian_iou: float | None  # what meshing + baking lose is the gap to psnr / iou)
     chamfer: float  # world units
     chamfer_fraction: float  # of the ground truth's bounding-box diagonal
     gaussian_count: int
@@ -146,8 +148,16 @@ def evaluate_object(spec: ObjectSpec, config: EvalReconConfig, out_dir: Path, *,
                              stage=f"re-render of {spec.name}")
     timings["render_ours"] = time.perf_counter() - start
 
-    # 4. Compare
+    # 4. Compare (and, to see where any loss comes from, the Gaussians themselves)
     scored = score_views(held_cams, held_truth, held_ours)
+    gaussian_psnr = gaussian_iou = None
+    if rebuilt.gaussians is not None:
+        from .reconstruct import render_gaussian_views
+
+        gaussian_scores = score_views(held_cams, held_truth,
+                                      render_gaussian_views(rebuilt.gaussians, [c.camera for c in held_cams]))
+        gaussian_psnr = float(np.mean([v.psnr for v in gaussian_scores]))
+        gaussian_iou = float(np.mean([v.iou for v in gaussian_scores]))
     gt_vertices, gt_faces = load_surface(surface_path)
     gt_points = metrics.sample_surface(gt_vertices, gt_faces, config.chamfer_points, seed=seed)
     our_points = metrics.sample_surface(rebuilt.vertices, rebuilt.faces, config.chamfer_points,
@@ -166,7 +176,7 @@ def evaluate_object(spec: ObjectSpec, config: EvalReconConfig, out_dir: Path, *,
                                      f"Chamfer {100 * chamfer_fraction:.2f}% of diagonal")
     Image.fromarray(sheet).save(out_dir / "contact_sheet.png")
     return ObjectEvalResult(spec.name, scored, mean_psnr, float(np.mean([v.psnr_full_frame for v in scored])),
-                            mean_iou, chamfer, chamfer_fraction, rebuilt.gaussian_count,
+                            mean_iou, gaussian_psnr, gaussian_iou, chamfer, chamfer_fraction, rebuilt.gaussian_count,
                             int(rebuilt.faces.shape[0]), passed, timings)
 
 

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..camera import Camera
 from ..export.glb import export_glb
+from ..gaussians.gaussians import Gaussians
 from ..gaussians.render import render_gaussians
 from ..job_control import JobControl, ensure_control
 from ..mesh.bake import bake_cameras, bake_texture
@@ -27,8 +29,28 @@ from .reconstruction import ReconstructionResult, TrainingView, check_views
 
 
 def stage1_config(config: EvalReconConfig) -> Stage1Config:
-    """``generate``'s stage-1 defaults with the evaluation's step count and render size, no SDS."""
-    return replace(Stage1Config(), steps=config.stage1_steps, lambda_sds=0.0)
+    """``generate``'s stage-1 defaults with the evaluation's step count and views per step (no SDS: no guidance).
+
+    The background of the fitted views is random black/white per step, so colour and coverage cannot trade
+    against each other at the silhouette as they can over one fixed background.
+    """
+    defaults = Stage1Config()
+    return replace(defaults, steps=config.stage1_steps, views_per_step=config.views_per_step,
+                   num_init=config.stage1_num_init or defaults.num_init, reference_background=None)
+
+
+def render_straight(gaussians: Gaussians, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rgb [H, W, 3] straight colour, alpha [H, W]) of the Gaussians at ``camera``, no gradients."""
+    with torch.no_grad():
+        out = render_gaussians(gaussians, camera, torch.zeros(3, device=gaussians.means.device))
+    alpha = out.alpha[..., 0]
+    rgb = out.rgb / alpha.clamp_min(1e-6)[..., None]  # over black, the render is premultiplied: undo that
+    return rgb.clamp(0.0, 1.0), alpha
+
+
+def render_gaussian_views(gaussians: Gaussians, cameras: Sequence[Camera]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Our own renders of the fitted Gaussians (a diagnostic beside Blender's renders of the final GLB)."""
+    return [tuple(t.cpu().numpy() for t in render_straight(gaussians, camera)) for camera in cameras]
 
 
 def view_targets(views: Sequence[TrainingView], device: torch.device) -> list[ViewTarget]:
@@ -59,16 +81,7 @@ def reconstruct(views: Sequence[TrainingView], config: EvalReconConfig, glb_path
 
     # 3. Texture baked from Gaussian renders at generate's 26 bake views
     start = time.perf_counter()
-    background = torch.zeros(3, device=device)
-
-    def render_view(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            out = render_gaussians(gaussians, camera, background)
-        alpha = out.alpha[..., 0]
-        rgb = out.rgb / alpha.clamp_min(1e-6)[..., None]  # straight colour: undo the black background
-        return rgb.clamp(0.0, 1.0), alpha
-
-    mesh = bake_texture(mesh, render_view, bake_cameras(config.bake_size), config.texture_size, control=control)
+    mesh = bake_texture(mesh, lambda camera: render_straight(gaussians, camera), bake_cameras(config.bake_size), config.texture_size, control=control)
     timings["bake"] = time.perf_counter() - start
 
     # 4. Export, as generate does
