@@ -39,6 +39,13 @@ def stage1_config(config: EvalReconConfig) -> Stage1Config:
                    num_init=config.stage1_num_init or defaults.num_init, reference_background=None)
 
 
+def mesh_config(config: EvalReconConfig) -> MeshConfig:
+    """``generate``'s meshing defaults with the evaluation's grid resolution (and iso-value, if it sets one)."""
+    defaults = MeshConfig()
+    threshold = config.mesh_threshold if config.mesh_threshold is not None else defaults.threshold
+    return replace(defaults, resolution=config.grid_resolution, threshold=threshold)
+
+
 def render_straight(gaussians: Gaussians, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
     """(rgb [H, W, 3] straight colour, alpha [H, W]) of the Gaussians at ``camera``, no gradients."""
     with torch.no_grad():
@@ -75,7 +82,7 @@ def reconstruct(views: Sequence[TrainingView], config: EvalReconConfig, glb_path
 
     # 2. Density grid → marching cubes → cleanup, then UVs
     start = time.perf_counter()
-    mesh = extract_mesh(gaussians, MeshConfig(resolution=config.grid_resolution), control=control)
+    mesh = extract_mesh(gaussians, mesh_config(config), control=control)
     mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=config.texture_size))
     timings["mesh"] = time.perf_counter() - start
 
