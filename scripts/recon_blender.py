@@ -133,7 +133,7 @@ def make_unlit(obj: bpy.types.Object) -> None:
 # 3. Objects -----------------------------------------------------------------------------------------
 
 def _checker_suzanne() -> bpy.types.Object:
-    """Suzanne, smoothed, with a coarse orange/teal/cream checker in object space."""
+    """Suzanne, smoothed, with a coarse orange/teal 3-D checker in object space (cells of 1 unit before scaling)."""
     bpy.ops.mesh.primitive_monkey_add(size=2.0)
     obj = bpy.context.active_object
     mod = obj.modifiers.new("smooth", "SUBSURF")
@@ -142,7 +142,7 @@ def _checker_suzanne() -> bpy.types.Object:
     mat, tree, emission = _emission_material("suzanne-checker")
     coords = tree.nodes.new("ShaderNodeTexCoord")
     checker = tree.nodes.new("ShaderNodeTexChecker")
-    checker.inputs["Scale"].default_value = 1.5
+    checker.inputs["Scale"].default_value = 1.0
     checker.inputs["Color1"].default_value = (0.85, 0.35, 0.05, 1.0)
     checker.inputs["Color2"].default_value = (0.05, 0.45, 0.5, 1.0)
     tree.links.new(coords.outputs["Object"], checker.inputs["Vector"])
