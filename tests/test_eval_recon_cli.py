@@ -24,7 +24,7 @@ def test_missing_object_file_is_exit_2_one_line(repo_root, tmp_path):
 def test_object_file_blender_cannot_read_is_exit_2(repo_root, tmp_path):
     bogus = tmp_path / "notes.txt"
     bogus.write_text("not a mesh")
-    done = _run(repo_root, "--object", str(bogus), "--out", str(tmp_path / "out"))
+    done = _run(repo_root, "-q", "--object", str(bogus), "--out", str(tmp_path / "out"))
     assert done.returncode == 2, done.stderr
     assert "unknown mesh file type '.txt'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not any((tmp_path / "out").iterdir())  # the atomic output folder left nothing behind
