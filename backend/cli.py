@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval-recon", help="fidelity on Blender-rendered ground truth")
     p.add_argument("--size", choices=["small", "full"], default="small")
     p.add_argument("--object", default=None, help="a mesh file to use instead of the built-in objects")
+    p.add_argument("--blender", default=None, help="a blender binary to render with (default: the bpy module)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     _add_common(p)
 
