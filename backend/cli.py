@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="per-stage times and peak GPU memory")
     p.add_argument("--out", required=True)
     p.add_argument("--repeats", type=int, default=5, help="timed runs per stage (median reported)")
+    p.add_argument("--stages", choices=["all", "segment", "generate"], default="all", help="which half to time")
     _add_common(p)
 
     p = sub.add_parser("eval-phrasecut", help="segmentation accuracy on PhraseCut")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run on the GPU machine (python3 there already has torch): installs the carried wheels (.whl/, made with
 # `pip download` for Python 3.12 as docs/performance.md says), JIT-builds gsplat once, then runs the steps
-# named as arguments: tests | bench | generate | 'run:COMMAND'. Results go to $OUT (or ./gpu_out).
+# named as arguments: tests | bench | batchrate | generate | 'run:COMMAND'. Results go to $OUT (or ./gpu_out).
 set -uo pipefail
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -26,6 +26,12 @@ for step in "$@"; do
     run:*) eval "${step#run:}" ;;  # any command, with the environment above
     tests) python3 -m pytest -p no:cacheprovider -m gpu -s -q -rA tests/test_render.py tests/test_stage1.py \
              tests/test_zero123_gpu.py tests/test_mesh_gpu.py tests/test_segment_gpu.py 2>&1 | tee "$OUT/gpu_tests.log" ;;
+    batchrate)  # rows per minute of the local batch runner: full-random models, draft preset, 6 rows
+      photo=$(python3 -c 'import skimage,os;print(os.path.join(os.path.dirname(skimage.__file__),"data","coffee.png"))')
+      { echo "image,prompt,preset,seed"; for i in 0 1 2 3 4 5; do echo "$photo,a coffee cup,draft,$i"; done; } > /tmp/rows.csv
+      t0=$(date +%s.%N); python3 -m backend batch --csv /tmp/rows.csv --out /tmp/batch_out --models full-random 2>&1 | tail -8
+      t1=$(date +%s.%N); python3 -c "d=$t1-$t0; print(f'6 rows in {d:.1f} s (incl. model load): {6*60/d:.1f} rows/min')" | tee "$OUT/batch_rate.txt"
+      cp /tmp/batch_out/summary.csv "$OUT/batch_summary.csv" ;;
     bench) python3 -m backend bench --models full-random --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
     generate) python3 -m backend generate "$(python3 -c 'import skimage,os;print(os.path.join(os.path.dirname(skimage.__file__),"data","coffee.png"))')" \
              --prompt "a coffee cup" --models full-random --preset standard --out "$OUT/generate" -q 2>&1 | tee "$OUT/generate.log"

@@ -21,4 +21,4 @@ def test_bench_tiny_reports_every_stage(tmp_path, monkeypatch):
     for name, stage in report["stages"].items():
         assert stage["median_s"] >= 0, name
     assert report["stages"]["stage1_total"]["median_s"] > report["stages"]["stage1_per_step"]["median_s"]
-    assert "SAM masks after NMS" in report["stages"]["segment_paper"]["note"]
+    assert "NMS off" in report["stages"]["segment_paper"]["note"]

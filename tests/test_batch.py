@@ -1,0 +1,100 @@
+"""Batch runs: per-row isolation, summary, resume, --force; and on a local Ray cluster, a worker killed
+mid-row has its row retried elsewhere and the batch completes."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend import cli
+
+
+def _cutout(path: Path, radius: float) -> Path:
+    """A small RGBA photo of an already cut-out disc: generate needs no prompt for it."""
+    yy, xx = np.mgrid[:48, :48]
+    inside = (xx - 24) ** 2 + (yy - 24) ** 2 < (radius * 24) ** 2
+    rgba = np.zeros((48, 48, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2] = 200, 120, 40
+    rgba[..., 3] = inside * 255
+    Image.fromarray(rgba).save(path)
+    return path
+
+
+def _write_csv(folder: Path, rows: list[tuple[str, str]]) -> Path:
+    path = folder / "rows.csv"
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "prompt", "preset", "seed"])
+        for image, prompt in rows:
+            writer.writerow([image, prompt, "smoke", 0])
+    return path
+
+
+def _summary(out: Path) -> list[dict]:
+    with open(out / "summary.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGE_TO_3D_CACHE", str(tmp_path / "cache"))
+
+
+def test_local_batch_isolates_rows_resumes_and_forces(tmp_path, isolated_cache, capsys):
+    _cutout(tmp_path / "disc.png", 0.6)
+    _cutout(tmp_path / "small.png", 0.4)
+    rows = _write_csv(tmp_path, [("disc.png", ""), ("missing.png", ""), ("small.png", "")])
+    out = tmp_path / "out"
+
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 1
+    summary = _summary(out)
+    assert [r["status"] for r in summary] == ["done", "failed", "done"]
+    assert summary[1]["exit_code"] == "2" and "not found" in summary[1]["message"]
+    assert (out / "0001-disc" / "model.glb").is_file() and (out / "0003-small" / "model.glb").is_file()
+    assert not (out / "0002-missing").exists()  # a failed row leaves no partial folder
+    first_mtime = (out / "0001-disc" / "model.glb").stat().st_mtime_ns
+
+    # Same command again: done rows are skipped, the bad row is tried again (and fails again).
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 1
+    assert [r["status"] for r in _summary(out)] == ["skipped", "failed", "skipped"]
+    assert (out / "0001-disc" / "model.glb").stat().st_mtime_ns == first_mtime
+
+    # --force redoes them.
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q", "--force"]) == 1
+    assert [r["status"] for r in _summary(out)] == ["done", "failed", "done"]
+    assert (out / "0001-disc" / "model.glb").stat().st_mtime_ns != first_mtime
+    stderr = capsys.readouterr().err
+    assert "row 2 failed (exit 2" in stderr and "2 of 3 rows ok" in stderr
+
+
+def test_bad_csv_is_exit_2(tmp_path):
+    (tmp_path / "rows.csv").write_text("picture,text\nx.png,a cup\n")
+    assert cli.main(["batch", "--csv", str(tmp_path / "rows.csv"), "--out", str(tmp_path / "out"), "-q"]) == 2
+
+
+@pytest.mark.slow
+def test_ray_batch_retries_a_killed_worker_row_and_completes(tmp_path, isolated_cache, monkeypatch):
+    ray = pytest.importorskip("ray")
+    for name in ("a", "b", "c"):
+        _cutout(tmp_path / f"{name}.png", 0.5)
+    rows = _write_csv(tmp_path, [("a.png", ""), ("b.png", ""), ("missing.png", ""), ("c.png", "")])
+    marker = tmp_path / "killed.pid"
+    # The first worker to start row 2 kills its own process (once): a worker dying mid-row.
+    monkeypatch.setenv("IMAGE_TO_3D_BATCH_KILL_ROW", f"2:{marker}")
+    monkeypatch.setenv("RAY_DISABLE_IMPORT_WARNING", "1")
+    out = tmp_path / "out"
+    try:
+        code = cli.main(["batch", "--csv", str(rows), "--out", str(out), "--ray", "auto", "--workers", "2",
+                         "-q"])
+    finally:
+        ray.shutdown()
+    assert marker.is_file() and int(marker.read_text()) != os.getpid()  # a worker process really died
+    assert code == 1  # the missing image fails alone
+    summary = {r["row"]: r for r in _summary(out)}
+    assert [summary[str(i)]["status"] for i in range(1, 5)] == ["done", "done", "failed", "done"]
+    assert (out / "0002-b" / "model.glb").is_file()  # the killed row was redone by a worker
