@@ -84,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("eval-recon", help="fidelity on Blender-rendered ground truth")
-    p.add_argument("--size", choices=["small", "full"], default="small")
+    p.add_argument("--size", choices=["small", "full"], default=None,
+                   help="default: small (fit and score: the size DIR was rendered at)")
+    p.add_argument("--phase", choices=["all", "render-gt", "fit", "score"], default="all",
+                   help="run one phase alone: render-gt and score need Blender, fit does not (GPU host without bpy)")
     p.add_argument("--object", default=None, help="a mesh file to use instead of the built-in objects")
     p.add_argument("--blender", default=None, help="a blender binary to render with (default: the bpy module)")
     p.add_argument("--seed", type=int, default=0)

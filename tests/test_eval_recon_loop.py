@@ -31,10 +31,15 @@ def _export_grey(vertices: np.ndarray, faces: np.ndarray, path: Path) -> None:
     mesh.export(path)
 
 
+def true_surface_path(glb_path: Path) -> Path:
+    """The object's ground-truth surface: the fit phase writes the GLB in a staging folder inside the object's."""
+    return next(p / "ground_truth_surface.npz" for p in glb_path.parents if (p / "ground_truth_surface.npz").is_file())
+
+
 def oracle(views, config, glb_path: Path, **_):
     assert len(views) == config.train_views and views[0].view.name == "train-00"
     assert views[0].alpha.max() == 1.0 and views[0].rgb.shape == (config.image_size, config.image_size, 3)
-    with np.load(glb_path.parent / "ground_truth_surface.npz") as data:
+    with np.load(true_surface_path(glb_path)) as data:
         vertices, faces = data["vertices"], data["faces"]
     _export_grey(vertices, faces, glb_path)
     return ReconstructionResult(glb_path, vertices, faces, gaussian_count=0, timings={"oracle": 0.0})
@@ -49,7 +54,7 @@ def oracle_textured(views, config, glb_path: Path, **_):
     from backend.mesh.mesh import Mesh
     from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
 
-    with np.load(glb_path.parent / "ground_truth_surface.npz") as data:
+    with np.load(true_surface_path(glb_path)) as data:
         mesh = unwrap_uvs(Mesh(data["vertices"], data["faces"]), UnwrapConfig(resolution=config.texture_size))
     images = {id(v.view.camera): (torch.from_numpy(v.rgb), torch.from_numpy(v.alpha)) for v in views}
     mesh = bake_texture(mesh, lambda camera: images[id(camera)], [v.view.camera for v in views], config.texture_size)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..camera import REFERENCE_FOVY_DEG, REFERENCE_RADIUS, Camera
 from ..errors import BadInputError
 
@@ -38,6 +40,18 @@ class NamedCamera:
             "elevation_deg": self.elevation_deg,
             "azimuth_deg": self.azimuth_deg,
         }
+
+    @classmethod
+    def from_json(cls, data: dict) -> NamedCamera:
+        """The inverse of :meth:`to_json` (exact: ``c2w`` is float64, which JSON round-trips)."""
+        try:
+            camera = Camera(np.asarray(data["c2w"], dtype=np.float64), float(data["fovy_deg"]), int(data["width"]),
+                            int(data["height"]))
+            if camera.c2w.shape != (4, 4):
+                raise ValueError(f"c2w has shape {camera.c2w.shape}")
+            return cls(str(data["name"]), camera, float(data["elevation_deg"]), float(data["azimuth_deg"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInputError(f"bad camera in the eval-recon manifest: {exc!r}") from exc
 
 
 def _orbit_views(prefix: str, count: int, size: int, elevations: tuple[float, ...],

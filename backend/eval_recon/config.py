@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..errors import BadInputError
 
@@ -56,3 +56,15 @@ def config_for_size(size: str) -> EvalReconConfig:
     if size not in SIZES:
         raise BadInputError(f"unknown eval-recon size {size!r} (choose from {', '.join(SIZES)})")
     return SIZES[size]
+
+
+def config_from_json(data: dict) -> EvalReconConfig:
+    """The inverse of ``dataclasses.asdict(config)`` after a JSON round trip (the eval-recon manifest's ``config``)."""
+    try:
+        known = {f.name for f in fields(EvalReconConfig)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}")
+        return EvalReconConfig(**{**data, "thresholds": Thresholds(**data["thresholds"])})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInputError(f"bad config in the eval-recon manifest: {exc}") from exc

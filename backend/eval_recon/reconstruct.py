@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,14 @@ def render_straight(gaussians: Gaussians, camera: Camera) -> tuple[torch.Tensor,
 def render_gaussian_views(gaussians: Gaussians, cameras: Sequence[Camera]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Our own renders of the fitted Gaussians (a diagnostic beside Blender's renders of the final GLB)."""
     return [tuple(t.cpu().numpy() for t in render_straight(gaussians, camera)) for camera in cameras]
+
+
+def save_gaussians(gaussians: Gaussians, path: Path) -> None:
+    """The Gaussians as safetensors (float32 on the CPU, one tensor per field of :class:`Gaussians`)."""
+    from safetensors.torch import save_file
+
+    save_file({f.name: getattr(gaussians, f.name).detach().float().cpu().contiguous() for f in fields(gaussians)},
+              str(path))
 
 
 def view_targets(views: Sequence[TrainingView], device: torch.device) -> list[ViewTarget]:
