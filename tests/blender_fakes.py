@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-USE_REAL_BACKEND = False  # flip to True once backend.segment and backend.generate are on main
+USE_REAL_BACKEND = False  # True runs these UI tests on the real backend (standard preset: slow on a CPU)
 
 
 def slugify(prompt: str) -> str:
