@@ -28,8 +28,11 @@ def bundled_photo() -> Path:
 
 
 def generate_command(out_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "backend", "generate", str(bundled_photo()), "--prompt", PROMPT,
-            "--out", str(out_dir)]
+    command = [sys.executable, "-m", "backend", "generate", str(bundled_photo()), "--prompt", PROMPT,
+               "--out", str(out_dir)]
+    if os.environ.get("IMAGE_TO_3D_MODELS") == "tiny":  # the offline smoke run: tiny sizes, done in a minute
+        command += ["--preset", "smoke"]
+    return command
 
 
 def import_and_save(glb_path: Path, blend_path: Path, name: str = PROMPT) -> Path:
