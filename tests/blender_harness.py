@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 PACKAGE = "image_to_3d"
 
 
 def import_addon_from_checkout(repo_root: Path):
-    """Import the repository root as the package ``image_to_3d`` (through a symlink in a temp folder)."""
-    if PACKAGE in sys.modules:
-        return sys.modules[PACKAGE]
-    link_dir = Path(tempfile.mkdtemp(prefix="image_to_3d_addon_"))
-    os.symlink(repo_root, link_dir / PACKAGE, target_is_directory=True)
-    sys.path.insert(0, str(link_dir))
-    return importlib.import_module(PACKAGE)
+    """Import the repository root as the package ``image_to_3d``: the scripts' own loader
+    (scripts/checkout_addon.py, a symlink in a temp folder, since the checkout may have any name)."""
+    scripts = str(repo_root / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from checkout_addon import import_addon
+
+    return import_addon(repo_root)
 
 
 def registered_class_names() -> set[str]:

@@ -14,8 +14,8 @@ for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CACHE_HOME", "ca
     os.environ.setdefault(_var, str(_SCRATCH / _sub))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("IMAGE_TO_3D_MODELS", "tiny")
-# Tiny models do many small ops: one thread avoids oversubscription (10-50x slower on a busy 2-core box).
-# Subprocesses (CLI tests) read OMP_NUM_THREADS.
+# Tiny models do many small ops: one torch thread avoids oversubscription (10-50x slower on a busy 2-core box).
+# Set before torch is imported, so this process and every subprocess (CLI tests) start with one thread.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402

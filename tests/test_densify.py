@@ -21,15 +21,6 @@ from backend.gaussians.densify import (
 from backend.gaussians.model import PARAMETER_NAMES, GaussianModel, LearningRates
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Other suites run beside this one on 2 cores: a second OpenMP thread only waits for a busy core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def trained_model(n=50, seed=0):
     """A model and an Adam that has taken two steps (so every row has non-zero moments)."""
     model = GaussianModel.in_sphere(n, 0.5, generator=torch.Generator().manual_seed(seed))

@@ -16,13 +16,6 @@ from backend.gaussians.render import camera_matrices, render_gaussians, render_v
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Other suites run beside this one on 2 cores: a second OpenMP thread only waits for a busy core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def random_gaussians(n: int, seed: int = 0, dtype=torch.float32, device="cpu", scale=0.06, radius=0.5) -> Gaussians:

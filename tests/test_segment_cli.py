@@ -13,17 +13,6 @@ from backend.images import load_image
 from backend.segment import SegmentConfig, segment_image, slugify
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on 2 shared cores: one thread avoids OpenMP spin-waiting against other test processes."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _run(photo, out, mode, *prompts, threshold="0.0"):
     argv = ["segment", str(photo), "--mode", mode, "--out", str(out), "--models", "tiny", "--device", "cpu", "-q",
             "--threshold", threshold]

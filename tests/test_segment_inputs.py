@@ -16,17 +16,6 @@ from backend.cli import main
 from backend.errors import BadInputError
 from backend.images import load_image
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on 2 shared cores: one thread avoids OpenMP spin-waiting against other test processes."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 W, H = 40, 24  # small on purpose: every CLI run here pushes the photo through tiny CLIPSeg and SAM
 
 

@@ -19,17 +19,6 @@ from backend.models.sam import SAM_REPO_ID, SAM_SPECS, SamSpec, build_tiny_sam, 
 from backend.segment.heatmap import compute_heatmaps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on 2 shared cores: one thread avoids OpenMP spin-waiting against other test processes."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_tiny_clipseg_forward_gives_one_heatmap_per_prompt():
     clipseg = build_tiny_clipseg()
     image = torch.rand(3, 30, 50)

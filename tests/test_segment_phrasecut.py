@@ -12,17 +12,6 @@ from backend.cli import main
 from backend.segment.phrasecut import polygons_to_mask, read_dataset, score_prediction_folder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models on 2 shared cores: one thread avoids OpenMP spin-waiting against other test processes."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _square(x0, y0, x1, y1):
     return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
 

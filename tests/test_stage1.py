@@ -17,15 +17,6 @@ from backend.job_control import JobControl
 from backend.stage1 import Stage1Config, ViewTarget, fit_gaussians, orbit_angles
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Other suites run beside this one on 2 cores: a second OpenMP thread only waits for a busy core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def known_scene() -> Gaussians:
     """Four coloured, rotated ellipsoids inside the init ball."""
     means = torch.tensor([[0.0, 0.0, 0.0], [0.2, 0.15, 0.05], [-0.2, -0.1, 0.1], [0.05, -0.25, -0.1]])

@@ -17,15 +17,6 @@ from backend.models.zero123 import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are latency-bound: one intra-op thread is ~10x faster than two when other suites share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny() -> Zero123Models:
     return load_zero123(ModelMode.TINY, "cpu")
