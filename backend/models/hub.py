@@ -9,6 +9,7 @@ to provide the files.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,12 +72,18 @@ def fetch_snapshot(
         pass
     if not allow_download or _offline():
         raise ModelsUnavailableError(_missing_message(repo_id, cache))
+    # huggingface_hub logs each failed request as a warning; our one-line error says it all (exit 4).
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(allow_patterns)))
     except Exception as exc:  # network errors come in many classes; all mean the same to the user
         raise ModelsUnavailableError(
             f"{_missing_message(repo_id, cache)}; download failed: {type(exc).__name__}"
         ) from exc
+    finally:
+        hub_logger.setLevel(level)
 
 
 def _missing_message(repo_id: str, cache: Path) -> str:
