@@ -52,6 +52,13 @@ def orbit_camera(elevation_deg: float, azimuth_deg: float, radius: float = REFER
     return look_at(orbit_position(elevation_deg, azimuth_deg, radius))
 
 
+def orbit_angles(camera: "Camera") -> tuple[float, float, float]:
+    """(elevation°, azimuth°, radius) of a camera's position: the inverse of :meth:`Camera.orbit`."""
+    x, y, z = (float(c) for c in camera.c2w[:3, 3])
+    radius = math.sqrt(x * x + y * y + z * z)
+    return math.degrees(math.asin(max(-1.0, min(1.0, y / radius)))), math.degrees(math.atan2(x, z)), radius
+
+
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera: pose, vertical field of view and image size in pixels."""

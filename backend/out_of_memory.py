@@ -11,12 +11,17 @@ from .errors import OutOfGPUMemoryError
 from .models.loaded import clear_loaded_models
 
 
-def release_after_out_of_memory() -> None:
-    """Drop the models kept between calls and return CUDA's cached blocks to the driver."""
-    clear_loaded_models()
+def release_gpu_memory() -> None:
+    """Return CUDA's cached blocks to the driver (models kept between calls stay loaded)."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def release_after_out_of_memory() -> None:
+    """Drop the models kept between calls and return CUDA's cached blocks to the driver."""
+    clear_loaded_models()
+    release_gpu_memory()
 
 
 def out_of_memory_error(stage: str) -> OutOfGPUMemoryError:

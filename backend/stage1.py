@@ -15,7 +15,6 @@ Gaussians are cloned, split and pruned every ``densify.every`` steps (``backend.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .camera import Camera
+from .camera import Camera, orbit_angles
 from .errors import BadInputError
 from .gaussians.densify import DensifyConfig, ScreenGradientStats, densify_and_prune, reset_opacity
 from .gaussians.gaussians import Gaussians
@@ -302,13 +301,6 @@ def _target_schedule(config: Stage1Config, count: int, rng: np.random.Generator)
         return None
     return [torch.as_tensor(np.sort(rng.choice(count, config.views_per_step, replace=False)))
             for _ in range(config.steps)]
-
-
-def orbit_angles(camera: Camera) -> tuple[float, float, float]:
-    """(elevation°, azimuth°, radius) of an orbit camera looking at the origin (inverse of ``Camera.orbit``)."""
-    x, y, z = camera.c2w[:3, 3]
-    radius = float(math.sqrt(x * x + y * y + z * z))
-    return math.degrees(math.asin(y / radius)), math.degrees(math.atan2(x, z)), radius
 
 
 @dataclass(frozen=True)

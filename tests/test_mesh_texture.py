@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from backend.camera import Camera, reference_camera
+from backend.camera import Camera, orbit_angles, reference_camera
 from backend.errors import CancelledError
 from backend.job_control import JobControl
 from backend.mesh.bake import bake_cameras, bake_texture, fill_texture, mesh_tensors
 from backend.mesh.mesh import Mesh
 from backend.mesh.rasterize import rasterize_mesh, rasterize_uv
-from backend.mesh.refine_texture import TextureConfig, orbit_angles, refine_texture
+from backend.mesh.refine_texture import TextureConfig, refine_texture
 from backend.mesh.texture_sampling import interpolate_attributes, render_textured
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
 from tests.mesh_fixtures import View, one_torch_thread, smooth_texture, smooth_vertex_colours, uv_sphere_mesh

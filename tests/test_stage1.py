@@ -8,13 +8,13 @@ import time
 import pytest
 import torch
 
-from backend.camera import Camera, reference_camera
+from backend.camera import Camera, orbit_angles, reference_camera
 from backend.errors import BadInputError, CancelledError
 from backend.gaussians.densify import DensifyConfig
 from backend.gaussians.gaussians import Gaussians
 from backend.gaussians.render import render_gaussians
 from backend.job_control import JobControl
-from backend.stage1 import Stage1Config, ViewTarget, fit_gaussians, orbit_angles
+from backend.stage1 import Stage1Config, ViewTarget, fit_gaussians
 
 
 def known_scene() -> Gaussians:

@@ -28,10 +28,10 @@ from ..images import LoadedImage, load_image
 from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl, ensure_control
 from ..models.mode import ModelMode, resolve_model_mode
-from ..out_of_memory import out_of_memory_error
+from ..out_of_memory import out_of_memory_error, release_gpu_memory
 from .presets import PipelineConfig, pipeline_config
 from .request import GenerateRequest, GenerationResult
-from .stage_clock import StageClock, release_gpu_memory
+from .stage_clock import StageClock
 
 MIN_ALPHA_COVERAGE = 0.001  # an alpha channel covering less than this is "no object"
 

@@ -40,10 +40,3 @@ class StageClock:
     def overall_peak_memory_mb(self) -> float:
         return max(self.peak_memory_mb.values(), default=0.0)
 
-
-def release_gpu_memory() -> None:
-    import gc
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

@@ -17,7 +17,6 @@ one ``refine`` call per step). With ``guidance=None`` only the reference view(s)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..camera import Camera
+from ..camera import Camera, orbit_angles
 from ..job_control import JobControl, ensure_control
 from .bake import mesh_tensors
 from .mesh import Mesh
@@ -100,13 +99,6 @@ class _CachedView:
     uv: torch.Tensor  # [H, W, 2] interpolated UVs
     mask: torch.Tensor  # [H, W, 1] float coverage
     target: torch.Tensor | None = None  # [H, W, 3] on white
-
-
-def orbit_angles(camera: Camera) -> tuple[float, float, float]:
-    """(elevation°, azimuth°, radius) of a camera's position, in the conventions of backend.camera."""
-    x, y, z = (float(c) for c in camera.c2w[:3, 3])
-    radius = math.sqrt(x * x + y * y + z * z)
-    return math.degrees(math.asin(max(-1.0, min(1.0, y / radius)))), math.degrees(math.atan2(x, z)), radius
 
 
 def _cache_view(vertices, faces, uvs, camera: Camera, target: torch.Tensor | None = None) -> _CachedView:
