@@ -15,8 +15,9 @@ class GuidanceConfig:
         ``sds_timestep(step_ratio)`` goes linearly from t_max·1000 = 980 (step_ratio 0) to t_min·1000 = 20 (1).
     seed: seeds the guidance's own noise generator (SDS noise and refine's starting noise).
     compile_unet: wrap the UNet in ``torch.compile`` (CUDA only; the first calls are slow while it compiles).
-    cuda_graphs:  replay the UNet from a CUDA graph per input shape (CUDA only). The UNet at Zero123's 32×32
-                  latents is launch-bound: 30 ms eager vs 5.5 ms replayed for a CFG batch of 2 on an H100.
+    cuda_graphs:  replay the UNet, and in SDS the VAE encoder's forward and backward, from CUDA graphs per input
+                  shape (CUDA only). The UNet at Zero123's 32×32 latents is launch-bound: 30 ms eager vs 5.5 ms
+                  replayed for a CFG batch of 2 on an H100.
     """
 
     t_min: float = 0.02

@@ -66,6 +66,14 @@ def sds_timestep(step_ratio: float, t_min: float = 0.02, t_max: float = 0.98, nu
     return int(round(high - (high - low) * step_ratio))
 
 
+def _is_channels_last(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s first 4-D weight is stored channels-last (the layout inputs should match)."""
+    for parameter in module.parameters():
+        if parameter.ndim == 4:
+            return parameter.is_contiguous(memory_format=torch.channels_last) and not parameter.is_contiguous()
+    return False
+
+
 class UNetGraph:
     """One CUDA-graph capture of the UNet for fixed input shapes: copy inputs in, replay, copy the output out.
 
@@ -120,6 +128,7 @@ class Zero123Guidance:
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
         self.unet = models.unet
         self._unet_graphs: dict[tuple, UNetGraph] = {}
+        self._encoder_graphs: dict[tuple, object] = {}  # (shape, dtype, layout) → make_graphed_callables result
         if self.config.compile_unet and self.device.type == "cuda":
             self.unet = torch.compile(models.unet)
         self.reference_embedding: torch.Tensor | None = None  # [1, 1, D] CLIP image_embeds of the reference
@@ -271,9 +280,29 @@ class Zero123Guidance:
     def _encode(self, images: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] in [0, 1] → [B, 4, h, w] float32
         """VAE posterior mean × scaling factor, differentiable w.r.t. the images."""
         vae_in = self._resize(images.to(self.device, torch.float32)).to(self.dtype) * 2.0 - 1.0
-        if self.device.type == "cuda":
+        channels_last = self.device.type == "cuda" and _is_channels_last(self.models.vae)
+        if channels_last:  # match the weights' layout, or every convolution converts
             vae_in = vae_in.contiguous(memory_format=torch.channels_last)
-        return self.models.vae.encode(vae_in).latent_dist.mean.float() * self.scaling_factor
+        else:
+            vae_in = vae_in.contiguous()
+        return self._posterior_mean(vae_in).float() * self.scaling_factor
+
+    def _posterior_mean(self, vae_in: torch.Tensor) -> torch.Tensor:
+        """The VAE encoder's posterior mean. In SDS (CUDA, gradients wanted) its forward and backward replay from
+        CUDA graphs per input shape: the encoder at 256² is launch-bound much as the UNet is."""
+        graphed = (self.device.type == "cuda" and self.config.cuda_graphs and vae_in.requires_grad
+                   and torch.is_grad_enabled() and not torch.is_inference_mode_enabled())
+        if not graphed:
+            return self.models.vae.encode(vae_in).latent_dist.mean
+        channels_last = vae_in.is_contiguous(memory_format=torch.channels_last) and not vae_in.is_contiguous()
+        key = (tuple(vae_in.shape), vae_in.dtype, channels_last)
+        encoder = self._encoder_graphs.get(key)
+        if encoder is None:
+            vae = self.models.vae
+            example = torch.zeros_like(vae_in).requires_grad_(True)
+            encoder = self._encoder_graphs[key] = torch.cuda.make_graphed_callables(
+                lambda x: vae.encode(x).latent_dist.mean, (example,))
+        return encoder(vae_in)
 
     def _resize(self, images: torch.Tensor) -> torch.Tensor:
         size = self.models.image_size
