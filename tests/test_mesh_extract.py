@@ -67,6 +67,21 @@ def test_isotropic_gaussian_gives_sphere_of_the_predicted_radius():
     assert abs(tm.volume - 4 / 3 * math.pi * expected**3) / (4 / 3 * math.pi * expected**3) < 0.1
 
 
+def test_marching_cubes_normals_point_out_of_the_dense_region_even_on_open_surfaces():
+    # A blob cut open by the grid's border: cleanup cannot fix the orientation of a surface that is not closed
+    # (trimesh's fix_inversion needs a watertight mesh), so marching cubes itself must wind faces outwards.
+    axis = np.linspace(-1.0, 1.0, 24)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    grid = np.exp(-4.0 * ((x - 0.1) ** 2 + y**2 + z**2))
+    vertices, faces = marching_cubes(grid, 0.5, 1.0)
+    closed = trimesh.Trimesh(vertices, faces, process=True)
+    assert closed.is_watertight and closed.volume > 0
+    open_half = clean_mesh(vertices, faces[closed.triangles_center[:, 0] > 0.1], 0.0)
+    assert not open_half.is_watertight
+    outward = open_half.triangles_center - np.array([0.1, 0.0, 0.0])
+    assert (np.einsum("ij,ij->i", open_half.face_normals, outward) > 0).mean() > 0.99
+
+
 def test_rotated_anisotropic_gaussian_gives_the_rotated_ellipsoid():
     scales = np.array([0.35, 0.15, 0.25])
     quat = np.array([0.9, 0.3, -0.2, 0.25])

@@ -82,8 +82,9 @@ def marching_cubes(grid: np.ndarray, threshold: float, bound: float) -> tuple[np
         raise NoSurfaceError(f"no surface to mesh at threshold {threshold:.3g}")
     step = 2.0 * bound / (resolution - 1)
     vertices = (vertices - 1.0) * step - bound
-    # PyMCubes winds faces so that normals point towards increasing values; we want them out of the solid.
-    faces = np.ascontiguousarray(faces[:, ::-1], dtype=np.int64)
+    # PyMCubes already winds faces counter-clockwise seen from the low side, so normals point out of the dense
+    # region (a Gaussian blob comes out with positive volume): keep its order.
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
     return vertices, faces
 
 
