@@ -82,6 +82,20 @@ def test_marching_cubes_normals_point_out_of_the_dense_region_even_on_open_surfa
     assert (np.einsum("ij,ij->i", open_half.face_normals, outward) > 0).mean() > 0.99
 
 
+def test_taubin_smoothing_takes_out_the_voxel_scale_roughness_and_keeps_the_volume():
+    # A fitted cloud's density is a sum of many small Gaussians: rough at the voxel scale, and marching cubes
+    # follows every wrinkle. Smoothing should flatten the wrinkles (smaller angles between neighbouring faces)
+    # without shrinking the surface.
+    cloud = random_gaussians(400, seed=3, scale_range=(0.03, 0.06))
+    rough, smooth = (extract_mesh(cloud, MeshConfig(resolution=48, threshold=0.5, target_faces=0,
+                                                    smoothing_iterations=iterations)) for iterations in (0, 10))
+    rough, smooth = (trimesh.Trimesh(m.vertices, m.faces, process=False) for m in (rough, smooth))
+    assert smooth.face_adjacency_angles.mean() < 0.9 * rough.face_adjacency_angles.mean()
+    assert abs(smooth.area - rough.area) / rough.area < 0.1
+    with pytest.raises(ValueError, match="smoothing_iterations"):
+        MeshConfig(smoothing_iterations=-1)
+
+
 def test_rotated_anisotropic_gaussian_gives_the_rotated_ellipsoid():
     scales = np.array([0.35, 0.15, 0.25])
     quat = np.array([0.9, 0.3, -0.2, 0.25])
