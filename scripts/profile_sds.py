@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backend.cuda_graph import CudaGraph  # noqa: E402
 from backend.guidance import GuidanceConfig, Zero123Guidance  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
 from backend.models.zero123 import load_zero123  # noqa: E402
@@ -48,16 +49,8 @@ def main():
 
     print(f"vae encode fwd+bwd eager: {timeit(encode_backward):.2f} ms")
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), torch.no_grad():
-        for _ in range(3):
-            unet(x, ts, encoder_hidden_states=ctx)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph):
-        unet(x, ts, encoder_hidden_states=ctx)
-    print(f"unet CUDA graph (batch 2): {timeit(graph.replay):.2f} ms")
+    graph = CudaGraph(lambda s, t, c: unet(s, t, encoder_hidden_states=c).sample, (x, ts, ctx), warmup_runs=3)
+    print(f"unet CUDA graph (batch 2): {timeit(graph.graph.replay):.2f} ms")
 
     encoder = lambda v: vae.encode(v).latent_dist.mean  # noqa: E731
     sample = torch.randn(1, 3, 256, 256, device=dev, dtype=torch.float16, requires_grad=True)
