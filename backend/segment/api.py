@@ -22,15 +22,13 @@ from ..device import resolve_device
 from ..errors import NothingMatchedError
 from ..images import LoadedImage, fit_within, resize_mask, resize_rgb, to_uint8
 from ..job_control import JobControl, ensure_control
-from ..models.clipseg import ClipSegModels, load_clipseg
-from ..models.loaded import ModelKey, get_or_load
 from ..models.mode import ModelMode, resolve_model_mode
-from ..models.sam import SamModels, load_sam
 from ..out_of_memory import out_of_memory_error
 from .config import SegmentConfig, check_prompts
 from .fast_prompts import derive_prompts
 from .fusion import fuse_paper, pick_best_candidate
 from .heatmap import compute_heatmaps
+from .loading import Precision, load_clipseg_cached, load_sam_cached
 from .result import FastPrompts, SegmentationResult
 from .sam_masks import SAM_DEFAULT_PRED_IOU, SAM_DEFAULT_STABILITY, embed_image, generate_masks, predict_from_prompts
 from .slug import unique_slugs
@@ -49,7 +47,7 @@ class ModelInfo:
     sam_id: str
     sam_sha256: str
     device: str
-    half: bool
+    half: bool  # half precision on CUDA (fp16 weights, or fp16 autocast over fp32 weights)
 
 
 def segment_image(image: LoadedImage, prompts: Sequence[str], config: SegmentConfig,
@@ -85,12 +83,14 @@ def _run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segmen
     prompts = check_prompts(prompts)
     mode = resolve_model_mode(str(config.models) if config.models else None)
     device = resolve_device(config.device)
-    autocast = config.half and device.type == "cuda"
+    precision = Precision.of(config, device)
+    autocast = precision.decoder_autocast  # SAM's decoder; CLIPSeg and SAM's encoder: precision.encoder_autocast
     clock = _Clock(device)
 
-    # 2. models (cached across calls)
+    # 2. models (cached across calls; on CUDA converted and patched once, see loading.py)
     control.report("load models", 0.0)
-    clipseg, sam = _load_models(mode, config, device)
+    clipseg = load_clipseg_cached(mode, config, device)
+    sam = load_sam_cached(mode, config, device)
     info = ModelInfo(mode, clipseg.model_id, clipseg.revision, sam.variant, sam.model_id, sam.sha256,
                      str(device), autocast)
     shared = {"load_models": clock.lap()}
@@ -104,13 +104,13 @@ def _run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segmen
 
     # 4. CLIPSeg heatmaps for all prompts: one batched forward
     control.report("clipseg", 0.0, f"{len(prompts)} prompt(s)")
-    heatmaps = compute_heatmaps(clipseg, image_t, prompts, autocast)  # [P, h, w]
+    heatmaps = compute_heatmaps(clipseg, image_t, prompts, precision.encoder_autocast)  # [P, h, w]
     shared["clipseg"] = clock.lap()
 
     # 5. SAM image embedding, once
     control.report("sam embedding", 0.0)
     predictor = SamPredictor(sam.model)
-    embed_image(predictor, to_uint8(work), autocast)
+    embed_image(predictor, to_uint8(work), precision.encoder_autocast)
     shared["sam_embedding"] = clock.lap()
 
     # 6. masks per prompt
@@ -142,20 +142,6 @@ def _run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segmen
         ))
     control.report("segment", 1.0)
     return results, info
-
-
-def _load_models(mode: ModelMode, config: SegmentConfig, device: torch.device) -> tuple[ClipSegModels, SamModels]:
-    source = config.model_dir or ""
-    variant = "tiny" if mode is ModelMode.TINY else config.sam_variant
-    clipseg = get_or_load(
-        ModelKey("clipseg", mode.value, "rd64-refined", str(device), "float32", source),
-        lambda: load_clipseg(mode, device, local_dir=config.model_dir),
-    )
-    sam = get_or_load(
-        ModelKey("sam", mode.value, variant, str(device), "float32", source),
-        lambda: load_sam(mode, config.sam_variant, device, local_dir=config.model_dir),
-    )
-    return clipseg, sam
 
 
 def _paper_masks(predictor, heatmaps, config: SegmentConfig, mode: ModelMode, autocast: bool,

@@ -24,7 +24,13 @@ class SegmentConfig:
     paper_keep: float = 0.5  # paper mode keeps a SAM mask S when |S ∩ C| / |S| > paper_keep (strictly)
     models: ModelMode | None = None  # None → $IMAGE_TO_3D_MODELS, else real
     device: str = "auto"  # "auto" | "cpu" | "cuda"
-    half: bool = True  # fp16 autocast on CUDA (ignored on CPU)
+    half: bool = True  # half precision on CUDA (ignored on CPU): fp16 weights, or fp16 autocast (half_weights)
+    # CUDA speed-ups (ignored on CPU, where the models run as loaded). All three off gives the earlier path
+    # (fp32 weights under autocast, hand-written attention, eager), kept for A/B timing: scripts/profile_segment.py
+    half_weights: bool = True  # with half: weights converted to fp16 once, at load; False: fp32 weights + autocast
+    sdpa_attention: bool = True  # SAM's image-encoder attention through F.scaled_dot_product_attention
+    cuda_graphs: bool = True  # CLIPSeg's forward and SAM's image encoder replayed from CUDA graphs (not with
+    #                           autocast: graphs run with fp16 weights, or fp32 weights when half is off)
     model_dir: str | None = None  # folder holding model files (see backend.models.hub.fetch_snapshot)
     max_side: int = 1024  # working resolution: photos are downscaled to this longest side for the models;
     #                       SAM sees 1024 px anyway, so more only costs time. The mask is returned full size.

@@ -105,7 +105,9 @@ def predict_from_prompts(
 ) -> tuple[torch.Tensor, torch.Tensor]:  # masks [B, 3, h, w] bool, predicted IoU [B, 3] float32
     """SAM's three candidate masks for each prompt set, all prompt sets in one decoder call.
 
-    Prompt sets have different point counts; shorter ones are padded with SAM's "not a point" label (-1).
+    Prompt sets have different point counts; shorter ones are padded with SAM's "not a point" label (-1). The
+    decoder runs under autocast when asked (its inputs mix float32 coordinates and the weights' dtype); the
+    upsampling of its logits always runs in float32.
     """
     device = predictor.device
     h, w = predictor.original_size
@@ -121,6 +123,14 @@ def predict_from_prompts(
         boxes[i] = torch.tensor(p.box)
     coords = predictor.transform.apply_coords_torch(coords.to(device), (h, w))
     boxes = predictor.transform.apply_boxes_torch(boxes.to(device), (h, w))
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=autocast):
-        masks, iou_pred, _ = predictor.predict_torch(coords, labels.to(device), boxes=boxes, multimask_output=True)
-    return masks.bool(), iou_pred.float()
+    model = predictor.model
+    with torch.inference_mode():
+        with torch.autocast(device.type, dtype=torch.float16, enabled=autocast):  # SamPredictor.predict_torch's steps
+            sparse, dense = model.prompt_encoder(points=(coords, labels.to(device)), boxes=boxes, masks=None)
+            low_res, iou_pred = model.mask_decoder(
+                image_embeddings=predictor.features, image_pe=model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True,
+            )
+        # upsampled in float32: in fp16 the logits' sign, which is the mask, flips on faint borders
+        masks = model.postprocess_masks(low_res.float(), predictor.input_size, predictor.original_size)
+    return masks > model.mask_threshold, iou_pred.float()
