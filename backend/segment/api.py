@@ -114,8 +114,9 @@ def _run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segmen
     shared["sam_embedding"] = clock.lap()
 
     # 6. masks per prompt
+    sam_masks = None
     if config.mode == "paper":
-        outcomes = _paper_masks(predictor, heatmaps, config, mode, autocast, control, clock, shared)
+        outcomes, sam_masks = _paper_masks(predictor, heatmaps, config, mode, autocast, control, clock, shared)
     else:
         outcomes = _fast_masks(predictor, heatmaps, config, autocast, clock, (height, width))
 
@@ -138,15 +139,15 @@ def _run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segmen
         results.append(SegmentationResult(
             prompt=prompt, slug=slug, mode=config.mode, mask=mask, score=score,
             heatmap=heatmap.cpu().numpy().astype(np.float32), working_size=(work_h, work_w),
-            timings=timings, **extras,
+            sam_masks=sam_masks, timings=timings, **extras,
         ))
     control.report("segment", 1.0)
     return results, info
 
 
 def _paper_masks(predictor, heatmaps, config: SegmentConfig, mode: ModelMode, autocast: bool,
-                 control: JobControl, clock, shared: dict) -> list:
-    """SAM's automatic masks once, then the fusion rule per prompt (see fusion.py)."""
+                 control: JobControl, clock, shared: dict) -> tuple[list, int]:
+    """SAM's automatic masks once, then the fusion rule per prompt (see fusion.py); also how many masks SAM gave."""
     random_weights = mode.meaningless  # random quality heads: SAM's filters would drop every mask
     pred_iou = config.pred_iou_thresh if config.pred_iou_thresh is not None else (
         0.0 if random_weights else SAM_DEFAULT_PRED_IOU)
@@ -155,7 +156,7 @@ def _paper_masks(predictor, heatmaps, config: SegmentConfig, mode: ModelMode, au
     control.report("sam masks", 0.0)
     automatic = generate_masks(
         predictor, config.points_per_side, config.points_per_batch, pred_iou, stability, config.box_nms_thresh,
-        autocast, on_batch=lambda fraction: control.report("sam masks", fraction),
+        autocast, on_batch=lambda fraction: control.report("sam masks", fraction), max_masks=config.max_masks,
     )
     shared["sam_automatic_masks"] = clock.lap()
     outcomes = []
@@ -175,7 +176,7 @@ def _paper_masks(predictor, heatmaps, config: SegmentConfig, mode: ModelMode, au
             "kept_scores": fusion.scores[fusion.kept].cpu().numpy().astype(np.float32),
         }
         outcomes.append((fusion.mask, fusion.union_score, extras, seconds))
-    return outcomes
+    return outcomes, len(automatic.masks)
 
 
 def _fast_masks(predictor, heatmaps, config: SegmentConfig, autocast: bool, clock,

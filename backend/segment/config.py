@@ -41,6 +41,8 @@ class SegmentConfig:
     pred_iou_thresh: float | None = None  # SAM's own mask-quality filters; None → SAM's defaults (0.88 /
     stability_score_thresh: float | None = None  # 0.95) for real weights, 0 (off) for random weights
     box_nms_thresh: float = 0.7  # SAM's default duplicate suppression
+    max_masks: int | None = None  # keep at most this many candidates (highest predicted IoU) before upsampling
+    #                               them; None: every one that passes the filters. The benchmark pins the count.
     # fast mode: prompts taken from the heatmap
     positive_points: int = 3  # heatmap peaks inside the main region
     negative_points: int = 2  # lowest-score spots, well away from the region
@@ -59,6 +61,8 @@ class SegmentConfig:
         if self.points_per_side < 1 or self.points_per_batch < 1:
             raise BadInputError(f"points_per_side/points_per_batch must be ≥ 1, got "
                                 f"{self.points_per_side}/{self.points_per_batch}")
+        if self.max_masks is not None and self.max_masks < 1:
+            raise BadInputError(f"max_masks must be ≥ 1 (or None for no cap), got {self.max_masks}")
         if self.positive_points < 1 or self.negative_points < 0:
             raise BadInputError(f"need ≥ 1 positive and ≥ 0 negative points, got "
                                 f"{self.positive_points}/{self.negative_points}")
