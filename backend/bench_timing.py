@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -18,10 +18,14 @@ class StageTiming:
     runs_s: tuple[float, ...]
     peak_gpu_memory_mb: float
     note: str = ""
+    counts: dict[str, int] = field(default_factory=dict)  # sizes of the work that the timing depends on
 
     def as_dict(self) -> dict:
-        return {"median_s": round(self.median_s, 5), "runs_s": [round(r, 5) for r in self.runs_s],
-                "peak_gpu_memory_mb": round(self.peak_gpu_memory_mb, 1), "note": self.note}
+        report = {"median_s": round(self.median_s, 5), "runs_s": [round(r, 5) for r in self.runs_s],
+                  "peak_gpu_memory_mb": round(self.peak_gpu_memory_mb, 1), "note": self.note}
+        if self.counts:
+            report["counts"] = dict(self.counts)
+        return report
 
 
 def time_stage(name: str, work: Callable[[], object], device: torch.device, repeats: int = 5, warmup: int = 1,

@@ -25,7 +25,7 @@ for step in "$@"; do
   case "$step" in
     run:*) eval "${step#run:}" ;;  # any command, with the environment above
     tests) python3 -m pytest -p no:cacheprovider -m gpu -s -q -rA tests/test_render.py tests/test_stage1.py \
-             tests/test_zero123_gpu.py tests/test_mesh_gpu.py tests/test_segment_gpu.py 2>&1 | tee "$OUT/gpu_tests.log" ;;
+             tests/test_zero123_gpu.py tests/test_mesh_gpu.py tests/test_segment_gpu.py tests/test_cuda_graph.py 2>&1 | tee "$OUT/gpu_tests.log" ;;
     batchrate)  # rows per minute of the local batch runner: full-random models, draft preset, 6 rows
       photo=$(python3 -c 'import skimage,os;print(os.path.join(os.path.dirname(skimage.__file__),"data","coffee.png"))')
       { echo "image,prompt,preset,seed"; for i in 0 1 2 3 4 5; do echo "$photo,a coffee cup,draft,$i"; done; } > /tmp/rows.csv

@@ -3,6 +3,7 @@
 import json
 
 from backend import cli
+from backend.bench import PAPER_MASKS
 
 EXPECTED_STAGES = {
     "segment_fast_1_prompt", "segment_fast_6_prompts", "segment_fast_per_further_prompt", "segment_paper",
@@ -21,4 +22,8 @@ def test_bench_tiny_reports_every_stage(tmp_path, monkeypatch):
     for name, stage in report["stages"].items():
         assert stage["median_s"] >= 0, name
     assert report["stages"]["stage1_total"]["median_s"] > report["stages"]["stage1_per_step"]["median_s"]
-    assert "NMS off" in report["stages"]["segment_paper"]["note"]
+    paper = report["stages"]["segment_paper"]
+    assert "NMS off" in paper["note"]
+    # tiny SAM on the 16x16 grid gives 768 candidates, all with predicted IoU < 0: the cap, not a cut, holds them
+    assert paper["counts"]["sam_masks"] == PAPER_MASKS
+    assert f"{PAPER_MASKS} SAM masks" in paper["note"]

@@ -54,6 +54,8 @@ def test_segment_writes_well_formed_files(bundled_photo, tmp_path, mode, capsys)
         assert 0.0 < entry["score"] <= 1.0
         assert entry["timings"]["total"] > 0 and entry["timings"]["clipseg"] > 0
         assert ("kept_masks" in entry) == (mode == "paper")
+        assert ("sam_masks" in entry) == (mode == "paper")
+        assert mode == "fast" or entry["sam_masks"] >= entry["kept_masks"] >= 1
         assert ("prompts_used" in entry) == (mode == "fast")
     assert set(meta["model_ids"]) == {"clipseg", "sam"}
     assert not [p for p in out.iterdir() if p.name.startswith(".partial")]

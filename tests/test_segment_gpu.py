@@ -53,3 +53,95 @@ def test_full_random_models_fp16_on_cuda(bundled_photo, mode):
         assert result.mask.shape == (683, 1024) and result.mask.dtype == np.bool_ and result.mask.any()
         assert result.heatmap.dtype == np.float32 and np.isfinite(result.heatmap).all()
     assert [r.prompt for r in many] == PROMPTS
+
+
+def _randomise_rel_pos(model: torch.nn.Module) -> None:
+    """Random SAM keeps segment-anything's zero relative positions; give them values so the bias is exercised."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "rel_pos" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
+
+
+def _assert_heatmaps_agree(got: torch.Tensor, expected: torch.Tensor) -> None:
+    """Random CLIPSeg's logits run to the thousands, so a few pixels at the 0/1 flip move with fp16 rounding."""
+    assert got.shape == expected.shape and got.dtype == torch.float32
+    assert float((got - expected).abs().mean()) < 0.01
+    assert float(((got > 0.4) == (expected > 0.4)).float().mean()) > 0.99
+
+
+@pytest.mark.gpu
+def test_clipseg_fp16_graph_heatmaps_agree_with_fp32_eager(bundled_photo):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from backend.images import load_image
+    from backend.models.clipseg import load_clipseg, prepare_clipseg
+    from backend.models.mode import ModelMode
+    from backend.segment.heatmap import compute_heatmaps
+
+    image = torch.from_numpy(load_image(bundled_photo).rgb).permute(2, 0, 1).cuda()
+    reference = load_clipseg(ModelMode.FULL_RANDOM, "cuda")  # fp32 weights, eager, no autocast
+    fast = prepare_clipseg(load_clipseg(ModelMode.FULL_RANDOM, "cpu"), "cuda", half=True, graphs=True)
+    assert next(fast.model.parameters()).dtype == torch.float16
+    # two prompt counts, then the 2-prompt graph again with other text: replays must pick up the new tokens
+    for prompts in (PROMPTS[:1], PROMPTS[:2], PROMPTS[2:4]):
+        _assert_heatmaps_agree(compute_heatmaps(fast, image, prompts), compute_heatmaps(reference, image, prompts))
+    assert len(fast.graphs.graphs) == 2 and not fast.graphs.eager_signatures  # captured, not fallen back
+
+
+@pytest.mark.gpu
+def test_sam_fp16_sdpa_graph_embedding_agrees_with_fp32(bundled_photo):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from segment_anything import SamPredictor
+
+    from backend.images import load_image, to_uint8
+    from backend.models.mode import ModelMode
+    from backend.models.sam import load_sam
+    from backend.models.sam_cuda import prepare_sam
+    from backend.segment.sam_masks import embed_image
+
+    photo = to_uint8(load_image(bundled_photo).rgb)
+    reference = load_sam(ModelMode.FULL_RANDOM, "vit_h", "cuda")  # fp32 weights, original attention, eager
+    fast = load_sam(ModelMode.FULL_RANDOM, "vit_h", "cpu")
+    _randomise_rel_pos(reference.model)
+    _randomise_rel_pos(fast.model)
+    fast = prepare_sam(fast, "cuda", half=True, sdpa=True, graphs=True)
+    for image in (photo, np.ascontiguousarray(photo[::-1])):  # the second replays the graph with new pixels
+        expected, got = SamPredictor(reference.model), SamPredictor(fast.model)
+        embed_image(expected, image, autocast=False)
+        embed_image(got, image, autocast=False)
+        a, b = expected.features.double().flatten(), got.features.double().flatten()
+        assert got.features.dtype == torch.float16 and bool(torch.isfinite(b).all())
+        assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) > 0.999
+        assert float((a - b).abs().max() / a.abs().max()) < 0.05
+    graphs = fast.model.image_encoder.forward.run
+    assert len(graphs.graphs) == 1 and not graphs.eager_signatures  # captured, not fallen back
+    del reference, fast
+    torch.cuda.empty_cache()
+
+
+@pytest.mark.gpu
+def test_fast_mode_with_speedups_agrees_with_the_earlier_path(bundled_photo):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from backend.images import load_image
+    from backend.models.loaded import clear_loaded_models
+    from backend.models.mode import ModelMode
+    from backend.segment import SegmentConfig
+    from backend.segment.api import run_segmentation
+
+    photo = load_image(bundled_photo)
+    common = dict(mode="fast", models=ModelMode.FULL_RANDOM, device="cuda", half=True)
+    earlier = SegmentConfig(**common, half_weights=False, sdpa_attention=False, cuda_graphs=False)
+    results = {}
+    for name, config in (("earlier", earlier), ("new", SegmentConfig(**common))):
+        for _ in range(2):  # the second call replays the graphs captured by the first
+            results[name], info = run_segmentation(photo, PROMPTS[:2], config, allow_empty=True)
+        assert info.half
+    for old, new in zip(results["earlier"], results["new"], strict=True):
+        _assert_heatmaps_agree(torch.from_numpy(new.heatmap), torch.from_numpy(old.heatmap))
+        assert new.mask.shape == old.mask.shape == photo.size and new.mask.dtype == np.bool_
+    clear_loaded_models()
+    torch.cuda.empty_cache()

@@ -136,3 +136,20 @@ def test_missing_sam_checkpoint_names_the_file(tmp_path):
 def test_official_sam_digests_are_full_sha256():
     for spec in SAM_SPECS.values():
         assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0
+
+
+def test_max_masks_keeps_the_candidates_of_highest_predicted_iou():
+    """Random quality heads predict IoUs below zero, where SAM's filter reads any cut as "off"; a cap still holds."""
+    from segment_anything import SamPredictor
+
+    from backend.segment.sam_masks import embed_image, generate_masks
+
+    predictor = SamPredictor(load_sam(ModelMode.TINY, device="cpu").model)
+    embed_image(predictor, (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8), autocast=False)
+    every = generate_masks(predictor, 8, 64, 0.0, 0.0, 1.0, autocast=False)  # filters and NMS off
+    capped = generate_masks(predictor, 8, 64, 0.0, 0.0, 1.0, autocast=False, max_masks=10)
+    assert len(every.masks) == 8 * 8 * 3 and float(every.predicted_iou.max()) < 0  # all through, all negative
+    assert len(capped.masks) == 10
+    top = every.predicted_iou.topk(10).indices.sort().values  # grid order is kept
+    torch.testing.assert_close(capped.predicted_iou, every.predicted_iou[top])
+    assert torch.equal(capped.masks, every.masks[top])

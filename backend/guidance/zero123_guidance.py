@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler
 
+from ..cuda_graph import GraphCache
 from ..errors import BadInputError
 from ..models.zero123 import Zero123Models
 from .config import GuidanceConfig
@@ -74,33 +76,9 @@ def _is_channels_last(module: torch.nn.Module) -> bool:
     return False
 
 
-class UNetGraph:
-    """One CUDA-graph capture of the UNet for fixed input shapes: copy inputs in, replay, copy the output out.
-
-    Buffers are made outside inference mode so that both ``sds_loss`` (no_grad) and ``refine``
-    (inference_mode) can feed them.
-    """
-
-    def __init__(self, unet, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor):
-        with torch.inference_mode(False), torch.no_grad():
-            self.sample, self.timesteps, self.context = sample.clone(), timesteps.clone(), context.clone()
-            side = torch.cuda.Stream(sample.device)
-            side.wait_stream(torch.cuda.current_stream(sample.device))
-            with torch.cuda.stream(side):
-                for _ in range(2):  # warm-up outside the capture (cuDNN picks its algorithms here)
-                    unet(self.sample, self.timesteps, encoder_hidden_states=self.context)
-            torch.cuda.current_stream(sample.device).wait_stream(side)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.output = unet(self.sample, self.timesteps, encoder_hidden_states=self.context).sample
-
-    def run(self, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(False), torch.no_grad():
-            self.sample.copy_(sample)
-            self.timesteps.copy_(timesteps)
-            self.context.copy_(context)
-            self.graph.replay()
-            return self.output.clone()
+def _unet_eps(unet, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """The UNet's ε prediction as a function of tensors only (what a CUDA graph captures)."""
+    return unet(sample, timesteps, encoder_hidden_states=context).sample
 
 
 class Zero123Guidance:
@@ -127,10 +105,12 @@ class Zero123Guidance:
         self.scaling_factor = float(models.vae.config.scaling_factor)
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
         self.unet = models.unet
-        self._unet_graphs: dict[tuple, UNetGraph] = {}
         self._encoder_graphs: dict[tuple, object] = {}  # (shape, dtype, layout) → make_graphed_callables result
         if self.config.compile_unet and self.device.type == "cuda":
             self.unet = torch.compile(models.unet)
+        # one CUDA graph per input shape (backend.cuda_graph); torch.compile already fuses, so not both
+        graphs = self.device.type == "cuda" and self.config.cuda_graphs and not self.config.compile_unet
+        self._unet_graphs = GraphCache(partial(_unet_eps, self.unet)) if graphs else None
         self.reference_embedding: torch.Tensor | None = None  # [1, 1, D] CLIP image_embeds of the reference
         self.reference_latents: torch.Tensor | None = None  # [1, 4, h, w] unscaled posterior mean
         self.reference_elevation_deg = 0.0
@@ -269,13 +249,9 @@ class Zero123Guidance:
 
     def _run_unet(self, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """The UNet's ε prediction, replayed from a CUDA graph per input shape where enabled."""
-        if not (self.device.type == "cuda" and self.config.cuda_graphs and not self.config.compile_unet):
-            return self.unet(sample, timesteps, encoder_hidden_states=context).sample
-        key = (tuple(sample.shape), tuple(context.shape), sample.dtype)
-        graph = self._unet_graphs.get(key)
-        if graph is None:
-            graph = self._unet_graphs[key] = UNetGraph(self.unet, sample, timesteps, context)
-        return graph.run(sample, timesteps, context)
+        if self._unet_graphs is None:
+            return _unet_eps(self.unet, sample, timesteps, context)
+        return self._unet_graphs(sample, timesteps, context)
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] in [0, 1] → [B, 4, h, w] float32
         """VAE posterior mean × scaling factor, differentiable w.r.t. the images."""

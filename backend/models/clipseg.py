@@ -13,13 +13,16 @@ normalise); we do it in torch so the image never round-trips through PIL per pro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from ..cuda_graph import GraphCache
 from ..errors import ModelsUnavailableError
 from . import hub
 from .mode import ModelMode
@@ -50,11 +53,12 @@ class ClipSegModels:
     mode: ModelMode
     model_id: str  # repo id, or a description for random weights
     revision: str  # pinned revision, or "random"
+    graphs: GraphCache | None = None  # CUDA: forward replayed from a graph per prompt count (prepare_clipseg)
 
 
 def load_clipseg(mode: ModelMode, device: torch.device | str = "cpu", local_dir: str | os.PathLike | None = None,
                  seed: int = 0) -> ClipSegModels:
-    """CLIPSeg in ``mode`` on ``device`` (weights float32; callers use autocast for fp16)."""
+    """CLIPSeg in ``mode`` on ``device``, weights float32 (see :func:`prepare_clipseg` for CUDA)."""
     mode = ModelMode(mode)
     if mode is ModelMode.REAL:
         folder = hub.fetch_snapshot(CLIPSEG_REPO_ID, CLIPSEG_REVISION, CLIPSEG_FILES, local_dir=local_dir)
@@ -65,6 +69,36 @@ def load_clipseg(mode: ModelMode, device: torch.device | str = "cpu", local_dir:
         models = build_full_random_clipseg(seed)
     models.model.to(device)
     return models
+
+
+def prepare_clipseg(models: ClipSegModels, device: torch.device | str, half: bool, graphs: bool) -> ClipSegModels:
+    """``models`` moved to ``device`` with fp16 weights and/or a CUDA graph of its forward (modifies the model).
+
+    For CUDA. CLIP runs well in plain fp16 (OpenAI ships it that way) and so does CLIPSeg's small decoder, so no
+    autocast is needed. The graph replays the whole forward of ``clipseg_logits(model, input_ids, pixel_values)``;
+    callers keep shapes fixed by padding the tokens to CLIP's full 77-token context (``backend.segment.heatmap``),
+    so there is one graph per prompt count. Meant for a model loaded on the CPU just now: weights are converted
+    per tensor on the way to the device.
+    """
+    models.model.to(device=device, dtype=torch.float16 if half else None)
+    if not graphs:
+        return models
+    return dataclasses.replace(models, graphs=GraphCache(partial(clipseg_logits, models.model), max_graphs=8))
+
+
+def clipseg_logits(
+    model: torch.nn.Module,  # CLIPSegForImageSegmentation
+    input_ids: torch.Tensor,  # [P, T] int64
+    pixel_values: torch.Tensor,  # [P, 3, S, S] normalised
+    attention_mask: torch.Tensor | None = None,  # [P, T] int64, 0 = padding
+) -> torch.Tensor:  # [P, S, S] logits
+    """One CLIPSeg forward, tensors in and tensors out: the shape of call a CUDA graph can capture.
+
+    Without ``attention_mask`` the logits are the same: CLIPSeg conditions on the text model's output at the
+    first end-of-text token only, and CLIP's causal attention never lets that token see the padding after it.
+    The graph is captured without it, which also spares transformers building (and checking) a padding mask.
+    """
+    return model(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values).logits
 
 
 def load_clipseg_folder(folder: str | os.PathLike, model_id: str = CLIPSEG_REPO_ID,

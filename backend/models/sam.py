@@ -99,7 +99,7 @@ class SamModels:
 
 def load_sam(mode: ModelMode, variant: str = "vit_h", device: torch.device | str = "cpu",
              local_dir: str | os.PathLike | None = None, seed: int = 0) -> SamModels:
-    """SAM in ``mode`` on ``device`` (weights float32; callers use autocast for fp16)."""
+    """SAM in ``mode`` on ``device``, weights float32 (see ``backend.models.sam_cuda`` for CUDA)."""
     mode = ModelMode(mode)
     if mode is not ModelMode.TINY and variant not in SAM_SPECS:
         raise BadInputError(f"unknown SAM variant {variant!r} (choose one of {', '.join(SAM_SPECS)})")

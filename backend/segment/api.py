@@ -22,15 +22,13 @@ from ..device import resolve_device
 from ..errors import NothingMatchedError
 from ..images import LoadedImage, fit_within, resize_mask, resize_rgb, to_uint8
 from ..job_control import JobControl, ensure_control
-from ..models.clipseg import ClipSegModels, load_clipseg
-from ..models.loaded import ModelKey, get_or_load
 from ..models.mode import ModelMode, resolve_model_mode
-from ..models.sam import SamModels, load_sam
 from ..out_of_memory import out_of_memory_error
 from .config import SegmentConfig, check_prompts
 from .fast_prompts import derive_prompts
 from .fusion import fuse_paper, pick_best_candidate
 from .heatmap import compute_heatmaps
+from .loading import Precision, load_clipseg_cached, load_sam_cached
 from .result import FastPrompts, SegmentationResult
 from .sam_masks import SAM_DEFAULT_PRED_IOU, SAM_DEFAULT_STABILITY, embed_image, generate_masks, predict_from_prompts
 from .slug import unique_slugs
@@ -49,7 +47,7 @@ class ModelInfo:
     sam_id: str
     sam_sha256: str
     device: str
-    half: bool
+    half: bool  # half precision on CUDA (fp16 weights, or fp16 autocast over fp32 weights)
 
 
 def segment_image(image: LoadedImage, prompts: Sequence[str], config: SegmentConfig,
@@ -85,12 +83,14 @@ def _run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segmen
     prompts = check_prompts(prompts)
     mode = resolve_model_mode(str(config.models) if config.models else None)
     device = resolve_device(config.device)
-    autocast = config.half and device.type == "cuda"
+    precision = Precision.of(config, device)
+    autocast = precision.decoder_autocast  # SAM's decoder; CLIPSeg and SAM's encoder: precision.encoder_autocast
     clock = _Clock(device)
 
-    # 2. models (cached across calls)
+    # 2. models (cached across calls; on CUDA converted and patched once, see loading.py)
     control.report("load models", 0.0)
-    clipseg, sam = _load_models(mode, config, device)
+    clipseg = load_clipseg_cached(mode, config, device)
+    sam = load_sam_cached(mode, config, device)
     info = ModelInfo(mode, clipseg.model_id, clipseg.revision, sam.variant, sam.model_id, sam.sha256,
                      str(device), autocast)
     shared = {"load_models": clock.lap()}
@@ -104,18 +104,19 @@ def _run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segmen
 
     # 4. CLIPSeg heatmaps for all prompts: one batched forward
     control.report("clipseg", 0.0, f"{len(prompts)} prompt(s)")
-    heatmaps = compute_heatmaps(clipseg, image_t, prompts, autocast)  # [P, h, w]
+    heatmaps = compute_heatmaps(clipseg, image_t, prompts, precision.encoder_autocast)  # [P, h, w]
     shared["clipseg"] = clock.lap()
 
     # 5. SAM image embedding, once
     control.report("sam embedding", 0.0)
     predictor = SamPredictor(sam.model)
-    embed_image(predictor, to_uint8(work), autocast)
+    embed_image(predictor, to_uint8(work), precision.encoder_autocast)
     shared["sam_embedding"] = clock.lap()
 
     # 6. masks per prompt
+    sam_masks = None
     if config.mode == "paper":
-        outcomes = _paper_masks(predictor, heatmaps, config, mode, autocast, control, clock, shared)
+        outcomes, sam_masks = _paper_masks(predictor, heatmaps, config, mode, autocast, control, clock, shared)
     else:
         outcomes = _fast_masks(predictor, heatmaps, config, autocast, clock, (height, width))
 
@@ -138,29 +139,15 @@ def _run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segmen
         results.append(SegmentationResult(
             prompt=prompt, slug=slug, mode=config.mode, mask=mask, score=score,
             heatmap=heatmap.cpu().numpy().astype(np.float32), working_size=(work_h, work_w),
-            timings=timings, **extras,
+            sam_masks=sam_masks, timings=timings, **extras,
         ))
     control.report("segment", 1.0)
     return results, info
 
 
-def _load_models(mode: ModelMode, config: SegmentConfig, device: torch.device) -> tuple[ClipSegModels, SamModels]:
-    source = config.model_dir or ""
-    variant = "tiny" if mode is ModelMode.TINY else config.sam_variant
-    clipseg = get_or_load(
-        ModelKey("clipseg", mode.value, "rd64-refined", str(device), "float32", source),
-        lambda: load_clipseg(mode, device, local_dir=config.model_dir),
-    )
-    sam = get_or_load(
-        ModelKey("sam", mode.value, variant, str(device), "float32", source),
-        lambda: load_sam(mode, config.sam_variant, device, local_dir=config.model_dir),
-    )
-    return clipseg, sam
-
-
 def _paper_masks(predictor, heatmaps, config: SegmentConfig, mode: ModelMode, autocast: bool,
-                 control: JobControl, clock, shared: dict) -> list:
-    """SAM's automatic masks once, then the fusion rule per prompt (see fusion.py)."""
+                 control: JobControl, clock, shared: dict) -> tuple[list, int]:
+    """SAM's automatic masks once, then the fusion rule per prompt (see fusion.py); also how many masks SAM gave."""
     random_weights = mode.meaningless  # random quality heads: SAM's filters would drop every mask
     pred_iou = config.pred_iou_thresh if config.pred_iou_thresh is not None else (
         0.0 if random_weights else SAM_DEFAULT_PRED_IOU)
@@ -169,7 +156,7 @@ def _paper_masks(predictor, heatmaps, config: SegmentConfig, mode: ModelMode, au
     control.report("sam masks", 0.0)
     automatic = generate_masks(
         predictor, config.points_per_side, config.points_per_batch, pred_iou, stability, config.box_nms_thresh,
-        autocast, on_batch=lambda fraction: control.report("sam masks", fraction),
+        autocast, on_batch=lambda fraction: control.report("sam masks", fraction), max_masks=config.max_masks,
     )
     shared["sam_automatic_masks"] = clock.lap()
     outcomes = []
@@ -189,7 +176,7 @@ def _paper_masks(predictor, heatmaps, config: SegmentConfig, mode: ModelMode, au
             "kept_scores": fusion.scores[fusion.kept].cpu().numpy().astype(np.float32),
         }
         outcomes.append((fusion.mask, fusion.union_score, extras, seconds))
-    return outcomes
+    return outcomes, len(automatic.masks)
 
 
 def _fast_masks(predictor, heatmaps, config: SegmentConfig, autocast: bool, clock,

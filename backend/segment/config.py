@@ -24,7 +24,13 @@ class SegmentConfig:
     paper_keep: float = 0.5  # paper mode keeps a SAM mask S when |S ∩ C| / |S| > paper_keep (strictly)
     models: ModelMode | None = None  # None → $IMAGE_TO_3D_MODELS, else real
     device: str = "auto"  # "auto" | "cpu" | "cuda"
-    half: bool = True  # fp16 autocast on CUDA (ignored on CPU)
+    half: bool = True  # half precision on CUDA (ignored on CPU): fp16 weights, or fp16 autocast (half_weights)
+    # CUDA speed-ups (ignored on CPU, where the models run as loaded). All three off gives the earlier path
+    # (fp32 weights under autocast, hand-written attention, eager), kept for A/B timing: scripts/profile_segment.py
+    half_weights: bool = True  # with half: weights converted to fp16 once, at load; False: fp32 weights + autocast
+    sdpa_attention: bool = True  # SAM's image-encoder attention through F.scaled_dot_product_attention
+    cuda_graphs: bool = True  # CLIPSeg's forward and SAM's image encoder replayed from CUDA graphs (not with
+    #                           autocast: graphs run with fp16 weights, or fp32 weights when half is off)
     model_dir: str | None = None  # folder holding model files (see backend.models.hub.fetch_snapshot)
     max_side: int = 1024  # working resolution: photos are downscaled to this longest side for the models;
     #                       SAM sees 1024 px anyway, so more only costs time. The mask is returned full size.
@@ -35,6 +41,8 @@ class SegmentConfig:
     pred_iou_thresh: float | None = None  # SAM's own mask-quality filters; None → SAM's defaults (0.88 /
     stability_score_thresh: float | None = None  # 0.95) for real weights, 0 (off) for random weights
     box_nms_thresh: float = 0.7  # SAM's default duplicate suppression
+    max_masks: int | None = None  # keep at most this many candidates (highest predicted IoU) before upsampling
+    #                               them; None: every one that passes the filters. The benchmark pins the count.
     # fast mode: prompts taken from the heatmap
     positive_points: int = 3  # heatmap peaks inside the main region
     negative_points: int = 2  # lowest-score spots, well away from the region
@@ -53,6 +61,8 @@ class SegmentConfig:
         if self.points_per_side < 1 or self.points_per_batch < 1:
             raise BadInputError(f"points_per_side/points_per_batch must be ≥ 1, got "
                                 f"{self.points_per_side}/{self.points_per_batch}")
+        if self.max_masks is not None and self.max_masks < 1:
+            raise BadInputError(f"max_masks must be ≥ 1 (or None for no cap), got {self.max_masks}")
         if self.positive_points < 1 or self.negative_points < 0:
             raise BadInputError(f"need ≥ 1 positive and ≥ 0 negative points, got "
                                 f"{self.positive_points}/{self.negative_points}")

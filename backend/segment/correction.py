@@ -26,10 +26,9 @@ from segment_anything import SamPredictor
 from ..device import resolve_device
 from ..errors import BadInputError
 from ..images import LoadedImage, fit_within, resize_mask, resize_rgb, to_uint8
-from ..models.loaded import ModelKey, get_or_load
-from ..models.mode import ModelMode, resolve_model_mode
-from ..models.sam import load_sam
+from ..models.mode import resolve_model_mode
 from .config import SegmentConfig
+from .loading import Precision, load_sam_cached
 from .sam_masks import embed_image
 
 # Logit given to "inside" (+) and "outside" (-) of the current mask in SAM's mask prompt. SAM's own low-res
@@ -70,9 +69,10 @@ def correct_mask(image: LoadedImage, mask: np.ndarray, points: np.ndarray, label
 
     # 2. The photo at the working size, embedded once (kept for the next correction of the same photo).
     device = resolve_device(config.device)
-    autocast = config.half and device.type == "cuda"
+    precision = Precision.of(config, device)
+    autocast = precision.decoder_autocast
     work_h, work_w = fit_within(height, width, config.max_side)
-    predictor = _embedded_predictor(image, (work_h, work_w), config, device, autocast)
+    predictor = _embedded_predictor(image, (work_h, work_w), config, device, precision.encoder_autocast)
 
     # 3. Prompts in the working image's frame; the mask as SAM's low-resolution mask prompt.
     work_points = points * np.array([work_w / width, work_h / height], dtype=np.float32)
@@ -103,11 +103,7 @@ def mask_prompt_logits(predictor: SamPredictor, mask: np.ndarray) -> np.ndarray:
 def _embedded_predictor(image: LoadedImage, work_size: tuple[int, int], config: SegmentConfig, device,
                         autocast: bool) -> SamPredictor:
     mode = resolve_model_mode(str(config.models) if config.models else None)
-    variant = "tiny" if mode is ModelMode.TINY else config.sam_variant
-    sam = get_or_load(  # the same key as segment_image's, so a loaded SAM is shared
-        ModelKey("sam", mode.value, variant, str(device), "float32", config.model_dir or ""),
-        lambda: load_sam(mode, config.sam_variant, device, local_dir=config.model_dir),
-    )
+    sam = load_sam_cached(mode, config, device)  # segment_image's loader: a loaded SAM is shared
     work = to_uint8(resize_rgb(image.rgb, *work_size))
     key = f"{id(sam.model)}:{work.shape}:{hashlib.sha256(work.tobytes()).hexdigest()}:{autocast}"
     with _EMBEDDED_LOCK:

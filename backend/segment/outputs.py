@@ -133,6 +133,8 @@ def describe_run(image: LoadedImage, results: list[SegmentationResult], config: 
             "files": {kind: f"{result.slug}.{kind}.png" for kind in ("mask", "cutout", "overlay")},
             "timings": {k: round(v, 6) for k, v in result.timings.items()},
         }
+        if result.sam_masks is not None:
+            entry["sam_masks"] = int(result.sam_masks)
         if result.kept_masks is not None:
             entry["kept_masks"] = int(len(result.kept_masks))
             entry["kept_scores"] = [round(float(s), 6) for s in result.kept_scores]

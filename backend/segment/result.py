@@ -33,5 +33,7 @@ class SegmentationResult:
     kept_masks: np.ndarray | None = None  # paper: [K, hs, ws] bool, the SAM masks kept, at SAM's mask
     #                                        resolution (the working image scaled to SAM's input, ≤ 1024 px)
     kept_scores: np.ndarray | None = None  # paper: [K] float32, their scores |S ∩ C| / |S|
+    sam_masks: int | None = None  # paper: how many automatic SAM masks the fusion chose from (after SAM's
+    #                               filters, SegmentConfig.max_masks and NMS); the same for every prompt
     prompts_used: FastPrompts | None = None  # fast: box and points, in ORIGINAL image pixel coordinates
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage; shared stages amortised
