@@ -178,3 +178,33 @@ def test_extract_mesh_honours_cancel_during_the_density_grid():
     control.cancel()
     with pytest.raises(CancelledError, match="mesh"):
         density_grid(one_gaussian(), 16, control=control)
+
+
+def test_auto_iso_level_picks_the_level_whose_silhouettes_match_the_gaussians():
+    from backend.mesh.iso_level import CANDIDATE_LEVELS, choose_iso_level
+
+    cloud = random_gaussians(300, seed=5, scale_range=(0.03, 0.07))
+    grid = density_grid(cloud, 40, 1.0).numpy()
+
+    def mesh_at(level):
+        try:
+            return marching_cubes(grid, level, 1.0)
+        except NoSurfaceError:
+            return None
+
+    choice = choose_iso_level(mesh_at, cloud, view_size=48)
+    assert set(choice.iou_by_level) <= set(CANDIDATE_LEVELS) and len(choice.iou_by_level) >= 3
+    assert choice.iou_by_level[choice.level] == max(choice.iou_by_level.values()) > 0.85
+    # the silhouettes really differ between levels: the worst candidate is clearly worse than the pick
+    assert min(choice.iou_by_level.values()) < choice.iou_by_level[choice.level] - 0.05
+    mesh = extract_mesh(cloud, MeshConfig(resolution=40, threshold="auto", target_faces=0))
+    assert len(mesh.faces) > 100
+
+
+def test_auto_iso_level_rejects_bad_values_and_reports_no_surface():
+    with pytest.raises(ValueError, match="positive number or 'auto'"):
+        MeshConfig(threshold="automatic")
+    faint = random_gaussians(50, seed=2)
+    faint = type(faint)(faint.means, faint.scales, faint.quats, faint.opacities * 0.001, faint.colors)
+    with pytest.raises(NoSurfaceError, match="every candidate iso-level"):
+        extract_mesh(faint, MeshConfig(resolution=16, threshold="auto"))

@@ -23,9 +23,11 @@ from ..errors import BadInputError
 from ..gaussians.gaussians import Gaussians
 from ..job_control import JobControl, ensure_control
 from .density_grid import density_grid
+from .iso_level import choose_iso_level
 from .mesh import Mesh
 
 STAGE = "mesh"
+AUTO_THRESHOLD = "auto"
 
 
 class NoSurfaceError(BadInputError):
@@ -41,7 +43,9 @@ class MeshConfig:
 
     resolution:  samples per axis of the density grid (128 → 128³ samples)
     threshold:   iso-value of the density Σ opacity·exp(-½dᵀΣ⁻¹d); 1.0 as in DreamGaussian — the surface is
-                 where the Gaussians' summed opacity reaches that of one fully opaque Gaussian at its centre
+                 where the Gaussians' summed opacity reaches that of one fully opaque Gaussian at its centre.
+                 ``"auto"``: the level among ``iso_level.CANDIDATE_LEVELS`` whose mesh's silhouettes best match
+                 the Gaussians' rendered alpha (backend/mesh/iso_level.py)
     bound:       the grid spans [-bound, bound]³ (the object is normalised into the unit-ish sphere)
     target_faces: decimate to at most this many faces (0 disables decimation)
     min_component_fraction: connected components with fewer faces than this fraction of all faces are dropped
@@ -50,7 +54,7 @@ class MeshConfig:
     """
 
     resolution: int = 128
-    threshold: float = 1.0
+    threshold: float | str = 1.0
     bound: float = 1.0
     target_faces: int = 20_000
     min_component_fraction: float = 0.02
@@ -60,7 +64,11 @@ class MeshConfig:
     def __post_init__(self) -> None:
         if self.resolution < 8:
             raise ValueError(f"MeshConfig.resolution must be at least 8, got {self.resolution}")
-        if self.threshold <= 0:
+        if isinstance(self.threshold, str):
+            if self.threshold != AUTO_THRESHOLD:
+                raise ValueError(f"MeshConfig.threshold must be a positive number or {AUTO_THRESHOLD!r}, got "
+                                 f"{self.threshold!r}")
+        elif self.threshold <= 0:
             raise ValueError(f"MeshConfig.threshold must be positive, got {self.threshold}")
         if self.target_faces < 0:
             raise ValueError(f"MeshConfig.target_faces must be >= 0, got {self.target_faces}")
@@ -140,6 +148,20 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     return simplified
 
 
+def _silhouette_matched_level(grid: np.ndarray, bound: float, gaussians: Gaussians) -> float:
+    def mesh_at(level: float):
+        try:
+            return marching_cubes(grid, level, bound)
+        except NoSurfaceError:
+            return None
+
+    try:
+        return choose_iso_level(mesh_at, gaussians).level
+    except ValueError:
+        raise NoSurfaceError(f"no surface to mesh: the Gaussians' peak density {float(grid.max()):.3g} is below "
+                             f"every candidate iso-level") from None
+
+
 def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), control: JobControl | None = None) -> Mesh:
     """Gaussians → cleaned, decimated :class:`Mesh` (no UVs yet). Raises :class:`NoSurfaceError`."""
     control = ensure_control(control)
@@ -147,8 +169,13 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
     grid = density_grid(gaussians, config.resolution, config.bound, block=config.block, control=control)
     if grid.is_cuda:
         torch.cuda.synchronize()
-    control.report(STAGE, 0.4, "marching cubes")
-    vertices, faces = marching_cubes(grid.cpu().numpy(), config.threshold, config.bound)
+    grid = grid.cpu().numpy()
+    threshold = config.threshold
+    if threshold == AUTO_THRESHOLD:
+        control.report(STAGE, 0.3, "iso-level from silhouettes")
+        threshold = _silhouette_matched_level(grid, config.bound, gaussians)
+    control.report(STAGE, 0.4, f"marching cubes at {threshold:g}")
+    vertices, faces = marching_cubes(grid, threshold, config.bound)
     control.report(STAGE, 0.6, "cleanup")
     mesh = clean_mesh(vertices, faces, config.min_component_fraction)
     if config.smoothing_iterations:
