@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from checkout_addon import REPO_ROOT, import_addon  # noqa: E402
+from render_doc_image import add_studio  # noqa: E402
 
 IMAGES = REPO_ROOT / "docs" / "images"
 
@@ -92,18 +92,7 @@ def several_objects_picture(work: Path) -> Path:
         place_beside(obj, placed)
         placed.append(obj.name)
     scene = bpy.context.scene
-    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    camera.location = (2.6, -6.0, 2.8)
-    camera.rotation_euler = (math.radians(68), 0.0, math.radians(8))
-    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", type="SUN"))
-    sun.rotation_euler = (math.radians(40), math.radians(10), math.radians(30))
-    sun.data.energy = 4.0
-    for extra in (camera, sun):
-        scene.collection.objects.link(extra)
-    scene.camera = camera
-    scene.world = bpy.data.worlds.new("World")
-    scene.world.use_nodes = True
-    scene.world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.55, 0.58, 0.65, 1.0)
+    add_studio(scene, (2.6, -6.0, 2.8), (68.0, 0.0, 8.0))
     _cycles(scene, 8, transparent=False)
     scene.render.resolution_x, scene.render.resolution_y = 420, 220
     out = IMAGES / "several-objects.png"

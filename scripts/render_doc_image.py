@@ -25,19 +25,14 @@ def stand_in_glb() -> Path:
     return write_textured_box_glb(Path(tempfile.mkdtemp()) / "model.glb", size=64)
 
 
-def render(glb: Path, out: Path = OUT) -> Path:
+def add_studio(scene, camera_location: tuple[float, float, float], camera_rotation_deg: tuple[float, float, float],
+               world_strength: float = 1.0) -> None:
+    """The set every doc picture shares: a camera where asked, one sun, a grey-blue world."""
     import bpy
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    import_addon()
-    from image_to_3d.operators.import_result import import_generated_model
-
-    obj = import_generated_model(glb, "a coffee cup")
-    obj.rotation_euler = (0.0, 0.0, math.radians(30))
-    scene = bpy.context.scene
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    camera.location = (3.2, -3.2, 2.4)
-    camera.rotation_euler = (math.radians(63), 0.0, math.radians(45))
+    camera.location = camera_location
+    camera.rotation_euler = tuple(math.radians(a) for a in camera_rotation_deg)
     sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", type="SUN"))
     sun.rotation_euler = (math.radians(40), math.radians(10), math.radians(30))
     sun.data.energy = 4.0
@@ -48,7 +43,20 @@ def render(glb: Path, out: Path = OUT) -> Path:
     scene.world.use_nodes = True
     background = scene.world.node_tree.nodes["Background"]
     background.inputs["Color"].default_value = (0.55, 0.58, 0.65, 1.0)
-    background.inputs["Strength"].default_value = 0.8
+    background.inputs["Strength"].default_value = world_strength
+
+
+def render(glb: Path, out: Path = OUT) -> Path:
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    import_addon()
+    from image_to_3d.operators.import_result import import_generated_model
+
+    obj = import_generated_model(glb, "a coffee cup")
+    obj.rotation_euler = (0.0, 0.0, math.radians(30))
+    scene = bpy.context.scene
+    add_studio(scene, (3.2, -3.2, 2.4), (63.0, 0.0, 45.0), world_strength=0.8)
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     scene.cycles.samples = 16
