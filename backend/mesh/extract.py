@@ -148,18 +148,24 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     return simplified
 
 
-def _silhouette_matched_level(grid: np.ndarray, bound: float, gaussians: Gaussians) -> float:
+def _silhouette_matched_surface(grid: np.ndarray, bound: float, gaussians: Gaussians
+                                ) -> tuple[float, np.ndarray, np.ndarray]:
+    """(level, vertices, faces): the auto iso-level and its surface, which the choice already meshed."""
+    surfaces: dict[float, tuple[np.ndarray, np.ndarray] | None] = {}
+
     def mesh_at(level: float):
         try:
-            return marching_cubes(grid, level, bound)
+            surfaces[level] = marching_cubes(grid, level, bound)
         except NoSurfaceError:
-            return None
+            surfaces[level] = None
+        return surfaces[level]
 
     try:
-        return choose_iso_level(mesh_at, gaussians).level
+        level = choose_iso_level(mesh_at, gaussians).level
     except ValueError:
         raise NoSurfaceError(f"no surface to mesh: the Gaussians' peak density {float(grid.max()):.3g} is below "
                              f"every candidate iso-level") from None
+    return (level, *surfaces[level])
 
 
 def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), control: JobControl | None = None) -> Mesh:
@@ -170,12 +176,13 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
     if grid.is_cuda:
         torch.cuda.synchronize()
     grid = grid.cpu().numpy()
-    threshold = config.threshold
-    if threshold == AUTO_THRESHOLD:
+    if config.threshold == AUTO_THRESHOLD:
         control.report(STAGE, 0.3, "iso-level from silhouettes")
-        threshold = _silhouette_matched_level(grid, config.bound, gaussians)
-    control.report(STAGE, 0.4, f"marching cubes at {threshold:g}")
-    vertices, faces = marching_cubes(grid, threshold, config.bound)
+        threshold, vertices, faces = _silhouette_matched_surface(grid, config.bound, gaussians)
+        control.report(STAGE, 0.4, f"marching cubes at {threshold:g}")
+    else:
+        control.report(STAGE, 0.4, f"marching cubes at {config.threshold:g}")
+        vertices, faces = marching_cubes(grid, config.threshold, config.bound)
     control.report(STAGE, 0.6, "cleanup")
     mesh = clean_mesh(vertices, faces, config.min_component_fraction)
     if config.smoothing_iterations:
