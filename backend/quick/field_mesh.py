@@ -21,6 +21,9 @@ from ..mesh.mesh import Mesh
 from ..models.triposr import TripoSR, triposr_to_world
 
 STAGE = "mesh"
+# Random weights (tiny, full-random) give a density field with no meaningful iso-level: mesh it where 10 % of
+# the grid is inside instead, so every later stage still runs on a surface (the output is meaningless anyway).
+RANDOM_WEIGHTS_INSIDE_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -69,14 +72,18 @@ def density_on_grid(model: TripoSR, triplane: torch.Tensor, resolution: int, chu
 
 
 def extract_field_mesh(model: TripoSR, triplane: torch.Tensor, world_scale: float,
-                       config: FieldMeshConfig = FieldMeshConfig(), control: JobControl | None = None) -> Mesh:
+                       config: FieldMeshConfig = FieldMeshConfig(), control: JobControl | None = None, *,
+                       random_weights: bool = False) -> Mesh:
     """One triplane [3, C, H, W] → cleaned, decimated :class:`Mesh` in our frame. NoSurfaceError (exit 2) when
-    the density never reaches the threshold."""
+    the density never reaches the threshold. ``random_weights``: see RANDOM_WEIGHTS_INSIDE_FRACTION."""
     control = ensure_control(control)
     control.report(STAGE, 0.0, f"density grid {config.resolution}³")
     grid = density_on_grid(model, triplane, config.resolution, config.chunk).float().cpu().numpy()
-    control.report(STAGE, 0.4, f"marching cubes at {config.threshold:g}")
-    vertices, faces = marching_cubes(grid, config.threshold, model.config.radius)
+    threshold = config.threshold
+    if random_weights:
+        threshold = float(np.quantile(grid, 1.0 - RANDOM_WEIGHTS_INSIDE_FRACTION))
+    control.report(STAGE, 0.4, f"marching cubes at {threshold:g}")
+    vertices, faces = marching_cubes(grid, threshold, model.config.radius)
     control.report(STAGE, 0.6, "cleanup")
     mesh = clean_mesh(triposr_to_world(vertices, world_scale), faces, config.min_component_fraction)
     if config.smoothing_iterations:

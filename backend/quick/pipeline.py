@@ -1,0 +1,160 @@
+"""Photo (+ prompt) → textured mesh in one TripoSR forward pass: ``generate --method quick``.
+
+The numbered recipe of backend/generate/pipeline.py with stage 1 replaced: the same mask (photo alpha, cache
+or segmentation), then TripoSR's input framing, one forward pass to a triplane, our marching cubes on its
+density, xatlas UVs, and a texture read from its colour field at each texel's surface point (no renders).
+The export is the same (model.glb, model.obj + texture, job.json, mask.png, reference.png); there is no
+gaussians.ply. :func:`reconstruct_quick` is the part quick+refine reuses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic_output import AtomicOutputDir, check_output_location
+from ..device import resolve_device
+from ..generate.request import GenerateRequest, GenerationResult
+from ..generate.stage_clock import StageClock
+from ..images import LoadedImage, load_image
+from ..job_cache import JobCache
+from ..job_control import JobControl, ensure_control
+from ..mesh.mesh import Mesh
+from ..models.mode import ModelMode, resolve_model_mode
+from ..models.triposr import LoadedTripoSR, load_triposr_cached, world_scale, world_to_triposr
+from ..models.triposr.loading import LICENCE
+from ..out_of_memory import out_of_memory_error, release_gpu_memory
+from .config import QuickConfig, quick_config
+from .field_bake import bake_colour_field
+from .field_mesh import extract_field_mesh
+from .preprocess import TripoSRInput, prepare_triposr_input
+
+METHOD = "quick"
+
+
+@dataclass(frozen=True)
+class QuickReconstruction:
+    """TripoSR's answer for one object, in our world frame.
+
+    mesh:     surface from its density (no UVs yet)
+    triplane: [3, C, H, W] on the model's device; :meth:`colour_at` reads its colour field in world coordinates
+    """
+
+    mesh: Mesh
+    triplane: torch.Tensor
+    model: LoadedTripoSR
+    scale: float  # world units per TripoSR unit
+    input: TripoSRInput
+
+    @torch.no_grad()
+    def colour_at(self, points: torch.Tensor) -> torch.Tensor:  # world [N, 3] → [N, 3] in [0, 1]
+        local = world_to_triposr(points.to(self.triplane.device, self.triplane.dtype), self.scale)
+        return self.model.model.query_field(self.triplane, local).colour
+
+
+def reconstruct_quick(rgb: np.ndarray, mask: np.ndarray, config: QuickConfig, models: ModelMode,
+                      device: torch.device, clock: StageClock, control: JobControl) -> QuickReconstruction:
+    """Model load, framing, forward pass, mesh: stages ``load_triposr``, ``preprocess``, ``triposr``, ``mesh``."""
+    control.report("load_triposr", 0.0)
+    with clock.stage("load_triposr"):
+        loaded = load_triposr_cached(models, device)
+    control.report("preprocess", 0.0)
+    with clock.stage("preprocess"):
+        framed = prepare_triposr_input(rgb, mask.astype(np.float32), loaded.config.cond_image_size,
+                                       config.foreground_ratio)
+    control.report("triposr", 0.0, "forward pass")
+    with clock.stage("triposr"), torch.no_grad():
+        triplane = loaded.model(framed.as_batch(device, loaded.dtype))[0]
+    control.report("triposr", 1.0)
+    scale = world_scale(config.border_ratio)
+    with clock.stage("mesh"):
+        mesh = extract_field_mesh(loaded.model, triplane, scale, config.mesh, control,
+                                  random_weights=models.meaningless)
+    return QuickReconstruction(mesh=mesh, triplane=triplane, model=loaded, scale=scale, input=framed)
+
+
+def generate_quick(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
+    """Run the quick job; raises an :class:`~backend.errors.ImageTo3DError` subclass on any failure."""
+    # the DreamGaussian pipeline's mask step and output helpers, shared rather than copied
+    from ..generate.pipeline import _metadata, _object_mask, _save_png, _seed_everything
+    from ..mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
+    from ..preprocess import reference_crop
+
+    # 1. Check inputs before any heavy work.
+    control = ensure_control(control)
+    config = quick_config(request.preset)
+    models = resolve_model_mode(request.models)
+    device = resolve_device(request.device)
+    out_dir = Path(request.out_dir)
+    check_output_location(out_dir)
+    image: LoadedImage = load_image(request.image_path)
+    clock = StageClock(device)
+    cache = JobCache()
+    reused: list[str] = []
+    started = time.perf_counter()
+    _seed_everything(request.seed)
+    try:
+        # 2. Mask: the photo's alpha, the cache, or text-guided segmentation.
+        mask = _object_mask(request, image, models, cache, clock, control, reused)
+
+        # 3. TripoSR: framing, forward pass, mesh from its density.
+        quick = reconstruct_quick(image.rgb, mask, config, models, device, clock, control)
+
+        # 4. UVs, then the texture from its colour field.
+        control.report("uv_unwrap", 0.0)
+        with clock.stage("uv_unwrap"):
+            mesh = unwrap_uvs(quick.mesh, UnwrapConfig(resolution=config.texture_size))
+        with clock.stage("bake"):
+            mesh = bake_colour_field(mesh, quick.colour_at, config.texture_size, device=device, control=control)
+
+        # 5. Export, atomically.
+        crop = reference_crop(mask, 256, config.border_ratio)
+        metadata = quick_metadata(request, config, models, device, reused, quick, _metadata)
+        metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
+        metadata["reference_crop"] = crop.as_list()
+        with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
+            write_mesh_outputs(staging, mesh, metadata, mask, quick.input.image, _save_png, control)
+            metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
+            metadata["total_s"] = round(time.perf_counter() - started, 3)
+            metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
+            (staging / "job.json").write_text(json.dumps(metadata, indent=2))
+            control.report("export", 1.0)
+    except torch.cuda.OutOfMemoryError as exc:  # outside any timed stage
+        raise out_of_memory_error(control.stage or "generate") from exc
+    finally:
+        release_gpu_memory()
+
+    return GenerationResult(
+        out_dir=out_dir, glb_path=out_dir / "model.glb", obj_path=out_dir / "model.obj", ply_path=None,
+        job_json_path=out_dir / "job.json", mask_path=out_dir / "mask.png", timings=dict(clock.seconds),
+        peak_gpu_memory_mb=clock.overall_peak_memory_mb, reused=tuple(reused),
+        reference_crop=(crop.x0, crop.y0, crop.side), image_size=(int(image.rgb.shape[1]), int(image.rgb.shape[0])),
+    )
+
+
+def quick_metadata(request, config, models: ModelMode, device, reused, quick: QuickReconstruction, base_metadata,
+                   method: str = METHOD) -> dict:
+    """job.json fields: the shared ones, plus the method and where TripoSR came from (and its licence)."""
+    metadata = base_metadata(request, config, models, device, reused)
+    metadata["method"] = method
+    metadata["triposr"] = {"model": quick.model.model_id, "revision": quick.model.revision, "licence": LICENCE,
+                           "world_scale": round(quick.scale, 6)}
+    return metadata
+
+
+def write_mesh_outputs(staging: Path, mesh: Mesh, metadata: dict, mask: np.ndarray, reference_rgb: np.ndarray,
+                       save_png, control: JobControl) -> None:
+    """model.glb, model.obj (+ .mtl, texture), mask.png, reference.png into the staging folder."""
+    from ..export import export_glb, export_obj
+
+    control.report("export", 0.0, "model.glb")
+    export_glb(mesh, staging / "model.glb", metadata)
+    control.report("export", 0.5, "model.obj")
+    export_obj(mesh, staging)
+    save_png(staging / "mask.png", mask)
+    save_png(staging / "reference.png", reference_rgb)
