@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import BadInputError
+from .errors import BadInputError
 
 DREAMGAUSSIAN = "dreamgaussian"  # Gaussians fitted with Zero123 SDS, mesh, baked + refined texture (minutes)
 QUICK = "quick"  # one TripoSR forward pass: mesh from its density, texture from its colour field (seconds)
