@@ -14,6 +14,8 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from .errors import EXIT_CODES, ImageTo3DError, NotBuiltError, OutOfGPUMemoryError
+from .methods import DEFAULT_METHOD
+from .methods import METHODS as GENERATE_METHODS
 
 # command → "module:function" (relative to this package, so it also works inside the extension);
 # the function takes the parsed args and returns an exit code.
@@ -61,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["draft", "standard", "high", "smoke"], default="standard",
                    help="quality preset; smoke = tiny sizes for tests and the offline smoke run")
     p.add_argument("--steps", type=int, default=None, help="stage-1 steps (overrides the preset)")
+    p.add_argument("--method", choices=GENERATE_METHODS, default=DEFAULT_METHOD,
+                   help="dreamgaussian (best, minutes), quick (TripoSR, seconds), quick+refine (TripoSR start, "
+                        "shorter stage 1); see docs/quick-method.md")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="redo cached stages")
     p.add_argument("--out", required=True)

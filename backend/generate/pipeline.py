@@ -91,6 +91,12 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
 
     # 1. Check inputs before any heavy work.
     control = ensure_control(control)
+    from ..methods import QUICK, check_method
+
+    if check_method(request.method) == QUICK:
+        from ..quick.pipeline import generate_quick
+
+        return generate_quick(request, control)
     config: PipelineConfig = request.config or pipeline_config(request.preset, request.steps)
     if request.steps is not None and request.config is not None:
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))

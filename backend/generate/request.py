@@ -30,6 +30,7 @@ class GenerateRequest:
     # [H, W] bool at the photo's size (after EXIF rotation): a mask made beforehand (one segmentation pass
     # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
     mask: np.ndarray | None = None
+    method: str = "dreamgaussian"  # backend.methods: dreamgaussian | quick | quick+refine
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class GenerationResult:
     out_dir: Path
     glb_path: Path
     obj_path: Path
-    ply_path: Path
+    ply_path: Path | None  # None for the quick method (no Gaussians)
     job_json_path: Path
     mask_path: Path | None
     timings: dict[str, float]
