@@ -1,0 +1,74 @@
+"""``generate --method quick`` end to end through the CLI, on CPU with tiny models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from tests.reliability_helpers import cli
+
+QUICK = ["--method", "quick", "--preset", "smoke", "--models", "tiny", "--device", "cpu", "-q"]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def cutout_png(path: Path) -> Path:
+    """An RGBA cut-out (no prompt needed): an orange disc on a transparent background."""
+    yy, xx = np.mgrid[0:40, 0:56]
+    rgba = np.zeros((40, 56, 4), np.uint8)
+    disc = ((xx - 30) / 14.0) ** 2 + ((yy - 18) / 12.0) ** 2 < 1
+    rgba[disc] = (230, 120, 30, 255)
+    Image.fromarray(rgba, "RGBA").save(path)
+    return path
+
+
+def test_quick_method_writes_a_textured_glb_obj_and_job_json(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, err = cli(["generate", cutout_png(tmp_path / "cutout.png"), "--out", out, *QUICK], capsys)
+    assert code == 0, err
+    job = json.loads((out / "job.json").read_text())
+    assert job["method"] == "quick"
+    assert job["models"] == "tiny" and "meaningless" in job["note"]
+    assert job["triposr"]["licence"].startswith("MIT")
+    assert {"load_triposr", "preprocess", "triposr", "mesh", "uv_unwrap", "bake"} <= set(job["timings_s"])
+    assert "stage1" not in job["timings_s"] and not (out / "gaussians.ply").exists()
+    scene = trimesh.load(out / "model.glb")
+    geometry = next(iter(scene.geometry.values()))
+    assert len(geometry.faces) > 0
+    material = geometry.visual.material
+    texture = np.asarray(material.baseColorTexture)
+    assert texture.shape[:2] == (64, 64)
+    assert texture[..., :3].std() > 0  # the colour field varies: the bake wrote something
+    assert (out / "model.obj").is_file() and (out / "mask.png").is_file()
+    reference = np.asarray(Image.open(out / "reference.png"))
+    assert reference.shape[:2] == (24, 24)  # the tiny model's input size: TripoSR's framing was used
+
+
+def test_unknown_method_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:  # argparse's own usage error
+        cli(["generate", cutout_png(tmp_path / "c.png"), "--out", tmp_path / "o", "--method", "fast"], capsys)
+    assert info.value.code == 2
+    assert "--method" in capsys.readouterr().err
+
+
+def test_unknown_method_in_a_request_is_bad_input(tmp_path):
+    from backend.errors import BadInputError
+    from backend.generate import GenerateRequest, generate
+
+    request = GenerateRequest(image_path=str(cutout_png(tmp_path / "c.png")), prompt=None, out_dir=str(tmp_path / "o"),
+                              method="fast", models="tiny", device="cpu")
+    with pytest.raises(BadInputError, match="unknown method"):
+        generate(request)
