@@ -50,6 +50,12 @@ class FieldMeshConfig:
             raise ValueError(f"FieldMeshConfig.chunk must be positive, got {self.chunk}")
 
 
+@dataclass(frozen=True)
+class FieldMesh:
+    mesh: Mesh  # in our world frame, no UVs
+    level: float  # the density iso-level it was meshed at (config.threshold, or the random-weights level)
+
+
 @torch.no_grad()
 def density_on_grid(model: TripoSR, triplane: torch.Tensor, resolution: int, chunk: int = 262_144) -> torch.Tensor:
     """[R, R, R] density, indexed [ix, iy, iz] over [-radius, radius]³ in TripoSR's frame."""
@@ -73,8 +79,8 @@ def density_on_grid(model: TripoSR, triplane: torch.Tensor, resolution: int, chu
 
 def extract_field_mesh(model: TripoSR, triplane: torch.Tensor, world_scale: float,
                        config: FieldMeshConfig = FieldMeshConfig(), control: JobControl | None = None, *,
-                       random_weights: bool = False) -> Mesh:
-    """One triplane [3, C, H, W] → cleaned, decimated :class:`Mesh` in our frame. NoSurfaceError (exit 2) when
+                       random_weights: bool = False) -> FieldMesh:
+    """One triplane [3, C, H, W] → cleaned, decimated mesh in our frame. NoSurfaceError (exit 2) when
     the density never reaches the threshold. ``random_weights``: see RANDOM_WEIGHTS_INSIDE_FRACTION."""
     control = ensure_control(control)
     control.report(STAGE, 0.0, f"density grid {config.resolution}³")
@@ -91,5 +97,5 @@ def extract_field_mesh(model: TripoSR, triplane: torch.Tensor, world_scale: floa
     control.report(STAGE, 0.7, "decimation")
     mesh = decimate(mesh, config.target_faces)
     control.report(STAGE, 1.0, f"{len(mesh.faces)} faces")
-    return Mesh(vertices=np.ascontiguousarray(mesh.vertices, np.float32),
-                faces=np.ascontiguousarray(mesh.faces, np.int64))
+    return FieldMesh(mesh=Mesh(vertices=np.ascontiguousarray(mesh.vertices, np.float32),
+                               faces=np.ascontiguousarray(mesh.faces, np.int64)), level=threshold)

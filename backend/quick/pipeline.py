@@ -26,7 +26,7 @@ from ..job_cache import JobCache
 from ..job_control import JobControl, ensure_control
 from ..mesh.mesh import Mesh
 from ..models.mode import ModelMode, resolve_model_mode
-from ..models.triposr import LoadedTripoSR, load_triposr_cached, world_scale, world_to_triposr
+from ..models.triposr import FieldSample, LoadedTripoSR, load_triposr_cached, world_scale, world_to_triposr
 from ..models.triposr.loading import LICENCE
 from ..out_of_memory import out_of_memory_error, release_gpu_memory
 from .config import QuickConfig, quick_config
@@ -42,10 +42,12 @@ class QuickReconstruction:
     """TripoSR's answer for one object, in our world frame.
 
     mesh:     surface from its density (no UVs yet)
+    level:    the density level that surface is at (inside: density ≥ level)
     triplane: [3, C, H, W] on the model's device; :meth:`colour_at` reads its colour field in world coordinates
     """
 
     mesh: Mesh
+    level: float
     triplane: torch.Tensor
     model: LoadedTripoSR
     scale: float  # world units per TripoSR unit
@@ -53,8 +55,12 @@ class QuickReconstruction:
 
     @torch.no_grad()
     def colour_at(self, points: torch.Tensor) -> torch.Tensor:  # world [N, 3] → [N, 3] in [0, 1]
+        return self.field_at(points).colour
+
+    @torch.no_grad()
+    def field_at(self, points: torch.Tensor) -> FieldSample:  # world [N, 3] → density [N], colour [N, 3]
         local = world_to_triposr(points.to(self.triplane.device, self.triplane.dtype), self.scale)
-        return self.model.model.query_field(self.triplane, local).colour
+        return self.model.model.query_field(self.triplane, local)
 
 
 def reconstruct_quick(rgb: np.ndarray, mask: np.ndarray, config: QuickConfig, models: ModelMode,
@@ -73,9 +79,10 @@ def reconstruct_quick(rgb: np.ndarray, mask: np.ndarray, config: QuickConfig, mo
     control.report("triposr", 1.0)
     scale = world_scale(config.border_ratio)
     with clock.stage("mesh"):
-        mesh = extract_field_mesh(loaded.model, triplane, scale, config.mesh, control,
-                                  random_weights=models.meaningless)
-    return QuickReconstruction(mesh=mesh, triplane=triplane, model=loaded, scale=scale, input=framed)
+        surface = extract_field_mesh(loaded.model, triplane, scale, config.mesh, control,
+                                     random_weights=models.meaningless)
+    return QuickReconstruction(mesh=surface.mesh, level=surface.level, triplane=triplane, model=loaded, scale=scale,
+                               input=framed)
 
 
 def generate_quick(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
