@@ -142,8 +142,12 @@ def fit_gaussians(
     device,
     seed: int = 0,
     control: JobControl | None = None,
+    initial: GaussianModel | None = None,
 ) -> Stage1Result:
-    """Fit Gaussians to ``targets`` (``targets[0]`` is the reference view) and, if given, ``guidance``."""
+    """Fit Gaussians to ``targets`` (``targets[0]`` is the reference view) and, if given, ``guidance``.
+
+    ``initial``: Gaussians to start from instead of the random ball (quick+refine: backend/quick/gaussian_start.py).
+    """
     started = time.perf_counter()
     control = ensure_control(control)
     device = torch.device(device)
@@ -158,8 +162,11 @@ def fit_gaussians(
     cpu_generator = torch.Generator().manual_seed(seed)
     device_generator = torch.Generator(device=device).manual_seed(seed + 1)
     view_rng = np.random.default_rng(seed)
-    model = GaussianModel.in_sphere(config.initial_count, config.init_radius, generator=cpu_generator, device=device,
-                                    initial_opacity=config.init_opacity)
+    if initial is not None:
+        model = initial.to(device)
+    else:
+        model = GaussianModel.in_sphere(config.initial_count, config.init_radius, generator=cpu_generator,
+                                        device=device, initial_opacity=config.init_opacity)
     optimizer = model.make_optimizer(config.lrs)
     means_group = next(group for group in optimizer.param_groups if group["name"] == "means")
     stats = ScreenGradientStats.zeros(len(model), device)
