@@ -91,15 +91,20 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
 
     # 1. Check inputs before any heavy work.
     control = ensure_control(control)
-    from ..methods import QUICK, check_method
+    from ..methods import QUICK, QUICK_REFINE, check_method
 
-    if check_method(request.method) == QUICK:
+    method = check_method(request.method)
+    if method == QUICK:
         from ..quick.pipeline import generate_quick
 
         return generate_quick(request, control)
     config: PipelineConfig = request.config or pipeline_config(request.preset, request.steps)
     if request.steps is not None and request.config is not None:
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))
+    if method == QUICK_REFINE:
+        from ..quick.refine import quick_refine_config
+
+        config = quick_refine_config(config, steps_given=request.steps is not None)
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
     out_dir = Path(request.out_dir)
@@ -138,15 +143,21 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         mask_digest = hashlib.sha256(np.packbits(mask).tobytes() + str(mask.shape).encode()).hexdigest()
         s1_key = job_key("stage1", file_digest(request.image_path), mask_digest, request.prompt, request.mode,
                          request.sam_variant, models, config.reference_size, config.border_ratio, config.stage1,
-                         config.guidance, request.seed, str(device.type))
+                         config.guidance, request.seed, str(device.type), method)
         gaussians = None if request.force else cache.load_gaussians(s1_key, device)
         if gaussians is not None:
             reused.append("stage1")
             control.report("stage1", 1.0, "reused the cached stage-1 Gaussians")
         else:
+            initial = None
+            if method == QUICK_REFINE:
+                from ..quick.refine import start_from_triposr
+
+                initial = start_from_triposr(image.rgb, mask, request.preset, models, device, config.stage1.num_init,
+                                             request.seed, clock, control)
             with clock.stage("stage1"):
                 gaussians = fit_gaussians([target], config.stage1, guidance, device=device, seed=request.seed,
-                                          control=control).gaussians
+                                          control=control, initial=initial).gaussians
             cache.save_gaussians(s1_key, gaussians)
 
         # 6. Mesh: density grid → marching cubes → cleanup → decimation → UVs.
@@ -175,6 +186,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
 
         # 8. Export, atomically.
         metadata = _metadata(request, config, models, device, reused)
+        metadata["method"] = method
         metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
         metadata["reference_crop"] = crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
         with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
