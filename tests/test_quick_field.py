@@ -61,7 +61,9 @@ class _Ellipsoid:
 
 def test_field_mesh_comes_out_in_our_frame_up_is_y_and_scaled():
     config = FieldMeshConfig(resolution=40, threshold=25.0, target_faces=0, smoothing_iterations=0)
-    mesh = extract_field_mesh(_Ellipsoid(), torch.zeros(3, 1, 2, 2), world_scale=2.0, config=config)
+    surface = extract_field_mesh(_Ellipsoid(), torch.zeros(3, 1, 2, 2), world_scale=2.0, config=config)
+    mesh = surface.mesh
+    assert surface.level == 25.0
     extent = mesh.vertices.max(0) - mesh.vertices.min(0)
     # density 50·exp(-q) = 25 at q = ln 2: semi-axes √ln2 · (0.3, 0.3, 0.6); TripoSR's z → our y, × 2
     expected = 2 * 2 * np.sqrt(np.log(2)) * np.array([0.3, 0.6, 0.3])
