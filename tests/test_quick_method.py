@@ -82,7 +82,7 @@ def test_quick_refine_runs_stage_1_from_triposr_and_the_usual_mesh_and_stage_2(t
     assert code == 0, err
     job = json.loads((out / "job.json").read_text())
     assert job["method"] == "quick+refine"
-    assert {"triposr", "gaussian_start", "stage1", "mesh", "bake", "stage2"} <= set(job["timings_s"])
+    assert {"triposr", "triposr_mesh", "gaussian_start", "stage1", "mesh", "bake", "stage2"} <= set(job["timings_s"])
     # the smoke preset's 30 stage-1 steps, cut to 40 %, with the capped SDS noise
     assert job["config"]["stage1"]["steps"] == 12 and job["config"]["guidance"]["t_max"] == 0.5
     assert (out / "gaussians.ply").is_file() and (out / "model.glb").is_file()

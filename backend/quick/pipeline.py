@@ -64,8 +64,10 @@ class QuickReconstruction:
 
 
 def reconstruct_quick(rgb: np.ndarray, mask: np.ndarray, config: QuickConfig, models: ModelMode,
-                      device: torch.device, clock: StageClock, control: JobControl) -> QuickReconstruction:
-    """Model load, framing, forward pass, mesh: stages ``load_triposr``, ``preprocess``, ``triposr``, ``mesh``."""
+                      device: torch.device, clock: StageClock, control: JobControl,
+                      mesh_stage: str = "mesh") -> QuickReconstruction:
+    """Model load, framing, forward pass, mesh: stages ``load_triposr``, ``preprocess``, ``triposr`` and
+    ``mesh_stage`` (quick+refine names it apart from its own later mesh stage)."""
     control.report("load_triposr", 0.0)
     with clock.stage("load_triposr"):
         loaded = load_triposr_cached(models, device)
@@ -78,7 +80,7 @@ def reconstruct_quick(rgb: np.ndarray, mask: np.ndarray, config: QuickConfig, mo
         triplane = loaded.model(framed.as_batch(device, loaded.dtype))[0]
     control.report("triposr", 1.0)
     scale = world_scale(config.border_ratio)
-    with clock.stage("mesh"):
+    with clock.stage(mesh_stage):
         surface = extract_field_mesh(loaded.model, triplane, scale, config.mesh, control,
                                      random_weights=models.meaningless)
     return QuickReconstruction(mesh=surface.mesh, level=surface.level, triplane=triplane, model=loaded, scale=scale,

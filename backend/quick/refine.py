@@ -53,6 +53,7 @@ def quick_refine_config(config: PipelineConfig, steps_given: bool) -> PipelineCo
 def start_from_triposr(rgb: np.ndarray, mask: np.ndarray, preset: str, models: ModelMode, device: torch.device,
                        count: int, seed: int, clock: StageClock, control: JobControl) -> GaussianModel:
     """TripoSR's reconstruction of the cut-out as stage 1's starting Gaussians (``count`` of them)."""
-    quick = reconstruct_quick(rgb, mask, quick_config(preset), models, device, clock, control)
+    quick = reconstruct_quick(rgb, mask, quick_config(preset), models, device, clock, control,
+                              mesh_stage="triposr_mesh")
     with clock.stage("gaussian_start"):
         return gaussians_from_reconstruction(quick, count, seed=seed, device=device)
