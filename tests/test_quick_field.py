@@ -70,3 +70,26 @@ def test_field_mesh_comes_out_in_our_frame_up_is_y_and_scaled():
     np.testing.assert_allclose(extent, expected, rtol=0.06)
     volume = trimesh.Trimesh(mesh.vertices, mesh.faces).volume
     assert volume > 0  # outward normals survive the change of frame
+
+
+def test_triposr_frame_meets_our_reference_camera_as_its_own_input_camera():
+    """TripoSR's input camera: on +X, 1.9 away, 40° fov, +Z up, image right = +Y (its renderer's orbit at
+    azimuth 0). After triposr_to_world our reference camera must see the same layout, scaled from its 85 %
+    framing to our 60 % (border 0.2)."""
+    import math
+
+    from backend.camera import reference_camera
+    from backend.mesh.rasterize import project_vertices
+    from backend.models.triposr import triposr_to_world, world_scale
+
+    camera = reference_camera(256)
+    scale = world_scale(0.2)
+    right, up, front = triposr_to_world(np.array([[0, 0.3, 0], [0, 0, 0.3], [0.3, 0, 0]]), scale)
+    xy, depth = project_vertices(torch.tensor(np.stack([right, up, front]), dtype=torch.float32), camera)
+    assert xy[0, 0] > 128 and abs(float(xy[0, 1]) - 128) < 1e-3  # its image-right is our image-right
+    assert xy[1, 1] < 128 and abs(float(xy[1, 0]) - 128) < 1e-3  # its up is our up
+    assert depth[2] < 2.0  # towards its camera is towards ours
+    # apparent size: a point 0.3 to the right, as a fraction of the half image, in each camera
+    theirs = 0.3 / (1.9 * math.tan(math.radians(20)))
+    ours = (float(xy[0, 0]) - 128) / 128
+    assert abs(ours / theirs - 0.6 / 0.85) < 1e-3
