@@ -28,13 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.bench_timing import time_stage  # noqa: E402
 from backend.device import resolve_device  # noqa: E402
 from backend.generate import GenerateRequest, generate  # noqa: E402
+from backend.mesh.extract import marching_cubes  # noqa: E402
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs  # noqa: E402
 from backend.methods import METHODS  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
 from backend.models.triposr import load_triposr_cached, world_scale, world_to_triposr  # noqa: E402
 from backend.quick.config import quick_config  # noqa: E402
 from backend.quick.field_bake import bake_colour_field  # noqa: E402
-from backend.quick.field_mesh import extract_field_mesh  # noqa: E402
+from backend.quick.field_mesh import RANDOM_WEIGHTS_INSIDE_FRACTION, density_on_grid, extract_field_mesh  # noqa: E402
 
 
 def cutout(path: Path, size: int = 512) -> Path:
@@ -71,7 +72,14 @@ def stage_times(models: ModelMode, device: torch.device, preset: str, repeats: i
 
     timing = time_stage("field_mesh", field_mesh, device, repeats, note=f"grid {config.mesh.resolution}³")
     mesh = field_mesh()
-    results["field_mesh"] = dict(timing.as_dict(), faces=mesh.face_count)
+    grid = density_on_grid(loaded.model, triplane, config.mesh.resolution, config.mesh.chunk).float().cpu().numpy()
+    level = float(np.quantile(grid, 1 - RANDOM_WEIGHTS_INSIDE_FRACTION)) if random_weights else config.mesh.threshold
+    raw_faces = len(marching_cubes(grid, level, loaded.config.radius)[1])
+    # marching-cubes faces before cleanup and decimation: what the CPU part of the mesh stage had to chew on
+    results["field_mesh"] = dict(timing.as_dict(), faces=mesh.face_count, marching_cubes_faces=raw_faces)
+    results["density_grid"] = time_stage(
+        "density_grid", lambda: density_on_grid(loaded.model, triplane, config.mesh.resolution, config.mesh.chunk),
+        device, repeats, note="the GPU part of field_mesh").as_dict()
     unwrap = UnwrapConfig(resolution=config.texture_size)
     results["uv_unwrap"] = time_stage("uv_unwrap", lambda: unwrap_uvs(mesh, unwrap), device, repeats).as_dict()
     unwrapped = unwrap_uvs(mesh, unwrap)
