@@ -184,7 +184,7 @@ def generate_request(config: JobConfig, out_dir: Path):
 
     options = config.options
     return GenerateRequest(image_path=config.image_path, prompt=config.prompt, out_dir=str(out_dir),
-                           preset=config.preset, seed=config.seed, mode=config.mode,
+                           preset=config.preset, seed=config.seed, mode=config.mode, method=config.method,
                            sam_variant=options.sam_variant, device=options.device, half=options.half_precision)
 
 

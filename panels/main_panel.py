@@ -30,6 +30,7 @@ class IMAGE_TO_3D_PT_main(bpy.types.Panel):
 
         col = layout.column()
         col.prop(settings, "mode")
+        col.prop(settings, "method")
         col.prop(settings, "preset")
         col.prop(settings, "seed")
         col.prop(settings, "make_preview_plane")

@@ -40,6 +40,7 @@ class JobConfig:
     make_preview_plane: bool
     options: AddonOptions
     photo_match: bool = True  # generate: add a camera that sees the object as the photo did
+    method: str = "dreamgaussian"  # generate: backend/methods.py (dreamgaussian | quick | quick+refine)
     mask_path: str | None = None  # generate: a hand-corrected mask (PNG) of the first prompt, used instead of
     #                               segmenting (one object only)
 

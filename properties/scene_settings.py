@@ -33,6 +33,15 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
                ("high", "High", "Most steps, best texture")],
         default="standard",
     )
+    method: bpy.props.EnumProperty(
+        name="Method",
+        items=[("dreamgaussian", "Best (minutes)", "Fit the object to the photo with a diffusion prior: the most "
+                "photo detail, slow"),
+               ("quick", "Quick (seconds)", "TripoSR makes the whole object in one pass: plausible back, softer "
+                "texture"),
+               ("quick+refine", "Quick + refine", "Start from TripoSR's object, then a shorter fit to the photo")],
+        default="dreamgaussian",
+    )
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     make_preview_plane: bpy.props.BoolProperty(
         name="Preview plane", default=False,
@@ -68,6 +77,7 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
             prompts=prompts,
             mode=self.mode,
             preset=self.preset,
+            method=self.method,
             seed=int(self.seed),
             make_preview_plane=bool(self.make_preview_plane),
             options=read_addon_options(context),
