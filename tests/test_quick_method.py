@@ -86,3 +86,23 @@ def test_quick_refine_runs_stage_1_from_triposr_and_the_usual_mesh_and_stage_2(t
     # the smoke preset's 30 stage-1 steps, cut to 40 %, with the capped SDS noise
     assert job["config"]["stage1"]["steps"] == 12 and job["config"]["guidance"]["t_max"] == 0.5
     assert (out / "gaussians.ply").is_file() and (out / "model.glb").is_file()
+
+
+def test_quick_from_the_blender_panel_imports_a_textured_object(real_settings, tmp_path, monkeypatch):
+    """The Generate button with Method = Quick: the real tiny-model backend, the object imported with its
+    baked texture."""
+    import bpy
+    from image_to_3d.backend.quick import config as quick_config
+
+    monkeypatch.setitem(quick_config.QUICK_PRESETS, "draft", quick_config.QUICK_PRESETS["smoke"])
+    real_settings.image_path = str(cutout_png(tmp_path / "cutout.png"))
+    real_settings.prompt = ""
+    real_settings.method = "quick"
+    assert next(iter(bpy.ops.image_to_3d.generate())) == "FINISHED", real_settings.last_error
+    meshes = [obj for obj in bpy.data.objects if obj.type == "MESH"]
+    assert len(meshes) == 1 and len(meshes[0].data.polygons) > 0
+    images = [node.image for node in meshes[0].active_material.node_tree.nodes if node.type == "TEX_IMAGE"]
+    assert images and tuple(images[0].size) == (64, 64)
+    assert real_settings.stage == "done"
+    jobs = list((tmp_path / "jobs").rglob("job.json"))  # the add-on's output folder (addon_settings)
+    assert len(jobs) == 1 and json.loads(jobs[0].read_text())["method"] == "quick"
