@@ -130,3 +130,27 @@ def test_tiny_mode_is_seeded_and_gives_a_triplane():
     assert out.shape == (2, 3, 8, 8, 8)
     with pytest.raises(ValueError, match="images must be"):
         a.model(torch.rand(1, 3, 32, 32))
+
+
+@pytest.mark.gpu
+def test_outputs_reproduce_the_official_small_model_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    facts = np.load(FACTS / "triposr_small_outputs.npz")
+    model = _small_model().cuda()
+    image = torch.from_numpy(facts["resized_image"]).permute(2, 0, 1)[None].cuda()
+    with torch.no_grad():
+        triplane = model(image)[0]
+        field = model.query_field(triplane, torch.from_numpy(facts["points"]).cuda())
+    np.testing.assert_allclose(triplane.cpu().numpy(), facts["triplane"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(field.colour.cpu().numpy(), facts["color"], atol=1e-4, rtol=0)
+
+
+@pytest.mark.gpu
+def test_full_random_published_model_runs_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    loaded = load_triposr("full-random", "cuda")
+    with torch.no_grad():
+        triplane = loaded.model(torch.rand(1, 3, 512, 512, device="cuda"))
+    assert triplane.shape == (1, 3, 40, 64, 64) and torch.isfinite(triplane).all()
