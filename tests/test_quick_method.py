@@ -106,3 +106,23 @@ def test_quick_from_the_blender_panel_imports_a_textured_object(real_settings, t
     assert real_settings.stage == "done"
     jobs = list((tmp_path / "jobs").rglob("job.json"))  # the add-on's output folder (addon_settings)
     assert len(jobs) == 1 and json.loads(jobs[0].read_text())["method"] == "quick"
+
+
+def test_quick_job_cancelled_at_the_bake_leaves_no_output(tmp_path):
+    from backend.errors import CancelledError
+    from backend.generate import GenerateRequest, generate
+    from backend.job_control import JobControl
+
+    control = JobControl()
+
+    def on_progress(progress):
+        if progress.stage == "bake":
+            control.cancel()
+
+    control.on_progress = on_progress
+    out = tmp_path / "out"
+    request = GenerateRequest(image_path=str(cutout_png(tmp_path / "c.png")), prompt=None, out_dir=str(out),
+                              preset="smoke", models="tiny", device="cpu", method="quick")
+    with pytest.raises(CancelledError):
+        generate(request, control)
+    assert not out.exists()
