@@ -1,4 +1,4 @@
-"""Command line: ``python -m backend <command> …`` (the contract is DESIGN.md §4).
+"""Command line: ``python -m backend <command> …`` (the contract: docs/design.md, "Command line").
 
 Each subcommand's arguments are declared here, in one place; its work lives in the module named in
 ``COMMANDS`` and is imported only when that command runs. Errors become one line on stderr and a
@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from .errors import EXIT_CODES, ImageTo3DError, NotBuiltError, OutOfGPUMemoryError
+from .errors import EXIT_CODES, describe_error
 
 # command → "module:function" (relative to this package, so it also works inside the extension);
 # the function takes the parsed args and returns an exit code.
@@ -106,19 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _resolve_handler(command: str) -> Callable[[argparse.Namespace], int]:
     module_name, func_name = COMMANDS[command].split(":")
-    try:
-        module = importlib.import_module(module_name, __package__)
-    except ModuleNotFoundError as exc:
-        full_name = f"{__package__}{module_name}"
-        if exc.name and (exc.name == full_name or full_name.startswith(exc.name + ".")):
-            raise NotBuiltError(f"'{command}' is not built yet in this version") from None
-        raise
-    return getattr(module, func_name)
-
-
-def _is_cuda_oom(exc: BaseException) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+    return getattr(importlib.import_module(module_name, __package__), func_name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,25 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     try:
         return int(_resolve_handler(args.command)(args) or 0)
-    except ImageTo3DError as exc:
-        if debug:
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        code, message = describe_error(exc, args.command)
+        if debug and not isinstance(exc, KeyboardInterrupt):
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: cancelled", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
-        if _is_cuda_oom(exc):
-            err = OutOfGPUMemoryError(args.command)
-            print(f"error: {err}", file=sys.stderr)
-            return err.exit_code
-        if debug:
-            traceback.print_exc()
-        print(f"error: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it",
-              file=sys.stderr)
-        return 1
-
+        if code == 1:
+            message += "; rerun with --debug and report it"
+        print(f"error: {message}", file=sys.stderr)
+        return code
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,6 @@ job starts, so enabling the add-on stays instant). Tests replace :func:`build_se
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import re
 import sys
@@ -20,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..properties.job_config import MODEL_REPOS, AddonOptions, JobConfig
+from ..backend.models.catalog import MODEL_REPOS
+from ..properties.job_config import AddonOptions, JobConfig
 
 ONLINE_ACCESS_HINT = ("Blender's online access is off: enable Preferences > System > Network > Allow Online Access "
                       "to download models once, or set local model folders in the add-on preferences")
@@ -242,8 +242,10 @@ def _explained_model_errors(options: AddonOptions):
 
 
 def release_model_memory() -> None:
-    """Drop what this job left referenced and return cached CUDA blocks to the driver."""
-    gc.collect()
+    """Drop the loaded-model cache and what this job left referenced; return cached CUDA blocks to the driver."""
+    from ..backend.models.loaded import clear_loaded_models
+
+    clear_loaded_models()  # also runs the cycle collector
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -2,7 +2,8 @@
 
 import bpy
 
-from ..properties.job_config import ADDON_PACKAGE, MODEL_REPOS, AddonOptions
+from ..backend.models.catalog import MODEL_REPOS
+from ..properties.job_config import ADDON_PACKAGE, AddonOptions
 
 
 class ImageTo3DPreferences(bpy.types.AddonPreferences):

@@ -4,14 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Hugging Face repository id of each model a local folder can stand in for (the folder is linked into
-# $IMAGE_TO_3D_MODEL_DIR under ``<repo id with / replaced by -->``, the layout backend.models.hub reads).
-MODEL_REPOS: dict[str, str] = {
-    "clipseg": "CIDAS/clipseg-rd64-refined",
-    "sam": "facebook/segment-anything",
-    "zero123": "ashawkey/zero123-xl-diffusers",
-}
-
 
 @dataclass(frozen=True)
 class AddonOptions:
@@ -19,7 +11,7 @@ class AddonOptions:
 
     device: str = "auto"  # auto | cpu | cuda
     model_source: str = "hf_cache"  # hf_cache | local
-    local_model_dirs: dict[str, str] = field(default_factory=dict)  # "clipseg"|"sam"|"zero123" → folder
+    local_model_dirs: dict[str, str] = field(default_factory=dict)  # family → folder (backend.models.catalog)
     sam_variant: str = "vit_h"  # vit_h | vit_l | vit_b
     half_precision: bool = True  # fp16 on CUDA only
     keep_models_loaded: bool = True

@@ -29,7 +29,7 @@ from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl, ensure_control
 from ..models.mode import ModelMode, resolve_model_mode
 from ..out_of_memory import out_of_memory_error, release_gpu_memory
-from .presets import PipelineConfig, pipeline_config
+from .presets import PipelineConfig, pipeline_config, seeded
 from .request import GenerateRequest, GenerationResult
 from .stage_clock import StageClock
 
@@ -94,6 +94,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     config: PipelineConfig = request.config or pipeline_config(request.preset, request.steps)
     if request.steps is not None and request.config is not None:
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))
+    config = seeded(config, request.seed)  # one seed for every seeded stage
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
     out_dir = Path(request.out_dir)

@@ -63,6 +63,25 @@ def pipeline_config(preset: str, steps: int | None = None) -> PipelineConfig:
     return config
 
 
+# Seeds go to numpy (non-negative only) and to torch generators (64 bits; stage 1 also seeds one with seed + 1),
+# so a seed is a non-negative 63-bit integer.
+SEED_LIMIT = 2**63
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if usable, else BadInputError naming it (exit 2), never a numpy error deep in a stage."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise BadInputError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
+    return seed
+
+
+def seeded(config: PipelineConfig, seed: int) -> PipelineConfig:
+    """``config`` with every seeded stage driven by the job's one ``seed``: the SDS noise (guidance) and the
+    stage-2 views (texture); stage 1 takes the seed as an argument."""
+    return dataclasses.replace(config, guidance=dataclasses.replace(config.guidance, seed=check_seed(seed)),
+                               texture=dataclasses.replace(config.texture, seed=seed))
+
+
 def _smoke_preset() -> PipelineConfig:
     """Tiny sizes for tests and the offline smoke run (``IMAGE_TO_3D_MODELS=tiny``) on a CPU: it exercises
     every stage in seconds; the shape it makes means nothing."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .presets import PipelineConfig
+from .presets import PipelineConfig, check_seed
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class GenerateRequest:
     # [H, W] bool at the photo's size (after EXIF rotation): a mask made beforehand (one segmentation pass
     # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
     mask: np.ndarray | None = None
+
+    def __post_init__(self):
+        check_seed(self.seed)  # a bad seed is bad input (exit 2), found before any work
 
 
 @dataclass(frozen=True)

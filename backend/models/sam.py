@@ -25,9 +25,9 @@ import torch
 
 from ..errors import BadInputError, ModelsUnavailableError
 from . import hub
+from .catalog import SAM_REPO_ID
 from .mode import ModelMode
 
-SAM_REPO_ID = "ybelkada/segment-anything"  # hub mirror of the official files, under checkpoints/
 SAM_REVISION = "7790786db131bcdc639f24a915d9f2c331d843ee"
 
 
