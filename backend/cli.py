@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from . import choices
 from .errors import EXIT_CODES, describe_error
 
 # command → "module:function" (relative to this package, so it also works inside the extension);
@@ -28,9 +29,9 @@ COMMANDS: dict[str, str] = {
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", choices=["real", "tiny", "full-random"], default=None,
+    p.add_argument("--models", choices=choices.MODEL_MODES, default=None,
                    help="weights to use (default: $IMAGE_TO_3D_MODELS, else real)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=choices.DEVICES, default=choices.DEFAULT_DEVICE)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -47,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("segment", help="cut objects out of a photo by text prompts")
     p.add_argument("image")
     p.add_argument("--prompt", action="append", default=[], required=True, help="what to cut out (repeatable)")
-    p.add_argument("--mode", choices=["fast", "paper"], default="fast")
-    p.add_argument("--sam", choices=["vit_h", "vit_l", "vit_b"], default="vit_h", help="SAM variant")
+    p.add_argument("--mode", choices=choices.names(choices.SEGMENTATION_MODES),
+                   default=choices.DEFAULT_SEGMENTATION_MODE)
+    p.add_argument("--sam", choices=choices.SAM_VARIANTS, default=choices.DEFAULT_SAM, help="SAM variant")
     p.add_argument("--threshold", type=float, default=None, help="CLIPSeg heatmap threshold")
     p.add_argument("--out", required=True)
     _add_common(p)
@@ -56,9 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="photo (+ prompt) → textured mesh")
     p.add_argument("image")
     p.add_argument("--prompt", default=None, help="object to take (optional for RGBA cut-outs)")
-    p.add_argument("--mode", choices=["fast", "paper"], default="fast")
-    p.add_argument("--sam", choices=["vit_h", "vit_l", "vit_b"], default="vit_h")
-    p.add_argument("--preset", choices=["draft", "standard", "high", "smoke"], default="standard",
+    p.add_argument("--mode", choices=choices.names(choices.SEGMENTATION_MODES),
+                   default=choices.DEFAULT_SEGMENTATION_MODE)
+    p.add_argument("--sam", choices=choices.SAM_VARIANTS, default=choices.DEFAULT_SAM)
+    p.add_argument("--preset", choices=choices.names(choices.PRESETS + choices.TEST_PRESETS),
+                   default=choices.DEFAULT_PRESET,
                    help="quality preset; smoke = tiny sizes for tests and the offline smoke run")
     p.add_argument("--steps", type=int, default=None, help="stage-1 steps (overrides the preset)")
     p.add_argument("--seed", type=int, default=0)
@@ -75,10 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval-phrasecut", help="segmentation accuracy on PhraseCut")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="miniv")
-    p.add_argument("--mode", choices=["fast", "paper"], default="fast")
+    p.add_argument("--mode", choices=choices.names(choices.SEGMENTATION_MODES),
+                   default=choices.DEFAULT_SEGMENTATION_MODE)
     p.add_argument("--predictions", default=None, help="score a folder of <task_id>.png masks instead")
     p.add_argument("--out", default=None)
-    p.add_argument("--sam", choices=["vit_h", "vit_l", "vit_b"], default="vit_h", help="SAM variant")
+    p.add_argument("--sam", choices=choices.SAM_VARIANTS, default=choices.DEFAULT_SAM, help="SAM variant")
     p.add_argument("--threshold", type=float, default=None, help="CLIPSeg heatmap threshold")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N tasks")
     _add_common(p)

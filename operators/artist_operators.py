@@ -7,6 +7,7 @@ from pathlib import Path
 
 import bpy
 
+from ..backend.choices import DEFAULT_PRESET
 from . import backend_jobs, job_runner
 from .job_operators import _JobOperator
 
@@ -232,7 +233,7 @@ def _entry_config(item, context, seed: int):
 
     mask = Path(item.out_dir) / "mask.png"
     return JobConfig(image_path=item.image_path, prompts=(item.prompt,), mode=item.mode or "fast",
-                     preset=item.preset or "standard", seed=seed, make_preview_plane=False,
+                     preset=item.preset or DEFAULT_PRESET, seed=seed, make_preview_plane=False,
                      options=read_addon_options(context), photo_match=context.scene.image_to_3d.photo_match,
                      mask_path=str(mask) if mask.is_file() else None)
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..choices import DEFAULT_PRESET
 from ..errors import BadInputError
 
 SUMMARY_FIELDS = ("row", "image", "prompt", "status", "exit_code", "message", "seconds", "out_dir")
@@ -19,7 +20,7 @@ class BatchRow:
     index: int
     image: str
     prompt: str | None
-    preset: str = "standard"
+    preset: str = DEFAULT_PRESET
     seed: int = 0
 
     @property
@@ -67,7 +68,7 @@ def read_rows(csv_path: str | Path) -> list[BatchRow]:
                 if not seed_text.lstrip("-").isdigit():
                     raise BadInputError(f"{path}: row {i} has a seed that is not a whole number: {seed_text!r}")
                 rows.append(BatchRow(index=i, image=image, prompt=rec.get("prompt") or None,
-                                     preset=rec.get("preset") or "standard", seed=int(seed_text)))
+                                     preset=rec.get("preset") or DEFAULT_PRESET, seed=int(seed_text)))
     except UnicodeDecodeError as exc:
         raise BadInputError(f"{path} is not a UTF-8 CSV file") from exc
     if not rows:

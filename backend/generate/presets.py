@@ -2,6 +2,7 @@
 
 Presets trade time for quality: ``draft`` for a quick look, ``standard`` (the default: the reference
 method's 500 stage-1 steps), ``high`` for a final asset. ``--steps`` overrides the stage-1 step count.
+Their names, descriptions and the default are declared in backend.choices; this module says what each does.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..choices import DEFAULT_PRESET
 from ..errors import BadInputError
 from ..guidance.config import GuidanceConfig
 from ..mesh.extract import MeshConfig
 from ..mesh.refine_texture import TextureConfig
 from ..stage1 import Stage1Config
+from .request import check_seed
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ PRESETS: dict[str, PipelineConfig] = {
 }
 
 
-def pipeline_config(preset: str, steps: int | None = None) -> PipelineConfig:
+def pipeline_config(preset: str = DEFAULT_PRESET, steps: int | None = None) -> PipelineConfig:
     if preset not in PRESETS:
         raise BadInputError(f"unknown preset {preset!r} (choose one of {', '.join(PRESETS)})")
     config = PRESETS[preset]
@@ -61,18 +64,6 @@ def pipeline_config(preset: str, steps: int | None = None) -> PipelineConfig:
             raise BadInputError(f"--steps must be at least 1, got {steps}")
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=steps))
     return config
-
-
-# Seeds go to numpy (non-negative only) and to torch generators (64 bits; stage 1 also seeds one with seed + 1),
-# so a seed is a non-negative 63-bit integer.
-SEED_LIMIT = 2**63
-
-
-def check_seed(seed: int) -> int:
-    """``seed`` if usable, else BadInputError naming it (exit 2), never a numpy error deep in a stage."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
-        raise BadInputError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
-    return seed
 
 
 def seeded(config: PipelineConfig, seed: int) -> PipelineConfig:
