@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -139,12 +140,10 @@ def current_mask_path(settings, config) -> str | None:
     corrected = settings.corrected_mask_matching(config.image_path, config.prompt or "")
     if corrected:
         return corrected
-    if not settings.segment_dir or not config.prompt:
+    if not settings.segment_masks or not config.prompt:
         return None
-    from ..backend.segment.slug import slugify
-
-    path = Path(settings.segment_dir) / f"{slugify(config.prompt)}.mask.png"
-    return str(path) if path.is_file() else None
+    path = json.loads(settings.segment_masks).get(config.prompt)
+    return path if path and Path(path).is_file() else None
 
 
 # --- job history -----------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
     preview_image: bpy.props.PointerProperty(name="Mask preview", type=bpy.types.Image)
     segment_dir: bpy.props.StringProperty(name="Last segmentation", subtype="DIR_PATH",
                                           description="Folder of the last Segment job's masks")
+    segment_masks: bpy.props.StringProperty(
+        name="Last segmentation's masks", description="JSON: each prompt of the last Segment job → its mask file")
     mask_points: bpy.props.CollectionProperty(type=ImageTo3DMaskPoint, name="Mask points")
     corrected_mask_path: bpy.props.StringProperty(name="Corrected mask", subtype="FILE_PATH")
     corrected_mask_for: bpy.props.StringProperty(

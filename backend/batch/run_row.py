@@ -28,15 +28,16 @@ def row_is_done(out_dir: Path) -> bool:
 def run_row(row: BatchRow, out_root: Path, models: str | None, device: str, force: bool,
             control: JobControl | None = None) -> RowOutcome:
     """Generate one row into ``out_root/<row folder>``; the outcome records success or the one-line error."""
-    from ..generate import GenerateRequest, generate
+    from .. import api
 
     out_dir = out_root / row.folder_name
     if not force and row_is_done(out_dir):
         return RowOutcome(row, "skipped", 0, "already done", 0.0, str(out_dir))
     start = time.perf_counter()
     try:
-        generate(GenerateRequest(image_path=row.image, prompt=row.prompt, out_dir=str(out_dir), preset=row.preset,
-                                 seed=row.seed, models=models, device=device, force=force), control)
+        api.generate(api.GenerateRequest(image_path=row.image, prompt=row.prompt, out_dir=str(out_dir),
+                                         preset=row.preset, seed=row.seed, models=models, device=device, force=force),
+                     control)
         return RowOutcome(row, "done", 0, "", time.perf_counter() - start, str(out_dir))
     except Exception as exc:  # noqa: BLE001 - one bad row must not end the batch
         code, message = describe_error(exc, "batch row")
