@@ -133,7 +133,6 @@ def test_segment_preview_uses_the_files_the_backend_wrote(addon_package, tmp_pat
     loaded a-cup."""
     from image_to_3d.operators import backend_jobs
     from image_to_3d.properties.job_config import AddonOptions, JobConfig
-
     from PIL import Image
 
     photo = tmp_path / "photo.png"
