@@ -3,8 +3,7 @@
 Every job is a plain request dataclass in, a :class:`JobControl` (progress callback, cancel) alongside, and a
 frozen typed result out; every failure is an :class:`~backend.errors.ImageTo3DError` whose exit code and one
 line :func:`describe_error` gives. Importing this module loads no torch: the heavy modules are imported when a
-job runs, so a front end can build requests and read the declared choices at no cost. See docs/design.md,
-"The front door".
+job runs, so a front end can build requests and read the declared choices at no cost. See docs/design.md §8.
 
     from backend import api
     request = api.GenerateRequest(image_path="cup.jpg", prompt="a cup", out_dir="out/cup", seed=3)

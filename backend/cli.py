@@ -1,4 +1,4 @@
-"""Command line: ``python -m backend <command> …`` (the contract: docs/design.md, "Command line").
+"""Command line: ``python -m backend <command> …`` (the contract is docs/design.md §4).
 
 Each subcommand's arguments are declared here, in one place; its work lives in the module named in
 ``COMMANDS`` and is imported only when that command runs. Errors become one line on stderr and a

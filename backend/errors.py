@@ -1,4 +1,4 @@
-"""Errors that end a job, each tied to one documented exit code (docs/design.md, "Exit codes").
+"""Errors that end a job, each tied to one documented exit code (docs/design.md §4).
 
 The CLI, the Blender operators and the batch runner all turn what a job raised into (exit code, one line)
 through :func:`describe_error`; anything that is not one of these errors is a bug and is reported as such.

@@ -1,4 +1,4 @@
-"""Stage 1: optimise 3D Gaussians against the reference view(s) and, optionally, a diffusion prior (DESIGN.md §1).
+"""Stage 1: optimise 3D Gaussians against the reference view(s) and, optionally, a diffusion prior (docs/design.md §1).
 
 DreamGaussian's recipe, in our own code: a few thousand Gaussians start in a ball; Adam fits them to
 

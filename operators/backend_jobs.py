@@ -28,7 +28,7 @@ ONLINE_ACCESS_HINT = ("Blender's online access is off: enable Preferences > Syst
 
 @dataclass(frozen=True)
 class SegmentedPrompt:
-    """The files segmentation wrote for one prompt (DESIGN.md §4 names)."""
+    """The files segmentation wrote for one prompt (docs/design.md §4 names)."""
 
     prompt: str
     slug: str

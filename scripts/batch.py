@@ -6,7 +6,7 @@
     python scripts/batch.py -- …                                                      # the same, bpy module
 
 One summary line per row on stdout. Exit code 0 when every row worked, else the first failed row's code
-(DESIGN.md §4: 2 bad input, 3 nothing matched, 4 models unavailable, 5 out of GPU memory, 130 cancelled).
+(docs/design.md §4: 2 bad input, 3 nothing matched, 4 models unavailable, 5 out of GPU memory, 130 cancelled).
 """
 
 from __future__ import annotations

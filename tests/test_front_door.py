@@ -144,3 +144,14 @@ def test_segment_preview_uses_the_files_the_backend_wrote(addon_package, tmp_pat
     paths = [item.mask_path for item in preview.prompts]
     assert [p.name for p in paths] == ["a-cup.mask.png", "a-cup-2.mask.png"]
     assert all(p.is_file() for p in paths)
+
+
+def test_photo_match_reads_the_backends_reference_camera(addon_package, monkeypatch):
+    """Regression: photo_match kept its own copy of the reference camera's field of view and radius."""
+    from image_to_3d.backend import camera
+    from image_to_3d.operators.photo_match import photo_match_lens
+
+    before = photo_match_lens((10.0, 20.0, 100.0), (200, 150))["lens"]
+    monkeypatch.setattr(camera, "REFERENCE_FOVY_DEG", 30.0)
+    after = photo_match_lens((10.0, 20.0, 100.0), (200, 150))["lens"]
+    assert after > before  # a narrower field of view is a longer lens

@@ -6,7 +6,7 @@ photo → mask (backend.segment) → :func:`cut_out_reference` → :func:`load_g
 Stages are reached through their modules (``preprocess.prepare_reference``, ``mesh.unwrap_uvs``) so a test can
 stand in for one. Each stage is wired here once, so the three callers
 cannot drift apart (they did: eval-recon baked straight colour, generate and bench colour over white).
-See docs/design.md, "Data flow".
+See docs/design.md §1.
 """
 
 from __future__ import annotations

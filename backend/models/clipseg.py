@@ -1,4 +1,4 @@
-"""CLIPSeg (transformers ``CLIPSegForImageSegmentation``) in the three model modes of DESIGN.md §3.
+"""CLIPSeg (transformers ``CLIPSegForImageSegmentation``) in the three model modes of docs/design.md §3.
 
 - ``real``: ``CIDAS/clipseg-rd64-refined`` at a pinned revision, from a local folder or the Hugging Face
   cache (``hub.fetch_snapshot``); safetensors when the folder has them, else ``pytorch_model.bin`` which

@@ -9,7 +9,7 @@ The model is Stable Diffusion 1.x fine-tuned on Objaverse renders (Liu et al., "
   context token (see :mod:`backend.guidance.zero123_guidance` for the camera embedding);
 - ``vae``: the SD ``AutoencoderKL``; ``scheduler``: ``DDIMScheduler`` (scaled-linear betas 0.00085 → 0.012).
 
-Everything is built from the same classes in three modes (DESIGN.md §3): ``real`` loads the diffusers
+Everything is built from the same classes in three modes (docs/design.md §3): ``real`` loads the diffusers
 on-disk layout of Zero123-XL (``ashawkey/zero123-xl-diffusers``: sub-folders unet/, vae/, image_encoder/,
 clip_camera_projection/, scheduler/, feature_extractor/ and model_index.json) at a pinned revision, safetensors
 only from the hub, never remote code (that repository also carries a ``zero123.py`` pipeline, which we do not

@@ -1,4 +1,4 @@
-"""Writing a segmentation to a folder (docs/design.md, "Files a job writes"): mask, cut-out and overlay per prompt + segment.json.
+"""Writing a segmentation to a folder (docs/design.md §4): mask, cut-out and overlay per prompt + segment.json.
 
 Everything is staged and moved into place by AtomicOutputDir, so a failed run leaves no partial files.
 """

@@ -1,4 +1,4 @@
-"""File-name stems for prompts (docs/design.md, "Files a job writes")."""
+"""File-name stems for prompts (docs/design.md §4)."""
 
 from __future__ import annotations
 
