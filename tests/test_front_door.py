@@ -155,3 +155,15 @@ def test_photo_match_reads_the_backends_reference_camera(addon_package, monkeypa
     monkeypatch.setattr(camera, "REFERENCE_FOVY_DEG", 30.0)
     after = photo_match_lens((10.0, 20.0, 100.0), (200, 150))["lens"]
     assert after > before  # a narrower field of view is a longer lens
+
+
+@pytest.mark.parametrize("body,message", [("image,prompt,preset\nx.png,cup,ultra\n", "unknown preset 'ultra'"),
+                                          ("image,prompt,seed\nx.png,cup,-1\n", "--seed must be")])
+def test_batch_csv_rules_refuse_bad_rows_before_any_work(tmp_path, body, message):
+    """Regression: backend/batch/rows.py let an unknown preset or a negative seed through (scripts/batch.py, with
+    its own reader, refused the preset): one reader, one set of rules."""
+    from backend.batch.rows import read_rows
+
+    (tmp_path / "rows.csv").write_text(body)
+    with pytest.raises(BadInputError, match=message):
+        read_rows(tmp_path / "rows.csv")
