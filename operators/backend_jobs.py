@@ -179,13 +179,8 @@ def build_correct_mask_work(config: JobConfig, mask_path: str, points: list[tupl
 
 
 def generate_request(config: JobConfig, out_dir: Path):
-    """The backend request for ``config`` (its first prompt, no mask)."""
-    from ..backend.api import GenerateRequest
-
-    options = config.options
-    return GenerateRequest(image_path=config.image_path, prompt=config.prompt, out_dir=str(out_dir),
-                           preset=config.preset, seed=config.seed, mode=config.mode,
-                           sam_variant=options.sam_variant, device=options.device, half=options.half_precision)
+    """The backend request of ``config`` (its first prompt, no mask) writing into ``out_dir``."""
+    return dataclasses.replace(config.request, out_dir=str(out_dir))
 
 
 def segment_preview(out_dir: Path, written) -> SegmentPreview:

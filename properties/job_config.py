@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..backend.generate.request import GenerateRequest
+
 
 @dataclass(frozen=True)
 class AddonOptions:
@@ -22,23 +24,48 @@ class AddonOptions:
 
 @dataclass(frozen=True)
 class JobConfig:
-    """Everything one segment or generate job needs, read from ``scene.image_to_3d`` and the preferences."""
+    """Everything one segment or generate job needs, read from ``scene.image_to_3d`` and the preferences.
 
-    image_path: str  # absolute path of a readable photo
+    The generation settings are the backend's own request (backend.api.GenerateRequest, torch-free); its
+    ``out_dir`` is filled in when a job starts. The rest is what only the add-on needs."""
+
+    request: GenerateRequest  # photo, first prompt, preset, seed, mode, SAM variant, device, half precision
     prompts: tuple[str, ...]  # one per non-empty line of the prompt text; may be empty for RGBA cut-outs
-    mode: str  # fast | paper
-    preset: str  # draft | standard | high
-    seed: int
     make_preview_plane: bool
     options: AddonOptions
     photo_match: bool = True  # generate: add a camera that sees the object as the photo did
     mask_path: str | None = None  # generate: a hand-corrected mask (PNG) of the first prompt, used instead of
     #                               segmenting (one object only)
 
+    @classmethod
+    def build(cls, image_path: str, prompts: tuple[str, ...], mode: str, preset: str, seed: int,
+              options: AddonOptions, **addon_only) -> JobConfig:
+        """``image_path``: an absolute path of a readable photo. Raises BadInputError for an unusable seed."""
+        request = GenerateRequest(image_path=image_path, prompt=prompts[0] if prompts else None, out_dir="",
+                                  preset=preset, seed=seed, mode=mode, sam_variant=options.sam_variant,
+                                  device=options.device, half=options.half_precision)
+        return cls(request=request, prompts=tuple(prompts), options=options, **addon_only)
+
     @property
     def prompt(self) -> str | None:
         """The first prompt: the one a single-object job uses (several prompts make several objects)."""
-        return self.prompts[0] if self.prompts else None
+        return self.request.prompt
+
+    @property
+    def image_path(self) -> str:
+        return self.request.image_path
+
+    @property
+    def mode(self) -> str:
+        return self.request.mode
+
+    @property
+    def preset(self) -> str:
+        return self.request.preset
+
+    @property
+    def seed(self) -> int:
+        return self.request.seed
 
 
 def split_prompts(text: str) -> tuple[str, ...]:

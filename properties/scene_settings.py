@@ -64,9 +64,9 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
         context = context or bpy.context
         image_path = resolve_photo_path(self)
         prompts = self.prompt_lines()
-        return JobConfig(
-            image_path=image_path,
-            prompts=prompts,
+        return JobConfig.build(
+            image_path,
+            prompts,
             mode=self.mode,
             preset=self.preset,
             seed=int(self.seed),

@@ -138,8 +138,8 @@ def test_segment_preview_uses_the_files_the_backend_wrote(addon_package, tmp_pat
     photo = tmp_path / "photo.png"
     with Image.open(bundled_photo) as image:
         image.convert("RGB").resize((64, 48)).save(photo)
-    config = JobConfig(image_path=str(photo), prompts=("a cup", "A Cup!"), mode="fast", preset="smoke", seed=0,
-                       make_preview_plane=False, options=AddonOptions(device="cpu"))
+    config = JobConfig.build(str(photo), ("a cup", "A Cup!"), mode="fast", preset="smoke", seed=0,
+                             options=AddonOptions(device="cpu"), make_preview_plane=False)
     preview = backend_jobs.build_segment_work(config, tmp_path / "seg")(api.JobControl())
     paths = [item.mask_path for item in preview.prompts]
     assert [p.name for p in paths] == ["a-cup.mask.png", "a-cup-2.mask.png"]
