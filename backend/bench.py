@@ -32,6 +32,7 @@ import torch
 from . import __version__
 from .bench_timing import StageTiming, time_stage
 from .camera import reference_camera
+from .choices import DEFAULT_PRESET
 from .device import resolve_device
 from .gaussians import Gaussians
 from .models.mode import ModelMode, resolve_model_mode
@@ -108,7 +109,7 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
     from .models.zero123 import load_zero123_cached
     from .stage1 import ViewTarget, fit_gaussians
 
-    config = pipeline_config("smoke" if smoke else "standard")
+    config = pipeline_config("smoke" if smoke else DEFAULT_PRESET)
     count = SMOKE_GAUSSIANS if smoke else FULL_GAUSSIANS
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     zero123 = load_zero123_cached(mode, device, dtype)  # the instance generate() reuses below
@@ -168,7 +169,7 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
     # Photo → GLB, warm (models loaded once, cache bypassed with force).
     with tempfile.TemporaryDirectory() as tmp:
         request = api.GenerateRequest(image_path=image_path, prompt="a coffee cup", out_dir=tmp,
-                                  preset="smoke" if smoke else "standard", models=mode.value, device=device.type,
+                                  preset="smoke" if smoke else DEFAULT_PRESET, models=mode.value, device=device.type,
                                   force=True)
         peaks = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..backend.choices import DEFAULT_DEVICE, DEFAULT_SAM
 from ..backend.generate.request import GenerateRequest
 
 
@@ -11,10 +12,10 @@ from ..backend.generate.request import GenerateRequest
 class AddonOptions:
     """The add-on preferences as plain data. Defaults are what a fresh install uses."""
 
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = DEFAULT_DEVICE  # backend.choices.DEVICES
     model_source: str = "hf_cache"  # hf_cache | local
     local_model_dirs: dict[str, str] = field(default_factory=dict)  # family → folder (backend.models.catalog)
-    sam_variant: str = "vit_h"  # vit_h | vit_l | vit_b
+    sam_variant: str = DEFAULT_SAM  # backend.choices.SAM_VARIANT_CHOICES
     half_precision: bool = True  # fp16 on CUDA only
     keep_models_loaded: bool = True
     output_dir: str = ""  # "" → a fresh folder under the system temp folder per job
