@@ -29,9 +29,10 @@ from .choices import (
     SEGMENTATION_MODES,
     TEST_PRESETS,
     Choice,
+    check_seed,
 )
 from .errors import EXIT_CODES, ImageTo3DError, describe_error
-from .generate.request import GenerateRequest, GenerationResult, check_seed
+from .generate.request import GenerateRequest, GenerationResult
 from .job_control import JobControl, Progress
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """The choices a user makes, declared once with their defaults: presets, segmentation modes, SAM variants,
-devices, model modes. Torch-free: the CLI's argument parser and the add-on's menus are built from these.
+devices, model modes, the seed's range. Torch-free: the CLI's argument parser and the add-on's menus are built from these.
 
 What a preset *does* (its step counts and sizes) lives in backend.generate.presets, keyed by these names.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import BadInputError
 from .models.catalog import DEFAULT_SAM_VARIANT, SAM_VARIANTS
 from .models.mode import ModelMode
 
@@ -45,6 +46,18 @@ DEFAULT_SAM = DEFAULT_SAM_VARIANT
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = "auto"
 MODEL_MODES: tuple[str, ...] = tuple(mode.value for mode in ModelMode)
+
+
+# Seeds go to numpy (non-negative only) and to torch generators (64 bits; stage 1 also seeds one with seed + 1),
+# so a seed is a non-negative 63-bit integer.
+SEED_LIMIT = 2**63
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if usable, else BadInputError naming it (exit 2), never a numpy error deep in a stage."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise BadInputError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
+    return seed
 
 
 def names(choices: tuple[Choice, ...]) -> list[str]:

@@ -7,9 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..choices import DEFAULT_PRESET, PRESETS, TEST_PRESETS, names
+from ..choices import DEFAULT_PRESET, PRESETS, TEST_PRESETS, check_seed, names
 from ..errors import BadInputError
-from ..generate.request import check_seed
 
 PRESET_NAMES = tuple(names(PRESETS + TEST_PRESETS))
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..choices import DEFAULT_PRESET
+from ..choices import DEFAULT_PRESET, check_seed
 from ..errors import BadInputError
 from ..guidance.config import GuidanceConfig
 from ..mesh.extract import MeshConfig
 from ..mesh.refine_texture import TextureConfig
 from ..stage1 import Stage1Config
-from .request import check_seed
 
 
 @dataclass(frozen=True)

@@ -10,27 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..choices import DEFAULT_DEVICE, DEFAULT_PRESET, DEFAULT_SAM, DEFAULT_SEGMENTATION_MODE
-from ..errors import BadInputError
+from ..choices import DEFAULT_DEVICE, DEFAULT_PRESET, DEFAULT_SAM, DEFAULT_SEGMENTATION_MODE, check_seed
 
 if TYPE_CHECKING:
     import numpy as np
 
     from .presets import PipelineConfig
-
-# Seeds go to numpy (non-negative only) and to torch generators (64 bits; stage 1 also seeds one with seed + 1),
-# so a seed is a non-negative 63-bit integer.
-SEED_LIMIT = 2**63
-
-
-def check_seed(seed: int) -> int:
-    """``seed`` if usable, else BadInputError naming it (exit 2), never a numpy error deep in a stage."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
-        raise BadInputError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
-    return seed
-
-
-
 
 @dataclass(frozen=True)
 class GenerateRequest:
