@@ -1,7 +1,8 @@
 """The work a job does, as a plain callable ``work(control) -> result`` built from a JobConfig.
 
-This is the only module of the add-on that calls into ``backend`` (imported inside the callables, when a
-job starts, so enabling the add-on stays instant). Tests replace :func:`build_segment_work` and
+This is the only module of the add-on that runs backend jobs, all through ``backend.api`` (imported inside the
+callables, when a job starts, so enabling the add-on stays instant; the rest of the add-on reads only the
+torch-free declarations: ``backend.choices``, ``backend.models.catalog``, the request type). Tests replace :func:`build_segment_work` and
 :func:`build_generate_work` with fakes that write the same files.
 """
 
