@@ -19,8 +19,8 @@ from .errors import EXIT_CODES, describe_error
 # command → "module:function" (relative to this package, so it also works inside the extension);
 # the function takes the parsed args and returns an exit code.
 COMMANDS: dict[str, str] = {
-    "segment": ".segment.command:run_segment_command",
-    "generate": ".generate.command:run_generate_command",
+    "segment": ".job_commands:run_segment_command",
+    "generate": ".job_commands:run_generate_command",
     "bench": ".bench:run_bench_command",
     "eval-phrasecut": ".segment.phrasecut:run_eval_phrasecut_command",
     "eval-recon": ".eval_recon.command:run_eval_recon_command",
