@@ -167,3 +167,13 @@ def test_batch_csv_rules_refuse_bad_rows_before_any_work(tmp_path, body, message
     (tmp_path / "rows.csv").write_text(body)
     with pytest.raises(BadInputError, match=message):
         read_rows(tmp_path / "rows.csv")
+
+
+def test_the_texture_is_baked_in_one_place():
+    """Regression: generate, bench and eval-recon each wired the bake (and baked different colours); now they
+    all call backend.generate.stages.bake_gaussian_texture, the one caller of mesh.bake_texture."""
+    callers = sorted(str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "backend").rglob("*.py")
+                     if "bake_texture(" in path.read_text(encoding="utf-8") and path.name != "bake.py")
+    assert callers == ["backend/generate/stages.py"]
+    for tool in ("backend/generate/pipeline.py", "backend/bench.py", "backend/eval_recon/reconstruct.py"):
+        assert "bake_gaussian_texture(" in (REPO_ROOT / tool).read_text(encoding="utf-8"), tool
