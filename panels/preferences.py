@@ -2,7 +2,9 @@
 
 import bpy
 
-from ..properties.job_config import ADDON_PACKAGE, MODEL_REPOS, AddonOptions
+from ..backend import choices
+from ..backend.models.catalog import MODEL_REPOS
+from ..properties.job_config import ADDON_PACKAGE, AddonOptions
 
 
 class ImageTo3DPreferences(bpy.types.AddonPreferences):
@@ -26,11 +28,12 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
                                       description="Segment Anything checkpoint(s)")
     zero123_dir: bpy.props.StringProperty(name="Zero123 folder", subtype="DIR_PATH",
                                           description=f"Files of {MODEL_REPOS['zero123']} (diffusers layout)")
+    triposr_dir: bpy.props.StringProperty(name="TripoSR folder", subtype="DIR_PATH",
+                                          description=f"Files of {MODEL_REPOS['triposr']} (the Quick methods)")
     sam_variant: bpy.props.EnumProperty(
         name="SAM variant",
-        items=[("vit_h", "ViT-H", "Best masks, 2.5 GB"), ("vit_l", "ViT-L", "1.2 GB"),
-               ("vit_b", "ViT-B", "Smallest and quickest, 375 MB")],
-        default="vit_h",
+        items=choices.enum_items(choices.SAM_VARIANT_CHOICES),
+        default=choices.DEFAULT_SAM,
     )
     half_precision: bpy.props.BoolProperty(name="Half precision", default=True,
                                            description="fp16 on CUDA: half the GPU memory (no effect on CPU)")
@@ -45,7 +48,8 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
     package_report: bpy.props.StringProperty(name="Package check", description="What Check Python packages found")
 
     def to_options(self, online_access: bool) -> AddonOptions:
-        dirs = {"clipseg": self.clipseg_dir, "sam": self.sam_dir, "zero123": self.zero123_dir}
+        dirs = {"clipseg": self.clipseg_dir, "sam": self.sam_dir, "zero123": self.zero123_dir,
+                "triposr": self.triposr_dir}
         return AddonOptions(
             device=self.device,
             model_source=self.model_source,
@@ -69,7 +73,7 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "output_dir")
         layout.prop(self, "model_source")
         if self.model_source == "local":
-            for name in ("clipseg_dir", "sam_dir", "zero123_dir"):
+            for name in ("clipseg_dir", "sam_dir", "zero123_dir", "triposr_dir"):
                 layout.prop(self, name)
         for line in model_access_hint(self.model_source).split("\n"):
             layout.label(text=line, icon="INFO")

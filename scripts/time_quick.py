@@ -25,12 +25,12 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backend.api import GenerateRequest, generate  # noqa: E402
 from backend.bench_timing import time_stage  # noqa: E402
+from backend.choices import METHODS, names  # noqa: E402
 from backend.device import resolve_device  # noqa: E402
-from backend.generate import GenerateRequest, generate  # noqa: E402
 from backend.mesh.extract import marching_cubes  # noqa: E402
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs  # noqa: E402
-from backend.methods import METHODS  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
 from backend.models.triposr import load_triposr_cached, world_scale, world_to_triposr  # noqa: E402
 from backend.quick.config import quick_config  # noqa: E402
@@ -116,7 +116,7 @@ def main() -> int:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--preset", default="standard")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--methods", default=",".join(METHODS), help="whole jobs to time, comma-separated")
+    parser.add_argument("--methods", default=",".join(names(METHODS)), help="whole jobs to time, comma-separated")
     parser.add_argument("--out", default=None, help="write the results here as JSON")
     args = parser.parse_args()
     models, device = ModelMode(args.models), resolve_device(args.device)

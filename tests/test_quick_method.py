@@ -64,14 +64,14 @@ def test_unknown_method_is_a_usage_error(tmp_path, capsys):
     assert "--method" in capsys.readouterr().err
 
 
-def test_unknown_method_in_a_request_is_bad_input(tmp_path):
-    from backend.errors import BadInputError
-    from backend.generate import GenerateRequest, generate
+def test_unknown_method_in_a_request_is_bad_input_before_any_work(tmp_path):
+    from backend import api
 
-    request = GenerateRequest(image_path=str(cutout_png(tmp_path / "c.png")), prompt=None, out_dir=str(tmp_path / "o"),
-                              method="fast", models="tiny", device="cpu")
-    with pytest.raises(BadInputError, match="unknown method"):
-        generate(request)
+    with pytest.raises(api.ImageTo3DError, match="unknown method 'fast'") as info:
+        api.GenerateRequest(image_path=str(cutout_png(tmp_path / "c.png")), prompt=None, out_dir=str(tmp_path / "o"),
+                            method="fast", models="tiny", device="cpu")
+    assert api.describe_error(info.value)[0] == 2
+    assert not (tmp_path / "o").exists()
 
 
 def test_quick_refine_runs_stage_1_from_triposr_and_the_usual_mesh_and_stage_2(tmp_path, capsys):
@@ -109,9 +109,8 @@ def test_quick_from_the_blender_panel_imports_a_textured_object(real_settings, t
 
 
 def test_quick_job_cancelled_at_the_bake_leaves_no_output(tmp_path):
+    from backend.api import GenerateRequest, JobControl, generate
     from backend.errors import CancelledError
-    from backend.generate import GenerateRequest, generate
-    from backend.job_control import JobControl
 
     control = JobControl()
 

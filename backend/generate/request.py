@@ -1,14 +1,29 @@
-"""What a generate job is asked to do, and what it produced."""
+"""What a generate job is asked to do, and what it produced.
+
+Torch-free (numpy and the stage configs only for type checkers): a front end (the add-on, a worker client)
+builds a request without loading the pipeline.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from ..choices import (
+    DEFAULT_DEVICE,
+    DEFAULT_METHOD,
+    DEFAULT_PRESET,
+    DEFAULT_SAM,
+    DEFAULT_SEGMENTATION_MODE,
+    check_method,
+    check_seed,
+)
 
-from .presets import PipelineConfig
+if TYPE_CHECKING:
+    import numpy as np
 
+    from .presets import PipelineConfig
 
 @dataclass(frozen=True)
 class GenerateRequest:
@@ -17,20 +32,25 @@ class GenerateRequest:
     image_path: str
     prompt: str | None
     out_dir: str
-    preset: str = "standard"
+    preset: str = DEFAULT_PRESET
     steps: int | None = None
     seed: int = 0
-    mode: str = "fast"  # segmentation: fast | paper
-    sam_variant: str = "vit_h"
+    mode: str = DEFAULT_SEGMENTATION_MODE  # segmentation: see backend.choices.SEGMENTATION_MODES
+    sam_variant: str = DEFAULT_SAM
     models: str | None = None  # real | tiny | full-random; None → $IMAGE_TO_3D_MODELS, else real
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     half: bool = True  # fp16 models on CUDA
     force: bool = False  # redo cached mask and stage 1
     config: PipelineConfig | None = None
     # [H, W] bool at the photo's size (after EXIF rotation): a mask made beforehand (one segmentation pass
     # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
     mask: np.ndarray | None = None
-    method: str = "dreamgaussian"  # backend.methods: dreamgaussian | quick | quick+refine
+    method: str = DEFAULT_METHOD  # how the object is made: backend.choices.METHODS
+
+    def __post_init__(self):
+        # a bad seed or method is bad input (exit 2), found before any work
+        check_seed(self.seed)
+        check_method(self.method)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Photo (+ prompt) → textured mesh in one TripoSR forward pass: ``generate --method quick``.
 
-The numbered recipe of backend/generate/pipeline.py with stage 1 replaced: the same mask (photo alpha, cache
-or segmentation), then TripoSR's input framing, one forward pass to a triplane, our marching cubes on its
+The numbered recipe of backend/generate/pipeline.py with stage 1 replaced: the same job steps
+(backend.generate.job_steps: seeding, the mask from a given mask, photo alpha, cache or segmentation, job.json
+fields, the mesh files), the same UV stage (backend.generate.stages.unwrap_mesh), then TripoSR's input framing, one forward pass to a triplane, our marching cubes on its
 density, xatlas UVs, and a texture read from its colour field at each texel's surface point (no renders).
 The export is the same (model.glb, model.obj + texture, job.json, mask.png, reference.png); there is no
 gaussians.ply. :func:`reconstruct_quick` is the part quick+refine reuses.
@@ -19,22 +20,21 @@ import torch
 
 from ..atomic_output import AtomicOutputDir, check_output_location
 from ..device import resolve_device
+from ..generate.job_steps import job_metadata, object_mask, seed_everything, write_mesh_files
 from ..generate.request import GenerateRequest, GenerationResult
 from ..generate.stage_clock import StageClock
+from ..generate.stages import unwrap_mesh
 from ..images import LoadedImage, load_image
 from ..job_cache import JobCache
 from ..job_control import JobControl, ensure_control
 from ..mesh.mesh import Mesh
 from ..models.mode import ModelMode, resolve_model_mode
-from ..models.triposr import FieldSample, LoadedTripoSR, load_triposr_cached, world_scale, world_to_triposr
-from ..models.triposr.loading import LICENCE
+from ..models.triposr import LICENCE, FieldSample, LoadedTripoSR, load_triposr_cached, world_scale, world_to_triposr
 from ..out_of_memory import out_of_memory_error, release_gpu_memory
 from .config import QuickConfig, quick_config
 from .field_bake import bake_colour_field
 from .field_mesh import extract_field_mesh
 from .preprocess import TripoSRInput, prepare_triposr_input
-
-METHOD = "quick"
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,6 @@ def reconstruct_quick(rgb: np.ndarray, mask: np.ndarray, config: QuickConfig, mo
 
 def generate_quick(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
     """Run the quick job; raises an :class:`~backend.errors.ImageTo3DError` subclass on any failure."""
-    # the DreamGaussian pipeline's mask step and output helpers, shared rather than copied
-    from ..generate.pipeline import _metadata, _object_mask, _save_png, _seed_everything
-    from ..mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
     from ..preprocess import reference_crop
 
     # 1. Check inputs before any heavy work.
@@ -106,28 +103,27 @@ def generate_quick(request: GenerateRequest, control: JobControl | None = None) 
     cache = JobCache()
     reused: list[str] = []
     started = time.perf_counter()
-    _seed_everything(request.seed)
+    seed_everything(request.seed)
     try:
         # 2. Mask: the photo's alpha, the cache, or text-guided segmentation.
-        mask = _object_mask(request, image, models, cache, clock, control, reused)
+        mask = object_mask(request, image, models, cache, clock, control, reused)
 
         # 3. TripoSR: framing, forward pass, mesh from its density.
         quick = reconstruct_quick(image.rgb, mask, config, models, device, clock, control)
 
         # 4. UVs, then the texture from its colour field.
-        control.report("uv_unwrap", 0.0)
         with clock.stage("uv_unwrap"):
-            mesh = unwrap_uvs(quick.mesh, UnwrapConfig(resolution=config.texture_size))
+            mesh = unwrap_mesh(quick.mesh, config.texture_size, control)
         with clock.stage("bake"):
             mesh = bake_colour_field(mesh, quick.colour_at, config.texture_size, device=device, control=control)
 
         # 5. Export, atomically.
-        crop = reference_crop(mask, 256, config.border_ratio)
-        metadata = quick_metadata(request, config, models, device, reused, quick, _metadata)
+        crop = reference_crop(mask, border_ratio=config.border_ratio)  # the square the photo-match camera frames
+        metadata = quick_metadata(request, config, models, device, reused, quick)
         metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
         metadata["reference_crop"] = crop.as_list()
         with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
-            write_mesh_outputs(staging, mesh, metadata, mask, quick.input.image, _save_png, control)
+            write_mesh_files(staging, mesh, metadata, mask, quick.input.image, control)
             metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
             metadata["total_s"] = round(time.perf_counter() - started, 3)
             metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
@@ -146,24 +142,11 @@ def generate_quick(request: GenerateRequest, control: JobControl | None = None) 
     )
 
 
-def quick_metadata(request, config, models: ModelMode, device, reused, quick: QuickReconstruction, base_metadata,
-                   method: str = METHOD) -> dict:
-    """job.json fields: the shared ones, plus the method and where TripoSR came from (and its licence)."""
-    metadata = base_metadata(request, config, models, device, reused)
-    metadata["method"] = method
+def quick_metadata(request: GenerateRequest, config: QuickConfig, models: ModelMode, device, reused,
+                   quick: QuickReconstruction) -> dict:
+    """job.json fields: every method's (backend.generate.job_steps.job_metadata), plus where TripoSR came from
+    and its licence."""
+    metadata = job_metadata(request, config, models, device, reused)
     metadata["triposr"] = {"model": quick.model.model_id, "revision": quick.model.revision, "licence": LICENCE,
                            "world_scale": round(quick.scale, 6)}
     return metadata
-
-
-def write_mesh_outputs(staging: Path, mesh: Mesh, metadata: dict, mask: np.ndarray, reference_rgb: np.ndarray,
-                       save_png, control: JobControl) -> None:
-    """model.glb, model.obj (+ .mtl, texture), mask.png, reference.png into the staging folder."""
-    from ..export import export_glb, export_obj
-
-    control.report("export", 0.0, "model.glb")
-    export_glb(mesh, staging / "model.glb", metadata)
-    control.report("export", 0.5, "model.obj")
-    export_obj(mesh, staging)
-    save_png(staging / "mask.png", mask)
-    save_png(staging / "reference.png", reference_rgb)

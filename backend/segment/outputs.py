@@ -1,4 +1,4 @@
-"""Writing a segmentation to a folder (DESIGN.md §4): mask, cut-out and overlay per prompt + segment.json.
+"""Writing a segmentation to a folder (docs/design.md §4): mask, cut-out and overlay per prompt + segment.json.
 
 Everything is staged and moved into place by AtomicOutputDir, so a failed run leaves no partial files.
 """
@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from .. import __version__
 from ..atomic_output import AtomicOutputDir
+from ..errors import BadInputError
 from ..images import LoadedImage, load_image, to_uint8
 from ..job_control import JobControl, ensure_control
 from .api import ModelInfo, run_segmentation
@@ -78,6 +79,22 @@ def write_prompt_images(folder: Path, image: LoadedImage, result: SegmentationRe
     Image.fromarray(rgba, mode="RGBA").save(files.cutout)
     Image.fromarray(render_overlay(image.rgb, mask), mode="RGB").save(files.overlay)
     return files
+
+
+def write_mask_images(folder: Path, image: LoadedImage, prompt: str, slug: str, mask: np.ndarray) -> PromptFiles:
+    """The same three PNGs for a mask made another way (a hand-corrected one): no heatmap, score 1."""
+    result = SegmentationResult(prompt=prompt, slug=slug, mode="corrected", mask=np.asarray(mask, bool), score=1.0,
+                                heatmap=np.zeros((1, 1), np.float32), working_size=mask.shape)
+    return write_prompt_images(folder, image, result)
+
+
+def read_mask_png(path: str | os.PathLike) -> np.ndarray:
+    """[H, W] bool from an 8-bit mask PNG (0 / 255), as write_prompt_images writes it."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L")) > 127
+    except OSError as exc:
+        raise BadInputError(f"cannot read the mask {path}: {exc}") from None
 
 
 def render_overlay(rgb: np.ndarray, mask: np.ndarray, rows_per_block: int = 512) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""Getting a TripoSR model in each mode (DESIGN.md §3): ``real``, ``tiny``, ``full-random``.
+"""Getting a TripoSR model in each mode (docs/design.md §3): ``real``, ``tiny``, ``full-random``.
 
 ``real`` reads ``config.yaml`` and the checkpoint of ``stabilityai/TripoSR`` (MIT licence, code and weights)
-at a pinned revision, from ``$IMAGE_TO_3D_MODEL_DIR/stabilityai--TripoSR`` or the hub cache, offline-first
+at the revision pinned in backend/models/catalog.py, from ``$IMAGE_TO_3D_MODEL_DIR/stabilityai--TripoSR`` or the hub cache, offline-first
 (backend.models.hub). The checkpoint is ``model.ckpt``, a pickled state dict: it is read with
 ``torch.load(weights_only=True)``, which unpickles tensors and plain containers only, never code; a
 ``model.safetensors`` beside it is preferred when present. Nothing from the repository is executed.
@@ -19,15 +19,11 @@ import torch
 
 from ...errors import ModelsUnavailableError
 from .. import hub
+from ..catalog import TRIPOSR_REPO_ID, TRIPOSR_REVISION
 from ..mode import ModelMode
 from .config import PUBLISHED, TINY, TripoSRConfig, config_from_yaml_text
 from .model import TripoSR
 
-TRIPOSR_REPO = "stabilityai/TripoSR"
-# Pinned revision of the hub repository. The commit hash could not be looked up from this offline
-# workshop; the lead replaces "main" with the hash of the revision the facts were checked against
-# before `real` ships (hub.fetch_snapshot accepts either).
-TRIPOSR_REVISION = "main"
 HUB_ALLOW_PATTERNS = ("config.yaml", "model.ckpt", "model.safetensors")
 LICENCE = "MIT (code and weights: github.com/VAST-AI-Research/TripoSR, huggingface.co/stabilityai/TripoSR)"
 
@@ -58,8 +54,8 @@ def load_triposr(mode: ModelMode | str, device: torch.device | str, dtype: torch
     mode = ModelMode(mode)
     device = torch.device(device)
     if mode is ModelMode.REAL:
-        folder = hub.fetch_snapshot(TRIPOSR_REPO, TRIPOSR_REVISION, HUB_ALLOW_PATTERNS, local_dir=local_dir)
-        return load_triposr_folder(folder, device, dtype, model_id=TRIPOSR_REPO, revision=TRIPOSR_REVISION)
+        folder = hub.fetch_snapshot(TRIPOSR_REPO_ID, TRIPOSR_REVISION, HUB_ALLOW_PATTERNS, local_dir=local_dir)
+        return load_triposr_folder(folder, device, dtype, model_id=TRIPOSR_REPO_ID, revision=TRIPOSR_REVISION)
     config = TINY if mode is ModelMode.TINY else PUBLISHED
     torch.manual_seed(0)
     with torch.device(device):
@@ -128,5 +124,6 @@ def load_triposr_cached(mode: ModelMode, device: torch.device, dtype: torch.dtyp
     """:func:`load_triposr` through the process-wide model cache (backend.models.loaded)."""
     from ..loaded import ModelKey, get_or_load
 
-    key = ModelKey("triposr", mode.value, "", str(device), str(dtype))
+    key = ModelKey("triposr", mode.value, "", str(device), str(dtype),
+                   hub.model_source(TRIPOSR_REPO_ID) if mode is ModelMode.REAL else "")
     return get_or_load(key, lambda: load_triposr(mode, device, dtype=dtype))
