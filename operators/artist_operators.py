@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bpy
 
-from ..backend.choices import DEFAULT_PRESET, DEFAULT_SEGMENTATION_MODE
+from ..backend.choices import DEFAULT_METHOD, DEFAULT_PRESET, DEFAULT_SEGMENTATION_MODE
 from . import backend_jobs, job_runner
 from .job_operators import _JobOperator
 
@@ -226,13 +226,14 @@ class IMAGE_TO_3D_OT_history_rerun(_JobOperator, bpy.types.Operator):
 
 
 def _entry_config(item, context, seed: int):
-    """A JobConfig that repeats history ``item`` (its photo, prompt, preset, mode and mask) with ``seed``."""
+    """A JobConfig that repeats history ``item`` (its photo, prompt, method, preset, mode and mask) with ``seed``."""
     from ..properties.job_config import JobConfig
     from ..properties.scene_settings import read_addon_options
 
     mask = Path(item.out_dir) / "mask.png"
     return JobConfig.build(item.image_path, (item.prompt,), mode=item.mode or DEFAULT_SEGMENTATION_MODE,
-                           preset=item.preset or DEFAULT_PRESET, seed=seed, options=read_addon_options(context),
+                           preset=item.preset or DEFAULT_PRESET, method=item.method or DEFAULT_METHOD, seed=seed,
+                           options=read_addon_options(context),
                            make_preview_plane=False, photo_match=context.scene.image_to_3d.photo_match,
                            mask_path=str(mask) if mask.is_file() else None)
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backend.choices import DEFAULT_PRESET
+from ..backend.choices import DEFAULT_METHOD, DEFAULT_PRESET
 
 HISTORY_FILE = "history.json"
 HISTORY_LENGTH = 10  # entries kept (newest first)
@@ -30,6 +30,7 @@ class HistoryEntry:
     seed: int = 0
     preset: str = DEFAULT_PRESET
     mode: str = "fast"
+    method: str = DEFAULT_METHOD  # entries written before the method choice existed were DreamGaussian jobs
 
     @property
     def thumbnail_path(self) -> Path:

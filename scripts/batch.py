@@ -1,7 +1,7 @@
 """Headless batch generation into .blend files, through the add-on's own operators.
 
     blender -b --python scripts/batch.py -- --image photo.jpg --prompt "a coffee cup" --out scene.blend
-    blender -b --python scripts/batch.py -- --csv rows.csv --out scene.blend          # header: image,prompt[,preset,seed]
+    blender -b --python scripts/batch.py -- --csv rows.csv --out scene.blend          # header: image,prompt[,preset,seed,method]
     blender -b --python scripts/batch.py -- --csv rows.csv --out folder --per-row     # one .blend per row
     python scripts/batch.py -- …                                                      # the same, bpy module
 
@@ -41,10 +41,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      description="Photo + prompt rows → textured objects in .blend files")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", help="one photo")
-    source.add_argument("--csv", help="rows under a header naming image,prompt[,preset,seed]")
+    source.add_argument("--csv", help="rows under a header naming image,prompt[,preset,seed,method]")
     parser.add_argument("--prompt", default="", help="with --image: what to take out of the photo")
     parser.add_argument("--preset", choices=choices.names(choices.PRESETS), default=choices.DEFAULT_PRESET)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--method", choices=choices.names(choices.METHODS), default=choices.DEFAULT_METHOD,
+                        help="with --image: how the object is made (a CSV row's 'method' column)")
     parser.add_argument("--mode", choices=choices.names(choices.SEGMENTATION_MODES),
                         default=choices.DEFAULT_SEGMENTATION_MODE)
     parser.add_argument("--out", required=True, help="the .blend to write (a folder with --per-row)")
@@ -84,6 +86,7 @@ def run_row(row: BatchRow, mode: str, location: tuple[float, float, float]) -> R
     settings.prompt = row.prompt or ""
     settings.preset = row.preset
     settings.seed = row.seed
+    settings.method = row.method
     settings.mode = mode
     scene.cursor.location = location
     try:
@@ -120,7 +123,8 @@ def row_line(index: int, row: BatchRow, outcome: RowOutcome) -> str:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        rows = read_rows(args.csv) if args.csv else [BatchRow(1, args.image, args.prompt, args.preset, args.seed)]
+        rows = (read_rows(args.csv) if args.csv
+                else [BatchRow(1, args.image, args.prompt, args.preset, args.seed, args.method)])
     except BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

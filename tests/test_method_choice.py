@@ -5,12 +5,13 @@ history's "repeat" (issues 16 and 22)."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
 
 from backend import api, choices
-from backend.errors import ModelsUnavailableError
+from backend.errors import BadInputError, ModelsUnavailableError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 METHOD_NAMES = ["dreamgaussian", "quick", "quick+refine"]
@@ -52,6 +53,52 @@ def test_triposr_comes_from_the_catalogs_repository(monkeypatch, tmp_path):
     with pytest.raises(ModelsUnavailableError, match=catalog.TRIPOSR_REPO_ID):
         load_triposr("real", "cpu")
     assert catalog.MODEL_REPOS["triposr"] == catalog.TRIPOSR_REPO_ID == "stabilityai/TripoSR"
+
+
+def test_batch_csv_method_column(tmp_path):
+    from backend.batch.rows import read_rows
+
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text("image,prompt,method\na.png,cup,quick\nb.png,mug,\nc.png,pot,quick+refine\n")
+    assert [row.method for row in read_rows(csv_path)] == ["quick", "dreamgaussian", "quick+refine"]
+    csv_path.write_text("image,prompt\na.png,cup\n")  # the column is optional
+    assert read_rows(csv_path)[0].method == "dreamgaussian"
+    csv_path.write_text("image,prompt,method\na.png,cup,quick\nb.png,mug,fastest\n")
+    with pytest.raises(BadInputError, match=r"row 2 .*unknown method 'fastest'"):
+        read_rows(csv_path)
+
+
+def test_batch_row_runs_its_method_and_a_changed_method_is_redone(tmp_path, monkeypatch):
+    from backend.batch.rows import BatchRow
+    from backend.batch.run_row import run_row
+
+    requests = []
+
+    def fake_generate(request, control=None):
+        requests.append(request)
+        out = Path(request.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.glb").write_bytes(b"glTF")
+        (out / "job.json").write_text(json.dumps({"method": request.method}))
+
+    monkeypatch.setattr(api, "generate", fake_generate)
+    row = BatchRow(index=1, image="a.png", prompt="cup", method="quick")
+    assert run_row(row, tmp_path, "tiny", "cpu", force=False).status == "done"
+    assert requests[-1].method == "quick"
+    assert run_row(row, tmp_path, "tiny", "cpu", force=False).status == "skipped"  # resumed
+    again = BatchRow(index=1, image="a.png", prompt="cup", method="dreamgaussian")
+    assert run_row(again, tmp_path, "tiny", "cpu", force=False).status == "done"  # not the quick result
+    assert requests[-1].method == "dreamgaussian"
+
+
+def test_history_written_before_the_method_choice_repeats_as_dreamgaussian(addon_package, tmp_path):
+    from image_to_3d.operators.job_history import HistoryEntry, read_history, record_job
+
+    (tmp_path / "history.json").write_text(json.dumps({"jobs": [
+        {"out_dir": "old", "prompt": "cup", "image_path": "p.png", "status": "done", "finished_at": "then"}]}))
+    assert read_history(tmp_path)[0].method == "dreamgaussian"
+    record_job(tmp_path, HistoryEntry("new", "cup", "p.png", "done", "now", method="quick"))
+    assert [entry.method for entry in read_history(tmp_path)] == ["quick", "dreamgaussian"]
 
 
 def test_panel_method_menu_is_the_declared_choice_and_reaches_the_request(addon_settings, tmp_path):
