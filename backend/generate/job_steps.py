@@ -3,15 +3,17 @@
 The DreamGaussian recipe (backend/generate/pipeline.py) and the quick one (backend/quick/pipeline.py) both
 seed every generator from the job's seed, take the object's mask the same way (a given mask, the photo's own
 alpha, the job cache, or segmentation), describe themselves in the same job.json fields and write the same
-mesh files. Declared here once so the two cannot drift apart. See docs/design.md §1.
+mesh files and job.json. Declared here once so the two cannot drift apart. See docs/design.md §1.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import platform
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +127,12 @@ def write_mesh_files(staging: Path, mesh: Mesh, metadata: dict, mask: np.ndarray
     export_obj(mesh, staging)
     save_png(staging / "mask.png", mask)
     save_png(staging / "reference.png", reference)
+
+
+def write_job_json(staging: Path, metadata: dict, clock: StageClock, started: float) -> None:
+    """job.json: ``metadata`` plus the per-stage seconds, the whole job's seconds since ``started``
+    (time.perf_counter) and the per-stage peak GPU memory."""
+    metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
+    metadata["total_s"] = round(time.perf_counter() - started, 3)
+    metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
+    (staging / "job.json").write_text(json.dumps(metadata, indent=2))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl, ensure_control
 from ..models.mode import resolve_model_mode
 from ..out_of_memory import out_of_memory_error, release_gpu_memory
-from .job_steps import job_metadata, object_mask, seed_everything, write_mesh_files
+from .job_steps import job_metadata, object_mask, seed_everything, write_job_json, write_mesh_files
 from .presets import PipelineConfig, pipeline_config, seeded
 from .request import GenerateRequest, GenerationResult
 from .stage_clock import StageClock
@@ -124,10 +123,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
                              np.concatenate([reference.image.rgb, reference.image.alpha[..., None]], -1), control)
             control.report("export", 0.8, "gaussians.ply")
             export_gaussians_ply(gaussians, staging / "gaussians.ply")
-            metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
-            metadata["total_s"] = round(time.perf_counter() - started, 3)
-            metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
-            (staging / "job.json").write_text(json.dumps(metadata, indent=2))
+            write_job_json(staging, metadata, clock, started)
             # last chance to cancel: inside the staging block, so a cancelled job never leaves its files
             control.report("export", 1.0)
     except torch.cuda.OutOfMemoryError as exc:  # outside any timed stage

@@ -10,7 +10,6 @@ gaussians.ply. :func:`reconstruct_quick` is the part quick+refine reuses.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 from ..atomic_output import AtomicOutputDir, check_output_location
 from ..device import resolve_device
-from ..generate.job_steps import job_metadata, object_mask, seed_everything, write_mesh_files
+from ..generate.job_steps import job_metadata, object_mask, seed_everything, write_job_json, write_mesh_files
 from ..generate.request import GenerateRequest, GenerationResult
 from ..generate.stage_clock import StageClock
 from ..generate.stages import unwrap_mesh
@@ -124,10 +123,7 @@ def generate_quick(request: GenerateRequest, control: JobControl | None = None) 
         metadata["reference_crop"] = crop.as_list()
         with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
             write_mesh_files(staging, mesh, metadata, mask, quick.input.image, control)
-            metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
-            metadata["total_s"] = round(time.perf_counter() - started, 3)
-            metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
-            (staging / "job.json").write_text(json.dumps(metadata, indent=2))
+            write_job_json(staging, metadata, clock, started)
             control.report("export", 1.0)
     except torch.cuda.OutOfMemoryError as exc:  # outside any timed stage
         raise out_of_memory_error(control.stage or "generate") from exc
