@@ -42,7 +42,11 @@ def test_quick_method_writes_a_textured_glb_obj_and_job_json(tmp_path, capsys):
     job = json.loads((out / "job.json").read_text())
     assert job["method"] == "quick"
     assert job["models"] == "tiny" and "meaningless" in job["note"]
-    assert job["triposr"]["licence"].startswith("MIT")
+    from backend.models.mode import ModelMode
+    from backend.models.triposr import triposr_provenance
+
+    provenance = triposr_provenance(ModelMode.TINY)  # what quick+refine records: the same as the loaded model's
+    assert {key: job["triposr"][key] for key in provenance} == provenance
     assert {"load_triposr", "preprocess", "triposr", "mesh", "uv_unwrap", "bake"} <= set(job["timings_s"])
     assert "stage1" not in job["timings_s"] and not (out / "gaussians.ply").exists()
     scene = trimesh.load(out / "model.glb")
@@ -82,6 +86,7 @@ def test_quick_refine_runs_stage_1_from_triposr_and_the_usual_mesh_and_stage_2(t
     assert code == 0, err
     job = json.loads((out / "job.json").read_text())
     assert job["method"] == "quick+refine"
+    assert job["triposr"]["model"] == "triposr (tiny)" and job["triposr"]["licence"].startswith("MIT")
     assert {"triposr", "triposr_mesh", "gaussian_start", "stage1", "mesh", "bake", "stage2"} <= set(job["timings_s"])
     # an explicit --steps is kept (the 40 % cut of a preset's steps: test_quick_refine.py); SDS noise capped
     assert job["config"]["stage1"]["steps"] == 4 and job["config"]["guidance"]["t_max"] == 0.5

@@ -116,6 +116,10 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
 
         # 8. Export, atomically.
         metadata = job_metadata(request, config, models, device, reused)
+        if method == QUICK_REFINE:  # its start came from TripoSR: say which, and its licence
+            from ..models.triposr import triposr_provenance
+
+            metadata["triposr"] = triposr_provenance(models)
         metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
         metadata["reference_crop"] = reference.crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
         with clock.stage("export"), AtomicOutputDir(out_dir) as staging:

@@ -7,10 +7,17 @@ the checkpoint's names), ``backbone`` (triplane tokens + transformer), ``decoder
 
 from .config import PUBLISHED, TINY, TripoSRConfig
 from .decoder import FieldSample
-from .loading import LICENCE, LoadedTripoSR, load_triposr, load_triposr_cached, load_triposr_folder
+from .loading import (
+    LICENCE,
+    LoadedTripoSR,
+    load_triposr,
+    load_triposr_cached,
+    load_triposr_folder,
+    triposr_provenance,
+)
 from .model import TripoSR, triposr_to_world, world_scale, world_to_triposr
 
 __all__ = [
     "LICENCE", "PUBLISHED", "TINY", "FieldSample", "LoadedTripoSR", "TripoSR", "TripoSRConfig", "load_triposr",
-    "load_triposr_cached", "load_triposr_folder", "triposr_to_world", "world_scale", "world_to_triposr",
+    "load_triposr_cached", "load_triposr_folder", "triposr_provenance", "triposr_to_world", "world_scale", "world_to_triposr",
 ]

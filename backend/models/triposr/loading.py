@@ -120,6 +120,14 @@ def _finish(model: TripoSR, mode: ModelMode, device: torch.device, dtype: torch.
     return LoadedTripoSR(model=model, mode=mode, device=device, dtype=dtype, model_id=model_id, revision=revision)
 
 
+def triposr_provenance(mode: ModelMode) -> dict:
+    """job.json's record of the TripoSR a job in ``mode`` used (what :func:`load_triposr` names it) and its
+    licence; also for a job whose TripoSR work came from the job cache."""
+    real = mode is ModelMode.REAL
+    return {"model": TRIPOSR_REPO_ID if real else f"triposr ({mode.value})",
+            "revision": TRIPOSR_REVISION if real else None, "licence": LICENCE}
+
+
 def load_triposr_cached(mode: ModelMode, device: torch.device, dtype: torch.dtype = torch.float32) -> LoadedTripoSR:
     """:func:`load_triposr` through the process-wide model cache (backend.models.loaded)."""
     from ..loaded import ModelKey, get_or_load
