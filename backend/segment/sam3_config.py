@@ -1,0 +1,82 @@
+"""Settings of the SAM 3 segmenter (documented defaults; checked on construction). No torch here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import BadInputError
+
+SEGMENTERS = ("clipseg-sam", "sam3")  # the paper's CLIPSeg + SAM fusion (default), SAM 3 concept segmentation
+DEFAULT_SEGMENTER = "clipseg-sam"
+# SAM 3's presence head: the probability that the phrase names something in the photo. Below 0.5 the model
+# finds absence more likely than presence, which is what "nothing matched" (exit 3) means.
+DEFAULT_PRESENCE_THRESHOLD = 0.5
+# An instance counts when sigmoid(its logit) × presence exceeds this: transformers' default for
+# Sam3Processor.post_process_instance_segmentation. Chosen, not tuned: `eval-phrasecut --segmenter sam3` tunes it.
+DEFAULT_INSTANCE_THRESHOLD = 0.3
+HALF_DTYPES = ("bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class InstanceChoice:
+    """Which of the instances SAM 3 found becomes the object mask."""
+
+    kind: str  # "best" | "union" | "rank"
+    rank: int = 1  # kind "rank": 1 = the best-scoring instance, 2 = the next, …
+
+    @classmethod
+    def parse(cls, text: str) -> InstanceChoice:
+        """``best``, ``union`` or a rank ``N`` ≥ 1 (1 = best) — the CLI's ``--instance``."""
+        text = str(text).strip().lower()
+        if text in ("best", "union"):
+            return cls(text)
+        if text.isdigit() and int(text) >= 1:
+            return cls("rank", int(text))
+        raise BadInputError(f"unknown instance choice {text!r} (choose best, union, or a rank 1, 2, …)")
+
+    def __str__(self) -> str:
+        return str(self.rank) if self.kind == "rank" else self.kind
+
+
+@dataclass(frozen=True)
+class Sam3SegmentConfig:
+    instance: InstanceChoice = InstanceChoice("best")
+    presence_threshold: float | None = None  # None → DEFAULT_PRESENCE_THRESHOLD (real), 0 (random weights)
+    instance_threshold: float | None = None  # None → DEFAULT_INSTANCE_THRESHOLD (real), 0 (random weights)
+    max_instances: int = 20  # keep at most this many instances per phrase (highest scores)
+    mask_threshold: float = 0.5  # an instance's mask: sigmoid(mask logit) > this
+    prompts_per_batch: int = 8  # phrases decoded together against the one vision pass (bounds memory)
+    half_dtype: str = "bfloat16"  # on CUDA with SegmentConfig.half: "bfloat16" (as SAM 3 ships) or "float16"
+    accept_license: bool = False  # the user accepted the SAM License: the gated weights may be downloaded
+    hf_token: str | None = field(default=None, repr=False)  # None → the stored Hugging Face login / $HF_TOKEN
+
+    def __post_init__(self) -> None:
+        if isinstance(self.instance, str):  # accept "best" / "union" / "2" from callers that hold text
+            object.__setattr__(self, "instance", InstanceChoice.parse(self.instance))
+        for name in ("presence_threshold", "instance_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise BadInputError(f"SAM 3 {name.replace('_', ' ')} must be in [0, 1], got {value}")
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise BadInputError(f"SAM 3 mask threshold must be in (0, 1), got {self.mask_threshold}")
+        if self.max_instances < 1 or self.prompts_per_batch < 1:
+            raise BadInputError(f"max_instances and prompts_per_batch must be ≥ 1, got "
+                                f"{self.max_instances}/{self.prompts_per_batch}")
+        if self.half_dtype not in HALF_DTYPES:
+            raise BadInputError(f"unknown half dtype {self.half_dtype!r} (choose {' or '.join(HALF_DTYPES)})")
+
+    def thresholds(self, random_weights: bool) -> tuple[float, float]:
+        """(presence, instance) thresholds in effect; random weights score ~0.5 at best, so theirs default to 0."""
+        presence = self.presence_threshold
+        instance = self.instance_threshold
+        if presence is None:
+            presence = 0.0 if random_weights else DEFAULT_PRESENCE_THRESHOLD
+        if instance is None:
+            instance = 0.0 if random_weights else DEFAULT_INSTANCE_THRESHOLD
+        return presence, instance
+
+
+def check_segmenter(name: str) -> str:
+    if name not in SEGMENTERS:
+        raise BadInputError(f"unknown segmenter {name!r} (choose {' or '.join(SEGMENTERS)})")
+    return name
