@@ -12,11 +12,13 @@ from .request import GenerateRequest
 
 def run_generate_command(args: argparse.Namespace) -> int:
     from ..job_control import JobControl
+    from ..segment.sam3_config import segmenter_from_args
 
+    segmenter, sam3 = segmenter_from_args(args)
     request = GenerateRequest(
         image_path=args.image, prompt=args.prompt, out_dir=args.out, preset=args.preset, steps=args.steps,
         seed=args.seed, mode=args.mode, sam_variant=args.sam, models=args.models, device=args.device,
-        force=args.force,
+        force=args.force, segmenter=segmenter, sam3=sam3,
     )
     with progress_printer(quiet=args.quiet) as on_progress:
         result = generate(request, JobControl(on_progress=on_progress))

@@ -69,7 +69,8 @@ def generate_many(image_path: str | os.PathLike, prompts: Sequence[str], out_roo
 
     # 2. One segmentation pass: every prompt's mask from one SAM embedding.
     started = time.perf_counter()
-    config = SegmentConfig(mode=template.mode, sam_variant=template.sam_variant, device=template.device,
+    config = SegmentConfig(segmenter=template.segmenter, sam3=template.sam3, mode=template.mode,
+                           sam_variant=template.sam_variant, device=template.device,
                            half=template.half, models=resolve_model_mode(template.models))
     masks = segment_image(image, prompts, config, _prefixed(control, f"{count} objects"))
     segment_seconds = time.perf_counter() - started

@@ -63,7 +63,8 @@ def _object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode
         if _has_cutout(image):
             return image.alpha >= 0.5
         raise BadInputError("a prompt is needed: the image has no transparent background to cut the object from")
-    config = SegmentConfig(mode=request.mode, sam_variant=request.sam_variant, models=models,
+    config = SegmentConfig(segmenter=request.segmenter, sam3=request.sam3, mode=request.mode,
+                           sam_variant=request.sam_variant, models=models,
                            device=request.device, half=request.half)
     key = job_key("mask", file_digest(request.image_path), request.prompt, config)
     if not request.force:

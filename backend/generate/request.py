@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..segment.sam3_config import DEFAULT_SEGMENTER, Sam3SegmentConfig
 from .presets import PipelineConfig
 
 
@@ -22,6 +23,8 @@ class GenerateRequest:
     seed: int = 0
     mode: str = "fast"  # segmentation: fast | paper
     sam_variant: str = "vit_h"
+    segmenter: str = DEFAULT_SEGMENTER  # clipseg-sam | sam3 (backend.segment.sam3_config)
+    sam3: Sam3SegmentConfig = field(default_factory=Sam3SegmentConfig)  # with segmenter sam3
     models: str | None = None  # real | tiny | full-random; None → $IMAGE_TO_3D_MODELS, else real
     device: str = "auto"
     half: bool = True  # fp16 models on CUDA

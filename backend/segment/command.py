@@ -8,10 +8,14 @@ import sys
 from ..job_control import JobControl, Progress
 from ..models.mode import resolve_model_mode
 from .config import DEFAULT_THRESHOLD, SegmentConfig
+from .sam3_config import segmenter_from_args
 
 
 def run_segment_command(args: argparse.Namespace) -> int:
+    segmenter, sam3 = segmenter_from_args(args)
     config = SegmentConfig(
+        segmenter=segmenter,
+        sam3=sam3,
         mode=args.mode,
         sam_variant=args.sam,
         threshold=DEFAULT_THRESHOLD if args.threshold is None else args.threshold,

@@ -110,6 +110,8 @@ def describe_run(image: LoadedImage, results: list[SegmentationResult], config: 
         "image": image.path,
         "image_size": {"width": width, "height": height},
         "mode": config.mode,
+        "segmenter": config.segmenter,
+        "instance": str(config.sam3.instance) if config.segmenter == "sam3" else None,
         "threshold": config.threshold,
         "paper_keep": config.paper_keep if config.mode == "paper" else None,
         "points_per_side": config.points_per_side if config.mode == "paper" else None,
@@ -122,6 +124,8 @@ def describe_run(image: LoadedImage, results: list[SegmentationResult], config: 
         "half": info.half,
         "prompts": [],
     }
+    if config.segmenter == "sam3":  # SAM 3 replaces both models; mode/threshold/SAM ids do not apply
+        metadata.update(mode="sam3", threshold=None, model_ids={"sam3": {"id": info.sam_id}})
     if info.mode.meaningless:
         metadata["note"] = MEANINGLESS_NOTE.format(mode=info.mode.value)
     for result in results:

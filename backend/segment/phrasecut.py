@@ -173,13 +173,18 @@ def run_eval_phrasecut_command(args: argparse.Namespace) -> int:
     else:
         from ..models.mode import resolve_model_mode
         from .config import DEFAULT_THRESHOLD, SegmentConfig
+        from .sam3_config import segmenter_from_args
 
         mode = resolve_model_mode(args.models)
-        config = SegmentConfig(mode=args.mode, sam_variant=args.sam, models=mode, device=args.device,
+        segmenter, sam3 = segmenter_from_args(args)
+        config = SegmentConfig(segmenter=segmenter, sam3=sam3, mode=args.mode, sam_variant=args.sam, models=mode,
+                               device=args.device,
                                threshold=DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
         metrics = score_segmentation(tasks, sizes, args.data, config, quiet=args.quiet)
         source = {"mode": config.mode, "threshold": config.threshold, "sam": config.sam_variant,
-                  "models": mode.value}
+                  "models": mode.value, "segmenter": config.segmenter}
+        if config.segmenter == "sam3":
+            source.update(mode="sam3", threshold=None, sam=None, instance=str(config.sam3.instance))
         if mode.meaningless:
             source["note"] = f"models are '{mode.value}' (random weights): these scores are meaningless"
     precision = "  ".join(f"Pr@{t:.1f}={p:.4f}" for t, p in metrics.precision.items())
