@@ -43,6 +43,8 @@ def _add_segmenter(p: argparse.ArgumentParser) -> None:
                    help="sam3: which instance is the object: best, union, or a rank N (1 = best)")
     p.add_argument("--accept-sam3-license", action="store_true",
                    help="accept Meta's SAM License so SAM 3's weights may be downloaded (once)")
+    p.add_argument("--presence-threshold", type=float, default=None,
+                   help="sam3: below this presence score the phrase counts as absent (exit 3); default 0.5")
     p.add_argument("--hf-token", default=None,
                    help="Hugging Face token for the gated SAM 3 weights (default: your `hf auth login`, $HF_TOKEN)")
 

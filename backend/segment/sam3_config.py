@@ -83,12 +83,14 @@ def check_segmenter(name: str) -> str:
 
 
 def segmenter_from_args(args) -> tuple[str, Sam3SegmentConfig]:
-    """(segmenter, SAM 3 settings) from the CLI's --segmenter, --instance, --accept-sam3-license, --hf-token."""
+    """(segmenter, SAM 3 settings) from the CLI's --segmenter, --instance, --presence-threshold, --accept-sam3-license
+    and --hf-token."""
     segmenter = check_segmenter(getattr(args, "segmenter", None) or DEFAULT_SEGMENTER)
     instance = InstanceChoice.parse(getattr(args, "instance", None) or "best")
     if segmenter != "sam3" and instance.kind != "best":
         raise BadInputError(f"--instance {instance} needs --segmenter sam3 (the CLIPSeg + SAM segmenter returns "
                             "one mask per prompt)")
     settings = Sam3SegmentConfig(instance=instance, accept_license=bool(getattr(args, "accept_sam3_license", False)),
-                                 hf_token=getattr(args, "hf_token", None) or None)
+                                 hf_token=getattr(args, "hf_token", None) or None,
+                                 presence_threshold=getattr(args, "presence_threshold", None))
     return segmenter, settings
