@@ -193,3 +193,17 @@ def test_eval_phrasecut_with_sam3(dataset, tmp_path, capsys):  # noqa: F811 - th
     assert report["segmenter"] == "sam3" and report["instance"] == "union" and report["count"] == 4
     assert set(report["per_task"]) == {"1__a", "1__b", "2__a", "2__b"}
     assert all(0.0 <= t["iou"] <= 1.0 for t in report["per_task"].values())
+
+
+def test_bench_script_runs_on_the_cpu_with_tiny_models(repo_root, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_sam3", repo_root / "scripts" / "bench_sam3.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--models", "tiny", "--device", "cpu", "--repeats", "1", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["dtypes"]["float32"]
+    for stage in ("first_prompt", "vision", "further_prompt", "six_prompts"):
+        assert row[stage]["median_s"] > 0
+    assert row["finite_outputs"] and row["instances_per_prompt"] == 8
