@@ -23,8 +23,8 @@ from backend.models.sam3 import (
     save_sam3_folder,
 )
 from backend.segment import SegmentConfig, segment_image
-from backend.segment.sam3_config import InstanceChoice, Sam3SegmentConfig
-from backend.segment.sam3_segmenter import BoxPrompt, ConceptSegmenter, load_sam3_cached
+from backend.segment.sam3_config import BoxPrompt, InstanceChoice, Sam3SegmentConfig
+from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached
 from tests.test_segment_phrasecut import dataset  # noqa: F401 - the PhraseCut fixture, shared
 
 CPU = torch.device("cpu")
@@ -207,3 +207,18 @@ def test_bench_script_runs_on_the_cpu_with_tiny_models(repo_root, tmp_path):
     for stage in ("first_prompt", "vision", "further_prompt", "six_prompts"):
         assert row[stage]["median_s"] > 0
     assert row["finite_outputs"] and row["instances_per_prompt"] == 8
+
+
+def test_cli_boxes_reach_sam3(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray((_photo().rgb * 255).astype(np.uint8)).save(path)
+    base = ["segment", str(path), "--prompt", "red block", "--segmenter", "sam3", "--models", "tiny", "--device",
+            "cpu", "-q"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*base, "--box", "20,10,44,30", "--exclude-box", "0,0,10,10", "--out", str(tmp_path / "boxed")]) == 0
+    plain, boxed = (json.loads((tmp_path / name / "segment.json").read_text())["prompts"][0]["kept_scores"]
+                    for name in ("plain", "boxed"))
+    assert plain != boxed
+    assert main([*base, "--box", "20,10,10,30", "--out", str(tmp_path / "bad")]) == 2
+    without_sam3 = [a for a in base if a not in ("--segmenter", "sam3")]
+    assert main([*without_sam3, "--box", "20,10,44,30", "--out", str(tmp_path / "bad")]) == 2

@@ -39,6 +39,25 @@ class InstanceChoice:
 
 
 @dataclass(frozen=True)
+class BoxPrompt:
+    """An exemplar box for SAM 3 (mask correction, or --box / --exclude-box), in photo pixels (x right, y down)."""
+
+    box: tuple[float, float, float, float]  # XYXY
+    positive: bool = True  # True: "objects like this one"; False: "not like this one"
+
+    @classmethod
+    def parse(cls, text: str, positive: bool = True) -> BoxPrompt:
+        """``x0,y0,x1,y1`` in photo pixels (the CLI's --box / --exclude-box)."""
+        try:
+            values = tuple(float(v) for v in str(text).split(","))
+        except ValueError:
+            values = ()
+        if len(values) != 4 or not (values[0] < values[2] and values[1] < values[3]):
+            raise BadInputError(f"bad box {text!r}: expected x0,y0,x1,y1 in photo pixels with x0 < x1 and y0 < y1")
+        return cls(values, positive)
+
+
+@dataclass(frozen=True)
 class Sam3SegmentConfig:
     instance: InstanceChoice = InstanceChoice("best")
     presence_threshold: float | None = None  # None → DEFAULT_PRESENCE_THRESHOLD (real), 0 (random weights)
@@ -46,6 +65,8 @@ class Sam3SegmentConfig:
     max_instances: int = 20  # keep at most this many instances per phrase (highest scores)
     mask_threshold: float = 0.5  # an instance's mask: sigmoid(mask logit) > this
     prompts_per_batch: int = 8  # phrases decoded together against the one vision pass (bounds memory)
+    # exemplar boxes that refine every phrase of the photo (they are part of the question, so of the cache key)
+    boxes: tuple[BoxPrompt, ...] = ()
     half_dtype: str = "bfloat16"  # on CUDA with SegmentConfig.half: "bfloat16" (as SAM 3 ships) or "float16"
     accept_license: bool = False  # the user accepted the SAM License: the gated weights may be downloaded
     hf_token: str | None = field(default=None, repr=False)  # None → the stored Hugging Face login / $HF_TOKEN
@@ -83,14 +104,18 @@ def check_segmenter(name: str) -> str:
 
 
 def segmenter_from_args(args) -> tuple[str, Sam3SegmentConfig]:
-    """(segmenter, SAM 3 settings) from the CLI's --segmenter, --instance, --presence-threshold, --accept-sam3-license
-    and --hf-token."""
+    """(segmenter, SAM 3 settings) from the CLI's --segmenter, --instance, --box, --exclude-box,
+    --presence-threshold, --accept-sam3-license and --hf-token."""
     segmenter = check_segmenter(getattr(args, "segmenter", None) or DEFAULT_SEGMENTER)
     instance = InstanceChoice.parse(getattr(args, "instance", None) or "best")
     if segmenter != "sam3" and instance.kind != "best":
         raise BadInputError(f"--instance {instance} needs --segmenter sam3 (the CLIPSeg + SAM segmenter returns "
                             "one mask per prompt)")
+    boxes = tuple([BoxPrompt.parse(t) for t in getattr(args, "box", None) or []]
+                  + [BoxPrompt.parse(t, positive=False) for t in getattr(args, "exclude_box", None) or []])
+    if segmenter != "sam3" and boxes:
+        raise BadInputError("--box / --exclude-box need --segmenter sam3")
     settings = Sam3SegmentConfig(instance=instance, accept_license=bool(getattr(args, "accept_sam3_license", False)),
                                  hf_token=getattr(args, "hf_token", None) or None,
-                                 presence_threshold=getattr(args, "presence_threshold", None))
+                                 presence_threshold=getattr(args, "presence_threshold", None), boxes=boxes)
     return segmenter, settings

@@ -18,13 +18,13 @@ from ..job_control import JobControl
 from ..models.mode import resolve_model_mode
 from .config import SegmentConfig, check_prompts
 from .result import SegmentationResult
-from .sam3_segmenter import BoxPrompt, segment_concepts
+from .sam3_segmenter import segment_concepts
 from .slug import unique_slugs
 
 
 def run_sam3_segmentation(image: LoadedImage, prompts: Sequence[str], config: SegmentConfig, control: JobControl,
-                          allow_empty: bool = False, boxes: Sequence[BoxPrompt] = ()):
-    """(results, ModelInfo) like ``backend.segment.api.run_segmentation``, by SAM 3."""
+                          allow_empty: bool = False):
+    """(results, ModelInfo) like ``backend.segment.api.run_segmentation``, by SAM 3 (with ``config.sam3.boxes``)."""
     from .api import ModelInfo  # api imports this module lazily; importing it back here avoids a cycle
 
     prompts = check_prompts(prompts)
@@ -32,7 +32,7 @@ def run_sam3_segmentation(image: LoadedImage, prompts: Sequence[str], config: Se
     device = resolve_device(config.device)
     control.report("sam3", 0.0, f"{len(prompts)} prompt(s)")
     run = segment_concepts(image, prompts, config.sam3, mode, device, config.half, config.max_side,
-                           config.model_dir, boxes)
+                           config.model_dir, config.sam3.boxes)
     failed = [f"{p!r} ({why})" for p, why in zip(prompts, run.failures, strict=True) if why]
     if failed and not allow_empty:
         raise NothingMatchedError("nothing in the image matched " + "; ".join(failed))

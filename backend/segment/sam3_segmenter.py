@@ -33,15 +33,7 @@ from ..images import LoadedImage, fit_within, resize_mask, resize_rgb
 from ..models.loaded import ModelKey, get_or_load
 from ..models.mode import ModelMode
 from ..models.sam3 import Sam3Access, Sam3Models, load_sam3
-from .sam3_config import InstanceChoice, Sam3SegmentConfig
-
-
-@dataclass(frozen=True)
-class BoxPrompt:
-    """A box from mask correction, in photo pixels (x right, y down)."""
-
-    box: tuple[float, float, float, float]  # XYXY
-    positive: bool = True  # True: "like this"; False: "not like this"
+from .sam3_config import BoxPrompt, InstanceChoice, Sam3SegmentConfig
 
 
 @dataclass(frozen=True)
