@@ -43,6 +43,10 @@ def _add_segmenter(p: argparse.ArgumentParser) -> None:
                    help="sam3: which instance is the object: best, union, or a rank N (1 = best)")
     p.add_argument("--accept-sam3-license", action="store_true",
                    help="accept Meta's SAM License so SAM 3's weights may be downloaded (once)")
+    p.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                   help="sam3: an example of the object, in photo pixels (repeatable)")
+    p.add_argument("--exclude-box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                   help="sam3: an example of what is not the object (repeatable)")
     p.add_argument("--presence-threshold", type=float, default=None,
                    help="sam3: below this presence score the phrase counts as absent (exit 3); default 0.5")
     p.add_argument("--hf-token", default=None,
