@@ -222,3 +222,18 @@ def test_cli_boxes_reach_sam3(tmp_path):
     assert main([*base, "--box", "20,10,10,30", "--out", str(tmp_path / "bad")]) == 2
     without_sam3 = [a for a in base if a not in ("--segmenter", "sam3")]
     assert main([*without_sam3, "--box", "20,10,44,30", "--out", str(tmp_path / "bad")]) == 2
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_runs_and_agrees_with_float32(dtype):
+    """The CUDA path's dtypes, checked on the CPU: every input (pixels, boxes) follows the weights' dtype."""
+    photo, boxes = _photo().rgb, [BoxPrompt((20, 10, 44, 30))]
+    answers = []
+    for weights in (torch.float32, dtype):
+        models = load_sam3_cached(ModelMode.TINY, Sam3SegmentConfig(), CPU, weights)
+        segmenter = ConceptSegmenter(models, Sam3SegmentConfig(), CPU, weights)
+        segmenter.set_image(photo)
+        answers.append(segmenter.segment(["red block"], boxes)[0])
+    full, half = answers
+    assert half.presence == pytest.approx(full.presence, abs=0.01)
+    np.testing.assert_allclose([i.score for i in half.instances], [i.score for i in full.instances], atol=0.01)
