@@ -237,3 +237,37 @@ def test_half_precision_runs_and_agrees_with_float32(dtype):
     full, half = answers
     assert half.presence == pytest.approx(full.presence, abs=0.01)
     np.testing.assert_allclose([i.score for i in half.instances], [i.score for i in full.instances], atol=0.01)
+
+
+def test_consented_download_uses_the_token_and_the_pinned_revision(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError
+    from huggingface_hub.utils import httpx
+
+    from backend.models.sam3 import SAM3_REVISION
+
+    folder = save_sam3_folder(build_tiny_sam3(), tmp_path / "snapshot")
+    calls, granted = [], {"yes": False}
+
+    def snapshot_download(repo_id, **kwargs):  # the hub as seen by a user without, then with, access
+        calls.append((repo_id, kwargs))
+        if kwargs.get("local_files_only"):
+            raise LocalEntryNotFoundError("not cached")
+        if not granted["yes"]:
+            response = httpx.Response(403, request=httpx.Request("GET", "https://huggingface.co/facebook/sam3"))
+            raise GatedRepoError("access to model facebook/sam3 is restricted", response=response)
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("IMAGE_TO_3D_MODEL_DIR", raising=False)
+    access = Sam3Access(accept_license=True, token="hf_test_token")
+    with pytest.raises(ModelsUnavailableError, match=r"\(GatedRepoError\)\. facebook/sam3 is gated: request access on https://huggingface"):
+        load_sam3(ModelMode.REAL, access=access)
+    granted["yes"] = True
+    loaded = load_sam3(ModelMode.REAL, access=access)
+    assert loaded.mode is ModelMode.REAL and loaded.revision == SAM3_REVISION
+    downloads = [kwargs for repo, kwargs in calls if not kwargs.get("local_files_only")]
+    assert all(repo == SAM3_REPO_ID for repo, _ in calls)
+    assert downloads and all(k["token"] == "hf_test_token" and k["revision"] == SAM3_REVISION for k in downloads)
+    assert "model.safetensors" in downloads[0]["allow_patterns"] and "sam3.pt" not in downloads[0]["allow_patterns"]

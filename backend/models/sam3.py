@@ -100,7 +100,9 @@ def find_sam3_files(local_dir: str | os.PathLike | None = None, access: Sam3Acce
     try:
         return hub.fetch_snapshot(SAM3_REPO_ID, SAM3_REVISION, SAM3_FILES, token=access.token)
     except ModelsUnavailableError as exc:
-        raise ModelsUnavailableError(no_access_message(str(exc))) from None
+        # hub names the folders it looked in; what matters here is why the download failed
+        cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "offline: HF_HUB_OFFLINE is set"
+        raise ModelsUnavailableError(no_access_message(cause)) from None
 
 
 def no_access_message(cause: str) -> str:
