@@ -127,7 +127,8 @@ class ConceptSegmenter:
             out = self.models.model(vision_embeds=features, input_ids=tokens["input_ids"],
                                     attention_mask=tokens["attention_mask"], **box_inputs)
         presence = out.presence_logits.float().sigmoid()[:, 0]  # [P]
-        scores = out.pred_logits.float().sigmoid() * presence[:, None]  # [P, Q]
+        scores = (out.pred_logits.float().sigmoid() * presence[:, None]).cpu()  # [P, Q]: one copy, no per-item syncs
+        presence = presence.cpu()
         h, w = self._working_size
         semantic = F.interpolate(out.semantic_seg.float(), size=(h, w), mode="bilinear", align_corners=False)
         semantic = semantic[:, 0].sigmoid().cpu().numpy().astype(np.float32)
@@ -136,7 +137,7 @@ class ConceptSegmenter:
 
     def _instances(self, prompt: str, presence: float, scores: torch.Tensor, masks: torch.Tensor,
                    boxes: torch.Tensor, semantic: np.ndarray) -> ConceptSegmentation:
-        """scores [Q]; masks [Q, m, m] logits; boxes [Q, 4] XYXY in [0, 1] of the squashed input."""
+        """scores [Q] (CPU); masks [Q, m, m] logits; boxes [Q, 4] XYXY in [0, 1] of the squashed input."""
         h, w = self._working_size
         big_h, big_w = self._photo_size
         order = torch.argsort(scores, descending=True)
@@ -145,11 +146,12 @@ class ConceptSegmenter:
             keep = keep[:0]
         instances: tuple[Sam3Instance, ...] = ()
         if len(keep):
-            logits = F.interpolate(masks[keep][None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
+            on_device = keep.to(masks.device)
+            logits = F.interpolate(masks[on_device][None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
             cut = math.log(self.config.mask_threshold / (1 - self.config.mask_threshold))
             binary = (logits > cut).cpu().numpy()
             scale = torch.tensor([big_w, big_h, big_w, big_h], dtype=torch.float32)
-            pixel_boxes = (boxes[keep].float().cpu() * scale).tolist()
+            pixel_boxes = (boxes[on_device].float().cpu() * scale).tolist()
             instances = tuple(Sam3Instance(float(scores[q]), binary[k], tuple(pixel_boxes[k]))
                               for k, q in enumerate(keep.tolist()))
         return ConceptSegmentation(prompt, presence, instances, semantic, (h, w), float(scores[order[0]]))
