@@ -32,7 +32,7 @@ from ..errors import BadInputError, NothingMatchedError
 from ..images import LoadedImage, fit_within, resize_mask, resize_rgb
 from ..models.loaded import ModelKey, get_or_load
 from ..models.mode import ModelMode
-from ..models.sam3 import Sam3Access, Sam3Models, load_sam3
+from ..models.sam3 import MAX_PROMPT_TOKENS, Sam3Access, Sam3Models, load_sam3
 from .sam3_config import BoxPrompt, InstanceChoice, Sam3SegmentConfig
 
 
@@ -115,7 +115,7 @@ class ConceptSegmenter:
         from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput
 
         count = len(prompts)
-        tokens = self.models.tokenizer(prompts, padding="max_length", truncation=True, max_length=32,
+        tokens = self.models.tokenizer(prompts, padding="max_length", truncation=True, max_length=MAX_PROMPT_TOKENS,
                                        return_tensors="pt").to(self.device)
         features = Sam3VisionEncoderOutput(  # the one photo's features seen by every phrase: a view, no copy
             last_hidden_state=self._features.last_hidden_state.expand(count, -1, -1),
