@@ -48,9 +48,11 @@ def _sam3_config(**settings) -> SegmentConfig:
 
 # --- models ---------------------------------------------------------------------------------------------------
 
-def test_tiny_model_in_the_hub_layout_loads_through_the_real_path(tmp_path, monkeypatch):
+@pytest.mark.parametrize("composite", [True, False], ids=["sam3_video-composite", "plain-sam3"])
+def test_tiny_model_in_the_hub_layout_loads_through_the_real_path(tmp_path, monkeypatch, composite):
     tiny = build_tiny_sam3(seed=3)
-    save_sam3_folder(tiny, tmp_path / SAM3_REPO_ID.replace("/", "--"))
+    folder = save_sam3_folder(tiny, tmp_path / SAM3_REPO_ID.replace("/", "--"), composite=composite)
+    assert json.loads((folder / "config.json").read_text())["model_type"] == ("sam3_video" if composite else "sam3")
     monkeypatch.setenv("IMAGE_TO_3D_MODEL_DIR", str(tmp_path))
     # files on disk need no consent: the licence question is only asked before a download
     loaded = load_sam3(ModelMode.REAL, access=Sam3Access(accept_license=False))

@@ -4,7 +4,9 @@
   the model page and downloads with their own Hugging Face token) and the weights are under Meta's SAM
   License, so nothing is fetched unless the user has said yes to that licence once (``Sam3Access``); files
   already on disk (a local folder, ``$IMAGE_TO_3D_MODEL_DIR/facebook--sam3`` or the hub cache) are used
-  without asking again. Weights are read from safetensors only; never ``trust_remote_code``.
+  without asking again. Weights are read from safetensors only; never ``trust_remote_code``. The repository's
+  transformers files are a ``sam3_video`` composite (detector + video tracker, as a public project's tests
+  record it; not seen from here); ``Sam3Model.from_pretrained`` takes the detector and skips the tracker.
 - ``tiny``: the same class with a tiny ``Sam3Config``, seeded random weights and CLIPSeg's offline
   byte-level tokenizer (SAM 3's text encoder is a CLIP text model with a CLIP tokenizer).
 - ``full-random``: the real architecture (default ``Sam3Config``: ViT-L-ish 1008 px backbone, 24-layer CLIP
@@ -203,11 +205,27 @@ def build_full_random_sam3(seed: int = 0) -> Sam3Models:
                       ModelMode.FULL_RANDOM, "sam3 architecture (random weights)", "random")
 
 
-def save_sam3_folder(models: Sam3Models, folder: str | os.PathLike) -> Path:
-    """Write ``models`` in the hub's transformers layout that :func:`load_sam3_folder` reads (used by tests)."""
+def save_sam3_folder(models: Sam3Models, folder: str | os.PathLike, composite: bool = True) -> Path:
+    """Write ``models`` as :func:`load_sam3_folder` reads them (used by tests).
+
+    ``composite`` (as ``facebook/sam3`` is published): config.json is a ``sam3_video`` config whose
+    ``detector_config`` is the Sam3Config, and model.safetensors holds the detector's weights under
+    ``detector_model.`` beside the video tracker's (one stand-in tensor here), which Sam3Model skips.
+    Otherwise: plain ``save_pretrained`` of the Sam3Model.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     models.model.save_pretrained(folder, safe_serialization=True)
+    if composite:
+        from safetensors.torch import save_file
+
+        detector = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({
+            "model_type": "sam3_video", "architectures": ["Sam3VideoModel"], "detector_config": detector,
+        }))
+        weights = {f"detector_model.{name}": t.detach().contiguous() for name, t in models.model.state_dict().items()}
+        weights["tracker_model.memory_attention.layers.0.weight"] = torch.zeros(2)
+        save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     models.tokenizer.save_pretrained(folder)
     (folder / "preprocessor_config.json").write_text(json.dumps({
         "image_processor_type": "Sam3ImageProcessor", "image_mean": list(models.image_mean),
