@@ -273,3 +273,22 @@ def test_consented_download_uses_the_token_and_the_pinned_revision(tmp_path, mon
     assert all(repo == SAM3_REPO_ID for repo, _ in calls)
     assert downloads and all(k["token"] == "hf_test_token" and k["revision"] == SAM3_REVISION for k in downloads)
     assert "model.safetensors" in downloads[0]["allow_patterns"] and "sam3.pt" not in downloads[0]["allow_patterns"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cuda_half_matches_cpu_float32(dtype):
+    """On the GPU machine (pytest -m gpu): the tiny model in bf16/fp16 on CUDA agrees with float32 on the CPU,
+    and the one-vision-pass reuse holds there too."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cuda = torch.device("cuda")
+    answers = []
+    for device, weights in ((CPU, torch.float32), (cuda, dtype)):
+        models = load_sam3_cached(ModelMode.TINY, Sam3SegmentConfig(), device, weights)
+        segmenter = ConceptSegmenter(models, Sam3SegmentConfig(), device, weights)
+        segmenter.set_image(_photo().rgb)
+        answers.append(segmenter.segment(["red block", "noise"], [BoxPrompt((20, 10, 44, 30))]))
+    for full, half in zip(*answers, strict=True):
+        assert half.presence == pytest.approx(full.presence, abs=0.01)
+        np.testing.assert_allclose([i.score for i in half.instances], [i.score for i in full.instances], atol=0.01)
