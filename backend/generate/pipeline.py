@@ -229,6 +229,8 @@ def _metadata(request: GenerateRequest, config: PipelineConfig, models: ModelMod
         "preset": request.preset,
         "seed": request.seed,
         "segmentation_mode": request.mode,
+        "segmenter": request.segmenter,
+        "sam3_instance": str(request.sam3.instance) if request.segmenter == "sam3" else None,
         "sam_variant": request.sam_variant,
         "models": models.value,
         "device": str(device),
