@@ -48,7 +48,7 @@ def _add_segmenter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude-box", action="append", default=[], metavar="X0,Y0,X1,Y1",
                    help="sam3: an example of what is not the object (repeatable)")
     p.add_argument("--presence-threshold", type=float, default=None,
-                   help="sam3: below this presence score the phrase counts as absent (exit 3); default 0.5")
+                   help="sam3: below this presence score the phrase counts as absent (exit 3; default: see docs/segmentation.md)")
     p.add_argument("--hf-token", default=None,
                    help="Hugging Face token for the gated SAM 3 weights (default: your `hf auth login`, $HF_TOKEN)")
 
