@@ -57,7 +57,8 @@ class ConceptSegmentation:
     def choose(self, choice: InstanceChoice) -> tuple[np.ndarray, float]:
         """([h, w] bool, score) for ``choice``; the union scores as its best instance."""
         if not self.instances:
-            raise NothingMatchedError(f"nothing in the image matched {self.prompt!r}")
+            raise NothingMatchedError(f"nothing in the image matched {self.prompt!r} (SAM 3 presence score "
+                                      f"{self.presence:.3f}, best instance score {self.best_score:.3f})")
         if choice.kind == "union":
             return np.logical_or.reduce([i.mask for i in self.instances]), self.instances[0].score
         rank = 1 if choice.kind == "best" else choice.rank
