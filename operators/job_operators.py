@@ -8,6 +8,8 @@ CANCELLED with the one-line error in the report and in ``last_error``.
 
 from __future__ import annotations
 
+import json
+
 import bpy
 
 from . import backend_jobs, job_runner
@@ -79,7 +81,12 @@ class IMAGE_TO_3D_OT_segment(_JobOperator, bpy.types.Operator):
             first = next(iter(loaded.values()), None)
             if first is not None:
                 scene.image_to_3d.preview_image = first["overlay"]
-            scene.image_to_3d.segment_dir = str(preview.out_dir)  # what mask correction starts from
+            scene.image_to_3d.segment_dir = str(preview.out_dir)
+            # what mask correction starts from: the files the backend wrote, by prompt (first of duplicates)
+            masks: dict[str, str] = {}
+            for item in preview.prompts:
+                masks.setdefault(item.prompt, str(item.mask_path))
+            scene.image_to_3d.segment_masks = json.dumps(masks)
             scene.image_to_3d.corrected_mask_path = ""  # a new segmentation replaces any corrected mask
             push_undo_step("Image to 3D: segment")
 

@@ -2,7 +2,9 @@
 
 import bpy
 
-from ..properties.job_config import ADDON_PACKAGE, MODEL_REPOS, AddonOptions
+from ..backend import choices
+from ..backend.models.catalog import MODEL_REPOS
+from ..properties.job_config import ADDON_PACKAGE, AddonOptions
 
 
 class ImageTo3DPreferences(bpy.types.AddonPreferences):
@@ -28,9 +30,8 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
                                           description=f"Files of {MODEL_REPOS['zero123']} (diffusers layout)")
     sam_variant: bpy.props.EnumProperty(
         name="SAM variant",
-        items=[("vit_h", "ViT-H", "Best masks, 2.5 GB"), ("vit_l", "ViT-L", "1.2 GB"),
-               ("vit_b", "ViT-B", "Smallest and quickest, 375 MB")],
-        default="vit_h",
+        items=choices.enum_items(choices.SAM_VARIANT_CHOICES),
+        default=choices.DEFAULT_SAM,
     )
     half_precision: bpy.props.BoolProperty(name="Half precision", default=True,
                                            description="fp16 on CUDA: half the GPU memory (no effect on CPU)")

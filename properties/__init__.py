@@ -1,4 +1,4 @@
-"""Scene properties ``scene.image_to_3d`` (DESIGN.md §5) and their one ``to_config()``."""
+"""Scene properties ``scene.image_to_3d`` (docs/design.md §5) and their one ``to_config()``."""
 
 import bpy
 

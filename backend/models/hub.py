@@ -35,6 +35,14 @@ def local_model_dir(repo_id: str, root: str | os.PathLike | None = None) -> Path
     return candidate if candidate.is_dir() else None
 
 
+def model_source(repo_id: str, local_dir: str | os.PathLike | None = None) -> str:
+    """The real folder a model's files would be read from when one is set (``local_dir``, else the
+    $IMAGE_TO_3D_MODEL_DIR sub-folder, links followed), else "" (the hub cache). The loaded-model cache keys on
+    it, so pointing at another folder loads again while a fresh link to the same folder does not."""
+    folder = Path(local_dir) if local_dir is not None else local_model_dir(repo_id)
+    return str(folder.resolve()) if folder is not None else ""
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 

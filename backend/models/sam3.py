@@ -27,15 +27,10 @@ import torch
 
 from ..errors import ModelsUnavailableError
 from . import hub
+from .catalog import SAM3_LICENSE, SAM3_MODEL_PAGE, SAM3_REPO_ID, SAM3_REVISION
 from .clipseg import build_offline_tokenizer
 from .mode import ModelMode
 
-SAM3_REPO_ID = "facebook/sam3"
-SAM3_MODEL_PAGE = "https://huggingface.co/facebook/sam3"
-SAM3_LICENSE = "SAM License (Meta)"
-# A commit of facebook/sam3 (Nov 2025) as recorded by a public project that pins it; it could not be checked
-# from here (no hub access). Verify before a release: huggingface_hub.HfApi().model_info(SAM3_REPO_ID).sha
-SAM3_REVISION = "3c879f39826c281e95690f02c7821c4de09afae7"
 # The transformers layout of the repository; sam3.pt (the original code's checkpoint) is never fetched.
 SAM3_FILES = (
     "config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json",

@@ -1,4 +1,4 @@
-"""Text-guided segmentation of one image for one or many prompts (DESIGN.md §1).
+"""Text-guided segmentation of one image for one or many prompts (docs/design.md §1).
 
 Per image, whatever the number of prompts: the photo is scaled once to the working resolution, CLIPSeg
 runs once over all prompts (one batched forward), SAM's image encoder runs once, and in paper mode SAM's

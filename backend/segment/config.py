@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import BadInputError
+from ..models.catalog import DEFAULT_SAM_VARIANT, SAM_VARIANTS
 from ..models.mode import ModelMode
 from .sam3_config import DEFAULT_SEGMENTER, Sam3SegmentConfig, check_segmenter
 
@@ -14,13 +15,12 @@ from .sam3_config import DEFAULT_SEGMENTER, Sam3SegmentConfig, check_segmenter
 # chosen value, not one tuned here: `eval-phrasecut --threshold …` is the way to tune it on real weights.
 DEFAULT_THRESHOLD = 0.4
 MAX_PROMPT_CHARS = 1000
-SAM_VARIANTS = ("vit_h", "vit_l", "vit_b")
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
     mode: str = "fast"  # "fast" (SAM prompted from the heatmap) or "paper" (automatic masks + fusion)
-    sam_variant: str = "vit_h"  # "vit_h" | "vit_l" | "vit_b"
+    sam_variant: str = DEFAULT_SAM_VARIANT  # one of SAM_VARIANTS
     threshold: float = DEFAULT_THRESHOLD  # heatmap > threshold → C (see DEFAULT_THRESHOLD)
     paper_keep: float = 0.5  # paper mode keeps a SAM mask S when |S ∩ C| / |S| > paper_keep (strictly)
     models: ModelMode | None = None  # None → $IMAGE_TO_3D_MODELS, else real

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..choices import (
+    DEFAULT_SAM3_INSTANCE,
+    DEFAULT_SAM3_INSTANCE_THRESHOLD,
+    DEFAULT_SAM3_PRESENCE_THRESHOLD,
+    DEFAULT_SEGMENTER,
+    SAM3_HALF_DTYPES,
+    SEGMENTERS,
+)
 from ..errors import BadInputError
 
-SEGMENTERS = ("clipseg-sam", "sam3")  # the paper's CLIPSeg + SAM fusion (default), SAM 3 concept segmentation
-DEFAULT_SEGMENTER = "clipseg-sam"
-# SAM 3's presence head: the probability that the phrase names something in the photo. Below 0.5 the model
-# finds absence more likely than presence, which is what "nothing matched" (exit 3) means.
-DEFAULT_PRESENCE_THRESHOLD = 0.5
-# An instance counts when sigmoid(its logit) × presence exceeds this: transformers' default for
-# Sam3Processor.post_process_instance_segmentation. Chosen, not tuned: `eval-phrasecut --segmenter sam3` tunes it.
-DEFAULT_INSTANCE_THRESHOLD = 0.3
-HALF_DTYPES = ("bfloat16", "float16")
+SEGMENTER_NAMES = tuple(choice.name for choice in SEGMENTERS)
+# the defaults and the presence/instance thresholds are declared in backend.choices
+DEFAULT_PRESENCE_THRESHOLD = DEFAULT_SAM3_PRESENCE_THRESHOLD
+DEFAULT_INSTANCE_THRESHOLD = DEFAULT_SAM3_INSTANCE_THRESHOLD
+HALF_DTYPES = SAM3_HALF_DTYPES
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class BoxPrompt:
 
 @dataclass(frozen=True)
 class Sam3SegmentConfig:
-    instance: InstanceChoice = InstanceChoice("best")
+    instance: InstanceChoice = InstanceChoice(DEFAULT_SAM3_INSTANCE)
     presence_threshold: float | None = None  # None → DEFAULT_PRESENCE_THRESHOLD (real), 0 (random weights)
     instance_threshold: float | None = None  # None → DEFAULT_INSTANCE_THRESHOLD (real), 0 (random weights)
     max_instances: int = 20  # keep at most this many instances per phrase (highest scores)
@@ -68,8 +72,10 @@ class Sam3SegmentConfig:
     # exemplar boxes that refine every phrase of the photo (they are part of the question, so of the cache key)
     boxes: tuple[BoxPrompt, ...] = ()
     half_dtype: str = "bfloat16"  # on CUDA with SegmentConfig.half: "bfloat16" (as SAM 3 ships) or "float16"
-    accept_license: bool = False  # the user accepted the SAM License: the gated weights may be downloaded
-    hf_token: str | None = field(default=None, repr=False)  # None → the stored Hugging Face login / $HF_TOKEN
+    # Access, not part of the question: left out of comparisons, so of job cache keys (a token is never hashed
+    # into a key, written to a file or shown in a repr).
+    accept_license: bool = field(default=False, compare=False)  # the user accepted the SAM License: may download
+    hf_token: str | None = field(default=None, repr=False, compare=False)  # None → the stored login / $HF_TOKEN
 
     def __post_init__(self) -> None:
         if isinstance(self.instance, str):  # accept "best" / "union" / "2" from callers that hold text
@@ -98,24 +104,28 @@ class Sam3SegmentConfig:
 
 
 def check_segmenter(name: str) -> str:
-    if name not in SEGMENTERS:
-        raise BadInputError(f"unknown segmenter {name!r} (choose {' or '.join(SEGMENTERS)})")
+    if name not in SEGMENTER_NAMES:
+        raise BadInputError(f"unknown segmenter {name!r} (choose {' or '.join(SEGMENTER_NAMES)})")
     return name
 
 
-def segmenter_from_args(args) -> tuple[str, Sam3SegmentConfig]:
-    """(segmenter, SAM 3 settings) from the CLI's --segmenter, --instance, --box, --exclude-box,
-    --presence-threshold, --accept-sam3-license and --hf-token."""
-    segmenter = check_segmenter(getattr(args, "segmenter", None) or DEFAULT_SEGMENTER)
-    instance = InstanceChoice.parse(getattr(args, "instance", None) or "best")
-    if segmenter != "sam3" and instance.kind != "best":
-        raise BadInputError(f"--instance {instance} needs --segmenter sam3 (the CLIPSeg + SAM segmenter returns "
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in photo pixels
+
+
+def sam3_settings(segmenter: str = DEFAULT_SEGMENTER, instance: str = DEFAULT_SAM3_INSTANCE,
+                  boxes: tuple[Box, ...] = (), exclude_boxes: tuple[Box, ...] = (),
+                  presence_threshold: float | None = None, accept_license: bool = False,
+                  hf_token: str | None = None) -> Sam3SegmentConfig:
+    """SAM 3's settings from a request's plain fields (backend.api: SegmentRequest, GenerateRequest); options
+    that only SAM 3 understands are bad input (exit 2) with the other segmenter."""
+    check_segmenter(segmenter)
+    choice = InstanceChoice.parse(instance)
+    if segmenter != "sam3" and choice.kind != "best":
+        raise BadInputError(f"--instance {choice} needs --segmenter sam3 (the CLIPSeg + SAM segmenter returns "
                             "one mask per prompt)")
-    boxes = tuple([BoxPrompt.parse(t) for t in getattr(args, "box", None) or []]
-                  + [BoxPrompt.parse(t, positive=False) for t in getattr(args, "exclude_box", None) or []])
-    if segmenter != "sam3" and boxes:
+    prompts = tuple([BoxPrompt.parse(",".join(map(str, box))) for box in boxes]
+                    + [BoxPrompt.parse(",".join(map(str, box)), positive=False) for box in exclude_boxes])
+    if segmenter != "sam3" and prompts:
         raise BadInputError("--box / --exclude-box need --segmenter sam3")
-    settings = Sam3SegmentConfig(instance=instance, accept_license=bool(getattr(args, "accept_sam3_license", False)),
-                                 hf_token=getattr(args, "hf_token", None) or None,
-                                 presence_threshold=getattr(args, "presence_threshold", None), boxes=boxes)
-    return segmenter, settings
+    return Sam3SegmentConfig(instance=choice, presence_threshold=presence_threshold, boxes=prompts,
+                             accept_license=bool(accept_license), hf_token=hf_token or None)
