@@ -45,7 +45,7 @@ DEFAULT_SAM = DEFAULT_SAM_VARIANT
 
 # Which model turns the text into a mask (docs/segmentation.md says when to use which).
 SEGMENTERS: tuple[Choice, ...] = (
-    Choice("clipseg-sam", "Text + Segment Anything",
+    Choice("clipseg-sam", "Text + Segment Anything (default)",
            "The paper's segmenter: a CLIPSeg heatmap picks Segment Anything masks (Mode: fast or paper)"),
     Choice("sam3", "SAM 3 concepts",
            "SAM 3 finds every instance of the phrase with a score; pick the best, another, or all of them. "
