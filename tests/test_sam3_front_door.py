@@ -112,3 +112,21 @@ def test_generate_with_sam3_records_the_segmenter_in_job_json(photo, tmp_path):
     assert (record["segmenter"], record["sam3_instance"]) == ("sam3", "union")
     assert not any(TOKEN in p.read_text(encoding="utf-8", errors="ignore")
                    for p in result.out_dir.iterdir() if p.suffix in (".json", ".obj", ".mtl"))
+
+
+def test_all_of_them_from_the_saved_files_equals_instance_union_on_a_downscaled_photo(photo, tmp_path):
+    """Regression: the union was taken at SAM 3's working size, the saved instances at the photo's."""
+    from backend.models.mode import ModelMode
+    from backend.segment.config import SegmentConfig
+    from backend.segment.outputs import segment_to_folder
+    from backend.segment.sam3_config import Sam3SegmentConfig
+
+    with Image.open(photo) as small:
+        small.resize((150, 112), Image.Resampling.BICUBIC).save(photo)  # an odd scale, so edges differ
+    config = SegmentConfig(segmenter="sam3", models=ModelMode.TINY, device="cpu", max_side=64,
+                           sam3=Sam3SegmentConfig(instance="union"))
+    outputs = segment_to_folder(photo, ["red block"], config, tmp_path / "seg")
+    assert outputs.results[0].working_size == (48, 64)  # SAM 3 saw a smaller picture
+    saved = tuple(str(i.mask) for i in outputs.files[0].instances)
+    union = api.choose_instance(api.ChooseInstanceRequest(str(photo), saved, "union", str(tmp_path / "all")))
+    np.testing.assert_array_equal(read_mask_png(union.files.mask), read_mask_png(outputs.files[0].mask))

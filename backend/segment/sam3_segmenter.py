@@ -242,6 +242,9 @@ def segment_concepts(image: LoadedImage, prompts: Sequence[str], config: Sam3Seg
             mask_work, score = seg.choose(config.instance)
             if not mask_work.any():
                 failure = "SAM 3's mask for it is empty"
+            elif config.instance.kind == "union":  # the union of photo-size instance masks: exactly what the
+                # saved instance files give when "all of them" is chosen later (backend.segment.instances)
+                mask = np.logical_or.reduce([resize_mask(i.mask, height, width) for i in seg.instances])
             else:
                 mask = resize_mask(mask_work, height, width)
         masks.append(mask)
