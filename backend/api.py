@@ -13,7 +13,7 @@ job runs, so a front end can build requests and read the declared choices at no 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,13 +22,16 @@ from .choices import (
     DEFAULT_METHOD,
     DEFAULT_PRESET,
     DEFAULT_SAM,
+    DEFAULT_SAM3_INSTANCE,
     DEFAULT_SEGMENTATION_MODE,
+    DEFAULT_SEGMENTER,
     DEVICES,
     METHODS,
     MODEL_MODES,
     PRESETS,
     SAM_VARIANT_CHOICES,
     SEGMENTATION_MODES,
+    SEGMENTERS,
     TEST_PRESETS,
     Choice,
     check_seed,
@@ -36,6 +39,7 @@ from .choices import (
 from .errors import EXIT_CODES, ImageTo3DError, describe_error
 from .generate.request import GenerateRequest, GenerationResult
 from .job_control import JobControl, Progress
+from .segment.sam3_config import Box, sam3_settings
 
 if TYPE_CHECKING:
     from .generate.multi import ManyGenerationResult, ObjectDone
@@ -43,9 +47,9 @@ if TYPE_CHECKING:
     from .segment.outputs import PromptFiles, SegmentOutputs
 
 __all__ = [
-    "Choice", "CorrectMaskRequest", "CorrectedMask", "DeclaredChoices", "EXIT_CODES", "GenerateObjectsRequest",
+    "ChooseInstanceRequest", "Choice", "CorrectMaskRequest", "CorrectedMask", "DeclaredChoices", "EXIT_CODES", "GenerateObjectsRequest",
     "GenerateRequest", "GenerationResult", "ImageTo3DError", "JobControl", "Progress", "SegmentRequest",
-    "check_seed", "correct_mask", "declared_choices", "describe_error", "generate", "generate_objects", "segment",
+    "check_seed", "choose_instance", "correct_mask", "declared_choices", "describe_error", "generate", "generate_objects", "segment",
 ]
 
 
@@ -62,6 +66,22 @@ class SegmentRequest:
     models: str | None = None  # real | tiny | full-random; None → $IMAGE_TO_3D_MODELS, else real
     device: str = DEFAULT_DEVICE
     half: bool = True  # fp16 on CUDA
+    segmenter: str = DEFAULT_SEGMENTER  # backend.choices.SEGMENTERS: clipseg-sam | sam3
+    # SAM 3 only (segmenter "sam3"): as GenerateRequest's fields of the same names
+    sam3_instance: str = DEFAULT_SAM3_INSTANCE  # best | union | a rank N (1 = best)
+    sam3_boxes: tuple[Box, ...] = ()  # examples of the object, x0, y0, x1, y1 in photo pixels
+    sam3_exclude_boxes: tuple[Box, ...] = ()  # examples of what is not the object
+    sam3_presence_threshold: float | None = None  # None → backend.choices.DEFAULT_SAM3_PRESENCE_THRESHOLD
+    accept_sam3_license: bool = False  # the user accepted the SAM License once: the weights may be downloaded
+    hf_token: str | None = field(default=None, repr=False, compare=False)  # None → `hf auth login` / $HF_TOKEN
+
+    def __post_init__(self) -> None:
+        self.sam3_settings()  # SAM 3 options with the other segmenter, a bad instance or box: exit 2 up front
+
+    def sam3_settings(self):
+        """backend.segment.sam3_config.Sam3SegmentConfig of this request's SAM 3 fields."""
+        return sam3_settings(self.segmenter, self.sam3_instance, self.sam3_boxes, self.sam3_exclude_boxes,
+                             self.sam3_presence_threshold, self.accept_sam3_license, self.hf_token)
 
     def segment_config(self) -> SegmentConfig:
         from .models.mode import resolve_model_mode
@@ -69,7 +89,8 @@ class SegmentRequest:
 
         threshold = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
         return SegmentConfig(mode=self.mode, sam_variant=self.sam_variant, threshold=threshold,
-                             models=resolve_model_mode(self.models), device=self.device, half=self.half)
+                             models=resolve_model_mode(self.models), device=self.device, half=self.half,
+                             segmenter=self.segmenter, sam3=self.sam3_settings())
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,18 @@ class CorrectedMask:
     prompt: str
     slug: str
     files: PromptFiles  # mask, cutout, overlay
+
+
+@dataclass(frozen=True)
+class ChooseInstanceRequest:
+    """Make another of SAM 3's instances (or their union) the object, from the instance masks a SAM 3 segment
+    saved (SegmentOutputs.files[i].instances): no model runs, so it takes a moment."""
+
+    image_path: str
+    instance_masks: tuple[str, ...]  # the saved <slug>.instance-<N>.mask.png files, best first
+    instance: str  # a rank "N" (1 = best) or "union" (all of them)
+    out_dir: str  # gets <slug>.mask.png, .cutout.png, .overlay.png (atomically)
+    prompt: str = "object"  # names the files
 
 
 @dataclass(frozen=True)
@@ -122,6 +155,8 @@ class DeclaredChoices:
     default_segmentation_mode: str
     sam_variants: tuple[Choice, ...]
     default_sam_variant: str
+    segmenters: tuple[Choice, ...]
+    default_segmenter: str
     devices: tuple[str, ...]
     default_device: str
     model_modes: tuple[str, ...]
@@ -129,8 +164,9 @@ class DeclaredChoices:
 
 
 def declared_choices() -> DeclaredChoices:
-    return DeclaredChoices(METHODS, DEFAULT_METHOD, PRESETS, TEST_PRESETS, DEFAULT_PRESET, SEGMENTATION_MODES, DEFAULT_SEGMENTATION_MODE,
-                           SAM_VARIANT_CHOICES, DEFAULT_SAM, DEVICES, DEFAULT_DEVICE, MODEL_MODES, dict(EXIT_CODES))
+    return DeclaredChoices(METHODS, DEFAULT_METHOD, PRESETS, TEST_PRESETS, DEFAULT_PRESET, SEGMENTATION_MODES,
+                           DEFAULT_SEGMENTATION_MODE, SAM_VARIANT_CHOICES, DEFAULT_SAM, SEGMENTERS, DEFAULT_SEGMENTER,
+                           DEVICES, DEFAULT_DEVICE, MODEL_MODES, dict(EXIT_CODES))
 
 
 def segment(request: SegmentRequest, control: JobControl | None = None) -> SegmentOutputs:
@@ -168,6 +204,13 @@ def correct_mask(request: CorrectMaskRequest, control: JobControl | None = None)
     control.report("correct mask", 1.0)
     return CorrectedMask(out_dir, request.prompt, slug,
                          PromptFiles(*(out_dir / path.name for path in (staged.mask, staged.cutout, staged.overlay))))
+
+
+def choose_instance(request: ChooseInstanceRequest, control: JobControl | None = None) -> CorrectedMask:
+    """The chosen instance's mask (or the union of all) as the usual three PNGs; the model is not run again."""
+    from .segment.instances import choose_saved_instance
+
+    return choose_saved_instance(request, control)
 
 
 def generate(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:

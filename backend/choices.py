@@ -1,5 +1,6 @@
 """The choices a user makes, declared once with their defaults: generation methods, presets, segmentation modes,
-SAM variants, devices, model modes, the seed's range. Torch-free: the CLI's argument parser and the add-on's menus are built from these.
+segmenters and SAM 3's options, SAM variants, devices, model modes, the seed's range. Torch-free: the CLI's
+argument parser and the add-on's menus are built from these.
 
 What a preset *does* (its step counts and sizes) lives in backend.generate.presets, keyed by these names.
 """
@@ -54,6 +55,25 @@ _SAM_LABELS = {"vit_h": ("ViT-H", "Best masks, 2.5 GB"), "vit_l": ("ViT-L", "1.2
                "vit_b": ("ViT-B", "Smallest and quickest, 375 MB")}
 SAM_VARIANT_CHOICES: tuple[Choice, ...] = tuple(Choice(v, *_SAM_LABELS[v]) for v in SAM_VARIANTS)
 DEFAULT_SAM = DEFAULT_SAM_VARIANT
+
+# Which model turns the text into a mask (docs/segmentation.md says when to use which).
+SEGMENTERS: tuple[Choice, ...] = (
+    Choice("clipseg-sam", "Text + Segment Anything (default)",
+           "The paper's segmenter: a CLIPSeg heatmap picks Segment Anything masks (Mode: fast or paper)"),
+    Choice("sam3", "SAM 3 concepts",
+           "SAM 3 finds every instance of the phrase with a score; pick the best, another, or all of them. "
+           "Gated weights under Meta's SAM License (consent in the preferences)"),
+)
+DEFAULT_SEGMENTER = "clipseg-sam"
+# SAM 3: which found instance is the object: "best", "union" (all of them) or a rank "N" (1 = best)
+DEFAULT_SAM3_INSTANCE = "best"
+# SAM 3's presence head: the probability that the phrase names something in the photo. Below 0.5 the model
+# finds absence more likely than presence, which is what "nothing matched" (exit 3) means.
+DEFAULT_SAM3_PRESENCE_THRESHOLD = 0.5
+# An instance counts when sigmoid(its logit) × presence exceeds this: transformers' default for
+# Sam3Processor.post_process_instance_segmentation. Chosen, not tuned: `eval-phrasecut --segmenter sam3` tunes it.
+DEFAULT_SAM3_INSTANCE_THRESHOLD = 0.3
+SAM3_HALF_DTYPES: tuple[str, ...] = ("bfloat16", "float16")  # on CUDA with half precision; bfloat16 as SAM 3 ships
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = "auto"

@@ -36,6 +36,25 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _add_segmenter(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--segmenter", choices=choices.names(choices.SEGMENTERS), default=choices.DEFAULT_SEGMENTER,
+                   help="clipseg-sam: CLIPSeg + SAM (the paper's, default; --mode picks fast or paper); "
+                        "sam3: SAM 3 concept segmentation (gated weights, SAM License)")
+    p.add_argument("--instance", default=choices.DEFAULT_SAM3_INSTANCE,
+                   help="sam3: which instance is the object: best, union, or a rank N (1 = best); every instance's "
+                        "mask is saved beside it (<slug>.instance-N.mask.png, listed in segment.json)")
+    p.add_argument("--accept-sam3-license", action="store_true",
+                   help="accept Meta's SAM License so SAM 3's weights may be downloaded (once)")
+    p.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                   help="sam3: an example of the object, in photo pixels (repeatable)")
+    p.add_argument("--exclude-box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                   help="sam3: an example of what is not the object (repeatable)")
+    p.add_argument("--presence-threshold", type=float, default=None,
+                   help="sam3: below this presence score the phrase counts as absent (exit 3; default: see docs/segmentation.md)")
+    p.add_argument("--hf-token", default=None,
+                   help="Hugging Face token for the gated SAM 3 weights (default: your `hf auth login`, $HF_TOKEN)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     exit_lines = " · ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -53,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sam", choices=choices.SAM_VARIANTS, default=choices.DEFAULT_SAM, help="SAM variant")
     p.add_argument("--threshold", type=float, default=None, help="CLIPSeg heatmap threshold")
     p.add_argument("--out", required=True)
+    _add_segmenter(p)
     _add_common(p)
 
     p = sub.add_parser("generate", help="photo (+ prompt) → textured mesh")
@@ -71,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="redo cached stages")
     p.add_argument("--out", required=True)
+    _add_segmenter(p)
     _add_common(p)
 
     p = sub.add_parser("bench", help="per-stage times and peak GPU memory")
@@ -89,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sam", choices=choices.SAM_VARIANTS, default=choices.DEFAULT_SAM, help="SAM variant")
     p.add_argument("--threshold", type=float, default=None, help="CLIPSeg heatmap threshold")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N tasks")
+    _add_segmenter(p)
     _add_common(p)
 
     p = sub.add_parser("eval-recon", help="fidelity on Blender-rendered ground truth")

@@ -28,6 +28,15 @@ ONLINE_ACCESS_HINT = ("Blender's online access is off: enable Preferences > Syst
 
 
 @dataclass(frozen=True)
+class SegmentedInstance:
+    """One instance SAM 3 found for a prompt, as the backend saved it (segment.json's ``instances``)."""
+
+    rank: int  # 1 = best
+    score: float
+    mask_path: Path  # <slug>.instance-<rank>.mask.png, the photo's size
+
+
+@dataclass(frozen=True)
 class SegmentedPrompt:
     """The files segmentation wrote for one prompt (docs/design.md §4 names)."""
 
@@ -36,6 +45,7 @@ class SegmentedPrompt:
     mask_path: Path  # <slug>.mask.png, 8-bit 0/255, the photo's size
     cutout_path: Path  # <slug>.cutout.png, RGBA
     overlay_path: Path  # <slug>.overlay.png
+    instances: tuple[SegmentedInstance, ...] = ()  # segmenter sam3: every instance, best first
 
 
 @dataclass(frozen=True)
@@ -116,13 +126,38 @@ def build_segment_work(config: JobConfig, out_dir: Path) -> Callable[[Any], Segm
         from ..backend import api
 
         options = config.options
-        request = api.SegmentRequest(image_path=config.image_path, prompts=config.prompts, out_dir=str(out_dir),
-                                     mode=config.mode, sam_variant=options.sam_variant, device=options.device,
-                                     half=options.half_precision)
+        request = segment_request(config, out_dir)
         with _explained_model_errors(options):
             outputs = api.segment(request, control)
         return segment_preview(outputs.out_dir, [(result.prompt, result.slug, files)
                                                  for result, files in zip(outputs.results, outputs.files, strict=True)])
+
+    return work
+
+
+def segment_request(config: JobConfig, out_dir: Path):
+    """backend.api.SegmentRequest of ``config``: every prompt, the generate request's segmentation settings."""
+    from ..backend import api
+
+    request = config.request
+    return api.SegmentRequest(image_path=config.image_path, prompts=config.prompts, out_dir=str(out_dir),
+                              mode=request.mode, sam_variant=request.sam_variant, device=request.device,
+                              half=request.half, segmenter=request.segmenter,
+                              accept_sam3_license=request.accept_sam3_license, hf_token=request.hf_token)
+
+
+def build_choose_instance_work(config: JobConfig, instance_masks: tuple[str, ...], instance: str,
+                               out_dir: Path) -> Callable[[Any], SegmentPreview]:
+    """``work(control)`` that makes SAM 3's instance ``instance`` (a rank "N", or "union") the first prompt's
+    mask from the instance files a SAM 3 Segment saved: the same three PNGs as Segment, no model run."""
+
+    def work(control) -> SegmentPreview:
+        from ..backend import api
+
+        request = api.ChooseInstanceRequest(image_path=config.image_path, instance_masks=tuple(instance_masks),
+                                            instance=instance, out_dir=str(out_dir), prompt=config.prompt or "object")
+        chosen = api.choose_instance(request, control)
+        return segment_preview(chosen.out_dir, [(chosen.prompt, chosen.slug, chosen.files)])
 
     return work
 
@@ -188,7 +223,9 @@ def segment_preview(out_dir: Path, written) -> SegmentPreview:
     """The preview of what a job wrote: ``written`` is (prompt, slug, files with .mask .cutout .overlay) per
     prompt, the paths the backend returned, never rebuilt from the prompt (duplicate slugs get suffixes)."""
     return SegmentPreview(out_dir=Path(out_dir), prompts=tuple(
-        SegmentedPrompt(prompt, slug, Path(files.mask), Path(files.cutout), Path(files.overlay))
+        SegmentedPrompt(prompt, slug, Path(files.mask), Path(files.cutout), Path(files.overlay),
+                        tuple(SegmentedInstance(i.rank, float(i.score), Path(i.mask))
+                              for i in getattr(files, "instances", ())))
         for prompt, slug, files in written))
 
 

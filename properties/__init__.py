@@ -3,9 +3,10 @@
 import bpy
 
 from .artist_items import ImageTo3DHistoryItem, ImageTo3DMaskPoint
+from .sam3_items import ImageTo3DInstanceItem
 from .scene_settings import ImageTo3DSettings
 
-classes = (ImageTo3DMaskPoint, ImageTo3DHistoryItem, ImageTo3DSettings)
+classes = (ImageTo3DMaskPoint, ImageTo3DHistoryItem, ImageTo3DInstanceItem, ImageTo3DSettings)
 
 
 def register() -> None:

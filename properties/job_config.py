@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backend.choices import DEFAULT_DEVICE, DEFAULT_METHOD, DEFAULT_SAM
+from ..backend.choices import DEFAULT_DEVICE, DEFAULT_METHOD, DEFAULT_SAM, DEFAULT_SEGMENTER
 from ..backend.generate.request import GenerateRequest
 
 
@@ -21,6 +21,8 @@ class AddonOptions:
     output_dir: str = ""  # "" → a fresh folder under the system temp folder per job
     online_access: bool = False  # bpy.app.online_access at the time the job was built
     python_packages_dir: str = ""  # an environment's site-packages added to sys.path at job start ("" → none)
+    accept_sam3_license: bool = False  # the one-time consent to SAM 3's licence: its weights may be downloaded
+    hf_token: str = field(default="", repr=False, compare=False)  # for gated weights; "" → the stored login
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,15 @@ class JobConfig:
 
     @classmethod
     def build(cls, image_path: str, prompts: tuple[str, ...], mode: str, preset: str, seed: int,
-              options: AddonOptions, method: str = DEFAULT_METHOD, **addon_only) -> JobConfig:
-        """``image_path``: an absolute path of a readable photo. Raises BadInputError for an unusable seed or an
-        unknown method (backend.choices.METHODS)."""
+              options: AddonOptions, method: str = DEFAULT_METHOD, segmenter: str = DEFAULT_SEGMENTER,
+              **addon_only) -> JobConfig:
+        """``image_path``: an absolute path of a readable photo. Raises BadInputError for an unusable seed, an
+        unknown method (backend.choices.METHODS) or unusable SAM 3 options."""
         request = GenerateRequest(image_path=image_path, prompt=prompts[0] if prompts else None, out_dir="",
                                   preset=preset, seed=seed, mode=mode, method=method, sam_variant=options.sam_variant,
-                                  device=options.device, half=options.half_precision)
+                                  device=options.device, half=options.half_precision, segmenter=segmenter,
+                                  accept_sam3_license=options.accept_sam3_license,
+                                  hf_token=options.hf_token or None)
         return cls(request=request, prompts=tuple(prompts), options=options, **addon_only)
 
     @property

@@ -8,6 +8,7 @@ import bpy
 from ..backend import choices
 from .artist_items import ImageTo3DHistoryItem, ImageTo3DMaskPoint
 from .job_config import ADDON_PACKAGE, AddonOptions, JobConfig, split_prompts
+from .sam3_items import ImageTo3DInstanceItem
 
 
 class ImageTo3DSettings(bpy.types.PropertyGroup):
@@ -26,6 +27,11 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
         name="Mode",
         items=choices.enum_items(choices.SEGMENTATION_MODES),
         default=choices.DEFAULT_SEGMENTATION_MODE,
+    )
+    segmenter: bpy.props.EnumProperty(
+        name="Segmenter", description="Which model turns the prompt into a mask",
+        items=choices.enum_items(choices.SEGMENTERS),
+        default=choices.DEFAULT_SEGMENTER,
     )
     preset: bpy.props.EnumProperty(
         name="Preset",
@@ -53,6 +59,13 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
     corrected_mask_path: bpy.props.StringProperty(name="Corrected mask", subtype="FILE_PATH")
     corrected_mask_for: bpy.props.StringProperty(
         name="Corrected mask is for", description="Photo path and prompt the corrected mask belongs to")
+    sam3_instances: bpy.props.CollectionProperty(
+        type=ImageTo3DInstanceItem, name="SAM 3 instances",
+        description="What the last SAM 3 Segment found for the first prompt, best first (files saved by the backend)")
+    sam3_instances_for: bpy.props.StringProperty(
+        name="SAM 3 instances are for", description="Photo path and prompt the SAM 3 instances belong to")
+    sam3_instance_chosen: bpy.props.IntProperty(
+        name="Chosen instance", default=1, min=0, description="The instance that is the object; 0: all of them")
     history: bpy.props.CollectionProperty(type=ImageTo3DHistoryItem, name="Job history")
     stage: bpy.props.StringProperty(name="Stage")
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
@@ -73,6 +86,7 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
             image_path,
             prompts,
             mode=self.mode,
+            segmenter=self.segmenter,
             preset=self.preset,
             method=self.method,
             seed=int(self.seed),

@@ -92,12 +92,30 @@ def fake_segment_work(config, out_dir: Path):
             Image.fromarray(np.dstack([rgb, mask * 255]).astype(np.uint8), "RGBA").save(out_dir / f"{slug}.cutout.png")
             overlay = np.where(mask[..., None], rgb // 2 + np.array([0, 127, 0], np.uint8), rgb)
             Image.fromarray(overlay.astype(np.uint8)).save(out_dir / f"{slug}.overlay.png")
-            written.append((prompt, slug, SimpleNamespace(**{kind: out_dir / f"{slug}.{kind}.png"
-                                                             for kind in ("mask", "cutout", "overlay")})))
+            files = SimpleNamespace(**{kind: out_dir / f"{slug}.{kind}.png" for kind in ("mask", "cutout", "overlay")})
+            if config.request.segmenter == "sam3":  # SAM 3 also saves every instance it found
+                files.instances = write_fake_instances(out_dir, slug, mask)
+            written.append((prompt, slug, files))
         control.report("segment", 1.0, "masks written")
         return segment_preview(out_dir, written)
 
     return work
+
+
+def write_fake_instances(out_dir: Path, slug: str, first: np.ndarray) -> tuple:
+    """Two instances as SAM 3 segment saves them: the ellipse (best, also the mask) and a corner block."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    second = np.zeros_like(first)
+    second[: first.shape[0] // 4, : first.shape[1] // 4] = True
+    instances = []
+    for rank, (mask, score) in enumerate(((first, 0.91), (second, 0.47)), start=1):
+        path = out_dir / f"{slug}.instance-{rank}.mask.png"
+        Image.fromarray((mask * 255).astype(np.uint8)).save(path)
+        instances.append(SimpleNamespace(rank=rank, score=score, mask=path))
+    return tuple(instances)
 
 
 def fake_generate_work(config, out_dir: Path):

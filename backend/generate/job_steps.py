@@ -48,7 +48,7 @@ def object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode,
                 clock: StageClock, control: JobControl, reused: list[str]) -> np.ndarray:
     """The object's mask, [H, W] bool at the photo's size: the request's own mask, the photo's alpha, the job
     cache, or text-guided segmentation (stage ``segment``). Appends "mask" to ``reused`` when not computed."""
-    from ..segment import SegmentConfig, segment_image
+    from ..segment import segment_image
 
     if request.mask is not None:
         mask = np.asarray(request.mask).astype(bool)
@@ -62,8 +62,7 @@ def object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode,
         if has_cutout(image):
             return image.alpha >= 0.5
         raise BadInputError("a prompt is needed: the image has no transparent background to cut the object from")
-    config = SegmentConfig(mode=request.mode, sam_variant=request.sam_variant, models=models,
-                           device=request.device, half=request.half)
+    config = dataclasses.replace(request.segment_config(), models=models)
     key = job_key("mask", file_digest(request.image_path), request.prompt, config)
     if not request.force:
         cached = cache.load_mask(key)
@@ -89,6 +88,8 @@ def job_metadata(request: GenerateRequest, config, models: ModelMode, device, re
         "preset": request.preset,
         "seed": request.seed,
         "segmentation_mode": request.mode,
+        "segmenter": request.segmenter,
+        "sam3_instance": str(request.sam3_settings().instance) if request.segmenter == "sam3" else None,
         "sam_variant": request.sam_variant,
         "models": models.value,
         "device": str(device),

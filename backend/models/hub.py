@@ -53,12 +53,14 @@ def fetch_snapshot(
     allow_patterns: Sequence[str],
     local_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
+    token: str | None = None,
 ) -> Path:
     """Return a folder holding the model's files.
 
     Order: an explicit ``local_dir`` (used as is); ``$IMAGE_TO_3D_MODEL_DIR/<repo>``; the hub cache at the
     pinned revision; a download (resumable: huggingface_hub keeps ``.incomplete`` files and continues them)
-    when ``allow_download`` and not ``HF_HUB_OFFLINE``.
+    when ``allow_download`` and not ``HF_HUB_OFFLINE``. ``token`` (gated repositories): a Hugging Face token;
+    None lets huggingface_hub use the stored login or $HF_TOKEN.
     """
     if local_dir is not None:
         path = Path(local_dir)
@@ -85,7 +87,7 @@ def fetch_snapshot(
     level = hub_logger.level
     hub_logger.setLevel(logging.ERROR)
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(allow_patterns)))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(allow_patterns), token=token))
     except Exception as exc:  # network errors come in many classes; all mean the same to the user
         raise ModelsUnavailableError(
             f"{_missing_message(repo_id, cache)}; download failed: {type(exc).__name__}"

@@ -72,6 +72,10 @@ def run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segment
     """
     control = ensure_control(control)
     try:
+        if config.segmenter == "sam3":
+            from .sam3_path import run_sam3_segmentation
+
+            return run_sam3_segmentation(image, prompts, config, control, allow_empty)
         return _run_segmentation(image, prompts, config, control, allow_empty)
     except torch.cuda.OutOfMemoryError as exc:
         raise out_of_memory_error(f"segmentation ({control.stage or 'start'})") from exc
