@@ -103,7 +103,8 @@ def test_guidance_gets_random_views_within_the_elevation_band_and_a_rising_step_
 
     assert len(guidance.calls) == 40
     ratios = [c["step_ratio"] for c in guidance.calls]
-    assert ratios[0] == 0.0 and all(b > a for a, b in zip(ratios, ratios[1:], strict=False)) and ratios[-1] < 1.0
+    # DreamGaussian's 1-based step / steps: 1/40 at the first step, 1.0 at the last
+    assert ratios[0] == 1 / 40 and all(b > a for a, b in zip(ratios, ratios[1:], strict=False)) and ratios[-1] == 1.0
     elevations = [e for c in guidance.calls for e in c["d_elevation"]]
     azimuths = [a for c in guidance.calls for a in c["d_azimuth"]]
     assert all(-30.0 <= e <= 30.0 for e in elevations) and max(elevations) - min(elevations) > 20
