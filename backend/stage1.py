@@ -39,6 +39,8 @@ from .gaussians.model import GaussianModel, LearningRates
 from .gaussians.render import RenderBatch, render_views
 from .job_control import JobControl, ensure_control
 
+DREAMGAUSSIAN_SIZE_MILESTONES = (0.3, 0.6)  # main.py: 128 px below step ratio 0.3, 256 below 0.6, then 512
+
 
 @dataclass(frozen=True)
 class ViewTarget:
@@ -67,7 +69,7 @@ class Stage1Config:
     fixed_gaussian_count: int | None = None  # start with this many and never densify (benchmarks, e.g. 30_000)
 
     # Resolution schedule of the random (SDS) views: render_sizes[i] from step fraction milestones[i - 1] on;
-    # milestones None = evenly spaced (thirds for three sizes; DreamGaussian switches at 0.3 and 0.6).
+    # milestones None = DreamGaussian's 0.3 and 0.6 for three sizes (128 → 256 → 512), evenly spaced otherwise.
     # Target views are always rendered at their own size.
     render_sizes: tuple[int, ...] = (128, 256, 512)
     render_size_milestones: tuple[float, ...] | None = None
@@ -118,7 +120,9 @@ class Stage1Config:
 
     def render_size_at(self, step_ratio: float) -> int:
         milestones = self.render_size_milestones
-        if milestones is None:
+        if milestones is None and len(self.render_sizes) == len(DREAMGAUSSIAN_SIZE_MILESTONES) + 1:
+            milestones = DREAMGAUSSIAN_SIZE_MILESTONES
+        elif milestones is None:
             milestones = [i / len(self.render_sizes) for i in range(1, len(self.render_sizes))]
         return self.render_sizes[sum(step_ratio >= m for m in milestones)]
 

@@ -241,3 +241,10 @@ def test_zero123_working_size_is_256_and_another_is_refused(tmp_path):
         zero123_module.load_zero123(ModelMode.REAL, "cpu", local_dir=folder)
     assert err.value.exit_code == 4
     assert "32 px" in str(err.value) and "sample_size 16" in str(err.value) and "256 px" in str(err.value)
+
+
+# Stage 1's novel-view size: 128 px below step ratio 0.3, 256 below 0.6, 512 after (main.py).
+def test_sds_render_size_switches_at_30_and_60_percent():
+    config = Stage1Config()
+    assert config.render_sizes == (128, 256, 512)
+    assert [config.render_size_at(s / 500) for s in (1, 149, 150, 299, 300, 500)] == [128, 128, 256, 256, 512, 512]

@@ -290,7 +290,8 @@ class Zero123Guidance:
         if images.shape[-2:] == (size, size):
             return images
         downscale = images.shape[-1] > size or images.shape[-2] > size
-        return F.interpolate(images, (size, size), mode="bilinear", align_corners=False, antialias=downscale)
+        antialias = downscale and self.config.antialias_downscale
+        return F.interpolate(images, (size, size), mode="bilinear", align_corners=False, antialias=antialias)
 
     def _add_noise(self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """Forward diffusion q(x_t | x_0) = √ᾱ_t x_0 + √(1-ᾱ_t) ε, per batch element."""
