@@ -3,7 +3,7 @@
 For every texel covered by a UV chart we know its 3D point and face normal (the mesh rasterized in UV space).
 Each view then projects those points into its render: a view sees a texel when our rasterizer sees the texel's
 surface from it (same triangle, or the same depth within a tolerance) at a cosine between the normal and the
-direction to the camera above ``min_cosine``. Two ways to turn those sightings into a colour (``ownership``):
+camera's viewing axis above ``min_cosine``. Two ways to turn those sightings into a colour (``ownership``):
 
 - ``"first"`` (default, DreamGaussian's ``save_model``): the texel takes its colour from the first view, in
   :func:`bake_cameras`' order (front first), that sees it at cos > 0.5, and no later view changes it. One
@@ -126,8 +126,10 @@ def bake_texture(
         seen_depth = raster.depth[iy, ix]
         tolerance = 0.01 * depth + 2.0 * depth / camera.focal
         visible = in_image & (seen_tri >= 0) & ((seen_tri == texel_tri) | ((seen_depth - depth).abs() < tolerance))
-        eye = torch.as_tensor(camera.c2w[:3, 3], dtype=torch.float32, device=device)
-        cosine = (normals * F.normalize(eye - points, dim=-1)).sum(-1)
+        # DreamGaussian's view-cos: the normal against the camera's viewing axis (its z in camera space), not
+        # against the direction to the eye; the two differ by up to 17° at the rim of the radius-0.6 sphere.
+        back = torch.as_tensor(camera.c2w[:3, 2], dtype=torch.float32, device=device)
+        cosine = normals @ back
         visible &= cosine > min_cosine
         if ownership == "first":
             visible &= weight_sum == 0  # an earlier view owns it
