@@ -66,7 +66,7 @@ class Stage1Config:
     lrs: LearningRates = field(default_factory=LearningRates)
     densify: DensifyConfig = field(default_factory=DensifyConfig)
     final_prune: FinalPruneConfig = field(default_factory=FinalPruneConfig)  # after the last step, before meshing
-    fixed_gaussian_count: int | None = None  # start with this many and never densify (benchmarks, e.g. 30_000)
+    fixed_gaussian_count: int | None = None  # start with this many, never densify or prune (benchmarks, e.g. 30_000)
 
     # Resolution schedule of the random (SDS) views: render_sizes[i] from step fraction milestones[i - 1] on;
     # milestones None = DreamGaussian's 0.3 and 0.6 for three sizes (128 → 256 → 512), evenly spaced otherwise.
@@ -162,8 +162,9 @@ def fit_gaussians(
 
     # 1. Check inputs.
     targets = _check_targets(targets)
-    if config.fixed_gaussian_count is not None:
-        config = dataclasses.replace(config, densify=dataclasses.replace(config.densify, enabled=False))
+    if config.fixed_gaussian_count is not None:  # the count stays fixed: no densification, no final prune
+        config = dataclasses.replace(config, densify=dataclasses.replace(config.densify, enabled=False),
+                                     final_prune=dataclasses.replace(config.final_prune, enabled=False))
     control.report("stage1", 0.0, "initialising Gaussians")
 
     # 2. Seeded initialisation: Gaussians in a ball, Adam with per-parameter learning rates.

@@ -107,9 +107,9 @@ class Zero123Guidance:
         self.config = config or GuidanceConfig()
         self.device = models.device
         self.dtype = models.dtype
-        # Own copy (set_timesteps mutates it). "trailing" spacing puts refine's first step at strength·1000 and
-        # its last at the clean end of the schedule; "leading" (the published default) would start ~1000/steps lower.
-        self.scheduler = DDIMScheduler.from_config(models.scheduler.config, timestep_spacing="trailing")
+        # Own copy (set_timesteps mutates it), with the published config's spacing ("leading", steps_offset 1) as
+        # DreamGaussian's: refine's 50-step schedule is 981, 961, …, 1 and strength 0.8 starts at 181.
+        self.scheduler = DDIMScheduler.from_config(models.scheduler.config)
         self.num_train_timesteps = int(self.scheduler.config.num_train_timesteps)
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(self.device, torch.float32)  # [N]
         self.scaling_factor = float(models.vae.config.scaling_factor)
