@@ -53,7 +53,10 @@ class MeshConfig:
     bound:       the half-side of the ``"fixed"`` grid
     target_faces: decimate to at most this many faces (0 disables decimation)
     min_component_fraction: connected components with fewer faces than this fraction of all faces are dropped
-    smoothing_iterations: Taubin smoothing iterations after cleanup (0 disables it)
+    smoothing_iterations: Taubin smoothing iterations after cleanup (0 disables it). Our choice where
+                 DreamGaussian remeshes isotropically with pymeshlab (3 iterations, edge 0.015): no new dependency,
+                 and on eval-recon's full-size objects it raised held-out IoU 0.980 → 0.984 (Suzanne), 0.985 →
+                 0.989 (torus) over no smoothing (module docstring)
     block:       edge of the density-grid blocks, in samples (memory/speed trade-off only)
     """
 
