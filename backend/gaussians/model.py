@@ -30,11 +30,6 @@ def sh_dc_to_color(sh_dc: Tensor) -> Tensor:
     return (SH_C0 * sh_dc + 0.5).clamp(0.0, 1.0)
 
 
-def color_to_sh_dc(colors: Tensor) -> Tensor:
-    """Inverse of :func:`sh_dc_to_color` inside [0, 1]."""
-    return (colors - 0.5) / SH_C0
-
-
 @dataclass(frozen=True)
 class LearningRates:
     """Adam learning rates per parameter (DreamGaussian's stage-1 values, ``configs/image.yaml``).
@@ -103,14 +98,6 @@ class GaussianModel(nn.Module):
         color_sh_dc = torch.rand(count, 3, generator=generator) / 255.0
         model = cls(means, log_scales, quats, opacity_logits, color_sh_dc)
         return model.to(device)
-
-    @classmethod
-    def from_gaussians(cls, gaussians: Gaussians) -> "GaussianModel":
-        """Raw parameters that activate back to ``gaussians`` (opacities clamped away from 0 and 1)."""
-        eps = 1e-4
-        return cls(gaussians.means.detach().clone(), gaussians.scales.detach().log(), gaussians.quats.detach().clone(),
-                   torch.logit(gaussians.opacities.detach().clamp(eps, 1 - eps)),
-                   color_to_sh_dc(gaussians.colors.detach().clamp(0.0, 1.0)))
 
     def gaussians(self) -> Gaussians:
         """The activated Gaussians (differentiable with respect to the raw parameters)."""
