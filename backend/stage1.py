@@ -26,11 +26,20 @@ from torch import Tensor
 
 from .camera import Camera, orbit_angles
 from .errors import BadInputError
-from .gaussians.densify import DensifyConfig, ScreenGradientStats, densify_and_prune, reset_opacity
+from .gaussians.densify import (
+    DensifyConfig,
+    FinalPruneConfig,
+    ScreenGradientStats,
+    densify_and_prune,
+    prune_for_meshing,
+    reset_opacity,
+)
 from .gaussians.gaussians import Gaussians
 from .gaussians.model import GaussianModel, LearningRates
 from .gaussians.render import RenderBatch, render_views
 from .job_control import JobControl, ensure_control
+
+DREAMGAUSSIAN_SIZE_MILESTONES = (0.3, 0.6)  # main.py: 128 px below step ratio 0.3, 256 below 0.6, then 512
 
 
 @dataclass(frozen=True)
@@ -56,10 +65,11 @@ class Stage1Config:
     init_opacity: float = 0.1
     lrs: LearningRates = field(default_factory=LearningRates)
     densify: DensifyConfig = field(default_factory=DensifyConfig)
-    fixed_gaussian_count: int | None = None  # start with this many and never densify (benchmarks, e.g. 30_000)
+    final_prune: FinalPruneConfig = field(default_factory=FinalPruneConfig)  # after the last step, before meshing
+    fixed_gaussian_count: int | None = None  # start with this many, never densify or prune (benchmarks, e.g. 30_000)
 
     # Resolution schedule of the random (SDS) views: render_sizes[i] from step fraction milestones[i - 1] on;
-    # milestones None = evenly spaced (thirds for three sizes; DreamGaussian switches at 0.3 and 0.6).
+    # milestones None = DreamGaussian's 0.3 and 0.6 for three sizes (128 → 256 → 512), evenly spaced otherwise.
     # Target views are always rendered at their own size.
     render_sizes: tuple[int, ...] = (128, 256, 512)
     render_size_milestones: tuple[float, ...] | None = None
@@ -110,7 +120,9 @@ class Stage1Config:
 
     def render_size_at(self, step_ratio: float) -> int:
         milestones = self.render_size_milestones
-        if milestones is None:
+        if milestones is None and len(self.render_sizes) == len(DREAMGAUSSIAN_SIZE_MILESTONES) + 1:
+            milestones = DREAMGAUSSIAN_SIZE_MILESTONES
+        elif milestones is None:
             milestones = [i / len(self.render_sizes) for i in range(1, len(self.render_sizes))]
         return self.render_sizes[sum(step_ratio >= m for m in milestones)]
 
@@ -144,8 +156,9 @@ def fit_gaussians(
 
     # 1. Check inputs.
     targets = _check_targets(targets)
-    if config.fixed_gaussian_count is not None:
-        config = dataclasses.replace(config, densify=dataclasses.replace(config.densify, enabled=False))
+    if config.fixed_gaussian_count is not None:  # the count stays fixed: no densification, no final prune
+        config = dataclasses.replace(config, densify=dataclasses.replace(config.densify, enabled=False),
+                                     final_prune=dataclasses.replace(config.final_prune, enabled=False))
     control.report("stage1", 0.0, "initialising Gaussians")
 
     # 2. Seeded initialisation: Gaussians in a ball, Adam with per-parameter learning rates.
@@ -176,7 +189,9 @@ def fit_gaussians(
 
     # 4. Optimisation loop.
     for step in range(config.steps):
-        step_ratio = step / config.steps
+        # DreamGaussian counts steps from 1 and sets the rates, the loss ramp and the SDS schedule for step s from
+        # s / steps before stepping: the first step already sits 1/steps into every schedule, the last at its end.
+        step_ratio = (step + 1) / config.steps
         means_group["lr"] = config.lrs.means_at(step_ratio)
         gaussians = model.gaussians()
         rendered: list[tuple[RenderBatch, int, int]] = []
@@ -193,7 +208,7 @@ def fit_gaussians(
         target_rgb = views.rgb[chosen] * views.alpha[chosen] + bg * (1 - views.alpha[chosen])
         rgb_mse = F.mse_loss(batch.rgb, target_rgb)
         mask_mse = F.mse_loss(batch.alpha, views.alpha[chosen])
-        warmup = min(1.0, (step + 1) / max(1.0, config.mask_warmup * config.steps))
+        warmup = min(1.0, step_ratio / max(1.0 / config.steps, config.mask_warmup))
         loss = warmup * (config.lambda_rgb * rgb_mse + config.lambda_mask * mask_mse)
         reference_losses.append((rgb_mse + mask_mse).detach())
 
@@ -208,13 +223,17 @@ def fit_gaussians(
                                     random_views.d_radius[step], step_ratio, config.guidance_scale)
             loss = loss + config.lambda_sds * sds
 
-        # 4c. Backward, step, density control.
+        # 4c. Backward, step, density control. With guidance the screen-space statistics come from the novel
+        # (SDS) views only, as DreamGaussian's (it reads them from the last render of the step, the novel view):
+        # the reference view's 10 000-weighted loss would otherwise dominate which Gaussians grow. Without
+        # guidance the target views are all there is.
+        statistics_views = rendered[1:] if random_views is not None else rendered
         if track_screen_grads:
-            for batch, _, _ in rendered:
+            for batch, _, _ in statistics_views:
                 batch.retain_screen_grads()
         loss.backward()
         if track_screen_grads:
-            for batch, width, height in rendered:
+            for batch, width, height in statistics_views:
                 stats = stats.accumulate(batch.screen_grads(), batch.radii, width, height)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -233,8 +252,8 @@ def fit_gaussians(
             control.report("stage1", completed / config.steps, f"step {completed}/{config.steps}")
             last_report = now
 
-    # 5. Result.
-    final = model.gaussians().detach()
+    # 5. Result: the last prune (faint and oversized Gaussians) that DreamGaussian does before meshing.
+    final = prune_for_meshing(model.gaussians().detach(), config.final_prune)
     loss_history = torch.stack(losses).float().cpu().tolist()
     reference_history = torch.stack(reference_losses).float().cpu().tolist()
     finished = time.perf_counter()

@@ -57,7 +57,11 @@ def oracle_textured(views, config, glb_path: Path, **_):
     with np.load(true_surface_path(glb_path)) as data:
         mesh = unwrap_uvs(Mesh(data["vertices"], data["faces"]), UnwrapConfig(resolution=config.texture_size))
     images = {id(v.view.camera): (torch.from_numpy(v.rgb), torch.from_numpy(v.alpha)) for v in views}
-    mesh = bake_texture(mesh, lambda camera: images[id(camera)], [v.view.camera for v in views], config.texture_size)
+    # Six training views, not the 26 bake views: DreamGaussian's first-view ownership at cos > 0.5 leaves more
+    # texels to the fill there (held-out 29.5 dB on the torus); this test is about the GLB → Blender chain, so
+    # it bakes with the softer weighted mean over cos > 0.1.
+    mesh = bake_texture(mesh, lambda camera: images[id(camera)], [v.view.camera for v in views], config.texture_size,
+                        min_cosine=0.1, ownership="weighted")
     export_glb(mesh, glb_path)
     return ReconstructionResult(glb_path, mesh.vertices, mesh.faces, gaussian_count=0)
 

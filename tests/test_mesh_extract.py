@@ -87,7 +87,7 @@ def test_taubin_smoothing_takes_out_the_voxel_scale_roughness_and_keeps_the_volu
     # follows every wrinkle. Smoothing should flatten the wrinkles (smaller angles between neighbouring faces)
     # without shrinking the surface.
     cloud = random_gaussians(400, seed=3, scale_range=(0.03, 0.06))
-    rough, smooth = (extract_mesh(cloud, MeshConfig(resolution=48, threshold=0.5, target_faces=0,
+    rough, smooth = (extract_mesh(cloud, MeshConfig(resolution=48, threshold=0.5, target_faces=0, grid_box="fixed",
                                                     smoothing_iterations=iterations)) for iterations in (0, 10))
     rough, smooth = (trimesh.Trimesh(m.vertices, m.faces, process=False) for m in (rough, smooth))
     assert smooth.face_adjacency_angles.mean() < 0.9 * rough.face_adjacency_angles.mean()

@@ -135,7 +135,7 @@ class RedGuidance:
     def __init__(self):
         self.calls = []
 
-    def refine(self, images, d_elevation_deg, d_azimuth_deg, d_radius, strength=0.8, steps=20, guidance_scale=5.0):
+    def refine(self, images, d_elevation_deg, d_azimuth_deg, d_radius, strength=0.8, steps=50, guidance_scale=5.0):
         self.calls.append((images.shape, d_elevation_deg.clone(), d_azimuth_deg.clone(), d_radius.clone(), strength))
         target = torch.ones(images.shape[0], 3, 32, 32)  # another size than the renders: refine resizes
         target[:, 1:, 8:24, 8:24] = 0.0
@@ -152,7 +152,7 @@ def test_refine_with_guidance_pulls_novel_views_towards_the_targets(target_views
     refined = refine_texture(mesh, reference, guidance, config)
     calls = guidance.calls
     assert len(calls) == (2 if target_views else 15)
-    assert calls[0][0] == (2, 3, 32, 32) and calls[0][4] == 0.6
+    assert calls[0][0] == (2, 3, 32, 32) and calls[0][4] == (0.6 if target_views else config.strength_at(0))
     d_elevation = torch.cat([c[1] for c in calls])
     d_azimuth = torch.cat([c[2] for c in calls])
     assert d_elevation.abs().max() <= 30.0 and d_azimuth.abs().max() <= 180.0

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .gaussians import quat_to_rotmat
+from .gaussians import Gaussians, quat_to_rotmat
 from .model import PARAMETER_NAMES, GaussianModel
 
 
@@ -208,3 +208,33 @@ def densify_and_prune(model: GaussianModel, optimizer: torch.optim.Optimizer, st
         if bool(prune.all()):  # never prune everything: keep the most opaque one
             prune[torch.argmax(model.opacity_logits)] = False
         keep_gaussians(model, optimizer, ~prune)
+
+
+@dataclass(frozen=True)
+class FinalPruneConfig:
+    """The prune after the last stage-1 step, before meshing: DreamGaussian's ``prune(min_opacity=0.01,
+    extent=1, max_screen_size=1)`` at the end of its stage 1. Its screen-size test is moot there (the
+    densification at step 500 has just zeroed the screen radii), so it drops exactly the Gaussians fainter than
+    ``min_opacity`` or with a largest axis above ``max_world_scale`` (0.1 × extent 1, world units)."""
+
+    enabled: bool = True
+    min_opacity: float = 0.01
+    max_world_scale: float = 0.1
+
+
+def final_prune_mask(gaussians: Gaussians, config: FinalPruneConfig) -> Tensor:
+    """[N] bool, True for the Gaussians :class:`FinalPruneConfig` keeps; never all False (the most opaque one
+    stays, so meshing gets its 'no surface' error rather than an empty set)."""
+    if not config.enabled:
+        return torch.ones(len(gaussians), dtype=torch.bool, device=gaussians.means.device)
+    keep = (gaussians.opacities >= config.min_opacity) & (gaussians.scales.amax(dim=-1) <= config.max_world_scale)
+    if len(gaussians) and not bool(keep.any()):
+        keep[torch.argmax(gaussians.opacities)] = True
+    return keep
+
+
+def prune_for_meshing(gaussians: Gaussians, config: FinalPruneConfig) -> Gaussians:
+    """The Gaussians :func:`final_prune_mask` keeps."""
+    keep = final_prune_mask(gaussians, config)
+    return Gaussians(gaussians.means[keep], gaussians.scales[keep], gaussians.quats[keep],
+                     gaussians.opacities[keep], gaussians.colors[keep])

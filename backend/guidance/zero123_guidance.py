@@ -68,6 +68,16 @@ def sds_timestep(step_ratio: float, t_min: float = 0.02, t_max: float = 0.98, nu
     return int(round(high - (high - low) * step_ratio))
 
 
+def refine_timesteps(scheduler: DDIMScheduler, strength: float, steps: int, device=None) -> torch.Tensor:
+    """The timesteps one ``refine`` call runs, as DreamGaussian's ``Zero123.refine`` picks them.
+
+    ``scheduler.set_timesteps(steps)`` (with Zero123's ``steps_offset`` 1: 981, 961, …, 1 for 50), then from
+    index ``int(steps · strength)`` on. Its stage 2 raises strength from 0.8 to 0.95: t 181 → 41.
+    """
+    scheduler.set_timesteps(steps, device=device)
+    return scheduler.timesteps[int(steps * strength):]
+
+
 def _is_channels_last(module: torch.nn.Module) -> bool:
     """Whether ``module``'s first 4-D weight is stored channels-last (the layout inputs should match)."""
     for parameter in module.parameters():
@@ -97,9 +107,9 @@ class Zero123Guidance:
         self.config = config or GuidanceConfig()
         self.device = models.device
         self.dtype = models.dtype
-        # Own copy (set_timesteps mutates it). "trailing" spacing puts refine's first step at strength·1000 and
-        # its last at the clean end of the schedule; "leading" (the published default) would start ~1000/steps lower.
-        self.scheduler = DDIMScheduler.from_config(models.scheduler.config, timestep_spacing="trailing")
+        # Own copy (set_timesteps mutates it), with the published config's spacing ("leading", steps_offset 1) as
+        # DreamGaussian's: refine's 50-step schedule is 981, 961, …, 1 and strength 0.8 starts at 181.
+        self.scheduler = DDIMScheduler.from_config(models.scheduler.config)
         self.num_train_timesteps = int(self.scheduler.config.num_train_timesteps)
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(self.device, torch.float32)  # [N]
         self.scaling_factor = float(models.vae.config.scaling_factor)
@@ -176,36 +186,31 @@ class Zero123Guidance:
         d_azimuth_deg: torch.Tensor,  # [B]
         d_radius: torch.Tensor,  # [B]
         strength: float = 0.8,
-        steps: int = 20,
+        steps: int = 50,
         guidance_scale: float = 5.0,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:  # [B, 3, H, W] in [0, 1], float32
-        """Multi-step DDIM "image-to-image": encode, noise to ``strength``, denoise ``steps`` steps, decode.
+        """Multi-step DDIM "image-to-image": encode, noise, denoise to t≈0, decode — DreamGaussian's ``refine``.
 
-        ``strength`` follows the diffusers img2img convention: the fraction of the 1000-step noise schedule
-        where denoising starts (1.0 = pure noise, 0.2 = light touch-up; DreamGaussian's ``strength=0.8, steps=50``
-        starts at t≈200, i.e. our strength 0.2). Exactly ``steps`` DDIM steps (η = 0) run from there to t≈0.
+        ``strength`` and ``steps`` mean what they mean there (:func:`refine_timesteps`): the DDIM schedule has
+        ``steps`` steps, the first ``int(steps · strength)`` of them are skipped, and denoising starts at the
+        next one (strength 0.8 of 50: t = 181, 10 steps; 0.95: t = 41, 3 steps; 0: from pure noise).
         ``generator`` (on the guidance's device) makes the result reproducible; by default the guidance's own,
         seeded once from ``GuidanceConfig.seed``.
         """
         self._check_reference()
         batch = self._check_images(images)
-        if not 0.0 < strength <= 1.0:
-            raise BadInputError(f"refine strength must be in (0, 1], got {strength}")
+        if not 0.0 <= strength < 1.0:
+            raise BadInputError(f"refine strength must be in [0, 1), got {strength}")
         if steps < 1:
             raise BadInputError(f"refine needs at least one step, got {steps}")
         generator = generator or self.generator
         cameras = self._camera_embedding(d_elevation_deg, d_azimuth_deg, d_radius, batch)
-
-        # Spread ceil(steps / strength) DDIM steps over the schedule and keep the last ``steps`` of them, so the
-        # first kept timestep sits at about strength·1000.
-        total = max(steps, math.ceil(steps / strength))
-        self.scheduler.set_timesteps(total, device=self.device)
-        timesteps = self.scheduler.timesteps[total - steps:]
+        timesteps = refine_timesteps(self.scheduler, strength, steps, self.device)
 
         latents = self._encode(images)
         noise = torch.randn(latents.shape, generator=generator, device=self.device, dtype=torch.float32)
-        latents = self._add_noise(latents, noise, timesteps[:1].expand(batch))
+        latents = noise if strength == 0 else self._add_noise(latents, noise, timesteps[:1].expand(batch))
         for t in timesteps:
             noise_pred = self._predict_noise(latents, t.expand(batch), cameras, guidance_scale)
             latents = self.scheduler.step(noise_pred, t, latents).prev_sample
@@ -283,7 +288,8 @@ class Zero123Guidance:
         if images.shape[-2:] == (size, size):
             return images
         downscale = images.shape[-1] > size or images.shape[-2] > size
-        return F.interpolate(images, (size, size), mode="bilinear", align_corners=False, antialias=downscale)
+        antialias = downscale and self.config.antialias_downscale
+        return F.interpolate(images, (size, size), mode="bilinear", align_corners=False, antialias=antialias)
 
     def _add_noise(self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """Forward diffusion q(x_t | x_0) = √ᾱ_t x_0 + √(1-ᾱ_t) ε, per batch element."""

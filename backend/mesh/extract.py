@@ -22,12 +22,13 @@ import trimesh
 from ..errors import BadInputError
 from ..gaussians.gaussians import Gaussians
 from ..job_control import JobControl, ensure_control
-from .density_grid import density_grid
+from .density_grid import density_grid, gaussian_box
 from .iso_level import choose_iso_level
 from .mesh import Mesh
 
 STAGE = "mesh"
 AUTO_THRESHOLD = "auto"
+GRID_BOXES = ("gaussians", "fixed")
 
 
 class NoSurfaceError(BadInputError):
@@ -46,15 +47,22 @@ class MeshConfig:
                  where the Gaussians' summed opacity reaches that of one fully opaque Gaussian at its centre.
                  ``"auto"``: the level among ``iso_level.CANDIDATE_LEVELS`` whose mesh's silhouettes best match
                  the Gaussians' rendered alpha (backend/mesh/iso_level.py)
-    bound:       the grid spans [-bound, bound]³ (the object is normalised into the unit-ish sphere)
+    grid_box:    where the grid lies: ``"gaussians"`` (DreamGaussian's) — the box of the Gaussians' centres,
+                 scaled so its longest side fills ±0.9 of the grid (``density_grid.gaussian_box``), so all
+                 ``resolution`` samples fall on the object; ``"fixed"`` — [-bound, bound]³ around the origin
+    bound:       the half-side of the ``"fixed"`` grid
     target_faces: decimate to at most this many faces (0 disables decimation)
     min_component_fraction: connected components with fewer faces than this fraction of all faces are dropped
-    smoothing_iterations: Taubin smoothing iterations after cleanup (0 disables it)
+    smoothing_iterations: Taubin smoothing iterations after cleanup (0 disables it). Our choice where
+                 DreamGaussian remeshes isotropically with pymeshlab (3 iterations, edge 0.015): no new dependency,
+                 and on eval-recon's full-size objects it raised held-out IoU 0.980 → 0.984 (Suzanne), 0.985 →
+                 0.989 (torus) over no smoothing (module docstring)
     block:       edge of the density-grid blocks, in samples (memory/speed trade-off only)
     """
 
     resolution: int = 128
     threshold: float | str = 1.0
+    grid_box: str = "gaussians"
     bound: float = 1.0
     target_faces: int = 20_000
     min_component_fraction: float = 0.02
@@ -70,6 +78,8 @@ class MeshConfig:
                                  f"{self.threshold!r}")
         elif self.threshold <= 0:
             raise ValueError(f"MeshConfig.threshold must be positive, got {self.threshold}")
+        if self.grid_box not in GRID_BOXES:
+            raise ValueError(f"MeshConfig.grid_box must be one of {GRID_BOXES}, got {self.grid_box!r}")
         if self.target_faces < 0:
             raise ValueError(f"MeshConfig.target_faces must be >= 0, got {self.target_faces}")
         if self.smoothing_iterations < 0:
@@ -78,8 +88,10 @@ class MeshConfig:
             raise ValueError(f"MeshConfig.min_component_fraction must be in [0, 1), got {self.min_component_fraction}")
 
 
-def marching_cubes(grid: np.ndarray, threshold: float, bound: float) -> tuple[np.ndarray, np.ndarray]:
-    """Iso-surface of a density grid (``[ix, iy, iz]``, as :func:`density_grid` makes) in world coordinates.
+def marching_cubes(grid: np.ndarray, threshold: float, bound: float,
+                   centre: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Iso-surface of a density grid (``[ix, iy, iz]``, as :func:`density_grid` makes over centre ± bound) in
+    world coordinates.
 
     The grid is padded with one layer of zeros so surfaces that touch the border still close. Returns
     (vertices [V, 3] float64, faces [F, 3] int64) with faces wound so normals point out of the dense region.
@@ -96,7 +108,7 @@ def marching_cubes(grid: np.ndarray, threshold: float, bound: float) -> tuple[np
     if len(faces) == 0:
         raise NoSurfaceError(f"no surface to mesh at threshold {threshold:.3g}")
     step = 2.0 * bound / (resolution - 1)
-    vertices = (vertices - 1.0) * step - bound
+    vertices = (vertices - 1.0) * step - bound + np.asarray(centre, dtype=np.float64)
     # PyMCubes already winds faces counter-clockwise seen from the low side, so normals point out of the dense
     # region (a Gaussian blob comes out with positive volume): keep its order.
     faces = np.ascontiguousarray(faces, dtype=np.int64)
@@ -148,14 +160,14 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     return simplified
 
 
-def _silhouette_matched_surface(grid: np.ndarray, bound: float, gaussians: Gaussians
-                                ) -> tuple[float, np.ndarray, np.ndarray]:
+def _silhouette_matched_surface(grid: np.ndarray, bound: float, centre: tuple[float, float, float],
+                                gaussians: Gaussians) -> tuple[float, np.ndarray, np.ndarray]:
     """(level, vertices, faces): the auto iso-level and its surface, which the choice already meshed."""
     surfaces: dict[float, tuple[np.ndarray, np.ndarray] | None] = {}
 
     def mesh_at(level: float):
         try:
-            surfaces[level] = marching_cubes(grid, level, bound)
+            surfaces[level] = marching_cubes(grid, level, bound, centre)
         except NoSurfaceError:
             surfaces[level] = None
         return surfaces[level]
@@ -172,17 +184,18 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
     """Gaussians → cleaned, decimated :class:`Mesh` (no UVs yet). Raises :class:`NoSurfaceError`."""
     control = ensure_control(control)
     control.report(STAGE, 0.0, "density grid")
-    grid = density_grid(gaussians, config.resolution, config.bound, block=config.block, control=control)
+    centre, bound = gaussian_box(gaussians) if config.grid_box == "gaussians" else ((0.0, 0.0, 0.0), config.bound)
+    grid = density_grid(gaussians, config.resolution, bound, block=config.block, control=control, centre=centre)
     if grid.is_cuda:
         torch.cuda.synchronize()
     grid = grid.cpu().numpy()
     if config.threshold == AUTO_THRESHOLD:
         control.report(STAGE, 0.3, "iso-level from silhouettes")
-        threshold, vertices, faces = _silhouette_matched_surface(grid, config.bound, gaussians)
+        threshold, vertices, faces = _silhouette_matched_surface(grid, bound, centre, gaussians)
         control.report(STAGE, 0.4, f"marching cubes at {threshold:g}")
     else:
         control.report(STAGE, 0.4, f"marching cubes at {config.threshold:g}")
-        vertices, faces = marching_cubes(grid, config.threshold, config.bound)
+        vertices, faces = marching_cubes(grid, config.threshold, bound, centre)
     control.report(STAGE, 0.6, "cleanup")
     mesh = clean_mesh(vertices, faces, config.min_component_fraction)
     if config.smoothing_iterations:
