@@ -30,6 +30,11 @@ def sh_dc_to_color(sh_dc: Tensor) -> Tensor:
     return (SH_C0 * sh_dc + 0.5).clamp(0.0, 1.0)
 
 
+def color_to_sh_dc(colors: Tensor) -> Tensor:
+    """[N, 3] colours in [0, 1] → the degree-0 SH coefficients that :func:`sh_dc_to_color` maps back to them."""
+    return (colors - 0.5) / SH_C0
+
+
 @dataclass(frozen=True)
 class LearningRates:
     """Adam learning rates per parameter (DreamGaussian's stage-1 values, ``configs/image.yaml``).

@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from ..gaussians.model import GaussianModel
+from ..gaussians.model import GaussianModel, color_to_sh_dc
 from .pipeline import QuickReconstruction
 
 SURFACE_FRACTION = 0.5
@@ -49,13 +49,13 @@ def gaussians_from_reconstruction(quick: QuickReconstruction, count: int, *, see
         points.append(inside)
         scales.append(np.full(len(inside), 0.7 * (volume / len(inside)) ** (1 / 3)))  # as in_sphere's spacing
     means = torch.as_tensor(np.concatenate(points), dtype=torch.float32)
-    colours = quick.colour_at(means).float().cpu().clamp(0.02, 0.98)
+    colours = quick.colour_at(means).float().cpu().clamp(0.0, 1.0)
     n = len(means)
     log_scales = torch.as_tensor(np.log(np.concatenate(scales)), dtype=torch.float32)[:, None].repeat(1, 3)
     quats = torch.zeros(n, 4)
     quats[:, 0] = 1.0
     opacity_logits = torch.full((n,), math.log(initial_opacity / (1 - initial_opacity)))
-    return GaussianModel(means, log_scales, quats, opacity_logits, torch.logit(colours)).to(device)
+    return GaussianModel(means, log_scales, quats, opacity_logits, color_to_sh_dc(colours)).to(device)
 
 
 def _surface_points(vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator
