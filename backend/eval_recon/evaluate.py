@@ -114,8 +114,12 @@ class EvalReconResult:
     contact_sheet_path: Path
 
 
-def builtin_objects() -> list[ObjectSpec]:
-    return [ObjectSpec(name, builtin=name) for name in BUILTIN_OBJECTS]
+def builtin_objects(names: Sequence[str] | None = None) -> list[ObjectSpec]:
+    """The named built-in objects (default: all, in BUILTIN_OBJECTS' order)."""
+    unknown = [n for n in names or () if n not in BUILTIN_OBJECTS]
+    if unknown:
+        raise BadInputError(f"unknown built-in object {unknown[0]!r} (choose from {', '.join(BUILTIN_OBJECTS)})")
+    return [ObjectSpec(name, builtin=name) for name in (BUILTIN_OBJECTS if names is None else names)]
 
 
 def mesh_file_object(path: str | Path) -> ObjectSpec:
@@ -123,6 +127,17 @@ def mesh_file_object(path: str | Path) -> ObjectSpec:
     if not path.is_file():
         raise BadInputError(f"--object {path}: no such file")
     return ObjectSpec(path.stem, path=path.resolve())
+
+
+def chosen_objects(values: Sequence[str]) -> list[ObjectSpec]:
+    """``--object`` values: a built-in object's name (built-in names win: Blender imports files by extension, so
+    a file called ``mug`` could not be read anyway) or a mesh file. Each object needs its own folder name."""
+    specs = [builtin_objects([v])[0] if v in BUILTIN_OBJECTS else mesh_file_object(v) for v in values]
+    names = [s.name for s in specs]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated is not None:
+        raise BadInputError(f"--object: two objects would share the folder name {repeated!r}")
+    return specs
 
 
 def score_views(cameras: Sequence[NamedCamera], truth: Sequence[tuple[np.ndarray, np.ndarray]],
