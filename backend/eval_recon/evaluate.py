@@ -24,7 +24,7 @@ from . import metrics
 from .blender_job import load_surface, render_views
 from .cameras import NamedCamera, held_out_cameras, training_cameras
 from .config import BUILTIN_OBJECTS, EvalReconConfig
-from .contact_sheet import make_contact_sheet
+from .contact_sheet import make_contact_sheet, stack_contact_sheets
 from .layout import (
     FIT_NAME,
     GAUSSIAN_VIEWS_NAME,
@@ -246,13 +246,6 @@ def score_object(truth: GroundTruthRecord, config: EvalReconConfig, object_dir: 
                             fit.mesh_faces, passed, timings)
 
 
-def _stack_sheets(paths: Sequence[Path]) -> np.ndarray:
-    sheets = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    width = max(s.shape[1] for s in sheets)
-    padded = [np.pad(s, ((0, 8), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
-    return np.concatenate(padded, axis=0)
-
-
 def metrics_document(config: EvalReconConfig, results: Sequence[ObjectEvalResult], wall_time_s: float) -> dict:
     return {
         "size": config.name,
@@ -309,8 +302,8 @@ def _score_phase(manifest: Manifest, out_dir: Path, *, seed: int, blender: str |
     # wall time of the whole evaluation: the three phases' own times, wherever each ran
     wall_time = manifest.wall_time_s + sum(f.wall_time_s for f in fits) + time.perf_counter() - started
     with AtomicOutputDir(out_dir) as staging:
-        Image.fromarray(_stack_sheets([out_dir / r.name / "contact_sheet.png" for r in results])).save(
-            staging / "contact_sheet.png")
+        sheets = [np.asarray(Image.open(out_dir / r.name / "contact_sheet.png").convert("RGB")) for r in results]
+        Image.fromarray(stack_contact_sheets(sheets)).save(staging / "contact_sheet.png")
         write_json(staging / "metrics.json", metrics_document(manifest.config, results, wall_time))
     return EvalReconResult(manifest.config.name, results, all(r.passed for r in results), wall_time,
                            out_dir / "metrics.json", out_dir / "contact_sheet.png")
