@@ -16,6 +16,9 @@ geometry and appearance):
 - ``iso-auto``, ``iso-0.3``, ``iso-1.0``: another marching-cubes iso-level (``auto`` = backend/mesh/iso_level.py).
 - ``no-smoothing``: Taubin smoothing off.      ``no-decimation``: keep every marching-cubes face.
 - ``bake-x4``: bake renders 4× larger and a 2× texture.
+- ``visible-only``: the run's mesh without the faces no bake view sees (rasterized at 4× the render size): a
+  density that is high only near the surface meshes as a thick shell, whose inner wall no render shows but
+  Chamfer counts.
 - ``true-surface``: the ground-truth surface, unwrapped and baked from the Gaussians (geometry error removed).
 - ``true-surface-gt-views``: the ground-truth surface baked from the ground-truth training views: what UVs, seams,
   texture resolution and the few views of the bake alone lose.
@@ -53,6 +56,7 @@ from backend.gaussians.gaussians import Gaussians  # noqa: E402
 from backend.mesh.bake import bake_cameras, bake_texture  # noqa: E402
 from backend.mesh.extract import extract_mesh  # noqa: E402
 from backend.mesh.mesh import Mesh  # noqa: E402
+from backend.mesh.rasterize import rasterize_mesh  # noqa: E402
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs  # noqa: E402
 
 
@@ -66,6 +70,7 @@ class Variant:
     bake_scale: int = 1
     true_surface: bool = False
     colours_from_ground_truth: bool = False  # bake from the ground-truth training renders instead of the Gaussians
+    visible_only: bool = False  # drop the faces no bake view sees
 
 
 VARIANTS = {v.name: v for v in (
@@ -77,6 +82,7 @@ VARIANTS = {v.name: v for v in (
     Variant("no-smoothing", {"smoothing_iterations": 0}),
     Variant("no-decimation", {"target_faces": 0}),
     Variant("bake-x4", {}, texture_scale=2, bake_scale=4),
+    Variant("visible-only", {}, visible_only=True),
     Variant("true-surface", {}, true_surface=True),
     Variant("true-surface-gt-views", {}, true_surface=True, colours_from_ground_truth=True),
 )}
@@ -102,7 +108,19 @@ def load_gaussians(path: Path, device: torch.device) -> Gaussians:
     return Gaussians(**{name: tensor.to(device) for name, tensor in tensors.items()})
 
 
-def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians, object_dir: Path,
+def visible_faces(mesh: Mesh, cameras: list) -> Mesh:
+    """``mesh`` without the faces that are nearest to none of ``cameras`` at any pixel (unused vertices dropped)."""
+    vertices, faces = torch.from_numpy(mesh.vertices), torch.from_numpy(mesh.faces)
+    seen = torch.zeros(len(faces), dtype=torch.bool)
+    for camera in cameras:
+        ids = rasterize_mesh(vertices, faces, camera).tri_id
+        seen[ids[ids >= 0].unique()] = True
+    kept = mesh.faces[seen.numpy()]
+    used, remapped = np.unique(kept, return_inverse=True)
+    return Mesh(mesh.vertices[used], remapped.reshape(-1, 3).astype(np.int64))
+
+
+def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians | None, object_dir: Path,
                truth: GroundTruthRecord) -> Mesh:
     texture_size = config.texture_size * variant.texture_scale
     if variant.true_surface:
@@ -113,6 +131,8 @@ def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians, 
         if changes.get("resolution", 0) is None:
             changes["resolution"] = 2 * config.grid_resolution
         mesh = extract_mesh(gaussians, replace(mesh_config(config), **changes))
+    if variant.visible_only:
+        mesh = visible_faces(mesh, bake_cameras(4 * config.image_size))
     mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=texture_size))
     if variant.colours_from_ground_truth:
         views = load_ground_truth(object_dir, truth.train)
@@ -128,7 +148,8 @@ def score_variant(variant: Variant, config: EvalReconConfig, truth: GroundTruthR
     started = time.perf_counter()
     folder = object_dir / "limits" / variant.name
     folder.mkdir(parents=True, exist_ok=True)
-    gaussians = load_gaussians(object_dir / GAUSSIANS_NAME, device)
+    # the ground-truth bake needs no fit: it bounds what the bake can do on this size's views before any fit exists
+    gaussians = None if variant.colours_from_ground_truth else load_gaussians(object_dir / GAUSSIANS_NAME, device)
     mesh = build_mesh(variant, config, gaussians, object_dir, truth)
     export_glb(mesh, folder / "model.glb")
     ours = render_views({"path": str(folder / "model.glb"), "normalise": False}, truth.held_out, folder / "ours",
