@@ -13,7 +13,7 @@ geometry and appearance):
 
 - ``as-run``: the run's settings.
 - ``grid-x2``: twice the density-grid resolution.
-- ``iso-auto``, ``iso-0.3``, ``iso-1.0``: another marching-cubes iso-level (``auto`` = backend/mesh/iso_level.py).
+- ``iso-auto``, ``iso-0.1``, ``iso-0.3``, ``iso-1.0``: another marching-cubes iso-level (``auto`` = backend/mesh/iso_level.py).
 - ``no-smoothing``: Taubin smoothing off.      ``no-decimation``: keep every marching-cubes face.
 - ``bake-x4``: bake renders 4× larger and a 2× texture.
 - ``visible-only``: the run's mesh without the faces no bake view sees (rasterized at 4× the render size): a
@@ -77,6 +77,7 @@ VARIANTS = {v.name: v for v in (
     Variant("as-run", {}),
     Variant("grid-x2", {"resolution": None}),  # None: twice the run's, filled in per run
     Variant("iso-auto", {"threshold": "auto"}),
+    Variant("iso-0.1", {"threshold": 0.1}),
     Variant("iso-0.3", {"threshold": 0.3}),
     Variant("iso-1.0", {"threshold": 1.0}),
     Variant("no-smoothing", {"smoothing_iterations": 0}),
