@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: small (fit and score: the size DIR was rendered at)")
     p.add_argument("--phase", choices=["all", "render-gt", "fit", "score"], default="all",
                    help="run one phase alone: render-gt and score need Blender, fit does not (GPU host without bpy)")
-    p.add_argument("--object", default=None, help="a mesh file to use instead of the built-in objects")
+    p.add_argument("--object", action="append", default=None, metavar="NAME|MESH",
+                   help="a built-in object (suzanne, torus, box, mug, can, bowl) or a mesh file Blender imports; "
+                        "repeat for several (default: all built-in objects)")
     p.add_argument("--blender", default=None, help="a blender binary to render with (default: the bpy module)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
