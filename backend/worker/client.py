@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .messages import Hello, ProtocolError, ShutdownRequest, decode_event, encode
+from ..errors import ImageTo3DError
+from .messages import WORKER_DIED_EXIT_CODE, Hello, ProtocolError, ShutdownRequest, decode_event, encode
 
 BACKEND_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the ``backend`` package
 HELLO_TIMEOUT_S = 120.0  # a cold start imports torch: slow disks and first runs take a while
@@ -37,8 +38,19 @@ class WorkerExited:
     type: str = "exited"
 
 
-class WorkerStartError(RuntimeError):
-    """The worker did not say hello: its Python is missing or broken, or the backend cannot start."""
+class WorkerStartError(ImageTo3DError):
+    """The worker cannot be started or did not say hello: its Python is missing or broken (exit 4: the
+    backend is unavailable, like missing models)."""
+
+    exit_code = 4
+
+
+class WorkerJobError(ImageTo3DError):
+    """A job the worker answered with an ``error`` event, or lost when the worker died."""
+
+    def __init__(self, message: str, exit_code: int = WORKER_DIED_EXIT_CODE):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def describe_exit(returncode: int | None, expected: bool = False) -> str:
@@ -86,9 +98,10 @@ class WorkerProcess:
                                             cwd=str(BACKEND_ROOT), creationflags=flags)
         except OSError as exc:
             raise WorkerStartError(f"cannot start the backend worker with {python}: {exc.strerror or exc}") from None
+        self._log_reader = threading.Thread(target=self._read_stderr, name="image_to_3d worker log", daemon=True)
+        self._log_reader.start()
         self._reader = threading.Thread(target=self._read_events, name="image_to_3d worker events", daemon=True)
         self._reader.start()
-        threading.Thread(target=self._read_stderr, name="image_to_3d worker log", daemon=True).start()
 
     # --- talking ---------------------------------------------------------------------------------------
 
@@ -161,8 +174,13 @@ class WorkerProcess:
                 self._hello_seen.set()
             self.on_event(event)
         returncode = self.process.wait()
+        self._log_reader.join(2.0)
         self._hello_seen.set()
-        self.on_event(WorkerExited(returncode, describe_exit(returncode, expected=self._stopping)))
+        message = describe_exit(returncode, expected=self._stopping)
+        last_log = next((line for line in reversed(self.stderr_tail) if line.strip()), "")
+        if returncode and returncode > 0 and last_log:  # e.g. "ModuleNotFoundError: No module named 'torch'"
+            message = f"{message}; last log line: {last_log.strip()[:200]}"
+        self.on_event(WorkerExited(returncode, message))
 
     def _read_stderr(self) -> None:
         for raw in self.process.stderr:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,7 +43,11 @@ ETA_MIN_FRACTION = 0.02  # no time-left estimate before this much of the job is 
 def run_serve_command(args: argparse.Namespace) -> int:
     if args.models:
         os.environ["IMAGE_TO_3D_MODELS"] = args.models  # the default for requests that name none
-    return WorkerServer(stdio_transport()).serve()
+    code = WorkerServer(stdio_transport()).serve()
+    # Exit at once: the job has ended (or was given SHUTDOWN_WAIT_S), and a normal interpreter exit with
+    # torch and models loaded takes seconds of tearing down that nobody waits for.
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @dataclass

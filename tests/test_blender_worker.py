@@ -1,0 +1,174 @@
+"""The add-on driving a real worker process (bpy module, tiny models, CPU): segment and generate to imported
+data, cancel, a killed worker, the drain's cost, and Blender's process staying free of torch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.blender_fixtures import datablock_names
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def module_worker(addon_package):
+    """One worker serves the module's tests (as one serves a Blender session); shut down at the end."""
+    yield
+    addon_package.operators.worker_client.stop_worker()
+
+
+@pytest.fixture
+def worker_jobs(module_worker, addon_settings):
+    """The add-on's job runner and worker modules."""
+    from image_to_3d.operators import job_runner, worker_client, worker_requests
+
+    return job_runner, worker_client, worker_requests
+
+
+def _generate_job(modules, settings, steps=None, on_success=None):
+    import dataclasses
+
+    import bpy
+
+    job_runner, worker_client, worker_requests = modules
+    config = settings.to_config(bpy.context)
+    request = worker_requests.generate_request("gen-1", config, Path(config.options.output_dir) / "gen")
+    request = dataclasses.replace(request, preset="smoke", steps=steps)
+    imported = []
+    return imported, worker_client.WorkerJob(
+        kind="generate", work=None, on_success=on_success or imported.append, scene_name=bpy.context.scene.name,
+        request=request, launch=worker_client.blender_python_launch(), convert=worker_client.first_generated_object)
+
+
+def test_segment_through_the_worker_brings_the_masks_in(worker_jobs, addon_settings):
+    import bpy
+
+    job_runner, worker_client, worker_requests = worker_jobs
+    from image_to_3d.operators.segment_images import load_segment_images
+
+    config = addon_settings.to_config(bpy.context)
+    request = worker_requests.segment_request("seg-1", config, Path(config.options.output_dir) / "seg")
+    job = worker_client.WorkerJob(kind="segment", work=None, on_success=lambda p: load_segment_images(p, False),
+                                  scene_name=bpy.context.scene.name, request=request,
+                                  launch=worker_client.blender_python_launch(),
+                                  convert=worker_client.segment_outcome_to_preview)
+    job_runner.start_job(job, addon_settings)
+    job_runner.run_to_end(job)
+    assert job.error is None and addon_settings.stage == "done"
+    assert bpy.data.images["a-coffee-cup mask"].packed_file is not None
+    assert tuple(bpy.data.images["a-coffee-cup overlay"].size) == (64, 48)
+
+
+def test_generate_through_the_worker_imports_the_object_and_drain_stays_under_5_ms(worker_jobs, addon_settings,
+                                                                                     monkeypatch):
+    import bpy
+
+    job_runner, worker_client, _ = worker_jobs
+    from image_to_3d.operators.import_result import import_generated_model
+
+    monkeypatch.setattr(job_runner, "blocks_until_done", lambda: False)  # the UI path: the timer drains
+    _, job = _generate_job(worker_jobs, addon_settings, steps=3,
+                           on_success=lambda obj: import_generated_model(obj.glb_path, "a coffee cup"))
+    job_runner.start_job(job, addon_settings)
+    drains, stages = [], set()
+    while job_runner.current_job() is not None:
+        started = time.perf_counter()
+        job_runner.poll_running_job()
+        drains.append(time.perf_counter() - started)
+        stages.add(addon_settings.stage)
+        time.sleep(0.05)
+    assert job.error is None, job.error
+    assert bpy.data.objects["a coffee cup"].type == "MESH" and addon_settings.stage == "done"
+    assert {"stage1", "mesh"} <= stages  # the drain moved the worker's progress into the scene
+    running = drains[:-1]  # the last call imports the object: that is the import's time, not the drain's
+    assert len(running) > 20 and max(running) <= 0.005, f"slowest drain {max(running) * 1000:.1f} ms"
+
+
+def test_cancel_ends_the_job_at_once_scene_untouched_and_a_stuck_worker_is_killed(worker_jobs, addon_settings):
+    job_runner, worker_client, _ = worker_jobs
+    before = datablock_names()
+    _, job = _generate_job(worker_jobs, addon_settings, steps=2000)
+    job_runner.start_job(job, addon_settings)
+    worker = job.connection
+    deadline = time.monotonic() + 120
+    while (job.last_progress is None or job.last_progress.stage != "stage1") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(worker.process.process.pid, signal.SIGSTOP)  # a worker that cannot hear the cancel
+    try:
+        started = time.monotonic()
+        job.cancel()
+        assert job.cancelled
+        job.join(worker_client.CANCEL_KILL_AFTER_S + 10)
+        took = time.monotonic() - started
+    finally:
+        if worker.process.alive:
+            os.kill(worker.process.process.pid, signal.SIGCONT)
+    assert not job.alive and worker.exited is not None and not worker.alive
+    assert worker_client.CANCEL_KILL_AFTER_S <= took <= worker_client.CANCEL_KILL_AFTER_S + 5
+    job_runner.poll_running_job()
+    assert addon_settings.stage == "cancelled" and addon_settings.last_exit_code == 130
+    assert datablock_names() == before
+    assert worker_client.worker_for(job.launch) is not worker  # the next job gets a fresh worker
+
+
+def test_a_worker_that_dies_mid_job_gives_one_line_and_an_untouched_scene(worker_jobs, addon_settings):
+    job_runner, _, _ = worker_jobs
+    before = datablock_names()
+    _, job = _generate_job(worker_jobs, addon_settings, steps=2000)
+    job_runner.start_job(job, addon_settings)
+    deadline = time.monotonic() + 120
+    while job.connection.hello is None and time.monotonic() < deadline:  # the worker is up and took the job
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.kill(job.connection.process.process.pid, signal.SIGSEGV)
+    job_runner.run_to_end(job)
+    assert addon_settings.stage == "failed" and addon_settings.last_exit_code == 1
+    assert "segmentation fault" in addon_settings.last_error and "\n" not in addon_settings.last_error
+    assert datablock_names() == before
+
+
+def test_blender_never_imports_torch_for_a_job_through_the_worker(tmp_path, small_photo):
+    """A fresh process (the test process has torch loaded already): bpy, the add-on, a generate job."""
+    script = tmp_path / "job.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(REPO_ROOT)!r})
+import bpy
+from tests.blender_harness import import_addon_from_checkout
+addon = import_addon_from_checkout(__import__("pathlib").Path({str(REPO_ROOT)!r}))
+addon.register()
+from image_to_3d.operators import job_runner, worker_client, worker_requests
+from image_to_3d.operators.import_result import import_generated_model
+import dataclasses
+settings = bpy.context.scene.image_to_3d
+settings.image_path = {str(small_photo)!r}
+settings.prompt = "a coffee cup"
+config = settings.to_config(bpy.context)
+request = dataclasses.replace(worker_requests.generate_request("g", config, {str(tmp_path / "gen")!r}),
+                              preset="smoke", steps=3, settings=dataclasses.replace(
+                                  worker_requests.job_settings(config), device="cpu"))
+job = worker_client.WorkerJob(kind="generate", work=None, scene_name=bpy.context.scene.name, request=request,
+                              on_success=lambda o: import_generated_model(o.glb_path, "cup"),
+                              launch=worker_client.blender_python_launch(),
+                              convert=worker_client.first_generated_object)
+job_runner.start_job(job, settings)
+job_runner.run_to_end(job)
+worker_client.stop_worker()
+heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "triton", "transformers",
+               "segment_anything", "diffusers", "gsplat", "scipy", "skimage", "trimesh", "xatlas"))
+backend = sorted(n for n in sys.modules if n.startswith("image_to_3d.backend."))
+print("RESULT", settings.stage, bpy.data.objects["cup"].type, heavy, backend)
+""")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    line = next((line for line in run.stdout.splitlines() if line.startswith("RESULT")), run.stderr[-2000:])
+    assert line.startswith("RESULT done MESH [] "), line
+    assert set(eval(line.split("] ", 1)[1])) <= {  # noqa: S307 - our own printed list
+        "image_to_3d.backend.errors", "image_to_3d.backend.worker", "image_to_3d.backend.worker.client",
+        "image_to_3d.backend.worker.messages"}
