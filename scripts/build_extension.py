@@ -47,7 +47,7 @@ PLATFORM_TAGS: dict[str, tuple[str, ...]] = {
 
 # Top-level packages the backend imports (DESIGN.md §1). Versions come from requirements.txt (the tested set).
 RUNTIME_PACKAGES = ("torch", "torchvision", "transformers", "diffusers", "safetensors", "huggingface-hub",
-                    "segment-anything", "gsplat", "trimesh", "xatlas", "pymcubes", "scikit-image", "pillow", "tqdm")
+                    "segment-anything", "gsplat", "trimesh", "xatlas", "scikit-image", "pillow", "tqdm")
 TORCH_PACKAGES = ("torch", "torchvision", "gsplat")  # left out by --no-torch
 # With --no-torch nothing may drag these in behind our back (CUDA runtime wheels are gigabytes).
 TORCH_STACK_PREFIXES = ("torch", "torchvision", "gsplat", "triton", "nvidia-", "cuda-")
