@@ -58,7 +58,7 @@ def built_zip(repo_root, tmp_path_factory):
 
 
 def test_zip_holds_addon_wheel_and_licences_only(built_zip):
-    assert built_zip.zip_path.name == "image_to_3d-0.1.0-linux-x64.zip"
+    assert built_zip.zip_path.name == "image_to_3d-0.1.0-linux-x64-py311.zip"
     with zipfile.ZipFile(built_zip.zip_path) as archive:
         names = archive.namelist()
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
