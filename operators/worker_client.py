@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backend.worker.client import WorkerExited, WorkerJobError, WorkerProcess
+from ..backend.worker.client import BACKEND_ROOT, WorkerExited, WorkerJobError, WorkerProcess
 from ..backend.worker.messages import (
     CancelRequest,
     Done,
@@ -32,6 +32,7 @@ from ..backend.worker.messages import (
 from . import job_runner
 from .worker_requests import FinishedObject, segment_preview
 
+__all__ = ["BACKEND_ROOT", "WorkerJob", "WorkerLaunch", "make_worker_job", "runs_in_worker", "stop_worker"]
 CANCEL_KILL_AFTER_S = 3.0  # a worker that has not stopped this long after cancel is killed
 CANCELLED_EXIT_CODE = 130
 
@@ -61,6 +62,9 @@ class WorkerConnection:
         self.hello: Hello | None = None
         self.exited: WorkerExited | None = None
         self._lock = threading.Lock()
+        import bpy
+
+        self.headless = bool(bpy.app.background)  # read here: the reader thread must not touch bpy
         self.process = WorkerProcess(launch.python, launch.extra_paths, on_event=self._route)
 
     @property
@@ -84,6 +88,9 @@ class WorkerConnection:
             return
         if isinstance(event, Hello) and not event.id:
             self.hello = event
+            if self.headless:  # headless runs say which backend they got
+                print(f"Image to 3D: backend worker ready (Python {event.python}, torch {event.torch or 'missing'}, "
+                      f"{event.device}{', ' + event.gpu if event.gpu else ''})", file=sys.stderr, flush=True)
             return
         with self._lock:
             job = self.jobs.get(getattr(event, "id", ""))
@@ -218,3 +225,25 @@ def first_generated_object(outcome) -> Any:
     if not isinstance(outcome, GenerateOutcome) or not outcome.objects:
         raise WorkerJobError(f"the worker answered a generate request with {outcome!r}")
     return outcome.objects[0]
+
+
+def runs_in_worker(context) -> bool:
+    """Jobs go to the worker unless the debugging preference puts them in Blender's own process."""
+    from ..properties.job_config import ADDON_PACKAGE
+
+    entry = context.preferences.addons.get(ADDON_PACKAGE)
+    return not (entry is not None and getattr(entry.preferences, "debug_in_process_jobs", False))
+
+
+def make_worker_job(context, kind: str, build_request: Callable[[str], Any], convert: Callable[[Any], Any],
+                    on_success: Callable[[Any], None], scene_name: str, on_partial=None, on_finish=None) -> WorkerJob:
+    """The WorkerJob for ``build_request(request_id)`` with the Python the preferences choose (raises
+    WorkerStartError, a one-line ImageTo3DError, when that Python cannot be used)."""
+    import uuid
+
+    from .backend_setup import addon_preferences, worker_launch
+
+    launch = worker_launch(addon_preferences(context))
+    request = build_request(f"{kind.replace(' ', '-')}-{uuid.uuid4().hex[:8]}")
+    return WorkerJob(kind=kind, work=None, on_success=on_success, on_partial=on_partial, on_finish=on_finish,
+                     scene_name=scene_name, request=request, launch=launch, convert=convert)

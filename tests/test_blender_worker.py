@@ -134,37 +134,35 @@ def test_a_worker_that_dies_mid_job_gives_one_line_and_an_untouched_scene(worker
     assert datablock_names() == before
 
 
-def test_blender_never_imports_torch_for_a_job_through_the_worker(tmp_path, small_photo):
-    """A fresh process (the test process has torch loaded already): bpy, the add-on, a generate job."""
+def test_blender_never_imports_torch_for_jobs_through_the_worker(tmp_path, small_photo):
+    """A fresh process (the test process has torch loaded already): bpy, the add-on, Segment and Generate
+    through the operators, as a user would run them."""
     script = tmp_path / "job.py"
     script.write_text(f"""
-import sys
+import dataclasses, sys
 sys.path.insert(0, {str(REPO_ROOT)!r})
 import bpy
 from tests.blender_harness import import_addon_from_checkout
 addon = import_addon_from_checkout(__import__("pathlib").Path({str(REPO_ROOT)!r}))
 addon.register()
-from image_to_3d.operators import job_runner, worker_client, worker_requests
-from image_to_3d.operators.import_result import import_generated_model
-import dataclasses
+from image_to_3d.operators import worker_requests
+build = worker_requests.generate_request
+worker_requests.generate_request = lambda *a: dataclasses.replace(build(*a), preset="smoke", steps=3)
+entry = bpy.context.preferences.addons.new()
+entry.module = "image_to_3d"
+entry.preferences.worker_python = "blender"
+entry.preferences.device = "cpu"
+entry.preferences.output_dir = {str(tmp_path / "jobs")!r}
 settings = bpy.context.scene.image_to_3d
 settings.image_path = {str(small_photo)!r}
 settings.prompt = "a coffee cup"
-config = settings.to_config(bpy.context)
-request = dataclasses.replace(worker_requests.generate_request("g", config, {str(tmp_path / "gen")!r}),
-                              preset="smoke", steps=3, settings=dataclasses.replace(
-                                  worker_requests.job_settings(config), device="cpu"))
-job = worker_client.WorkerJob(kind="generate", work=None, scene_name=bpy.context.scene.name, request=request,
-                              on_success=lambda o: import_generated_model(o.glb_path, "cup"),
-                              launch=worker_client.blender_python_launch(),
-                              convert=worker_client.first_generated_object)
-job_runner.start_job(job, settings)
-job_runner.run_to_end(job)
-worker_client.stop_worker()
+assert bpy.ops.image_to_3d.segment() == {{"FINISHED"}}
+assert bpy.ops.image_to_3d.generate() == {{"FINISHED"}}
 heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "triton", "transformers",
                "segment_anything", "diffusers", "gsplat", "scipy", "skimage", "trimesh", "xatlas"))
 backend = sorted(n for n in sys.modules if n.startswith("image_to_3d.backend."))
-print("RESULT", settings.stage, bpy.data.objects["cup"].type, heavy, backend)
+print("RESULT", settings.stage, bpy.data.objects["a coffee cup"].type, heavy, backend)
+addon.unregister()
 """)
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     line = next((line for line in run.stdout.splitlines() if line.startswith("RESULT")), run.stderr[-2000:])
@@ -172,3 +170,71 @@ print("RESULT", settings.stage, bpy.data.objects["cup"].type, heavy, backend)
     assert set(eval(line.split("] ", 1)[1])) <= {  # noqa: S307 - our own printed list
         "image_to_3d.backend.errors", "image_to_3d.backend.worker", "image_to_3d.backend.worker.client",
         "image_to_3d.backend.worker.messages"}
+
+
+@pytest.fixture
+def worker_settings(worker_jobs, addon_settings, monkeypatch):
+    """The operators on the worker path (Blender's Python), generate shrunk to the smoke preset, 3 steps."""
+    import dataclasses
+
+    import bpy
+
+    _, _, worker_requests = worker_jobs
+    prefs = bpy.context.preferences.addons["image_to_3d"].preferences
+    prefs.debug_in_process_jobs = False
+    prefs.worker_python = "blender"
+    build = worker_requests.generate_request
+    monkeypatch.setattr(worker_requests, "generate_request",
+                        lambda *args: dataclasses.replace(build(*args), preset="smoke", steps=3))
+    return addon_settings
+
+
+def test_operators_run_segment_and_several_objects_through_the_worker(worker_settings):
+    import bpy
+
+    worker_settings.prompt = "a coffee cup\nthe saucer"
+    assert bpy.ops.image_to_3d.segment() == {"FINISHED"}
+    assert bpy.data.images["the-saucer mask"].packed_file is not None
+    assert bpy.ops.image_to_3d.generate() == {"FINISHED"}
+    cup, saucer = bpy.data.objects["a coffee cup"], bpy.data.objects["the saucer"]
+    assert cup.type == saucer.type == "MESH"
+    assert saucer.location.x > cup.location.x  # laid out side by side as each object arrived
+    assert worker_settings.stage == "done" and worker_settings.last_exit_code == 0
+
+
+def test_operator_cancel_says_cancelling_at_once_and_leaves_the_scene(worker_settings, worker_jobs, monkeypatch):
+    import dataclasses
+
+    import bpy
+
+    job_runner, _, worker_requests = worker_jobs
+    build = worker_requests.generate_request
+    monkeypatch.setattr(worker_requests, "generate_request",
+                        lambda *args: dataclasses.replace(build(*args), preset="smoke", steps=2000))
+    monkeypatch.setattr(job_runner, "blocks_until_done", lambda: False)
+    before = datablock_names()
+    assert bpy.ops.image_to_3d.generate() == {"FINISHED"}
+    job = job_runner.current_job()
+    deadline = time.monotonic() + 120
+    while worker_settings.stage != "stage1" and time.monotonic() < deadline:
+        job_runner.poll_running_job()
+        time.sleep(0.05)
+    assert bpy.ops.image_to_3d.cancel() == {"FINISHED"}
+    assert worker_settings.stage == "Cancelling…"  # before any event came back
+    job_runner.poll_running_job()
+    assert worker_settings.stage == "Cancelling…"  # late progress does not overwrite it
+    job.join(10)
+    assert job_runner.poll_running_job() is None
+    assert worker_settings.stage == "cancelled" and worker_settings.last_exit_code == 130
+    assert datablock_names() == before
+
+
+def test_a_missing_managed_environment_is_one_clear_line(worker_settings, tmp_path, monkeypatch):
+    import bpy
+    from image_to_3d.operators import backend_setup
+
+    monkeypatch.setattr(backend_setup, "managed_env_dir", lambda: tmp_path / "no-env")
+    bpy.context.preferences.addons["image_to_3d"].preferences.worker_python = "managed"
+    with pytest.raises(RuntimeError, match="not set up yet"):
+        bpy.ops.image_to_3d.generate()
+    assert worker_settings.last_exit_code == 4 and "Set up backend" in worker_settings.last_error
