@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backend.worker.client import BACKEND_ROOT, WorkerExited, WorkerJobError, WorkerProcess
+from ..backend.worker.client import BACKEND_ROOT, WorkerExited, WorkerJobError, WorkerProcess, WorkerStartError
 from ..backend.worker.messages import (
     CancelRequest,
     Done,
@@ -147,7 +147,12 @@ class WorkerJob(job_runner.Job):
 
     def start(self) -> None:
         self.started_at = time.monotonic()
-        self.connection = worker_for(self.launch)
+        try:
+            self.connection = worker_for(self.launch)
+        except WorkerStartError as exc:  # e.g. the interpreter is not executable: the job fails in one line
+            self.error = exc
+            self.ended.set()
+            return
         self.connection.submit(self)
 
     # --- reader thread -------------------------------------------------------------------------------

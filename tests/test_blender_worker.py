@@ -238,3 +238,34 @@ def test_a_missing_managed_environment_is_one_clear_line(worker_settings, tmp_pa
     with pytest.raises(RuntimeError, match="not set up yet"):
         bpy.ops.image_to_3d.generate()
     assert worker_settings.last_exit_code == 4 and "Set up backend" in worker_settings.last_error
+
+
+def test_set_up_backend_needs_online_access_and_says_how_to_allow_it(worker_settings):
+    import bpy
+    from image_to_3d.operators.backend_setup import ONLINE_ACCESS_NEEDED
+
+    assert not bpy.app.online_access  # the bpy module here runs offline
+    with pytest.raises(RuntimeError, match="Allow Online Access"):
+        bpy.ops.image_to_3d.setup_backend()
+    assert bpy.context.preferences.addons["image_to_3d"].preferences.setup_report == ONLINE_ACCESS_NEEDED
+
+
+def test_check_backend_shows_python_torch_and_device(worker_settings):
+    import bpy
+
+    assert bpy.ops.image_to_3d.check_backend() == {"FINISHED"}
+    report = bpy.context.preferences.addons["image_to_3d"].preferences.check_report
+    assert report.startswith(f"Python {'.'.join(map(str, sys.version_info[:3]))} · torch ") and "jobs run on" in report
+
+
+def test_an_interpreter_that_cannot_run_fails_the_job_in_one_line(worker_settings, tmp_path):
+    import bpy
+
+    not_executable = tmp_path / "python"
+    not_executable.write_text("not a program")
+    prefs = bpy.context.preferences.addons["image_to_3d"].preferences
+    prefs.worker_python, prefs.existing_python = "existing", str(not_executable)
+    before = datablock_names()
+    with pytest.raises(RuntimeError, match="cannot start the backend worker"):
+        bpy.ops.image_to_3d.segment()
+    assert worker_settings.last_exit_code == 4 and datablock_names() == before
