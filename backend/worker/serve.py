@@ -9,10 +9,12 @@ loop except ``shutdown`` or the end of its input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..job_control import JobControl, Progress
@@ -56,7 +58,7 @@ class ProgressTracker:
 
     request_id: str
     expected_steps: int
-    send: object  # callable(ProgressEvent)
+    send: Callable[[ProgressEvent], None]
     started: float = field(default_factory=time.monotonic)
     stages_seen: list[str] = field(default_factory=list)
     last_sent: float = 0.0
@@ -145,8 +147,7 @@ class WorkerServer:
                 count = backend_calls.release_models()
                 self.transport.send(Done(request.id, Acknowledged(f"released {count} model(s)")))
         elif isinstance(request, HelloRequest):
-            hello = backend_calls.describe_environment()
-            self.transport.send(type(hello)(**{**hello.__dict__, "id": request.id}))
+            self.transport.send(dataclasses.replace(backend_calls.describe_environment(), id=request.id))
         elif isinstance(request, ShutdownRequest):
             self._stop_job()
             self.transport.send(Done(request.id, Acknowledged("shutting down")))
