@@ -38,6 +38,7 @@ from backend.worker.messages import (
 from tests.worker_session import WorkerSession
 
 CPU = JobSettings(device="cpu")
+pytestmark = pytest.mark.slow  # real worker processes: each cold start imports torch
 
 
 @pytest.fixture(scope="module")
