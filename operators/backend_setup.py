@@ -50,7 +50,11 @@ def worker_launch(prefs) -> WorkerLaunch:
         if not python or not Path(python).is_file():
             raise WorkerStartError(f"the Python chosen in the add-on preferences does not exist: {python!r}")
         return WorkerLaunch(python, (), "existing Python")
-    return blender_python_launch()
+    launch = blender_python_launch()
+    folder = bpy.path.abspath(prefs.python_packages_dir) if prefs is not None and prefs.python_packages_dir else ""
+    if folder:  # after Blender's own packages, as the in-process path put it
+        launch = WorkerLaunch(launch.python, (*launch.extra_paths, folder), launch.label)
+    return launch
 
 
 class BackgroundTask:

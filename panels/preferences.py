@@ -43,8 +43,8 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
                                          description="Where jobs write their files (empty: a temporary folder)")
     python_packages_dir: bpy.props.StringProperty(
         name="Python packages folder", subtype="DIR_PATH",
-        description="site-packages of a Python 3.11 environment with torch (CUDA) and friends, added to "
-                    "Python's search path when a job starts; for the extension build without torch")
+        description="site-packages of an environment with torch (CUDA) and friends, for Blender's Python as the "
+                    "backend (added after Blender's own packages); for the extension build without torch")
     package_report: bpy.props.StringProperty(name="Package check", description="What Check Python packages found")
     worker_python: bpy.props.EnumProperty(
         name="Backend Python",
