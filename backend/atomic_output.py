@@ -1,4 +1,4 @@
-"""Atomic output folders: a failed run leaves no partial files behind (DESIGN.md §4).
+"""Atomic output folders: a failed run leaves no partial files behind (docs/design.md §4).
 
 Usage::
 

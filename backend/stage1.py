@@ -1,4 +1,4 @@
-"""Stage 1: optimise 3D Gaussians against the reference view(s) and, optionally, a diffusion prior (DESIGN.md §1).
+"""Stage 1: optimise 3D Gaussians against the reference view(s) and, optionally, a diffusion prior (docs/design.md §1).
 
 DreamGaussian's recipe, in our own code: a few thousand Gaussians start in a ball; Adam fits them to
 
@@ -114,16 +114,6 @@ class Stage1Config:
             milestones = [i / len(self.render_sizes) for i in range(1, len(self.render_sizes))]
         return self.render_sizes[sum(step_ratio >= m for m in milestones)]
 
-    @classmethod
-    def draft(cls) -> "Stage1Config":
-        """A quick look: fewer steps, SDS views no larger than 256 px."""
-        return cls(steps=200, render_sizes=(128, 256))
-
-    @classmethod
-    def high(cls) -> "Stage1Config":
-        """A final asset: more steps, densification over the first three quarters of the run."""
-        return cls(steps=800, densify=DensifyConfig(stop_step=600))
-
 
 @dataclass(frozen=True)
 class Stage1Result:
@@ -142,8 +132,12 @@ def fit_gaussians(
     device,
     seed: int = 0,
     control: JobControl | None = None,
+    initial: GaussianModel | None = None,
 ) -> Stage1Result:
-    """Fit Gaussians to ``targets`` (``targets[0]`` is the reference view) and, if given, ``guidance``."""
+    """Fit Gaussians to ``targets`` (``targets[0]`` is the reference view) and, if given, ``guidance``.
+
+    ``initial``: Gaussians to start from instead of the random ball (quick+refine: backend/quick/gaussian_start.py).
+    """
     started = time.perf_counter()
     control = ensure_control(control)
     device = torch.device(device)
@@ -158,8 +152,11 @@ def fit_gaussians(
     cpu_generator = torch.Generator().manual_seed(seed)
     device_generator = torch.Generator(device=device).manual_seed(seed + 1)
     view_rng = np.random.default_rng(seed)
-    model = GaussianModel.in_sphere(config.initial_count, config.init_radius, generator=cpu_generator, device=device,
-                                    initial_opacity=config.init_opacity)
+    if initial is not None:
+        model = initial.to(device)
+    else:
+        model = GaussianModel.in_sphere(config.initial_count, config.init_radius, generator=cpu_generator,
+                                        device=device, initial_opacity=config.init_opacity)
     optimizer = model.make_optimizer(config.lrs)
     means_group = next(group for group in optimizer.param_groups if group["name"] == "means")
     stats = ScreenGradientStats.zeros(len(model), device)

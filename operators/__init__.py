@@ -7,9 +7,10 @@ from .artist_operators import classes as artist_classes
 from .backend_setup import classes as backend_setup_classes
 from .check_packages import IMAGE_TO_3D_OT_check_packages
 from .job_operators import IMAGE_TO_3D_OT_cancel, IMAGE_TO_3D_OT_generate, IMAGE_TO_3D_OT_segment
+from .sam3_instances import IMAGE_TO_3D_OT_choose_instance
 
 classes = (IMAGE_TO_3D_OT_segment, IMAGE_TO_3D_OT_generate, IMAGE_TO_3D_OT_cancel, IMAGE_TO_3D_OT_check_packages,
-           *artist_classes, *backend_setup_classes)
+           *artist_classes, IMAGE_TO_3D_OT_choose_instance, *backend_setup_classes)
 
 
 def _image_menu(self, context) -> None:

@@ -138,7 +138,8 @@ def _vector(corner):
 def note_in_history(config, out_dir, prompt: str | None, status: str, scene_name: str) -> None:
     """Add the job to history.json in the output folder and refresh the panel's list."""
     entry = HistoryEntry(out_dir=str(out_dir), prompt=prompt or "", image_path=config.image_path, status=status,
-                         finished_at=now_text(), seed=config.seed, preset=config.preset, mode=config.mode)
+                         finished_at=now_text(), seed=config.seed, preset=config.preset, mode=config.mode,
+                         method=config.method)
     entries = record_job(backend_jobs.output_root(config.options), entry)
     scene = bpy.data.scenes.get(scene_name) or bpy.context.scene
     sync_history_items(scene.image_to_3d, entries)

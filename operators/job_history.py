@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backend.choices import DEFAULT_METHOD, DEFAULT_PRESET
+
 HISTORY_FILE = "history.json"
 HISTORY_LENGTH = 10  # entries kept (newest first)
 THUMBNAIL_FILE = "reference.png"  # written by generate in each job folder: the cut-out the object was made from
@@ -26,8 +28,9 @@ class HistoryEntry:
     status: str  # done | failed | cancelled
     finished_at: str  # local time, "YYYY-MM-DD HH:MM:SS"
     seed: int = 0
-    preset: str = "standard"
+    preset: str = DEFAULT_PRESET
     mode: str = "fast"
+    method: str = DEFAULT_METHOD  # entries written before the method choice existed were DreamGaussian jobs
 
     @property
     def thumbnail_path(self) -> Path:

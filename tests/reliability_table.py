@@ -77,7 +77,7 @@ recorded only after its test's assertions passed. At the end of a full run the t
 compared with this file: if they differ the file is rewritten and the run fails, so the table cannot drift
 from the code (commit the rewritten file). Temporary paths are shown as `<tmp>`.
 
-Exit codes (DESIGN.md §4): 0 done · 1 internal error (a bug) · 2 bad input or usage · 3 nothing matched ·
+Exit codes (docs/design.md §4): 0 done · 1 internal error (a bug) · 2 bad input or usage · 3 nothing matched ·
 4 models unavailable · 5 out of GPU memory · 130 cancelled. Without `--debug` no traceback is printed.
 
 How the harder cases are simulated:

@@ -154,9 +154,11 @@ def test_history_json_panel_items_reimport_rerun_and_open_folder(addon_settings,
 
     calls, _ = fake_generate
     addon_settings.seed = 7
+    addon_settings.method = "quick"
     bpy.ops.image_to_3d.generate()
     entries = read_history(tmp_path / "jobs")
     assert len(entries) == 1 and entries[0].status == "done" and entries[0].seed == 7
+    assert entries[0].method == addon_settings.history[0].method == "quick"
     item = addon_settings.history[0]
     assert (item.prompt, item.status, item.seed) == ("a coffee cup", "done", 7)
     assert item.thumbnail is not None and Path(item.thumbnail.filepath).name == "reference.png"
@@ -169,10 +171,11 @@ def test_history_json_panel_items_reimport_rerun_and_open_folder(addon_settings,
     assert bpy.ops.image_to_3d.history_reimport(index=0) == {"FINISHED"}
     assert {"a coffee cup", "a coffee cup.001"} <= set(bpy.data.objects.keys())
 
-    addon_settings.image_path = str(tmp_path / "gone.png")  # the panel's photo no longer matters
+    addon_settings.image_path = str(tmp_path / "gone.png")  # the panel's photo and method no longer matter
+    addon_settings.method = "dreamgaussian"
     assert bpy.ops.image_to_3d.history_rerun(index=0) == {"FINISHED"}
     rerun = calls[-1]
-    assert rerun.seed == 8 and rerun.prompts == ("a coffee cup",)
+    assert rerun.seed == 8 and rerun.prompts == ("a coffee cup",) and rerun.method == "quick"
     assert rerun.mask_path == str(Path(entries[0].out_dir) / "mask.png")  # the mask is reused
     assert len(read_history(tmp_path / "jobs")) == 2
 

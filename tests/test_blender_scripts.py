@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
@@ -45,7 +46,8 @@ def _object_names(blend: Path) -> list[str]:
 
 def test_batch_csv_with_one_bad_row_fails_but_saves_the_good_object(repo_root, small_photo, tmp_path):
     rows = tmp_path / "rows.csv"
-    rows.write_text(f"image,prompt,preset,seed\n{small_photo},a coffee cup,draft,3\n{tmp_path / 'gone.png'},a cup\n")
+    rows.write_text(f"image,prompt,preset,seed,method\n{small_photo},a coffee cup,draft,3,quick\n"
+                    f"{tmp_path / 'gone.png'},a cup\n")
     blend = tmp_path / "scene.blend"
     result = _run_batch(repo_root, "--csv", str(rows), "--out", str(blend), "--device", "cpu",
                         "--jobs-dir", str(tmp_path / "jobs"))
@@ -56,14 +58,16 @@ def test_batch_csv_with_one_bad_row_fails_but_saves_the_good_object(repo_root, s
     assert lines[1].startswith("row 2: FAILED (exit 2)") and "gone.png" in lines[1]
     assert _object_names(blend) == ["a coffee cup"]
     assert len(list((tmp_path / "jobs").iterdir())) >= 1  # the good row's job files went where asked
+    history = json.loads((tmp_path / "jobs" / "history.json").read_text())["jobs"]
+    assert [job["method"] for job in history if job["status"] == "done"] == ["quick"]  # the row's method column
 
 
 def test_batch_rejects_a_bad_csv_with_exit_2(repo_root, tmp_path):
     rows = tmp_path / "rows.csv"
-    rows.write_text("photo.png,a cup,ultra\n")
+    rows.write_text("image,prompt,preset\nphoto.png,a cup,ultra\n")
     result = _run_batch(repo_root, "--csv", str(rows), "--out", str(tmp_path / "x.blend"))
     assert result.returncode == 2
-    assert "unknown preset 'ultra'" in result.stderr and "line 1" in result.stderr
+    assert "unknown preset 'ultra'" in result.stderr and "line 2" in result.stderr
 
 
 @pytest.fixture

@@ -9,91 +9,49 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
-import json
-import platform
-import random
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import __version__
 from ..atomic_output import AtomicOutputDir, check_output_location
-from ..camera import reference_camera
+from ..choices import QUICK, QUICK_REFINE, check_method
 from ..device import resolve_device
-from ..errors import BadInputError
-from ..images import LoadedImage, load_image
+from ..images import load_image
 from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl, ensure_control
-from ..models.mode import ModelMode, resolve_model_mode
+from ..models.mode import resolve_model_mode
 from ..out_of_memory import out_of_memory_error, release_gpu_memory
-from .presets import PipelineConfig, pipeline_config
+from .job_steps import job_metadata, object_mask, seed_everything, write_job_json, write_mesh_files
+from .presets import PipelineConfig, pipeline_config, seeded
 from .request import GenerateRequest, GenerationResult
 from .stage_clock import StageClock
-
-MIN_ALPHA_COVERAGE = 0.001  # an alpha channel covering less than this is "no object"
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _has_cutout(image: LoadedImage) -> bool:
-    return image.alpha is not None and float((image.alpha < 0.5).mean()) > MIN_ALPHA_COVERAGE
-
-
-def _object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode, cache: JobCache,
-                 clock: StageClock, control: JobControl, reused: list[str]) -> np.ndarray:
-    """The object's mask at full resolution: the photo's own alpha, the cache, or segmentation."""
-    from ..segment import SegmentConfig, segment_image
-
-    if request.mask is not None:
-        mask = np.asarray(request.mask).astype(bool)
-        if mask.shape != image.rgb.shape[:2]:
-            raise BadInputError(f"the given mask is {mask.shape[1]}x{mask.shape[0]} px, the photo "
-                                f"{image.rgb.shape[1]}x{image.rgb.shape[0]}")
-        reused.append("mask")
-        control.report("segment", 1.0, "using the given mask")
-        return mask
-    if not request.prompt:
-        if _has_cutout(image):
-            return image.alpha >= 0.5
-        raise BadInputError("a prompt is needed: the image has no transparent background to cut the object from")
-    config = SegmentConfig(mode=request.mode, sam_variant=request.sam_variant, models=models,
-                           device=request.device, half=request.half)
-    key = job_key("mask", file_digest(request.image_path), request.prompt, config)
-    if not request.force:
-        cached = cache.load_mask(key)
-        if cached is not None and cached.shape == image.rgb.shape[:2]:
-            reused.append("mask")
-            control.report("segment", 1.0, "reused the cached mask")
-            return cached
-    with clock.stage("segment"):
-        result = segment_image(image, [request.prompt], config, control)[0]
-    cache.save_mask(key, result.mask)
-    return result.mask
 
 
 def generate(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
     """Run the whole job; raises an :class:`~backend.errors.ImageTo3DError` subclass on any failure."""
-    from ..export import export_gaussians_ply, export_glb, export_obj
-    from ..gaussians.render import render_gaussians
-    from ..guidance import Zero123Guidance
-    from ..mesh import bake_cameras, bake_texture, extract_mesh, refine_texture, unwrap_uvs
-    from ..mesh.uv_unwrap import UnwrapConfig
+    from ..export import export_gaussians_ply
+    from ..mesh import extract_mesh, refine_texture
     from ..models.zero123 import load_zero123_cached
-    from ..preprocess import prepare_reference, reference_crop
-    from ..stage1 import ViewTarget, fit_gaussians
+    from ..stage1 import fit_gaussians
+    from .stages import bake_gaussian_texture, cut_out_reference, load_guidance, unwrap_mesh
 
     # 1. Check inputs before any heavy work.
     control = ensure_control(control)
+    method = check_method(request.method)
+    if method == QUICK:  # no Gaussians at all: its own recipe, the same job steps (backend.generate.job_steps)
+        from ..quick.pipeline import generate_quick
+
+        return generate_quick(request, control)
     config: PipelineConfig = request.config or pipeline_config(request.preset, request.steps)
     if request.steps is not None and request.config is not None:
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))
+    if method == QUICK_REFINE:
+        from ..quick.refine import quick_refine_config
+
+        config = quick_refine_config(config, steps_given=request.steps is not None)
+    config = seeded(config, request.seed)  # one seed for every seeded stage
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
     out_dir = Path(request.out_dir)
@@ -103,87 +61,73 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     cache = JobCache()
     reused: list[str] = []
     started = time.perf_counter()
-    _seed_everything(request.seed)
+    seed_everything(request.seed)
     try:
         # 2. Mask: the photo's alpha, the cache, or text-guided segmentation.
-        mask = _object_mask(request, image, models, cache, clock, control, reused)
+        mask = object_mask(request, image, models, cache, clock, control, reused)
 
         # 3. Reference view: recentred square cut-out.
         control.report("preprocess", 0.0)
         with clock.stage("preprocess"):
-            reference = prepare_reference(image.rgb, mask.astype(np.float32), size=config.reference_size,
-                                          border_ratio=config.border_ratio)
-            ref_rgb = torch.as_tensor(reference.rgb, device=device)
-            ref_alpha = torch.as_tensor(reference.alpha, device=device)
-            target = ViewTarget(reference_camera(config.reference_size), ref_rgb, ref_alpha)
-            crop = reference_crop(mask, config.reference_size, config.border_ratio)
+            reference = cut_out_reference(image.rgb, mask, config.reference_size, config.border_ratio, device)
         control.report("preprocess", 1.0)
 
         # 4. Zero123 guidance, conditioned on the reference over white.
         control.report("load_guidance", 0.0)
         with clock.stage("load_guidance"):
             dtype = torch.float16 if (device.type == "cuda" and request.half) else torch.float32
-            guidance = Zero123Guidance(load_zero123_cached(models, device, dtype), config.guidance)
-            on_white = ref_rgb * ref_alpha[..., None] + (1 - ref_alpha[..., None])
-            guidance.set_reference(on_white.permute(2, 0, 1)[None])
+            guidance = load_guidance(load_zero123_cached(models, device, dtype), config.guidance, reference)
         control.report("load_guidance", 1.0)
 
         # 5. Stage 1: Gaussians fitted to the reference with the SDS prior (cached by inputs and settings).
         mask_digest = hashlib.sha256(np.packbits(mask).tobytes() + str(mask.shape).encode()).hexdigest()
         s1_key = job_key("stage1", file_digest(request.image_path), mask_digest, request.prompt, request.mode,
                          request.sam_variant, models, config.reference_size, config.border_ratio, config.stage1,
-                         config.guidance, request.seed, str(device.type))
+                         config.guidance, request.seed, str(device.type), method)
         gaussians = None if request.force else cache.load_gaussians(s1_key, device)
         if gaussians is not None:
             reused.append("stage1")
             control.report("stage1", 1.0, "reused the cached stage-1 Gaussians")
         else:
+            initial = None
+            if method == QUICK_REFINE:
+                from ..quick.refine import start_from_triposr
+
+                initial = start_from_triposr(image.rgb, mask, request.preset, models, device, config.stage1.num_init,
+                                             request.seed, clock, control)
             with clock.stage("stage1"):
-                gaussians = fit_gaussians([target], config.stage1, guidance, device=device, seed=request.seed,
-                                          control=control).gaussians
+                gaussians = fit_gaussians([reference.target], config.stage1, guidance, device=device, seed=request.seed,
+                                          control=control, initial=initial).gaussians
             cache.save_gaussians(s1_key, gaussians)
 
         # 6. Mesh: density grid → marching cubes → cleanup → decimation → UVs.
         with clock.stage("mesh"):
             mesh = extract_mesh(gaussians, config.mesh, control)
-        control.report("uv_unwrap", 0.0)
         with clock.stage("uv_unwrap"):
-            mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=config.texture_size))
-        control.report("uv_unwrap", 1.0)
+            mesh = unwrap_mesh(mesh, config.texture_size, control)
 
         # 7. Texture: baked from Gaussian renders, then refined against Zero123 targets and the reference.
-        white = torch.ones(3, device=device)
-
-        def render_view(camera):
-            with torch.no_grad():
-                out = render_gaussians(gaussians, camera, white)
-            return out.rgb, out.alpha[..., 0]
-
         with clock.stage("bake"):
-            mesh = bake_texture(mesh, render_view, bake_cameras(config.bake_size), config.texture_size,
-                                control=control)
+            mesh = bake_gaussian_texture(mesh, gaussians, config.bake_size, config.texture_size, control)
         with clock.stage("stage2"):
-            mesh = refine_texture(mesh, target, guidance, config.texture, control)
+            mesh = refine_texture(mesh, reference.target, guidance, config.texture, control)
         del guidance
         release_gpu_memory()
 
         # 8. Export, atomically.
-        metadata = _metadata(request, config, models, device, reused)
+        metadata = job_metadata(request, config, models, device, reused)
+        if method == QUICK_REFINE:  # its start came from TripoSR: say which, and its licence
+            from ..models.triposr import triposr_provenance
+
+            metadata["triposr"] = triposr_provenance(models)
         metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
-        metadata["reference_crop"] = crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
+        metadata["reference_crop"] = reference.crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
         with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
-            control.report("export", 0.0, "model.glb")
-            export_glb(mesh, staging / "model.glb", metadata)
-            control.report("export", 0.3, "model.obj")
-            export_obj(mesh, staging)
-            control.report("export", 0.6, "gaussians.ply")
+            write_mesh_files(staging, mesh, metadata, mask,
+                             np.concatenate([reference.image.rgb, reference.image.alpha[..., None]], -1), control)
+            control.report("export", 0.8, "gaussians.ply")
             export_gaussians_ply(gaussians, staging / "gaussians.ply")
-            _save_png(staging / "mask.png", mask)
-            _save_png(staging / "reference.png", np.concatenate([reference.rgb, reference.alpha[..., None]], -1))
-            metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
-            metadata["total_s"] = round(time.perf_counter() - started, 3)
-            metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
-            (staging / "job.json").write_text(json.dumps(metadata, indent=2))
+            write_job_json(staging, metadata, clock, started)
             # last chance to cancel: inside the staging block, so a cancelled job never leaves its files
             control.report("export", 1.0)
     except torch.cuda.OutOfMemoryError as exc:  # outside any timed stage
@@ -201,41 +145,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         timings=dict(clock.seconds),
         peak_gpu_memory_mb=clock.overall_peak_memory_mb,
         reused=tuple(reused),
-        reference_crop=(crop.x0, crop.y0, crop.side),
+        reference_crop=(reference.crop.x0, reference.crop.y0, reference.crop.side),
         image_size=(int(image.rgb.shape[1]), int(image.rgb.shape[0])),
     )
 
-
-def _save_png(path: Path, array: np.ndarray) -> None:
-    from PIL import Image
-
-    if array.dtype == bool:
-        img = Image.fromarray(array.astype(np.uint8) * 255)
-    else:
-        img = Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    path.write_bytes(buf.getvalue())
-
-
-def _metadata(request: GenerateRequest, config: PipelineConfig, models: ModelMode, device, reused) -> dict:
-    import transformers
-
-    meta = {
-        "generator": f"image_to_3d {__version__}",
-        "image": str(request.image_path),
-        "prompt": request.prompt,
-        "preset": request.preset,
-        "seed": request.seed,
-        "segmentation_mode": request.mode,
-        "sam_variant": request.sam_variant,
-        "models": models.value,
-        "device": str(device),
-        "reused": list(reused),
-        "config": dataclasses.asdict(config),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "numpy": np.__version__},
-    }
-    if models.meaningless:
-        meta["note"] = f"models={models.value}: random weights, the output is meaningless (tests and timing only)"
-    return meta

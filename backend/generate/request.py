@@ -1,13 +1,33 @@
-"""What a generate job is asked to do, and what it produced."""
+"""What a generate job is asked to do, and what it produced.
+
+Torch-free (numpy and the stage configs only for type checkers): a front end (the add-on, a worker client)
+builds a request without loading the pipeline.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from ..choices import (
+    DEFAULT_DEVICE,
+    DEFAULT_METHOD,
+    DEFAULT_PRESET,
+    DEFAULT_SAM,
+    DEFAULT_SAM3_INSTANCE,
+    DEFAULT_SEGMENTATION_MODE,
+    DEFAULT_SEGMENTER,
+    check_method,
+    check_seed,
+)
+from ..segment.sam3_config import Box, sam3_settings
 
-from .presets import PipelineConfig
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..segment.config import SegmentConfig
+    from .presets import PipelineConfig
 
 
 @dataclass(frozen=True)
@@ -17,19 +37,48 @@ class GenerateRequest:
     image_path: str
     prompt: str | None
     out_dir: str
-    preset: str = "standard"
+    preset: str = DEFAULT_PRESET
     steps: int | None = None
     seed: int = 0
-    mode: str = "fast"  # segmentation: fast | paper
-    sam_variant: str = "vit_h"
+    mode: str = DEFAULT_SEGMENTATION_MODE  # segmentation: see backend.choices.SEGMENTATION_MODES
+    sam_variant: str = DEFAULT_SAM
+    segmenter: str = DEFAULT_SEGMENTER  # backend.choices.SEGMENTERS: clipseg-sam | sam3
+    # SAM 3 only (segmenter "sam3"; backend.segment.sam3_config.sam3_settings checks them):
+    sam3_instance: str = DEFAULT_SAM3_INSTANCE  # best | union | a rank N (1 = best)
+    sam3_boxes: tuple[Box, ...] = ()  # examples of the object, x0, y0, x1, y1 in photo pixels
+    sam3_exclude_boxes: tuple[Box, ...] = ()  # examples of what is not the object
+    sam3_presence_threshold: float | None = None  # None → backend.choices.DEFAULT_SAM3_PRESENCE_THRESHOLD
+    accept_sam3_license: bool = False  # the user accepted the SAM License once: the weights may be downloaded
+    hf_token: str | None = field(default=None, repr=False, compare=False)  # None → `hf auth login` / $HF_TOKEN
     models: str | None = None  # real | tiny | full-random; None → $IMAGE_TO_3D_MODELS, else real
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     half: bool = True  # fp16 models on CUDA
     force: bool = False  # redo cached mask and stage 1
     config: PipelineConfig | None = None
     # [H, W] bool at the photo's size (after EXIF rotation): a mask made beforehand (one segmentation pass
     # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
     mask: np.ndarray | None = None
+    method: str = DEFAULT_METHOD  # how the object is made: backend.choices.METHODS
+
+    def __post_init__(self):
+        # a bad seed, method or SAM 3 option is bad input (exit 2), found before any work
+        check_seed(self.seed)
+        check_method(self.method)
+        self.sam3_settings()  # SAM 3 options with the other segmenter, or a bad instance or box
+
+    def sam3_settings(self):
+        """backend.segment.sam3_config.Sam3SegmentConfig of this request's SAM 3 fields."""
+        return sam3_settings(self.segmenter, self.sam3_instance, self.sam3_boxes, self.sam3_exclude_boxes,
+                             self.sam3_presence_threshold, self.accept_sam3_license, self.hf_token)
+
+    def segment_config(self) -> SegmentConfig:
+        """The segmentation settings of this job (when it segments: a prompt and no mask given)."""
+        from ..models.mode import resolve_model_mode
+        from ..segment.config import SegmentConfig
+
+        return SegmentConfig(segmenter=self.segmenter, sam3=self.sam3_settings(), mode=self.mode,
+                             sam_variant=self.sam_variant, models=resolve_model_mode(self.models),
+                             device=self.device, half=self.half)
 
 
 @dataclass(frozen=True)
@@ -37,7 +86,7 @@ class GenerationResult:
     out_dir: Path
     glb_path: Path
     obj_path: Path
-    ply_path: Path
+    ply_path: Path | None  # None for the quick method (no Gaussians)
     job_json_path: Path
     mask_path: Path | None
     timings: dict[str, float]
