@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))
 IN_PROCESS_SCRIPT = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-from backend.generate import GenerateRequest, generate
+from backend.api import GenerateRequest, generate
 times = []
 for index in range(2):
     started = time.perf_counter()
@@ -52,17 +52,18 @@ def default_photo(folder: Path) -> str:
 
 def time_worker(args, out: Path) -> dict[str, float]:
     from backend.worker.client import WorkerProcess
-    from backend.worker.messages import Done, ErrorEvent, GenerateRequest, JobSettings
+    from backend.api import GenerateRequest
+    from backend.worker.messages import Done, ErrorEvent, GenerateJob, request_fields
 
     started = time.perf_counter()
     worker = WorkerProcess(sys.executable, args=["--models", args.models] if args.models else [])
     worker.wait_for_hello()
     result = {"worker_cold_start_s": time.perf_counter() - started}
-    settings = JobSettings(device=args.device, models=args.models)
     for index in range(2):
         begun = time.perf_counter()
-        worker.send(GenerateRequest(f"job-{index}", args.image, (args.prompt,), str(out / f"worker-{index}"),
-                                    preset=args.preset, settings=settings))
+        request = GenerateRequest(args.image, args.prompt, str(out / f"worker-{index}"), preset=args.preset,
+                                  models=args.models, device=args.device)
+        worker.send(GenerateJob(f"job-{index}", request_fields(request)))
         while True:
             event = worker.events.get(timeout=3600)
             if isinstance(event, (Done, ErrorEvent)) and event.id == f"job-{index}":

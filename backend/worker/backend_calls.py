@@ -1,8 +1,10 @@
-"""The one place the worker calls into the backend: the same entry points the CLI uses, no second pipeline.
+"""The one place the worker calls into the backend: backend.api, the door the CLI and the add-on use too.
 
-Each ``run_*`` takes a request message and a :class:`~backend.job_control.JobControl` and returns the
-message-level outcome (plain paths and numbers). When the backend grows a single front door
-(``backend/api.py``), only this module changes.
+A job message's ``request`` becomes the api's own request type (:func:`api_request`, every value checked
+against the field's type: a wrong one is bad input, exit 2); :func:`prepare` pairs it with the api call that
+runs it and the stages it is expected to report. Results come back as the message-level outcome (plain paths
+and numbers) built from the api's result types; errors go through ``api.describe_error``. No pipeline step,
+no file writing and no error mapping of the backend's is repeated here.
 """
 
 from __future__ import annotations
@@ -11,37 +13,126 @@ import dataclasses
 import os
 import sys
 import traceback
+import types
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
-from ..errors import ImageTo3DError, OutOfGPUMemoryError
-from ..job_control import JobControl
+from .. import api
+from ..errors import BadInputError
 from .messages import (
-    CorrectMaskRequest,
+    ChooseInstanceJob,
+    CorrectMaskJob,
     GeneratedObject,
+    GenerateJob,
     GenerateOutcome,
-    GenerateRequest,
     JobSettings,
     ObjectFinished,
+    Outcome,
     SegmentedFiles,
+    SegmentedInstance,
+    SegmentJob,
     SegmentOutcome,
-    SegmentRequest,
+    convert_value,
 )
 
 # The stages each job goes through, in order (the names the backend reports): what "step i of n" counts.
-SEGMENT_STAGES = ("load models", "clipseg", "sam embedding", "sam masks", "write")
-GENERATE_STAGES = ("segment", "preprocess", "load_guidance", "stage1", "mesh", "uv_unwrap", "bake", "texture",
-                   "export")
-CORRECT_MASK_STAGES = ("correct mask",)
+# An estimate only: a stage not listed still gets its step (the count grows).
+SEGMENT_STAGES = {"clipseg-sam": ("load models", "clipseg", "sam embedding", "sam masks", "write"),
+                  "sam3": ("load models", "sam3", "write")}
+GENERATE_STAGES = {
+    "dreamgaussian": ("preprocess", "load_guidance", "stage1", "mesh", "uv_unwrap", "bake", "texture", "export"),
+    "quick": ("load_triposr", "preprocess", "triposr", "mesh", "uv_unwrap", "bake", "export"),
+    "quick+refine": ("load_triposr", "preprocess", "triposr", "triposr_mesh", "load_guidance", "stage1", "mesh",
+                     "uv_unwrap", "bake", "texture", "export"),
+}
 STAGE_LABELS = {
     "load models": "Loading the segmentation models", "clipseg": "Finding the prompt (CLIPSeg)",
     "sam embedding": "Reading the photo (SAM)", "sam masks": "Cutting out the masks (SAM)",
-    "write": "Writing the masks", "segment": "Cutting out the object", "preprocess": "Preparing the reference view",
-    "load_guidance": "Loading Zero123", "stage1": "Fitting 3D Gaussians", "mesh": "Extracting the mesh",
-    "uv_unwrap": "Unwrapping UVs", "bake": "Baking the texture", "texture": "Refining the texture",
-    "export": "Writing the model files", "correct mask": "Correcting the mask",
+    "sam3": "Finding every instance (SAM 3)", "write": "Writing the masks", "segment": "Cutting out the object",
+    "preprocess": "Preparing the reference view", "load_guidance": "Loading Zero123",
+    "stage1": "Fitting 3D Gaussians", "mesh": "Extracting the mesh", "uv_unwrap": "Unwrapping UVs",
+    "bake": "Baking the texture", "texture": "Refining the texture", "export": "Writing the model files",
+    "load_triposr": "Loading TripoSR", "triposr": "Reading the shape (TripoSR)",
+    "triposr_mesh": "Extracting TripoSR's mesh", "correct mask": "Correcting the mask",
+    "choose instance": "Choosing the instance",
 }
+# Annotations of api request fields that never cross the protocol (messages.NOT_CARRIED), for get_type_hints.
+_NOT_CARRIED_TYPES = {"np": types.SimpleNamespace(ndarray=object), "PipelineConfig": object, "SegmentConfig": object}
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A job message made into its api call: ``run(control, on_object)`` → the outcome message."""
+
+    run: Callable[[api.JobControl, Callable[[ObjectFinished], None]], Outcome]
+    expected_steps: int
+
+
+def api_request(cls: type, fields: dict[str, Any], what: str):
+    """``cls`` (an api request dataclass) from a message's ``request``: unknown keys ignored, every value checked
+    against its field's type (lists become tuples), then the request's own checks (seed, method, SAM 3)."""
+    hints = typing.get_type_hints(cls, localns=_NOT_CARRIED_TYPES)
+    values = {}
+    try:
+        for item in dataclasses.fields(cls):
+            if item.name in fields:
+                values[item.name] = convert_value(fields[item.name], hints[item.name], item.name)
+            elif item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+                raise ValueError(f"missing field {item.name!r}")
+    except ValueError as exc:
+        raise BadInputError(f"bad {what} request: {exc}") from None
+    return cls(**values)
+
+
+def prepare(message) -> PreparedJob:
+    """The api call for a job message; raises BadInputError (exit 2) for a request the api would refuse."""
+    if isinstance(message, SegmentJob):
+        request = api_request(api.SegmentRequest, message.request, "segment")
+        stages = SEGMENT_STAGES.get(request.segmenter, SEGMENT_STAGES["clipseg-sam"])
+        return PreparedJob(lambda control, _: segment_outcome(api.segment(request, control)), len(stages))
+    if isinstance(message, CorrectMaskJob):
+        request = api_request(api.CorrectMaskRequest, message.request, "correct_mask")
+        return PreparedJob(lambda control, _: corrected_outcome(api.correct_mask(request, control)), 1)
+    if isinstance(message, ChooseInstanceJob):
+        request = api_request(api.ChooseInstanceRequest, message.request, "choose_instance")
+        return PreparedJob(lambda control, _: corrected_outcome(api.choose_instance(request, control)), 1)
+    if isinstance(message, GenerateJob):
+        return _prepare_generate(message)
+    raise BadInputError(f"{type(message).__name__} is not a job")
+
+
+def _prepare_generate(message: GenerateJob) -> PreparedJob:
+    request = api_request(api.GenerateRequest, message.request, "generate")
+    per_object = len(GENERATE_STAGES.get(request.method, GENERATE_STAGES["dreamgaussian"]))
+    segment_steps = len(SEGMENT_STAGES.get(request.segmenter, SEGMENT_STAGES["clipseg-sam"])) - 1  # no "write"
+    if len(message.prompts) > 1:
+        if message.mask_path:
+            raise BadInputError("a mask is for one object; several prompts are segmented together")
+        many = api.GenerateObjectsRequest(request.image_path, message.prompts, request.out_dir, request)
+
+        def run_many(control, on_object) -> GenerateOutcome:
+            def announce(item) -> None:
+                on_object(ObjectFinished(message.id, item.index, item.count, item.prompt, generated_object(item.result)))
+
+            result = api.generate_objects(many, control, announce)
+            return GenerateOutcome(str(result.out_root), tuple(generated_object(item.result) for item in result.objects))
+
+        return PreparedJob(run_many, segment_steps + per_object * len(message.prompts))
+    segments = bool(request.prompt) and not message.mask_path
+
+    def run_one(control, _) -> GenerateOutcome:
+        one = request
+        if message.mask_path:
+            from ..segment.outputs import read_mask_png
+
+            one = dataclasses.replace(request, mask=read_mask_png(message.mask_path))
+        result = api.generate(one, control)
+        return GenerateOutcome(str(result.out_dir), (generated_object(result),))
+
+    return PreparedJob(run_one, per_object + (segment_steps + 1 if segments else 0))
 
 
 @contextmanager
@@ -61,60 +152,6 @@ def job_environment(settings: JobSettings) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run_segment(request: SegmentRequest, control: JobControl) -> SegmentOutcome:
-    from ..segment import segment_to_folder
-
-    outputs = segment_to_folder(request.image_path, list(request.prompts), _segment_config(request.settings),
-                                request.out_dir, control)
-    return _segment_outcome(Path(outputs.out_dir), [(r.prompt, r.slug) for r in outputs.results])
-
-
-def run_generate(request: GenerateRequest, control: JobControl,
-                 on_object: Callable[[ObjectFinished], None]) -> GenerateOutcome:
-    """One prompt (or none, for a cut-out): ``generate``; several: ``generate_many``, each object announced."""
-    from ..generate import generate, generate_many
-
-    template = _generate_request(request)
-    if len(request.prompts) > 1:
-        def announce(item) -> None:
-            on_object(ObjectFinished(request.id, item.index, item.count, item.prompt, _object(item.result)))
-
-        many = generate_many(request.image_path, list(request.prompts), request.out_dir, template, control,
-                             announce)
-        return GenerateOutcome(str(many.out_root), tuple(_object(item.result) for item in many.objects))
-    if request.mask_path:
-        template = dataclasses.replace(template, mask=read_mask_png(request.mask_path))
-    result = generate(template, control)
-    return GenerateOutcome(str(result.out_dir), (_object(result),))
-
-
-def run_correct_mask(request: CorrectMaskRequest, control: JobControl) -> SegmentOutcome:
-    import numpy as np
-
-    from ..atomic_output import AtomicOutputDir
-    from ..errors import BadInputError
-    from ..images import load_image
-    from ..segment import SegmentationResult, slugify
-    from ..segment.correction import correct_mask
-    from ..segment.outputs import write_prompt_images
-
-    if not request.points or len(request.points) != len(request.labels):
-        raise BadInputError(f"mask correction needs one label per point, got {len(request.points)} point(s) "
-                            f"and {len(request.labels)} label(s)")
-    control.report("correct mask", 0.0, f"{len(request.points)} point(s)")
-    image = load_image(request.image_path)
-    mask = correct_mask(image, read_mask_png(request.mask_path), np.asarray(request.points, np.float64),
-                        np.asarray(request.labels, np.int64), _segment_config(request.settings))
-    control.report("correct mask", 0.9, "writing the mask")
-    slug = slugify(request.prompt or "object")
-    result = SegmentationResult(prompt=request.prompt, slug=slug, mode="corrected", mask=mask, score=1.0,
-                                heatmap=np.zeros((1, 1), np.float32), working_size=mask.shape)
-    with AtomicOutputDir(Path(request.out_dir)) as staging:
-        write_prompt_images(staging, image, result)
-    control.report("correct mask", 1.0)
-    return _segment_outcome(Path(request.out_dir), [(request.prompt, slug)])
-
-
 def release_models() -> int:
     """Drop every model kept between jobs and give cached GPU memory back; returns how many were kept."""
     from ..models.loaded import clear_loaded_models, loaded_keys
@@ -123,7 +160,7 @@ def release_models() -> int:
     clear_loaded_models()
     correction = sys.modules.get(f"{__package__.rsplit('.', 1)[0]}.segment.correction")
     if correction is not None:  # the last photo's SAM embedding holds a predictor (and its model)
-        correction._EMBEDDED.clear()
+        correction.forget_embedding()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -131,59 +168,36 @@ def release_models() -> int:
 
 
 def describe_error(error: BaseException) -> tuple[int, str]:
-    """(exit code, one line) for anything a job raised; a bug's traceback goes to stderr."""
-    if isinstance(error, ImageTo3DError):
-        return error.exit_code, str(error)
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(error, torch.cuda.OutOfMemoryError):
-        oom = OutOfGPUMemoryError("the job")
-        return oom.exit_code, str(oom)
-    traceback.print_exception(error, file=sys.stderr)
-    return 1, f"internal error ({type(error).__name__}: {error}); see the worker's log and report it"
+    """api.describe_error's (exit code, one line); a bug's traceback goes to stderr, the worker's log."""
+    code, message = api.describe_error(error)
+    if code == 1:
+        traceback.print_exception(error, file=sys.stderr)
+        message = f"{message}; see the worker's log and report it"
+    return code, message
 
 
-def read_mask_png(path: str):
-    """[H, W] bool from an 8-bit mask PNG (0 / 255)."""
-    import numpy as np
-    from PIL import Image
-
-    from ..errors import BadInputError
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("L")) > 127
-    except OSError as exc:
-        raise BadInputError(f"cannot read the mask {path}: {exc}") from None
+def segment_outcome(outputs) -> SegmentOutcome:
+    """The message form of api.segment's SegmentOutputs: the paths the backend wrote, never rebuilt."""
+    return SegmentOutcome(str(outputs.out_dir), tuple(
+        _segmented_files(result.prompt, result.slug, files)
+        for result, files in zip(outputs.results, outputs.files, strict=True)))
 
 
-def _segment_config(settings: JobSettings):
-    from ..models.mode import resolve_model_mode
-    from ..segment import SegmentConfig
-
-    return SegmentConfig(mode=settings.mode, sam_variant=settings.sam_variant, device=settings.device,
-                         half=settings.half, models=resolve_model_mode(settings.models))
+def corrected_outcome(corrected) -> SegmentOutcome:
+    """The message form of api.correct_mask's / api.choose_instance's CorrectedMask."""
+    return SegmentOutcome(str(corrected.out_dir), (_segmented_files(corrected.prompt, corrected.slug, corrected.files),))
 
 
-def _generate_request(request: GenerateRequest):
-    from ..generate import GenerateRequest as BackendGenerateRequest
-
-    settings = request.settings
-    return BackendGenerateRequest(image_path=request.image_path, prompt=request.prompts[0] if request.prompts else None,
-                                  out_dir=request.out_dir, preset=request.preset, steps=request.steps,
-                                  seed=request.seed, mode=settings.mode, sam_variant=settings.sam_variant,
-                                  models=settings.models, device=settings.device, half=settings.half)
+def _segmented_files(prompt: str, slug: str, files) -> SegmentedFiles:
+    return SegmentedFiles(prompt, slug, str(files.mask), str(files.cutout), str(files.overlay), tuple(
+        SegmentedInstance(int(i.rank), float(i.score), str(i.mask)) for i in files.instances))
 
 
-def _segment_outcome(out_dir: Path, prompts: list[tuple[str, str]]) -> SegmentOutcome:
-    return SegmentOutcome(str(out_dir), tuple(
-        SegmentedFiles(prompt, slug, str(out_dir / f"{slug}.mask.png"), str(out_dir / f"{slug}.cutout.png"),
-                       str(out_dir / f"{slug}.overlay.png")) for prompt, slug in prompts))
-
-
-def _object(result) -> GeneratedObject:
-    """The message form of a backend GenerationResult."""
+def generated_object(result) -> GeneratedObject:
+    """The message form of api's GenerationResult."""
     return GeneratedObject(out_dir=str(result.out_dir), glb_path=str(result.glb_path), obj_path=str(result.obj_path),
-                           job_json_path=str(result.job_json_path), timings=dict(result.timings),
+                           job_json_path=str(result.job_json_path),
+                           ply_path=str(result.ply_path) if result.ply_path else None, timings=dict(result.timings),
                            peak_gpu_memory_mb=float(result.peak_gpu_memory_mb),
                            reference_crop=tuple(result.reference_crop) if result.reference_crop else None,
                            image_size=tuple(result.image_size) if result.image_size else None)

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: job messages carry the backend.api request (docs/worker-protocol.md)
 PROTOCOL_ERROR_EXIT_CODE = 2  # a malformed or unknown message is bad input (DESIGN.md §4)
 WORKER_DIED_EXIT_CODE = 1  # the worker process ended without answering: a crash, never the user's fault
 
@@ -33,58 +33,61 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class JobSettings:
-    """What every job request shares: how the models run and where they come from."""
+    """What the worker does around a job (the job itself is the api request): environment and memory."""
 
-    mode: str = "fast"  # segmentation: fast | paper
-    sam_variant: str = "vit_h"
-    device: str = "auto"  # auto | cpu | cuda
-    half: bool = True  # fp16 on CUDA
-    models: str | None = None  # real | tiny | full-random; None → the worker's $IMAGE_TO_3D_MODELS, else real
     offline: bool = False  # no model downloads for this job (sets HF_HUB_OFFLINE=1 while it runs)
     model_dir: str | None = None  # a folder of model files (IMAGE_TO_3D_MODEL_DIR layout)
     keep_models_loaded: bool = True  # False: the worker frees its models when the job ends
 
 
+# A job message carries the backend's own request (backend.api: SegmentRequest, GenerateRequest,
+# CorrectMaskRequest, ChooseInstanceRequest) as a JSON object of its plain fields, so a field added to the api
+# reaches the worker with no change here; the worker builds the api type from it and checks every value
+# (backend/worker/backend_calls.py). ``repr=False``: the request may hold a Hugging Face token.
+
+
 @dataclass(frozen=True)
-class SegmentRequest:
+class SegmentJob:
+    """backend.api.segment: masks, cut-outs and overlays of every prompt (SAM 3 also its instances)."""
+
     id: str
-    image_path: str
-    prompts: tuple[str, ...]
-    out_dir: str
+    request: dict[str, Any] = field(repr=False)  # backend.api.SegmentRequest's fields
     settings: JobSettings = field(default_factory=JobSettings)
     type: str = "segment"
 
 
 @dataclass(frozen=True)
-class GenerateRequest:
-    """One prompt → one object; several prompts → one segmentation pass, then one object each (``out_dir``
-    then holds ``<i>-<slug>/`` per object and each is announced by an ``object_finished`` event)."""
+class GenerateJob:
+    """backend.api.generate (one object), or with several ``prompts`` backend.api.generate_objects: one
+    segmentation pass, then one object each into ``request.out_dir/<i>-<slug>/``, each announced by an
+    ``object_finished`` event. ``request`` is the settings every object shares (method, preset, seed, …)."""
 
     id: str
-    image_path: str
-    prompts: tuple[str, ...]  # empty: the photo is an RGBA cut-out
-    out_dir: str
-    preset: str = "standard"
-    steps: int | None = None
-    seed: int = 0
-    mask_path: str | None = None  # one prompt only: a corrected mask PNG used instead of segmentation
+    request: dict[str, Any] = field(repr=False)  # backend.api.GenerateRequest's fields (no ``mask``/``config``)
+    prompts: tuple[str, ...] = ()  # two or more: one object per prompt; otherwise request.prompt is the one
+    mask_path: str | None = None  # one object: a mask PNG (a corrected or chosen mask) used instead of segmenting
     settings: JobSettings = field(default_factory=JobSettings)
     type: str = "generate"
 
 
 @dataclass(frozen=True)
-class CorrectMaskRequest:
-    """SAM refines ``mask_path`` with the points; the three PNGs Segment writes go to ``out_dir``."""
+class CorrectMaskJob:
+    """backend.api.correct_mask: SAM refines a mask with the user's points; the three PNGs Segment writes."""
 
     id: str
-    image_path: str
-    mask_path: str
-    prompt: str
-    points: tuple[tuple[float, float], ...]  # (x, y) in continuous photo pixels
-    labels: tuple[int, ...]  # 1 inside, 0 outside, one per point
-    out_dir: str
+    request: dict[str, Any] = field(repr=False)  # backend.api.CorrectMaskRequest's fields
     settings: JobSettings = field(default_factory=JobSettings)
     type: str = "correct_mask"
+
+
+@dataclass(frozen=True)
+class ChooseInstanceJob:
+    """backend.api.choose_instance: another saved SAM 3 instance (or all) becomes the mask; no model runs."""
+
+    id: str
+    request: dict[str, Any] = field(repr=False)  # backend.api.ChooseInstanceRequest's fields
+    settings: JobSettings = field(default_factory=JobSettings)
+    type: str = "choose_instance"
 
 
 @dataclass(frozen=True)
@@ -114,13 +117,49 @@ class ShutdownRequest:
     type: str = "shutdown"
 
 
-JobRequest = SegmentRequest | GenerateRequest | CorrectMaskRequest
+JobRequest = SegmentJob | GenerateJob | CorrectMaskJob | ChooseInstanceJob
+JOB_TYPES = (SegmentJob, GenerateJob, CorrectMaskJob, ChooseInstanceJob)
 Request = JobRequest | CancelRequest | ReleaseModelsRequest | HelloRequest | ShutdownRequest
 REQUEST_TYPES: dict[str, type] = {cls.type: cls for cls in (  # type: ignore[attr-defined]
-    SegmentRequest, GenerateRequest, CorrectMaskRequest, CancelRequest, ReleaseModelsRequest, HelloRequest,
-    ShutdownRequest)}
+    *JOB_TYPES, CancelRequest, ReleaseModelsRequest, HelloRequest, ShutdownRequest)}
+
+
+def request_fields(request: Any) -> dict[str, Any]:
+    """The plain fields of a backend.api request dataclass, for a job message's ``request``.
+
+    ``mask`` (an array) and ``config`` (a PipelineConfig) cannot cross as JSON: a mask goes as a file
+    (GenerateJob.mask_path); a request that holds either is refused here rather than sent half."""
+    fields = {}
+    for item in dataclasses.fields(request):
+        value = getattr(request, item.name)
+        if item.name in NOT_CARRIED:
+            if value is not None:
+                raise ValueError(f"{type(request).__name__}.{item.name} cannot be sent to the worker "
+                                 f"({NOT_CARRIED[item.name]})")
+            continue
+        fields[item.name] = _as_json(value)
+    return fields
+
+
+def _as_json(value: Any) -> Any:
+    """Tuples as lists, as JSON carries them (so a message equals itself after a round trip)."""
+    if isinstance(value, (tuple, list)):
+        return [_as_json(item) for item in value]
+    return value
+
+
+NOT_CARRIED = {"mask": "send the mask as a PNG: GenerateJob.mask_path", "config": "send a preset and steps"}
 
 # --- results carried by ``done`` -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentedInstance:
+    """One instance SAM 3 found (segment.json's ``instances``)."""
+
+    rank: int  # 1 = best
+    score: float
+    mask_path: str  # <slug>.instance-<rank>.mask.png, the photo's size
 
 
 @dataclass(frozen=True)
@@ -130,6 +169,7 @@ class SegmentedFiles:
     mask_path: str  # 8-bit 0/255 PNG, the photo's size
     cutout_path: str  # RGBA PNG
     overlay_path: str
+    instances: tuple[SegmentedInstance, ...] = ()  # segmenter sam3: every instance, best first
 
 
 @dataclass(frozen=True)
@@ -147,6 +187,7 @@ class GeneratedObject:
     glb_path: str
     obj_path: str
     job_json_path: str
+    ply_path: str | None  # gaussians.ply; None for the quick method
     timings: dict[str, float]
     peak_gpu_memory_mb: float
     reference_crop: tuple[float, float, float] | None = None  # x0, y0, side in photo pixels
@@ -284,13 +325,14 @@ def _build(cls: type, payload: dict):
     values = {}
     for item in dataclasses.fields(cls):
         if item.name in payload:
-            values[item.name] = _convert(payload[item.name], hints[item.name], item.name)
+            values[item.name] = convert_value(payload[item.name], hints[item.name], item.name)
         elif item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
             raise ValueError(f"missing field {item.name!r}")
     return cls(**values)
 
 
-def _convert(value: Any, hint: Any, name: str) -> Any:
+def convert_value(value: Any, hint: Any, name: str) -> Any:
+    """``value`` from JSON as the type ``hint`` names (tuples from lists, nested dataclasses); ValueError if not."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -305,7 +347,7 @@ def _convert(value: Any, hint: Any, name: str) -> Any:
         errors = []
         for option in options:
             try:
-                return _convert(value, option, name)
+                return convert_value(value, option, name)
             except (TypeError, ValueError) as exc:
                 errors.append(str(exc))
         raise ValueError(errors[0])
@@ -317,14 +359,14 @@ def _convert(value: Any, hint: Any, name: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{name} must be a list, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(item, args[0], name) for item in value)
+            return tuple(convert_value(item, args[0], name) for item in value)
         if len(value) != len(args):
             raise ValueError(f"{name} must have {len(args)} items, got {value!r}")
-        return tuple(_convert(item, arg, name) for item, arg in zip(value, args, strict=True))
+        return tuple(convert_value(item, arg, name) for item, arg in zip(value, args, strict=True))
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{name} must be an object, got {value!r}")
-        return {str(k): _convert(v, args[1], name) for k, v in value.items()}
+        return {str(k): convert_value(v, args[1], name) for k, v in value.items()}
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} must be a number, got {value!r}")

@@ -20,18 +20,16 @@ from dataclasses import dataclass, field
 from ..job_control import JobControl, Progress
 from . import backend_calls
 from .messages import (
+    JOB_TYPES,
     PROTOCOL_ERROR_EXIT_CODE,
     Acknowledged,
     CancelRequest,
-    CorrectMaskRequest,
     Done,
     ErrorEvent,
-    GenerateRequest,
     HelloRequest,
     ProgressEvent,
     ProtocolError,
     ReleaseModelsRequest,
-    SegmentRequest,
     ShutdownRequest,
     decode_request,
 )
@@ -88,18 +86,6 @@ def stage_label(stage: str) -> str:
     return f"{prefix}: {label}" if prefix else label
 
 
-def expected_steps(request) -> int:
-    segment_inner = len(backend_calls.SEGMENT_STAGES) - 1  # generate's segmentation writes no mask files
-    if isinstance(request, SegmentRequest):
-        return len(backend_calls.SEGMENT_STAGES)
-    if isinstance(request, CorrectMaskRequest):
-        return len(backend_calls.CORRECT_MASK_STAGES)
-    per_object = len(backend_calls.GENERATE_STAGES) - 1  # "segment" wraps the segmentation stages
-    if len(request.prompts) > 1:
-        return segment_inner + per_object * len(request.prompts)
-    return segment_inner + 1 + per_object if request.prompts and not request.mask_path else per_object
-
-
 @dataclass
 class RunningJob:
     request: object
@@ -135,7 +121,7 @@ class WorkerServer:
 
     def _answer(self, request) -> bool:
         """Handle one request; True when the worker should exit."""
-        if isinstance(request, (SegmentRequest, GenerateRequest, CorrectMaskRequest)):
+        if isinstance(request, JOB_TYPES):
             self._start_job(request)
         elif isinstance(request, CancelRequest):
             self.transport.send(Done(request.id, Acknowledged(self._cancel(request.job_id))))
@@ -165,22 +151,22 @@ class WorkerServer:
                                                f"a job is already running ({self._job.request.id}): cancel it or "
                                                "wait"))
                 return
-            tracker = ProgressTracker(request.id, expected_steps(request), self.transport.send)
+            try:
+                prepared = backend_calls.prepare(request)  # the api request: a bad one is answered at once
+            except Exception as exc:  # noqa: BLE001 - answered as an error event like any job failure
+                self.transport.send(ErrorEvent(request.id, *backend_calls.describe_error(exc)))
+                return
+            tracker = ProgressTracker(request.id, prepared.expected_steps, self.transport.send)
             control = JobControl(on_progress=tracker.on_progress)
-            thread = threading.Thread(target=self._run_job, args=(request, control, tracker.started),
+            thread = threading.Thread(target=self._run_job, args=(request, prepared, control, tracker.started),
                                       name=f"job {request.id}", daemon=True)
             self._job = RunningJob(request, control, thread)
         thread.start()
 
-    def _run_job(self, request, control: JobControl, started: float) -> None:
+    def _run_job(self, request, prepared: backend_calls.PreparedJob, control: JobControl, started: float) -> None:
         try:
             with backend_calls.job_environment(request.settings):
-                if isinstance(request, SegmentRequest):
-                    outcome = backend_calls.run_segment(request, control)
-                elif isinstance(request, CorrectMaskRequest):
-                    outcome = backend_calls.run_correct_mask(request, control)
-                else:
-                    outcome = backend_calls.run_generate(request, control, self.transport.send)
+                outcome = prepared.run(control, self.transport.send)
             final = Done(request.id, outcome, elapsed_s=time.monotonic() - started)
         except BaseException as exc:  # noqa: BLE001 - every failure is answered as an error event
             code, message = backend_calls.describe_error(exc)
