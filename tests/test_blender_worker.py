@@ -34,15 +34,19 @@ def worker_jobs(module_worker, addon_settings):
     return job_runner, worker_client, worker_requests
 
 
-def _generate_job(modules, settings, steps=None, on_success=None):
+def smoke(job, steps=None):
+    """A generate message shrunk to the smoke preset and ``steps`` steps (its api request's fields)."""
     import dataclasses
 
+    return dataclasses.replace(job, request={**job.request, "preset": "smoke", "steps": steps})
+
+
+def _generate_job(modules, settings, steps=None, on_success=None):
     import bpy
 
     job_runner, worker_client, worker_requests = modules
     config = settings.to_config(bpy.context)
-    request = worker_requests.generate_request("gen-1", config, Path(config.options.output_dir) / "gen")
-    request = dataclasses.replace(request, preset="smoke", steps=steps)
+    request = smoke(worker_requests.generate_request("gen-1", config, Path(config.options.output_dir) / "gen"), steps)
     imported = []
     return imported, worker_client.WorkerJob(
         kind="generate", work=None, on_success=on_success or imported.append, scene_name=bpy.context.scene.name,
@@ -136,7 +140,7 @@ def test_blender_never_imports_torch_for_jobs_through_the_worker(tmp_path, small
     through the operators, as a user would run them."""
     script = tmp_path / "job.py"
     script.write_text(f"""
-import dataclasses, sys
+import sys
 sys.path.insert(0, {str(REPO_ROOT)!r})
 import bpy
 from tests.blender_harness import import_addon_from_checkout
@@ -144,7 +148,8 @@ addon = import_addon_from_checkout(__import__("pathlib").Path({str(REPO_ROOT)!r}
 addon.register()
 from image_to_3d.operators import worker_requests
 build = worker_requests.generate_request
-worker_requests.generate_request = lambda *a: dataclasses.replace(build(*a), preset="smoke", steps=3)
+worker_requests.generate_request = lambda *a: (lambda job: type(job)(job.id, {{**job.request, "preset": "smoke",
+    "steps": 3}}, job.prompts, job.mask_path, job.settings))(build(*a))
 entry = bpy.context.preferences.addons.new()
 entry.module = "image_to_3d"
 entry.preferences.worker_python = "blender"
@@ -164,16 +169,19 @@ addon.unregister()
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     line = next((line for line in run.stdout.splitlines() if line.startswith("RESULT")), run.stderr[-2000:])
     assert line.startswith("RESULT done MESH [] "), line
+    # only torch-free declarations: the api's request types, the choices, the catalog, and the reference camera
+    # that the photo-match camera reads when the object lands (numpy only)
     assert set(eval(line.split("] ", 1)[1])) <= {  # noqa: S307 - our own printed list
-        "image_to_3d.backend.errors", "image_to_3d.backend.worker", "image_to_3d.backend.worker.client",
-        "image_to_3d.backend.worker.messages"}
+        "image_to_3d.backend.api", "image_to_3d.backend.camera", "image_to_3d.backend.choices", "image_to_3d.backend.errors",
+        "image_to_3d.backend.generate", "image_to_3d.backend.generate.request", "image_to_3d.backend.job_control",
+        "image_to_3d.backend.models", "image_to_3d.backend.models.catalog", "image_to_3d.backend.models.mode",
+        "image_to_3d.backend.segment", "image_to_3d.backend.segment.sam3_config", "image_to_3d.backend.worker",
+        "image_to_3d.backend.worker.client", "image_to_3d.backend.worker.messages"}
 
 
 @pytest.fixture
 def worker_settings(worker_jobs, addon_settings, monkeypatch):
     """The operators on the worker path (Blender's Python), generate shrunk to the smoke preset, 3 steps."""
-    import dataclasses
-
     import bpy
 
     _, _, worker_requests = worker_jobs
@@ -181,8 +189,7 @@ def worker_settings(worker_jobs, addon_settings, monkeypatch):
     prefs.debug_in_process_jobs = False
     prefs.worker_python = "blender"
     build = worker_requests.generate_request
-    monkeypatch.setattr(worker_requests, "generate_request",
-                        lambda *args: dataclasses.replace(build(*args), preset="smoke", steps=3))
+    monkeypatch.setattr(worker_requests, "generate_request", lambda *args: smoke(build(*args), 3))
     return addon_settings
 
 
@@ -200,14 +207,11 @@ def test_operators_run_segment_and_several_objects_through_the_worker(worker_set
 
 
 def test_operator_cancel_says_cancelling_at_once_and_leaves_the_scene(worker_settings, worker_jobs, monkeypatch):
-    import dataclasses
-
     import bpy
 
     job_runner, _, worker_requests = worker_jobs
     build = worker_requests.generate_request
-    monkeypatch.setattr(worker_requests, "generate_request",
-                        lambda *args: dataclasses.replace(build(*args), preset="smoke", steps=2000))
+    monkeypatch.setattr(worker_requests, "generate_request", lambda *args: smoke(build(*args), 2000))
     monkeypatch.setattr(job_runner, "blocks_until_done", lambda: False)
     before = datablock_names()
     assert bpy.ops.image_to_3d.generate() == {"FINISHED"}
@@ -276,3 +280,34 @@ def test_blenders_python_as_backend_also_sees_the_packages_folder(addon_settings
     prefs.worker_python, prefs.python_packages_dir = "blender", str(tmp_path)
     launch = worker_launch(prefs)
     assert launch.python == sys.executable and launch.extra_paths[-1] == str(tmp_path)
+
+
+def test_sam3_instance_choice_then_quick_generate_through_the_worker(worker_settings):
+    """SAM 3 Segment lists its instances, Choose Instance (in the worker: no numpy in Blender) makes #2 the mask,
+    and a Quick Generate builds the object from that mask."""
+    import bpy
+    import numpy as np
+    from PIL import Image
+
+    worker_settings.segmenter = "sam3"
+    bpy.context.preferences.addons["image_to_3d"].preferences.accept_sam3_license = True
+    assert bpy.ops.image_to_3d.segment() == {"FINISHED"}
+    saved = [Path(item.mask_path) for item in worker_settings.sam3_instances]
+    assert len(saved) >= 2 and all(path.is_file() for path in saved)
+    assert bpy.ops.image_to_3d.choose_instance(rank=2) == {"FINISHED"}
+    chosen = Path(worker_settings.corrected_mask_path)
+    assert chosen.parent != saved[1].parent and worker_settings.sam3_instance_chosen == 2
+
+    def mask_of(path):
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L")) > 127
+
+    np.testing.assert_array_equal(mask_of(chosen), mask_of(saved[1]))
+    worker_settings.method = "quick"
+    assert bpy.ops.image_to_3d.generate() == {"FINISHED"}
+    assert bpy.data.objects["a coffee cup"].type == "MESH"
+    done = [item for item in worker_settings.history if item.status == "done"]
+    assert [item.method for item in done] == ["quick"]
+    out_dir = Path(done[0].out_dir)
+    assert not (out_dir / "gaussians.ply").exists()  # the quick method makes no Gaussians
+    np.testing.assert_array_equal(mask_of(out_dir / "mask.png"), mask_of(chosen))  # the chosen instance was used
