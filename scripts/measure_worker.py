@@ -51,8 +51,8 @@ def default_photo(folder: Path) -> str:
 
 
 def time_worker(args, out: Path) -> dict[str, float]:
-    from backend.worker.client import WorkerProcess
     from backend.api import GenerateRequest
+    from backend.worker.client import WorkerProcess
     from backend.worker.messages import Done, ErrorEvent, GenerateJob, request_fields
 
     started = time.perf_counter()

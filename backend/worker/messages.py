@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 PROTOCOL_VERSION = 2  # 2: job messages carry the backend.api request (docs/worker-protocol.md)
-PROTOCOL_ERROR_EXIT_CODE = 2  # a malformed or unknown message is bad input (DESIGN.md §4)
+PROTOCOL_ERROR_EXIT_CODE = 2  # a malformed or unknown message is bad input (docs/design.md §4)
 WORKER_DIED_EXIT_CODE = 1  # the worker process ended without answering: a crash, never the user's fault
 
 
@@ -270,7 +270,7 @@ class Done:
 @dataclass(frozen=True)
 class ErrorEvent:
     id: str  # the request's id; "" where the line carried none
-    exit_code: int  # DESIGN.md §4: 2 bad input, 3 nothing matched, 4 models, 5 GPU memory, 130 cancelled, 1 bug
+    exit_code: int  # docs/design.md §4: 2 bad input, 3 nothing matched, 4 models, 5 GPU memory, 130 cancelled, 1 bug
     message: str  # one line
     type: str = "error"
 
