@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "eval-phrasecut": ".segment.phrasecut:run_eval_phrasecut_command",
     "eval-recon": ".eval_recon.command:run_eval_recon_command",
     "batch": ".batch.command:run_batch_command",
+    "serve": ".worker.serve:run_serve_command",
 }
 
 
@@ -133,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU)")
     p.add_argument("--force", action="store_true")
     _add_common(p)
+
+    p = sub.add_parser("serve", help="a long-lived worker speaking JSON lines on stdin/stdout "
+                                     "(docs/worker-protocol.md)")
+    p.add_argument("--models", choices=["real", "tiny", "full-random"], default=None,
+                   help="weights for requests that name none (default: $IMAGE_TO_3D_MODELS, else real)")
     return parser
 
 

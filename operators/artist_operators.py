@@ -9,7 +9,7 @@ from pathlib import Path
 import bpy
 
 from ..backend.choices import DEFAULT_METHOD, DEFAULT_PRESET, DEFAULT_SEGMENTATION_MODE
-from . import backend_jobs, job_runner
+from . import backend_jobs, job_runner, worker_client, worker_requests
 from .job_operators import _JobOperator
 
 # --- mask correction -------------------------------------------------------------------------------------
@@ -130,6 +130,11 @@ class IMAGE_TO_3D_OT_correct_mask(_JobOperator, bpy.types.Operator):
             scene.image_to_3d.corrected_mask_for = key
             push_undo_step("Image to 3D: correct mask")
 
+        if worker_client.runs_in_worker(context):
+            return worker_client.make_worker_job(
+                context, "correct mask", lambda request_id: worker_requests.correct_mask_request(
+                    request_id, config, mask_path, points, labels, out_dir),
+                worker_client.segment_outcome_to_preview, bring_in, scene_name)
         work = backend_jobs.build_correct_mask_work(config, mask_path, points, labels, out_dir)
         return job_runner.Job(kind="correct mask", work=work, on_success=bring_in, scene_name=scene_name,
                               env=backend_jobs.job_environment(config.options))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bpy
 
-from . import backend_jobs, job_runner
+from . import backend_jobs, job_runner, worker_client, worker_requests
 from .datablock_guard import rolled_back_on_failure
 from .job_history import HistoryEntry, now_text, record_job, sync_history_items
 
@@ -38,6 +38,10 @@ def make_generate_job(config, context, photo_name: str | None) -> job_runner.Job
     def on_finish(stage: str) -> None:
         note_in_history(config, out_dir, config.prompt, stage, scene_name)
 
+    if worker_client.runs_in_worker(context):
+        return worker_client.make_worker_job(
+            context, "generate", lambda request_id: worker_requests.generate_request(request_id, config, out_dir),
+            worker_client.first_generated_object, bring_in, scene_name, on_finish=on_finish)
     return job_runner.Job(kind="generate", work=backend_jobs.build_generate_work(config, out_dir),
                           on_success=bring_in, on_finish=on_finish, scene_name=scene_name,
                           env=backend_jobs.job_environment(config.options))
@@ -63,6 +67,10 @@ def _make_queue_job(config, context, photo_name: str | None) -> job_runner.Job:
             rest = config.prompts[len(placed):]
             note_in_history(config, out_root, "; ".join(rest), stage, scene_name)
 
+    if worker_client.runs_in_worker(context):
+        return worker_client.make_worker_job(
+            context, "generate", lambda request_id: worker_requests.generate_request(request_id, config, out_root),
+            lambda outcome: outcome, lambda outcome: None, scene_name, on_partial=bring_in_one, on_finish=on_finish)
     job = job_runner.Job(kind="generate", work=lambda control: None, on_success=lambda result: None,
                          on_partial=bring_in_one, on_finish=on_finish, scene_name=scene_name,
                          env=backend_jobs.job_environment(config.options))

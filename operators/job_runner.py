@@ -1,6 +1,11 @@
-"""One job at a time in a background thread; a main-thread timer hands its progress and result to Blender.
+"""One job at a time; a main-thread timer hands its progress and result to Blender.
 
-The worker runs ``work(control)`` and never touches bpy. Progress goes through ``control.on_progress``
+Jobs normally run in the backend worker process (``worker_client.WorkerJob``: its reader thread fills this
+module's queues). The in-process thread below stays only behind the debugging preference "Run jobs inside
+Blender". Either way the timer only drains queues, and tags for redraw only the sidebar regions, only when
+something changed.
+
+The thread runs ``work(control)`` and never touches bpy. Progress goes through ``control.on_progress``
 into the job's queue; :func:`poll_running_job` (a ``bpy.app.timers`` callback, also called directly by
 tests and by the background-mode path) drains it into ``scene.image_to_3d`` and, when the thread has
 ended, calls the job's ``on_success`` on the main thread (which imports the result) or records the error.
@@ -152,12 +157,13 @@ def poll_running_job() -> float | None:
     job = current_job()
     if job is None:
         return None
-    _apply_progress(job)
+    changed = _apply_progress(job)
     if job.alive:
-        _tag_redraw()
+        if changed:
+            tag_sidebar_redraw()
         return POLL_INTERVAL_S
     _finish(job)
-    _tag_redraw()
+    tag_sidebar_redraw()
     return None
 
 
@@ -181,19 +187,28 @@ def _apply_partials(job: Job) -> None:
             job.cancel()
 
 
-def _apply_progress(job: Job) -> None:
+def _apply_progress(job: Job) -> bool:
+    """Move what arrived into the scene; True when anything did (the panel then needs a redraw)."""
+    had_partials = not job.partial_queue.empty()
     _apply_partials(job)
     events = job.drain_progress()
     if not events:
-        return
+        return had_partials
     settings = _settings_of(job)
     last = events[-1]
+    if job.cancelled:  # "Cancelling…" stays up until the job has ended
+        return had_partials
     if blocks_until_done() and last.stage != settings.stage:
         print(f"Image to 3D: {job.kind}: {last.stage}", file=sys.stderr, flush=True)  # headless runs show life
     settings.stage = last.stage
     settings.progress = last.fraction
-    if last.message:
-        settings.last_message = last.message
+    message = getattr(last, "label", "") or last.message  # the worker's events carry a label and a time left
+    eta = getattr(last, "eta_s", None)
+    if eta is not None:
+        message = f"{message} · about {eta:.0f} s left"
+    if message:
+        settings.last_message = message
+    return True
 
 
 def _finish(job: Job) -> None:
@@ -255,12 +270,16 @@ def describe_error(error: BaseException) -> tuple[str, int]:
     return message, code
 
 
-def _tag_redraw() -> None:
+def tag_sidebar_redraw() -> None:
+    """Redraw only the sidebar region of the 3D views whose sidebar is open (where the panel lives)."""
     wm = bpy.context.window_manager
     for window in wm.windows if wm is not None else ():
         for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
+            if area.type != "VIEW_3D" or not getattr(area.spaces.active, "show_region_ui", False):
+                continue
+            for region in area.regions:
+                if region.type == "UI":
+                    region.tag_redraw()
 
 
 def unregister() -> None:
@@ -275,3 +294,6 @@ def unregister() -> None:
     _current = None
     if bpy.app.timers.is_registered(poll_running_job):
         bpy.app.timers.unregister(poll_running_job)
+    from .worker_client import stop_worker
+
+    stop_worker()

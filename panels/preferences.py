@@ -1,4 +1,7 @@
-"""Add-on preferences: device, where the models come from, precision, memory, output folder, Python packages."""
+"""Add-on preferences: which Python runs the backend worker, device, where the models come from, precision,
+memory, output folder."""
+
+import sys
 
 import bpy
 
@@ -43,8 +46,8 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
                                          description="Where jobs write their files (empty: a temporary folder)")
     python_packages_dir: bpy.props.StringProperty(
         name="Python packages folder", subtype="DIR_PATH",
-        description="site-packages of a Python 3.11 environment with torch (CUDA) and friends, added to "
-                    "Python's search path when a job starts; for the extension build without torch")
+        description="site-packages of an environment with torch (CUDA) and friends, for Blender's Python as the "
+                    "backend (added after Blender's own packages); for the extension build without torch")
     accept_sam3_license: bpy.props.BoolProperty(
         name="I accept the SAM License for SAM 3",
         description=f"SAM 3's weights ({SAM3_REPO_ID}) are under Meta's {SAM3_LICENSE}, not an open-source "
@@ -55,6 +58,31 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         description="For SAM 3's gated weights (request access on the model page first); empty: the token of "
                     "`hf auth login` or $HF_TOKEN. Passed to the download only, never written to job files")
     package_report: bpy.props.StringProperty(name="Package check", description="What Check Python packages found")
+    worker_python: bpy.props.EnumProperty(
+        name="Backend Python",
+        description="Which Python runs the backend worker process (torch never loads into Blender itself)",
+        items=[("managed", "Managed environment", "Created by 'Set up backend' with Blender's Python and pip "
+                                                   "(needs online access once)"),
+               ("existing", "An existing Python", "A Python interpreter that already has torch and the backend's "
+                                                  "packages (requirements-worker.txt)"),
+               ("blender", "Blender's Python", "Blender's own Python with the packages the extension bundles "
+                                               "(the offline builds)")],
+        default="managed",
+    )
+    existing_python: bpy.props.StringProperty(name="Python interpreter", subtype="FILE_PATH",
+                                              description="e.g. C:\\envs\\img3d\\python.exe or ~/envs/img3d/bin/python")
+    extra_index_url: bpy.props.StringProperty(
+        name="Extra package index",
+        description="Where 'Set up backend' also looks for packages: on Windows the PyTorch CUDA index (PyPI's "
+                    "Windows torch is CPU-only); empty on Linux (PyPI's torch is CUDA) and macOS",
+        default="https://download.pytorch.org/whl/cu130" if sys.platform == "win32" else "",
+    )
+    setup_report: bpy.props.StringProperty(name="Set-up", description="What Set up backend is doing or did")
+    check_report: bpy.props.StringProperty(name="Backend check", description="What Check backend found")
+    debug_in_process_jobs: bpy.props.BoolProperty(
+        name="Run jobs inside Blender (debugging)", default=False,
+        description="The old in-process thread instead of the worker process: torch loads into Blender, the "
+                    "interface slows down and a crash takes Blender with it. For debugging only")
 
     def to_options(self, online_access: bool) -> AddonOptions:
         dirs = {"clipseg": self.clipseg_dir, "sam": self.sam_dir, "zero123": self.zero123_dir,
@@ -76,6 +104,7 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         layout = self.layout
+        self.draw_backend(layout.box())
         layout.prop(self, "device")
         layout.prop(self, "sam_variant")
         row = layout.row()
@@ -89,10 +118,31 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         for line in model_access_hint(self.model_source).split("\n"):
             layout.label(text=line, icon="INFO")
         draw_sam3_access(layout, self)
-        layout.prop(self, "python_packages_dir")
-        layout.operator("image_to_3d.check_packages")
-        for line in self.package_report.split("\n") if self.package_report else ():
-            layout.label(text=line, icon="ERROR" if line.startswith("Missing") else "CHECKMARK")
+        if self.worker_python == "blender" or self.debug_in_process_jobs:
+            layout.prop(self, "python_packages_dir")
+            layout.operator("image_to_3d.check_packages")
+            for line in self.package_report.split("\n") if self.package_report else ():
+                layout.label(text=line, icon="ERROR" if line.startswith("Missing") else "CHECKMARK")
+        layout.prop(self, "debug_in_process_jobs")
+
+    def draw_backend(self, layout) -> None:
+        layout.prop(self, "worker_python")
+        if self.worker_python == "managed":
+            layout.prop(self, "extra_index_url")
+            row = layout.row()
+            row.operator("image_to_3d.setup_backend", icon="IMPORT")
+            if not getattr(bpy.app, "online_access", True):
+                layout.label(text="Online access is off: allow it in Preferences > System > Network to set up,",
+                             icon="INFO")
+                layout.label(text="or choose 'An existing Python' that already has the packages.")
+            if self.setup_report:
+                layout.label(text=self.setup_report, icon="CHECKMARK" if "ready" in self.setup_report else "TIME")
+        elif self.worker_python == "existing":
+            layout.prop(self, "existing_python")
+        layout.operator("image_to_3d.check_backend", icon="CONSOLE")
+        if self.check_report:
+            layout.label(text=self.check_report, icon="ERROR" if "problem" in self.check_report
+                         or "not" in self.check_report else "CHECKMARK")
 
 
 SAM3_NOTICE = (f"SAM 3 (the \"SAM 3 concepts\" segmenter) uses {SAM3_REPO_ID}, under Meta's {SAM3_LICENSE}.\n"

@@ -5,6 +5,8 @@
     blender -b --python scripts/batch.py -- --csv rows.csv --out folder --per-row     # one .blend per row
     python scripts/batch.py -- …                                                      # the same, bpy module
 
+Each row goes through the add-on's generate operator, so through the backend worker process (the Python the
+add-on preferences name, or ``--backend-python``); background mode blocks until each job is done.
 The CSV is read by the backend's reader (backend/batch/rows.py: the same rules as ``python -m backend batch``).
 One summary line per row on stdout. Exit code 0 when every row worked, else the first failed row's code
 (docs/design.md §4: 2 bad input, 3 nothing matched, 4 models unavailable, 5 out of GPU memory, 130 cancelled).
@@ -54,12 +56,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                         help="overrides the add-on preference for this run")
     parser.add_argument("--jobs-dir", default=None, help="where each job's files go (default: the preference)")
+    parser.add_argument("--backend-python", choices=["managed", "existing", "blender"], default=None,
+                        help="which Python runs the worker (overrides the preference): the managed environment, the "
+                             "preference's existing interpreter, or Blender's own Python")
+    parser.add_argument("--in-process", action="store_true",
+                        help="debugging: run the jobs inside Blender's process instead of the worker")
     parser.add_argument("--keep-scene", action="store_true",
                         help="add to the scene Blender opened (default: start from an empty scene)")
     return parser.parse_args(argv)
 
 
-def apply_preferences(device: str | None, jobs_dir: str | None) -> None:
+def apply_preferences(device: str | None, jobs_dir: str | None, backend_python: str | None = None,
+                      in_process: bool = False) -> None:
     """Set the add-on preferences for this run (creating their entry where the add-on came from the checkout)."""
     import bpy
 
@@ -72,6 +80,9 @@ def apply_preferences(device: str | None, jobs_dir: str | None) -> None:
         entry.preferences.device = device
     if jobs_dir:
         entry.preferences.output_dir = str(Path(jobs_dir).resolve())
+    if backend_python:
+        entry.preferences.worker_python = backend_python
+    entry.preferences.debug_in_process_jobs = in_process
 
 
 def run_row(row: BatchRow, mode: str, location: tuple[float, float, float]) -> RowOutcome:
@@ -129,7 +140,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ensure_registered()
-    apply_preferences(args.device, args.jobs_dir)
+    apply_preferences(args.device, args.jobs_dir, args.backend_python, args.in_process)
     out = Path(args.out)
     outcomes = []
     for index, row in enumerate(rows, start=1):
@@ -147,7 +158,16 @@ def main(argv: list[str]) -> int:
     saved = f"; saved {out}" if done else "; nothing saved"
     print(f"batch: {done} of {len(rows)} rows done{saved}", flush=True)
     failed = [outcome.exit_code for outcome in outcomes if not outcome.ok]
+    stop_backend_worker()
     return failed[0] if failed else 0
+
+
+def stop_backend_worker() -> None:
+    """End the add-on's worker with the batch (the add-on is image_to_3d from a checkout, bl_ext.….image_to_3d
+    when installed)."""
+    for name, module in list(sys.modules.items()):
+        if name.endswith("image_to_3d.operators.worker_client"):
+            module.stop_worker()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def _run_batch(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
         command = [sys.executable, script, "--", *args]
     else:
         code = _WITH_FAKES.format(repo=str(repo_root), scripts=str(repo_root / "scripts"), script=script)
-        command = [sys.executable, "-c", code, "--", *args]
+        command = [sys.executable, "-c", code, "--", *args, "--in-process"]  # the fakes live in this process
     return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, env=dict(os.environ), timeout=300)
 
 
@@ -102,3 +102,16 @@ def test_demo_generate_command_runs_the_backend_cli(demo):
     assert command[1:4] == ["-m", "backend", "generate"]
     assert Path(command[4]).name == "coffee.png" and Path(command[4]).is_file()
     assert command[command.index("--prompt") + 1] == "a coffee cup"
+
+
+def test_batch_goes_through_the_worker_blocks_and_keeps_the_exit_codes(repo_root, tmp_path):
+    """No fakes: a real worker (Blender's Python) gets the row; a missing photo is exit 2 in one line."""
+    script = str(repo_root / "scripts" / "batch.py")
+    result = subprocess.run([sys.executable, script, "--", "--image", str(tmp_path / "gone.png"), "--prompt", "a cup",
+                             "--out", str(tmp_path / "x.blend"), "--device", "cpu", "--backend-python", "blender",
+                             "--jobs-dir", str(tmp_path / "jobs")], cwd=repo_root, capture_output=True, text=True,
+                            env=dict(os.environ), timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("row 1:"))
+    assert row.startswith("row 1: FAILED (exit 2)") and "gone.png" in row
+    assert "Image to 3D: backend worker ready (Python" in result.stderr  # the job ran in the worker

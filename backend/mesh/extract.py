@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mcubes
 import numpy as np
 import torch
 import trimesh
+from skimage import measure
 
 from ..errors import BadInputError
 from ..gaussians.gaussians import Gaussians
@@ -104,13 +104,19 @@ def marching_cubes(grid: np.ndarray, threshold: float, bound: float,
         )
     resolution = grid.shape[0]
     padded = np.pad(grid.astype(np.float64), 1, mode="constant", constant_values=0.0)
-    vertices, faces = mcubes.marching_cubes(padded, threshold)
+    # scikit-image's marching cubes (wheels for every Python we support). gradient_direction="ascent": the
+    # object is the region where density rises above the threshold, so faces wind counter-clockwise seen from
+    # outside and normals point out of the dense region (a Gaussian blob comes out with positive volume; with
+    # the default "descent" every mesh would be inside out).
+    try:
+        vertices, faces, _, _ = measure.marching_cubes(padded, threshold, gradient_direction="ascent",
+                                                       allow_degenerate=False)
+    except RuntimeError:  # "no surface found at the given iso value"
+        faces = np.zeros((0, 3), np.int64)
     if len(faces) == 0:
         raise NoSurfaceError(f"no surface to mesh at threshold {threshold:.3g}")
     step = 2.0 * bound / (resolution - 1)
-    vertices = (vertices - 1.0) * step - bound + np.asarray(centre, dtype=np.float64)
-    # PyMCubes already winds faces counter-clockwise seen from the low side, so normals point out of the dense
-    # region (a Gaussian blob comes out with positive volume): keep its order.
+    vertices = (vertices.astype(np.float64) - 1.0) * step - bound + np.asarray(centre, dtype=np.float64)
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     return vertices, faces
 
