@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,9 @@ def time_worker(args, out: Path) -> dict[str, float]:
     from backend.worker.messages import Done, ErrorEvent, GenerateJob, request_fields
 
     started = time.perf_counter()
-    worker = WorkerProcess(sys.executable, args=["--models", args.models] if args.models else [])
+    # the worker gets this process's extra import paths too, so it sees exactly the packages the CLI run sees
+    inherited = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
+    worker = WorkerProcess(sys.executable, extra_paths=inherited, args=["--models", args.models] if args.models else [])
     worker.wait_for_hello()
     result = {"worker_cold_start_s": time.perf_counter() - started}
     for index in range(2):
