@@ -60,14 +60,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 class TickProbe:
-    """A 50 ms Blender timer that notes when it actually fired: how free the main thread is."""
+    """A 50 ms Blender timer that notes when it actually fired (how free the main thread is) and the panel's
+    stage at that moment (to say where the longest gaps fell)."""
 
-    def __init__(self):
+    def __init__(self, settings):
+        self.settings = settings
         self.times: list[float] = []
+        self.stages: dict[float, str] = {}
 
     def __call__(self) -> float:
-        self.times.append(time.perf_counter())
+        now = time.perf_counter()
+        self.times.append(now)
+        self.stages[now] = self.settings.stage
         return TICK_S
+
+    def longest_gaps(self, start: float, end: float, count: int = 3) -> list[str]:
+        """The ``count`` longest gaps in [start, end] as "1721 ms after 'stage1' (ended 'done')"."""
+        inside = [t for t in self.times if start <= t <= end]
+        gaps = sorted(zip(inside, inside[1:], strict=False), key=lambda pair: pair[0] - pair[1])[:count]
+        return [f"{(after - before) * 1000:.0f} ms at {before - start:.1f} s, after {self.stages[before]!r} "
+                f"(then {self.stages[after]!r})" for before, after in gaps]
 
     def intervals_ms(self, start: float, end: float, pauses: list[tuple[float, float]]) -> list[float]:
         """Gaps between firings inside [start, end], leaving out gaps that span a screenshot pause."""
@@ -151,10 +163,10 @@ def steps(args, results: dict):
     job_runner = addon_module("operators.job_runner")
     stage1_steps: dict[str, int | None] = {"stage1": None}
     use_smoke_preset(stage1_steps)
-    probe = TickProbe()
+    settings = bpy.context.scene.image_to_3d
+    probe = TickProbe(settings)
     bpy.app.timers.register(probe, first_interval=TICK_S, persistent=True)
     window = Window(shots)
-    settings = bpy.context.scene.image_to_3d
     results["blender"] = {"version": bpy.app.version_string, "python": sys.version.split()[0]}
     results["screenshots"] = {}
 
@@ -195,6 +207,7 @@ def steps(args, results: dict):
     results["generate_error"] = settings.last_error
     results["imported_objects"] = sorted(set(bpy.data.objects.keys()) - objects_before)
     results["timer_during_generate"] = summarise(probe.intervals_ms(started, ended, window.pauses))
+    results["timer_longest_gaps"] = probe.longest_gaps(started, ended)
     yield 3.0  # the timer right after the import
     results["timer_after_import"] = summarise(probe.intervals_ms(ended, time.perf_counter(), []))
     with window.override("WINDOW"):
@@ -213,6 +226,7 @@ def steps(args, results: dict):
     answered: dict[str, float] = {}
     watcher = threading.Thread(target=lambda: (job.ended.wait(60), answered.setdefault("at", time.perf_counter())),
                                daemon=True)
+    worker = addon_module("operators.worker_client").current_worker()
     cancel_at = time.perf_counter()
     watcher.start()
     with window.override():
@@ -223,6 +237,9 @@ def steps(args, results: dict):
     results["cancel_gui_s"] = round(time.perf_counter() - cancel_at, 2)  # includes the screenshot's pause
     watcher.join(5)
     results["cancel_worker_answer_s"] = round(answered.get("at", float("nan")) - cancel_at, 3)
+    # A worker that stops by itself stays up for the next job; one past the 3 s limit was killed.
+    results["cancel_worker_killed"] = worker is None or worker.exited is not None
+    results["cancel_worker_exit"] = worker.exited.message if worker is not None and worker.exited else ""
     results["after_cancel"] = {"stage": settings.stage, "message": settings.last_message,
                                "error": settings.last_error, "exit_code": settings.last_exit_code}
     results["torch_in_blender"] = sorted(name for name in sys.modules if name == "torch" or name.startswith("torch."))

@@ -36,6 +36,9 @@ def main(run_dir: Path) -> int:
           f"max {timer.get('max_ms')} ms over {timer.get('count')} intervals; idle before the jobs: median "
           f"{idle.get('median_ms')} ms, max {idle.get('max_ms')} ms; right after the import: median "
           f"{after.get('median_ms')} ms, max {after.get('max_ms')} ms")
+    print(f"longest timer gaps during generate: {window.get('timer_longest_gaps')}")
+    print(f"cancel: worker killed after the 3 s limit: {window.get('cancel_worker_killed')} "
+          f"{window.get('cancel_worker_exit', '')}")
     print(f"cancel: panel showed {window.get('stage_right_after_cancel')!r} at once; worker answered in "
           f"{window.get('cancel_worker_answer_s')} s; after: {window.get('after_cancel')}")
     print(f"torch in Blender's process: window {window.get('torch_in_blender')}, "
