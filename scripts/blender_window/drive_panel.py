@@ -74,12 +74,12 @@ class TickProbe:
         self.stages[now] = self.settings.stage
         return TICK_S
 
-    def longest_gaps(self, start: float, end: float, count: int = 3) -> list[str]:
-        """The ``count`` longest gaps in [start, end] as "1721 ms after 'stage1' (ended 'done')"."""
+    def longest_gaps(self, start: float, end: float, sampler: MainThreadSampler, count: int = 3) -> list[str]:
+        """The ``count`` longest gaps in [start, end]: length, when, the stage, where the main thread was."""
         inside = [t for t in self.times if start <= t <= end]
         gaps = sorted(zip(inside, inside[1:], strict=False), key=lambda pair: pair[0] - pair[1])[:count]
-        return [f"{(after - before) * 1000:.0f} ms at {before - start:.1f} s, after {self.stages[before]!r} "
-                f"(then {self.stages[after]!r})" for before, after in gaps]
+        return [f"{(after - before) * 1000:.0f} ms at {before - start:.1f} s, stage {self.stages[before]!r}: "
+                f"main thread in {sampler.between(before, after)}" for before, after in gaps]
 
     def intervals_ms(self, start: float, end: float, pauses: list[tuple[float, float]]) -> list[float]:
         """Gaps between firings inside [start, end], leaving out gaps that span a screenshot pause."""
@@ -90,6 +90,31 @@ class TickProbe:
                 continue
             gaps.append((after - before) * 1000.0)
         return gaps
+
+
+class MainThreadSampler:
+    """Every 20 ms, what Python code Blender's main thread is in ("C" when no Python frame is on its stack:
+    drawing, the event loop): says what filled a long gap between timer firings."""
+
+    def __init__(self):
+        self.main_id = threading.main_thread().ident
+        self.samples: list[tuple[float, str]] = []
+        self.running = True
+        threading.Thread(target=self._run, name="main-thread sampler", daemon=True).start()
+
+    def _run(self) -> None:
+        while self.running:
+            frame = sys._current_frames().get(self.main_id)
+            where = "C" if frame is None else f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}"
+            self.samples.append((time.perf_counter(), where))
+            time.sleep(0.02)
+
+    def between(self, start: float, end: float) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for when, where in self.samples:
+            if start <= when <= end:
+                counts[where] = counts.get(where, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: -item[1])[:4])
 
 
 def summarise(gaps_ms: list[float]) -> dict[str, float]:
@@ -166,6 +191,7 @@ def steps(args, results: dict):
     settings = bpy.context.scene.image_to_3d
     probe = TickProbe(settings)
     bpy.app.timers.register(probe, first_interval=TICK_S, persistent=True)
+    sampler = MainThreadSampler()
     window = Window(shots)
     results["blender"] = {"version": bpy.app.version_string, "python": sys.version.split()[0]}
     results["screenshots"] = {}
@@ -207,9 +233,10 @@ def steps(args, results: dict):
     results["generate_error"] = settings.last_error
     results["imported_objects"] = sorted(set(bpy.data.objects.keys()) - objects_before)
     results["timer_during_generate"] = summarise(probe.intervals_ms(started, ended, window.pauses))
-    results["timer_longest_gaps"] = probe.longest_gaps(started, ended)
+    results["timer_longest_gaps"] = probe.longest_gaps(started, ended, sampler)
     yield 3.0  # the timer right after the import
     results["timer_after_import"] = summarise(probe.intervals_ms(ended, time.perf_counter(), []))
+    results["timer_after_import_longest_gaps"] = probe.longest_gaps(ended, time.perf_counter(), sampler)
     with window.override("WINDOW"):
         bpy.ops.view3d.view_selected()
     yield 1.0

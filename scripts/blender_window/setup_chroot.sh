@@ -43,4 +43,6 @@ chroot "$CHROOT_DIR" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
     ca-certificates libssl3t64 libffi8 libsqlite3-0 libbz2-1.0 liblzma5 \
     zlib1g libexpat1 libuuid1 libcrypt1 libreadline8t64 libncursesw6 libgomp1 \
     libgl1-mesa-dri
+# Blender lists mounted file systems (its file browser's bookmarks) from /etc/mtab, which minbase lacks.
+ln -sf /proc/self/mounts "$CHROOT_DIR/etc/mtab"
 chroot "$CHROOT_DIR" blender --version | head -1

@@ -37,6 +37,7 @@ def main(run_dir: Path) -> int:
           f"{idle.get('median_ms')} ms, max {idle.get('max_ms')} ms; right after the import: median "
           f"{after.get('median_ms')} ms, max {after.get('max_ms')} ms")
     print(f"longest timer gaps during generate: {window.get('timer_longest_gaps')}")
+    print(f"longest timer gaps right after the import: {window.get('timer_after_import_longest_gaps')}")
     print(f"cancel: worker killed after the 3 s limit: {window.get('cancel_worker_killed')} "
           f"{window.get('cancel_worker_exit', '')}")
     print(f"cancel: panel showed {window.get('stage_right_after_cancel')!r} at once; worker answered in "
