@@ -239,6 +239,7 @@ def steps(args, results: dict):
     results["timer_after_import_longest_gaps"] = probe.longest_gaps(ended, time.perf_counter(), sampler)
     with window.override("WINDOW"):
         bpy.ops.view3d.view_selected()
+        bpy.ops.view3d.zoom(delta=-2)  # some room around the object: the grid, the default cube
     yield 1.0
     results["screenshots"]["after-import"] = window.shot("after-import", window.area_box())
 
