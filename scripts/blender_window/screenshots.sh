@@ -35,8 +35,14 @@ case "$REPO" in /work/*) ;; *)
     exit 2 ;;
 esac
 
+# Start clean, but only ever delete a folder an earlier run made (it holds the marker file).
+if [[ -e "$RUN_DIR" && ! -e "$RUN_DIR/.blender-window-run" ]]; then
+    echo "screenshots.sh: $RUN_DIR exists and is not an earlier run's folder; set RUN_DIR elsewhere" >&2
+    exit 2
+fi
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR/shots"
+touch "$RUN_DIR/.blender-window-run"
 # The worker's interpreter must exist inside the chroot at the same path: bind the Python install that the
 # venv links to (a pyenv build under /root here) next to /work.
 WORKER_PYTHON_REAL="$(readlink -f "$WORKER_PYTHON")"
