@@ -4,8 +4,8 @@ measurements. Run by the GUI Blender (under xvfb-run) after install_extension.py
     blender -p 0 0 1600 900 --python scripts/blender_window/drive_panel.py -- --photo coffee.png \
         --prompt "a coffee cup" --shots /tmp/shots --results /tmp/results.json
 
-What it does, each step on Blender's main thread from a ``bpy.app.timers`` callback (the way a button press
-runs an operator; the operators are called with the 3D Viewport's sidebar as context):
+What it does, each step on Blender's main thread from a ``bpy.app.timers`` callback, calling the operators the
+panel's buttons call, with the 3D Viewport's sidebar as their context (no mouse clicks):
 1. opens the 3D Viewport's sidebar on the "Image to 3D" tab, loads the photo, types the prompt → shot
    ``panel-idle``;
 2. Segment, waits for the overlay → shot ``panel-segmented``;
@@ -21,7 +21,8 @@ way tests/test_blender_worker.py shrinks it. The panel still shows the preset it
 
 A screenshot redraws the window (``wm.redraw_timer``) and runs ImageMagick's ``import -window root`` while the
 main thread waits, so the picture is exactly the state the step set; those pauses are left out of the timer
-measurement (no screenshot is taken during the measured Generate). Exit code 0: every step ran; 1: a step
+measurement (no screenshot is taken during the measured Generate). A thread samples where the main thread is
+every 20 ms, so the JSON says what filled the longest gaps ("C": Blender's own code, e.g. drawing). Exit code 0: every step ran; 1: a step
 failed (the JSON says which, with the error).
 """
 

@@ -32,7 +32,8 @@ chroot "$CHROOT_DIR" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
     apt-get update
 # blender: the GUI under test. xvfb + xauth: xvfb-run's virtual display.
 # libgl1-mesa-dri: software OpenGL (llvmpipe) for Blender under Xvfb.
-# imagemagick: `import -window root` screenshots. xdotool: sends keys/clicks.
+# imagemagick: `import -window root` screenshots. xdotool: keys/clicks by hand
+# (the scripts here drive Blender from Python and do not need it).
 # python3-numpy: Debian's blender runs on the system python3.13 and takes numpy
 # from it. The lib* packages are the shared libraries a host-built Python
 # (the repo's .venv, a pyenv 3.11 bound in by run_in_chroot.sh) loads for
