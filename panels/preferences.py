@@ -79,6 +79,9 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
     )
     setup_report: bpy.props.StringProperty(name="Set-up", description="What Set up backend is doing or did")
     check_report: bpy.props.StringProperty(name="Backend check", description="What Check backend found")
+    frame_new_objects: bpy.props.BoolProperty(
+        name="Frame new objects", default=True,
+        description="After Generate, the 3D view you worked in zooms to the new object")
     debug_in_process_jobs: bpy.props.BoolProperty(
         name="Run jobs inside Blender (debugging)", default=False,
         description="The old in-process thread instead of the worker process: torch loads into Blender, the "
@@ -111,6 +114,7 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         row.prop(self, "half_precision")
         row.prop(self, "keep_models_loaded")
         layout.prop(self, "output_dir")
+        layout.prop(self, "frame_new_objects")
         layout.prop(self, "model_source")
         if self.model_source == "local":
             for name in ("clipseg_dir", "sam_dir", "zero123_dir", "triposr_dir"):
