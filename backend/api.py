@@ -36,7 +36,7 @@ from .choices import (
     Choice,
     check_seed,
 )
-from .errors import EXIT_CODES, ImageTo3DError, describe_error
+from .errors import EXIT_CODES, BadInputError, ImageTo3DError, describe_error
 from .generate.request import GenerateRequest, GenerationResult
 from .job_control import JobControl, Progress
 from .segment.sam3_config import Box, sam3_settings
@@ -229,3 +229,20 @@ def generate_objects(request: GenerateObjectsRequest, control: JobControl | None
     return generate_many(request.image_path, list(request.prompts), request.out_root, request.settings, control,
                          on_object_done)
 
+
+@dataclass(frozen=True)
+class DownloadModelRequest:
+    """One model of backend.models.catalog.MODEL_CARDS to fetch into the Hugging Face cache."""
+
+    key: str  # e.g. "clipseg", "sam:vit_b", "zero123"
+    accept_sam3_license: bool = False  # SAM 3's weights are fetched only after the user accepted their licence
+    hf_token: str | None = field(default=None, repr=False)  # gated repositories (SAM 3)
+
+
+def download_model(request: DownloadModelRequest, control: JobControl | None = None):
+    """Fetch one model now, reporting stage "download" with bytes and speed; returns a DownloadResult."""
+    from .models.download import download_model as fetch
+
+    if request.key == "sam3" and not request.accept_sam3_license:
+        raise BadInputError("SAM 3's licence is not accepted yet: tick it in the add-on's preferences first")
+    return fetch(request.key, control or JobControl(), token=request.hf_token or None)

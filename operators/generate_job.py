@@ -103,7 +103,7 @@ def bring_in_object(glb_path, name: str, config, photo_name: str | None, photo_m
             result = make_game_ready(obj, game_ready, context)
             if camera is not None:
                 follow_geometry(camera, result.geometry_change)
-            settings.last_message = f"{name}: " + ", ".join(result.notes)
+            settings.result_note = f"{name}: " + ", ".join(result.notes)
     if frame_new_objects(context):
         frame_in_view(obj, context)
     return obj

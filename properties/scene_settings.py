@@ -75,6 +75,8 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
     last_error: runtime_string("last_error", "The last job's error, full text (this session only)", "Error")
     photo_match_note: runtime_string(
         "photo_match_note", "What the last photo match changed in the scene (this session only)", "Photo match")
+    result_note: runtime_string("result_note", "What game-ready did to the last object (this session only)",
+                                "Game-ready")
     last_exit_code: bpy.props.IntProperty(name="Exit code", description="0 done, else the documented exit codes (docs/design.md)")
 
     @property

@@ -139,7 +139,7 @@ def test_panel_shows_fields_buttons_error_and_preview(addon_settings, addon_pack
     import bpy
 
     addon_settings.last_error = "cannot read image /x/photo.png: FileNotFoundError"
-    addon_settings.preview_image = bpy.data.images.new("a-coffee-cup overlay", 4, 4)
+    addon_settings.preview_image = bpy.data.images.new("a coffee cup overlay", 4, 4)
     calls = _draw_panel(addon_package, bpy.context)
     props = {args[1] for name, args, _ in calls if name == "prop"}
     assert {"image_path", "prompt", "mode", "preset", "seed", "make_preview_plane"} <= props

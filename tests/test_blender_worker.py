@@ -198,7 +198,7 @@ def test_operators_run_segment_and_several_objects_through_the_worker(worker_set
 
     worker_settings.prompt = "a coffee cup\nthe saucer"
     assert bpy.ops.image_to_3d.segment() == {"FINISHED"}
-    assert bpy.data.images["the-saucer mask"].packed_file is not None
+    assert bpy.data.images["the saucer mask"].packed_file is not None
     assert bpy.ops.image_to_3d.generate() == {"FINISHED"}
     cup, saucer = bpy.data.objects["a coffee cup"], bpy.data.objects["the saucer"]
     assert cup.type == saucer.type == "MESH"

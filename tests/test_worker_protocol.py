@@ -137,7 +137,7 @@ def test_segment_reports_progress_and_done_with_files(session, small_photo, tmp_
     assert progress and all(1 <= e.step <= e.steps for e in progress)
     fractions = [e.fraction for e in progress]
     assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] <= 1.0
-    assert progress[0].label == "Loading the segmentation models" and progress[-1].stage == "write"
+    assert progress[0].label == "Loading the models" and progress[-1].stage == "write"
     assert all(e.elapsed_s >= 0 for e in progress)
 
 
@@ -174,7 +174,7 @@ def test_generate_several_prompts_announces_each_object_then_done(session, small
     assert all(Path(o.glb_path).is_file() and o.image_size == (64, 48) for o in done.result.objects)
     assert events.index(finished[0]) < events.index(finished[1]) < events.index(done)
     labels = {e.label for e in events if isinstance(e, ProgressEvent)}
-    assert "object 2 of 2: Fitting 3D Gaussians" in labels
+    assert "Object 2 of 2: Fitting the shape" in labels
     assert any(isinstance(e, ProgressEvent) and e.eta_s is not None for e in events)
 
 

@@ -45,7 +45,26 @@ def _preset(stage1_steps: int, grid: int, target_faces: int, texture_steps: int,
     )
 
 
+def _preview_preset() -> PipelineConfig:
+    """A first look at the workflow: stage 1 short and small, a coarse mesh, a small texture, no refinement.
+
+    With tiny models on a 2-core CPU it takes seconds (``docs/user-guide.md`` has the measurement); with real
+    Zero123 weights each stage-1 step is a diffusion forward and backward, so on a laptop CPU this is still
+    minutes: "under a minute" on a CPU holds for the Quick method's preview (QUICK_PRESETS), not this one."""
+    base = PipelineConfig()
+    return dataclasses.replace(
+        base,
+        reference_size=128,
+        stage1=dataclasses.replace(base.stage1, steps=40, num_init=2000, render_sizes=(64, 128)),
+        mesh=dataclasses.replace(base.mesh, resolution=64, target_faces=5_000),
+        texture=dataclasses.replace(base.texture, steps=0),
+        texture_size=256,
+        bake_size=128,
+    )
+
+
 PRESETS: dict[str, PipelineConfig] = {
+    "preview": _preview_preset(),
     "draft": _preset(stage1_steps=250, grid=96, target_faces=20_000, texture_steps=20, texture_size=512, bake_size=256),
     "standard": _preset(stage1_steps=500, grid=128, target_faces=50_000, texture_steps=50, texture_size=1024,
                         bake_size=512),
