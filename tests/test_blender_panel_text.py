@@ -110,6 +110,7 @@ def test_details_popup_names_the_addon_settings_not_environment_variables(addon_
 
 def test_details_popup_text_fits_the_popup(addon_settings):
     from image_to_3d.operators.panel_helpers import DETAILS_WIDTH_PX, IMAGE_TO_3D_OT_error_details
+
     from tests.panel_recorder import RecordingLayout
 
     addon_settings.last_error, addon_settings.last_exit_code = MODELS_MISSING, 4
@@ -124,6 +125,7 @@ def test_every_preferences_text_fits(addon_settings):
     import bpy
     from image_to_3d.panels.preferences import ImageTo3DPreferences
     from image_to_3d.panels.text_fit import PREFERENCES_TEXT_PX
+
     from tests.panel_recorder import RecordingLayout
 
     prefs = bpy.context.preferences.addons["image_to_3d"].preferences
