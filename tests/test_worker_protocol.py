@@ -220,7 +220,7 @@ def test_sam3_segment_lists_instances_and_choose_instance_makes_one_the_mask(ses
     instances = done.result.prompts[0].instances
     assert [i.rank for i in instances] == list(range(1, len(instances) + 1)) and len(instances) >= 2
     assert all(Path(i.mask_path).is_file() for i in instances)
-    assert any(isinstance(e, ProgressEvent) and e.label == "Finding every instance (SAM 3)" for e in events)
+    assert any(isinstance(e, ProgressEvent) and e.label == "Finding the object" and e.stage == "sam3" for e in events)
 
     chosen = api.ChooseInstanceRequest(str(small_photo), tuple(i.mask_path for i in instances), "2",
                                        str(tmp_path / "chosen"), prompt="a coffee cup")
@@ -242,7 +242,7 @@ def test_generate_quick_method_through_the_worker(session, small_photo, tmp_path
     assert Path(made.glb_path).is_file() and made.ply_path is None  # no Gaussians in the quick method
     job = json.loads(Path(made.job_json_path).read_text(encoding="utf-8"))
     assert job["method"] == "quick" and job["seed"] == 3
-    assert any(isinstance(e, ProgressEvent) and e.label == "Reading the shape (TripoSR)" for e in events)
+    assert any(isinstance(e, ProgressEvent) and e.label == "Guessing the shape" for e in events)
 
 
 def test_worker_killed_mid_job_is_reported_once_in_one_line(small_photo, tmp_path):

@@ -54,12 +54,12 @@ def _preview_preset() -> PipelineConfig:
     base = PipelineConfig()
     return dataclasses.replace(
         base,
-        reference_size=128,
-        stage1=dataclasses.replace(base.stage1, steps=40, num_init=2000, render_sizes=(64, 128)),
-        mesh=dataclasses.replace(base.mesh, resolution=64, target_faces=5_000),
+        reference_size=64,
+        stage1=dataclasses.replace(base.stage1, steps=40, num_init=1000, render_sizes=(32, 64)),
+        mesh=dataclasses.replace(base.mesh, resolution=48, target_faces=3_000),
         texture=dataclasses.replace(base.texture, steps=0),
-        texture_size=256,
-        bake_size=128,
+        texture_size=128,
+        bake_size=64,
     )
 
 

@@ -46,9 +46,9 @@ class DownloadResult:
 
 
 def download_text(done: int, total: int, speed: float) -> str:
-    """"1.2 of 2.6 GB · 14 MB/s"."""
-    unit, scale = ("GB", 1e9) if total >= 1e9 else ("MB", 1e6)
-    return f"{done / scale:.1f} of {total / scale:.1f} {unit} · {speed / 1e6:.1f} MB/s"
+    """"1.2 of 2.6 GB · 14.0 MB/s", "75 of 375 MB · 3.2 MB/s"."""
+    unit, scale, digits = ("GB", 1e9, 1) if total >= 1e9 else ("MB", 1e6, 0)
+    return f"{done / scale:.{digits}f} of {total / scale:.{digits}f} {unit} · {speed / 1e6:.1f} MB/s"
 
 
 def _sources(card: ModelCard) -> tuple[str, tuple[str, ...]]:

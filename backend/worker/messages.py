@@ -248,7 +248,7 @@ class Hello:
 class ProgressEvent:
     id: str
     stage: str  # the backend's stage name, e.g. "stage1", "object 2 of 3: mesh"
-    label: str  # the same for people, e.g. "Fitting 3D Gaussians"
+    label: str  # the same for people, e.g. "Fitting the shape" (backend/stage_labels.py)
     step: int  # 1-based: the how-many-th stage of this job this is
     steps: int  # the stages this job is expected to go through (grows if the backend reports more)
     stage_fraction: float  # the stage's own completion in [0, 1]
