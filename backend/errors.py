@@ -111,7 +111,7 @@ def error_text(exit_code: int, message: str) -> ErrorText:
     if exit_code in _SHORT_BY_CODE and (len(first) > SHORT_MAX_CHARS or exit_code in (1, 4)):
         short = _SHORT_BY_CODE[exit_code]
     elif len(first) <= SHORT_MAX_CHARS:
-        short = first[:1].upper() + first[1:]
+        short = first
     else:
         short = first[: SHORT_MAX_CHARS - 1].rsplit(" ", 1)[0] + "…"
-    return ErrorText(short=short, details=message)
+    return ErrorText(short=short[:1].upper() + short[1:], details=message)

@@ -55,7 +55,7 @@ def _preview_preset() -> PipelineConfig:
     return dataclasses.replace(
         base,
         reference_size=64,
-        stage1=dataclasses.replace(base.stage1, steps=40, num_init=1000, render_sizes=(32, 64)),
+        stage1=dataclasses.replace(base.stage1, steps=30, num_init=1000, render_sizes=(32, 64)),
         mesh=dataclasses.replace(base.mesh, resolution=48, target_faces=3_000),
         texture=dataclasses.replace(base.texture, steps=0),
         texture_size=128,
