@@ -176,7 +176,8 @@ addon.unregister()
         "image_to_3d.backend.generate", "image_to_3d.backend.generate.request", "image_to_3d.backend.job_control",
         "image_to_3d.backend.models", "image_to_3d.backend.models.catalog", "image_to_3d.backend.models.mode",
         "image_to_3d.backend.segment", "image_to_3d.backend.segment.sam3_config", "image_to_3d.backend.worker",
-        "image_to_3d.backend.worker.client", "image_to_3d.backend.worker.messages"}
+        "image_to_3d.backend.worker.client", "image_to_3d.backend.worker.messages",
+        "image_to_3d.backend.stage_labels", "image_to_3d.backend.models.cache_state"}  # both stdlib only
 
 
 @pytest.fixture
