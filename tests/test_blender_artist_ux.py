@@ -169,3 +169,50 @@ def test_undo_and_redo_leave_the_history_alone(addon_settings):
     assert bpy.ops.ed.redo() == {"FINISHED"}
     assert "a coffee cup" in bpy.data.objects
     assert len(bpy.context.scene.image_to_3d.history) == 1
+
+
+def test_download_needs_online_access_and_delete_empties_the_cache(addon_settings, tmp_path, monkeypatch):
+    import bpy
+    from image_to_3d.backend.models import cache_state
+    from image_to_3d.backend.models.catalog import MODEL_CARDS
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    card = MODEL_CARDS["clipseg"]
+    snapshot = cache_state.repo_cache_dir(card.repo_id) / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    assert cache_state.model_state(card) == cache_state.CACHED
+    if not bpy.app.online_access:  # the bpy module runs with online access off, as a fresh Blender does
+        with pytest.raises(RuntimeError, match="Online access is off"):
+            bpy.ops.image_to_3d.model_download(key="clipseg")
+    assert bpy.ops.image_to_3d.model_delete(key="clipseg") == {"FINISHED"}  # exec: no confirmation popup
+    assert cache_state.model_state(card) == cache_state.MISSING
+
+
+def test_new_object_is_framed_in_the_largest_3d_view(addon_settings):
+    import bpy
+    from image_to_3d.operators.placement import frame_in_view
+
+    views = [area for window in bpy.context.window_manager.windows for area in window.screen.areas
+             if area.type == "VIEW_3D"]
+    bpy.ops.mesh.primitive_cube_add(location=(7.0, -3.0, 2.0))
+    framed = frame_in_view(bpy.context.active_object)
+    if not views:  # a build of the bpy module without a window: framing is skipped, never an error
+        assert framed is False
+        return
+    assert framed is True
+    view = max(views, key=lambda area: area.width * area.height).spaces.active.region_3d
+    assert tuple(view.view_location) == pytest.approx((7.0, -3.0, 2.0), abs=1e-3)
+
+
+def test_several_prompts_come_from_a_text_block_made_on_demand(addon_settings):
+    import bpy
+
+    addon_settings.prompt = "a mug"
+    assert bpy.ops.image_to_3d.edit_prompts() == {"FINISHED"}
+    text = addon_settings.prompt_text
+    assert text is not None and text.as_string().strip() == "a mug"
+    text.write("the saucer\n")
+    assert addon_settings.prompt_lines() == ("a mug", "the saucer")
+    assert bpy.ops.image_to_3d.single_prompt() == {"FINISHED"}
+    assert addon_settings.prompt_text is None and addon_settings.prompt == "a mug"
