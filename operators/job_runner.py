@@ -59,6 +59,7 @@ class Job:
     steps: int = 0
     eta_s: float | None = None
     download_key: str = ""  # a model download job: the catalog key of the model (the Models section's bar)
+    message: str = ""  # the last event's own message, e.g. a download's "75 of 375 MB · 3.2 MB/s"
     finished: bool = False  # set on the main thread once the result or error reached the scene
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
@@ -220,6 +221,7 @@ def _apply_progress(job: Job) -> bool:
     job.label = getattr(last, "label", "") or stage_label(last.stage)
     job.step, job.steps = getattr(last, "step", 0), getattr(last, "steps", 0)
     job.eta_s = getattr(last, "eta_s", None)
+    job.message = last.message or ""
     settings.last_message = f"{job.label} · {progress_detail(job.step, job.steps, job.elapsed_s, job.eta_s)}"
     return True
 

@@ -109,8 +109,8 @@ def draw_progress(layout, settings, job) -> None:
     if step_text(job.step, job.steps):
         col.label(text=step_text(job.step, job.steps), icon="SEQUENCE")
     col.label(text=time_text(job.elapsed_s, job.eta_s), icon="TIME")
-    if job.download_key and job.label:
-        draw_wrapped(layout, settings.last_message.partition(" · ")[2], icon="IMPORT")
+    if job.download_key and job.message:
+        draw_wrapped(layout, job.message, icon="IMPORT")
 
 
 def draw_mask_preview(layout, settings) -> None:

@@ -44,7 +44,8 @@ def draw_models(layout, prefs, context) -> None:
         draw_wrapped(box, "Online access is off (Preferences → System → Network): Download is unavailable; "
                      "use local folders or models already cached.", icon="INTERNET_OFFLINE",
                      width_px=PREFERENCES_TEXT_PX - BOX_BORDER_PX)
-    download = getattr(job_runner.current_job(), "download_key", None)
+    job = job_runner.current_job()
+    download = job.download_key if job is not None else None
     for card in needed_cards(context):
         state = model_state(card, local_folder_of(prefs, card.family))
         col = box.column(align=True)
@@ -61,7 +62,9 @@ def draw_models(layout, prefs, context) -> None:
         sub.enabled = card.family in FOLDER_PROPERTIES
         sub.operator("image_to_3d.model_use_folder", text="", icon="FILE_FOLDER").key = card.key
         if download == card.key:
-            settings = context.scene.image_to_3d
-            box.progress(factor=settings.progress, type="BAR", text=settings.last_message) \
-                if hasattr(box, "progress") else box.label(text=settings.last_message)
+            progress = context.scene.image_to_3d.progress
+            if hasattr(box, "progress"):
+                box.progress(factor=progress, type="BAR", text=job.message or "Starting")
+            else:
+                box.label(text=job.message or "Starting", icon="IMPORT")
     box.label(text="Buttons: Download, Delete, Use a local folder (hover for details)", icon="INFO")

@@ -162,3 +162,15 @@ def test_in_process_progress_sets_plain_label_and_message(addon_settings):
     assert bpy.ops.image_to_3d.generate() == {"FINISHED"}
     # the fake reports "stage 1" (not a declared stage): shown as it is; a finished job says how long it took
     assert addon_settings.last_message.startswith("Generate done in 0:0")
+
+
+def test_a_model_download_shows_bytes_and_speed_in_the_sidebar(busy_settings, monkeypatch):
+    from image_to_3d.operators import job_runner
+
+    job = SimpleNamespace(label="Downloading a model", step=1, steps=1, elapsed_s=42.0, eta_s=80.0, cancelled=False,
+                          download_key="clipseg", message="1.2 of 2.6 GB · 14.0 MB/s")
+    with monkeypatch.context() as patch:
+        patch.setattr(job_runner, "current_job", lambda: job)
+        texts = _draw_sidebar()
+    _assert_fits(texts, "downloading")
+    assert "1.2 of 2.6 GB · 14.0 MB/s" in [t.text for t in texts]
