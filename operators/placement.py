@@ -61,13 +61,24 @@ def select_only(obj, context=None) -> None:
     view_layer.objects.active = obj
 
 
-def frame_in_view(obj, context=None) -> bool:
-    """Frame ``obj`` in the 3D view the user last worked in (the largest one when that is unknown).
+_last_view: dict[str, int] = {}  # "area": as_pointer() of the 3D view a job was started from (this session)
 
-    Returns False where there is no 3D view (background mode, a file without one)."""
+
+def remember_view(context) -> None:
+    """Note the 3D view an operator runs in; a job's result arrives later, from a timer, with no area."""
+    if context.area is not None and context.area.type == "VIEW_3D":
+        _last_view["area"] = context.area.as_pointer()
+
+
+def frame_in_view(obj, context=None) -> bool:
+    """Frame ``obj`` in the 3D view the user worked in: the current one, else the one the job was started
+    from (remember_view), else the largest. Returns False where there is no 3D view."""
     context = context or bpy.context
     area = context.area if context.area is not None and context.area.type == "VIEW_3D" else None
     window = context.window
+    if area is None and "area" in _last_view:
+        window, area = next(((w, a) for w in (context.window_manager.windows if context.window_manager else ())
+                             for a in w.screen.areas if a.as_pointer() == _last_view["area"]), (window, None))
     if area is None:
         for candidate_window in (context.window_manager.windows if context.window_manager else ()):
             views = [a for a in candidate_window.screen.areas if a.type == "VIEW_3D"]

@@ -203,6 +203,17 @@ def test_new_object_is_framed_in_the_largest_3d_view(addon_settings):
     assert framed is True
     view = max(views, key=lambda area: area.width * area.height).spaces.active.region_3d
     assert tuple(view.view_location) == pytest.approx((7.0, -3.0, 2.0), abs=1e-3)
+    # the view a job was started from is the one framed, whichever is largest
+    from types import SimpleNamespace
+
+    from image_to_3d.operators.placement import remember_view
+
+    remember_view(SimpleNamespace(area=views[-1]))
+    bpy.context.active_object.location = (-4.0, 5.0, 1.0)
+    bpy.context.view_layer.update()
+    assert frame_in_view(bpy.context.active_object) is True
+    view = views[-1].spaces.active.region_3d
+    assert tuple(view.view_location) == pytest.approx((-4.0, 5.0, 1.0), abs=1e-3)
 
 
 def test_several_prompts_come_from_a_text_block_made_on_demand(addon_settings):

@@ -99,3 +99,18 @@ def test_unknown_model_and_unaccepted_sam3_licence_are_bad_input():
         download.download_model("gpt-5", JobControl())
     with pytest.raises(BadInputError, match="licence"):
         api.download_model(api.DownloadModelRequest("sam3"))
+
+
+@pytest.mark.parametrize(("code", "message", "short"), [
+    (4, "model CIDAS/clipseg-rd64-refined is not available offline (looked in /x); connect once …",
+     "A model is missing"),
+    (2, "no photo chosen: pick an image file or a loaded image", "No photo chosen"),
+    (2, "cannot read image /a/very/long/path/photo.png: FileNotFoundError", "Cannot read image…"),
+    (5, "out of GPU memory during stage1: try the draft preset", "Out of GPU memory"),
+    (1, "internal error (KeyError: 'x'); see the system console and report it", "Something went wrong"),
+])
+def test_error_text_is_one_short_line_and_the_whole_message(code, message, short):
+    from backend.errors import SHORT_MAX_CHARS, error_text
+
+    text = error_text(code, message)
+    assert text.short == short and len(text.short) <= SHORT_MAX_CHARS and text.details == message
