@@ -227,3 +227,16 @@ def test_several_prompts_come_from_a_text_block_made_on_demand(addon_settings):
     assert addon_settings.prompt_lines() == ("a mug", "the saucer")
     assert bpy.ops.image_to_3d.single_prompt() == {"FINISHED"}
     assert addon_settings.prompt_text is None and addon_settings.prompt == "a mug"
+
+
+def test_open_mask_shows_the_preview_in_an_image_editor(addon_settings):
+    import bpy
+
+    assert bpy.ops.image_to_3d.segment() == {"FINISHED"}
+    areas = [area for window in bpy.context.window_manager.windows for area in window.screen.areas]
+    if not areas:
+        pytest.skip("this bpy module build has no window to hold an Image Editor")
+    editor = min(areas, key=lambda area: area.width * area.height)
+    editor.type = "IMAGE_EDITOR"
+    assert bpy.ops.image_to_3d.open_mask() == {"FINISHED"}
+    assert editor.spaces.active.image == addon_settings.preview_image == bpy.data.images["a coffee cup overlay"]
