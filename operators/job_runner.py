@@ -29,6 +29,7 @@ from ..backend.stage_labels import clock, progress_detail, stage_label
 
 BUSY_MESSAGE = "a job is already running — cancel it or wait"
 POLL_INTERVAL_S = 0.1
+CLOCK_REDRAW_S = 1.0  # the sidebar is redrawn at least this often while a job runs, for its elapsed time
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Job:
     steps: int = 0
     eta_s: float | None = None
     download_key: str = ""  # a model download job: the catalog key of the model (the Models section's bar)
+    last_redraw: float = 0.0  # time.monotonic() of the last sidebar redraw this job asked for
     message: str = ""  # the last event's own message, e.g. a download's "75 of 375 MB · 3.2 MB/s"
     finished: bool = False  # set on the main thread once the result or error reached the scene
     _saved_env: dict[str, str | None] = field(default_factory=dict)
@@ -174,7 +176,10 @@ def poll_running_job() -> float | None:
         return None
     changed = _apply_progress(job)
     if job.alive:
-        if changed:
+        now = time.monotonic()
+        # the panel's clock ("0:42 so far") must tick even through a long silent stage (a model download)
+        if changed or now - job.last_redraw >= CLOCK_REDRAW_S:
+            job.last_redraw = now
             tag_sidebar_redraw()
         return POLL_INTERVAL_S
     _finish(job)
