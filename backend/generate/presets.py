@@ -48,9 +48,9 @@ def _preset(stage1_steps: int, grid: int, target_faces: int, texture_steps: int,
 def _preview_preset() -> PipelineConfig:
     """A first look at the workflow: stage 1 short and small, a coarse mesh, a small texture, no refinement.
 
-    With tiny models on a 2-core CPU it takes seconds (``docs/user-guide.md`` has the measurement); with real
-    Zero123 weights each stage-1 step is a diffusion forward and backward, so on a laptop CPU this is still
-    minutes: "under a minute" on a CPU holds for the Quick method's preview (QUICK_PRESETS), not this one."""
+    Even with tiny models this took 106 s on a loaded 2-core CPU (docs/user-guide.md, "How long Preview
+    takes"): stage 1 dominates. With real Zero123 weights each step adds a diffusion forward and backward, so
+    on a CPU it is minutes; "under a minute" on a CPU is the Quick method's preview (QUICK_PRESETS)."""
     base = PipelineConfig()
     return dataclasses.replace(
         base,
