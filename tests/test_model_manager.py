@@ -114,3 +114,38 @@ def test_error_text_is_one_short_line_and_the_whole_message(code, message, short
 
     text = error_text(code, message)
     assert text.short == short and len(text.short) <= SHORT_MAX_CHARS and text.details == message
+
+
+def test_a_model_fetched_during_a_job_reports_its_bytes_as_the_jobs_progress(tmp_path, monkeypatch):
+    """hub.fetch_snapshot's download branch, inside an api entry point's reporting_downloads block."""
+    from backend.models import hub
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(download, "POLL_S", 0.02)
+    card = MODEL_CARDS["clipseg"]
+
+    def fake_snapshot_download(repo_id, revision, allow_patterns, local_files_only=False, token=None):
+        if local_files_only:
+            raise FileNotFoundError("not cached")
+        blob = cache_state.repo_cache_dir(repo_id) / "blobs" / "weights.incomplete"
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        for part in range(1, 4):
+            blob.write_bytes(b"x" * 100_000 * part)
+            time.sleep(0.05)
+        return str(tmp_path / "snapshot")
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    events = []
+    control = JobControl(on_progress=events.append)
+    with download.reporting_downloads(control):
+        folder = hub.fetch_snapshot(card.repo_id, "rev", ["model.safetensors"])
+    assert folder == tmp_path / "snapshot"
+    assert [e.stage for e in events] and {e.stage for e in events} == {"download"}
+    assert events[-1].message.startswith("0 of 603 MB") or "of 603 MB" in events[-1].message
+    assert any("MB/s" in e.message for e in events)
+    events.clear()  # outside a job nothing is reported
+    hub.fetch_snapshot(card.repo_id, "rev", ["model.safetensors"])
+    assert events == []

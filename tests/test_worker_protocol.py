@@ -276,6 +276,17 @@ def test_stdout_carries_protocol_lines_only(tmp_path):
     assert "stray print" in run.stderr and "stray C-level write" in run.stderr
 
 
+def test_download_model_job_checks_its_request_in_the_worker(session):
+    from backend.worker.messages import DownloadModelJob
+
+    session.send(DownloadModelJob("dl-bad", {"key": "no-such-model"}))
+    error = _final(session.events_until_final("dl-bad"))
+    assert isinstance(error, ErrorEvent) and error.exit_code == 2 and "unknown model 'no-such-model'" in error.message
+    session.send(DownloadModelJob("dl-sam3", {"key": "sam3", "accept_sam3_license": False}))
+    error = _final(session.events_until_final("dl-sam3"))
+    assert isinstance(error, ErrorEvent) and error.exit_code == 2 and "licence" in error.message
+
+
 def test_shutdown_answers_then_exits_zero_and_end_of_input_also_ends_it(session):
     """Last in the module: it ends the module's worker."""
     session.send(ShutdownRequest("bye"))
@@ -286,13 +297,3 @@ def test_shutdown_answers_then_exits_zero_and_end_of_input_also_ends_it(session)
     third.worker.process.stdin.close()
     assert third.worker.process.wait(30) == 0
 
-
-def test_download_model_job_checks_its_request_in_the_worker(session):
-    from backend.worker.messages import DownloadModelJob
-
-    session.send(DownloadModelJob("dl-bad", {"key": "no-such-model"}))
-    error = _final(session.events_until_final("dl-bad"))
-    assert isinstance(error, ErrorEvent) and error.exit_code == 2 and "unknown model 'no-such-model'" in error.message
-    session.send(DownloadModelJob("dl-sam3", {"key": "sam3", "accept_sam3_license": False}))
-    error = _final(session.events_until_final("dl-sam3"))
-    assert isinstance(error, ErrorEvent) and error.exit_code == 2 and "licence" in error.message
