@@ -51,6 +51,7 @@ class GameReadyResult:
 def make_game_ready(obj, config: GameReadyConfig, context=None) -> GameReadyResult:
     """Apply ``config`` to the mesh object ``obj`` (see the module docstring for the order and why)."""
     context = context or bpy.context
+    context.view_layer.update()  # matrix_world must reflect a location set just before (it is read below)
     notes: list[str] = []
     faces_before = len(obj.data.polygons)
     geometry_change = Matrix.Identity(4)
@@ -75,6 +76,7 @@ def make_game_ready(obj, config: GameReadyConfig, context=None) -> GameReadyResu
         notes.append(quad_remesh(obj, config.face_budget or faces_before, context))
     ensure_principled_material(obj)
     obj.data.update()
+    context.view_layer.update()  # dimensions and bounding box of the finished object, for whoever reads them next
     return GameReadyResult(faces_before, len(obj.data.polygons), _height(obj, config.up_axis), tuple(notes),
                            geometry_change)
 

@@ -240,3 +240,21 @@ def test_open_mask_shows_the_preview_in_an_image_editor(addon_settings):
     editor.type = "IMAGE_EDITOR"
     assert bpy.ops.image_to_3d.open_mask() == {"FINISHED"}
     assert editor.spaces.active.image == addon_settings.preview_image == bpy.data.images["a coffee cup overlay"]
+
+
+def test_a_photo_match_camera_follows_the_resize(registered_addon):
+    import bpy
+    from image_to_3d.operators.game_ready import GameReadyConfig, follow_geometry, make_game_ready
+
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(1.0, 2.0, 0.0))
+    cube = bpy.context.active_object
+    camera = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    bpy.context.collection.objects.link(camera)
+    camera.location = (1.0, -3.0, 0.0)
+    bpy.context.view_layer.update()
+    result = make_game_ready(cube, GameReadyConfig(height_m=2.0, origin_at_base=True))
+    follow_geometry(camera, result.geometry_change)
+    # scaled ×2 about the cube's centre: the camera, 5 m in front, is now 10 m in front, seeing the same picture
+    assert tuple(camera.location) == pytest.approx((1.0, -8.0, 0.0), abs=1e-5)
+    assert tuple(camera.scale) == pytest.approx((1.0, 1.0, 1.0))
+    assert cube.dimensions.z == pytest.approx(2.0) and cube.location.z == pytest.approx(-1.0)  # origin at base
