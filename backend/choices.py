@@ -50,7 +50,7 @@ DEFAULT_PRESET = "standard"
 SEGMENTATION_MODES: tuple[Choice, ...] = (
     Choice("fast", "Follow the text (quick)",
            "The words point Segment Anything at the object once: quick, right for one clear object"),
-    Choice("paper", "Compare all shapes (thorough)",
+    Choice("paper", "Compare shapes (slow)",
            "Segment Anything outlines every shape in the photo and the one that best matches the words wins: "
            "slower, better when objects touch (the paper's method)"),
 )
@@ -63,7 +63,7 @@ DEFAULT_SAM = DEFAULT_SAM_VARIANT
 
 # Which model turns the text into a mask (docs/segmentation.md says when to use which).
 SEGMENTERS: tuple[Choice, ...] = (
-    Choice("clipseg-sam", "Text + Segment Anything (default)",
+    Choice("clipseg-sam", "Text + Segment Anything",
            "The paper's segmenter: a CLIPSeg heatmap picks Segment Anything masks (Mode: fast or paper)"),
     Choice("sam3", "SAM 3 concepts",
            "SAM 3 finds every instance of the phrase with a score; pick the best, another, or all of them. "

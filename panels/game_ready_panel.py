@@ -20,13 +20,13 @@ class IMAGE_TO_3D_PT_game_ready(bpy.types.Panel):
     def draw(self, context):
         game_ready = context.scene.image_to_3d.game_ready
         layout = self.layout
-        layout.use_property_split = True
-        layout.use_property_decorate = False
         layout.enabled = game_ready.enabled
         layout.prop(game_ready, "face_budget")
         layout.prop(game_ready, "quad_remesh")
         layout.prop(game_ready, "height_m")
         layout.prop(game_ready, "origin_at_base")
-        layout.prop(game_ready, "up_axis")
+        col = layout.column(align=True)
+        col.label(text="Up axis")
+        col.prop(game_ready, "up_axis", text="")
         if game_ready.quad_remesh:
             draw_wrapped(layout, "Quads replace the mesh: its texture layout is lost", icon="INFO")

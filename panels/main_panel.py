@@ -58,14 +58,18 @@ def draw_prompts(layout, settings) -> None:
 
 
 def draw_options(layout, settings) -> None:
-    col = layout.column()
-    col.use_property_split = True
-    col.use_property_decorate = False
-    col.prop(settings, "segmenter", text="Finder")
+    """Each menu under its own label, full width: the sidebar is too narrow for label and value side by side."""
+    col = layout.column(align=True)
+    col.label(text="Finder")
+    col.prop(settings, "segmenter", text="")
     if settings.segmenter == "clipseg-sam":
-        col.prop(settings, "mode", text="Cut-out")
-    col.prop(settings, "method")
-    col.prop(settings, "preset")
+        col.label(text="Cut-out")
+        col.prop(settings, "mode", text="")
+    col.label(text="Method")
+    col.prop(settings, "method", text="")
+    col.label(text="Preset")
+    col.prop(settings, "preset", text="")
+    col = layout.column()
     col.prop(settings, "seed")
     col.prop(settings, "make_preview_plane")
     col.prop(settings, "photo_match")

@@ -21,7 +21,7 @@ class DrawnText:
     text: str
     icon: str
     width_px: float
-    kind: str  # "label", "operator", "progress"
+    kind: str  # "label", "operator", "progress", "menu" (an item of a full-width menu)
 
 
 @dataclass
@@ -64,7 +64,14 @@ class RecordingLayout:
     def progress(self, factor=0.0, type="BAR", text=""):  # noqa: A002 - Blender's keyword
         self.items.append(("progress", text, "NONE"))
 
-    def prop(self, *_, **__):
+    def prop(self, data=None, name="", text=None, **_):
+        """A full-width menu (text="") shows one of its items' names: every item must fit, beside the arrow."""
+        prop = data.bl_rna.properties.get(name) if hasattr(data, "bl_rna") else None
+        if text == "" and prop is not None and prop.type == "ENUM" and not prop.is_enum_flag:
+            column = self._child(RecordingLayout(0, "column"))
+            for item in prop.enum_items:
+                column.items.append(("menu", item.name, "DROPDOWN"))  # the arrow takes an icon's width
+            return
         self.items.append(("prop", "", "NONE"))
 
     def __getattr__(self, name):  # template_ID, template_icon, separator …: draw nothing we check
