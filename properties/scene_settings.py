@@ -71,7 +71,7 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
     game_ready: bpy.props.PointerProperty(type=ImageTo3DGameReady, name="Game-ready")
     stage: bpy.props.StringProperty(name="Stage")
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
-    last_message: bpy.props.StringProperty(name="Message")
+    last_message: runtime_string("last_message", "What the last job said (this session only)", "Message")
     last_error: runtime_string("last_error", "The last job's error, full text (this session only)", "Error")
     photo_match_note: runtime_string(
         "photo_match_note", "What the last photo match changed in the scene (this session only)", "Photo match")

@@ -35,3 +35,21 @@ class ImageTo3DSession(bpy.types.PropertyGroup):
 
 def session_of(context=None) -> ImageTo3DSession:
     return (context or bpy.context).window_manager.image_to_3d_session
+
+
+@bpy.app.handlers.persistent
+def forget_on_load(*_args) -> None:
+    """A file was opened (or a new one started): its scenes have no last error or notes yet."""
+    _runtime_text.clear()
+
+
+def register_handlers() -> None:
+    _runtime_text.clear()
+    if forget_on_load not in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.append(forget_on_load)
+
+
+def unregister_handlers() -> None:
+    if forget_on_load in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(forget_on_load)
+

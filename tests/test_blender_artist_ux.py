@@ -128,14 +128,13 @@ def test_error_is_not_saved_into_the_blend(addon_settings, tmp_path):
     import bpy
 
     addon_settings.last_error = "no photo chosen: pick an image file or a loaded image"
+    addon_settings.last_message = "generate failed"
     path = str(tmp_path / "scene.blend")
     bpy.ops.wm.save_as_mainfile(filepath=path)
     scene_name = bpy.context.scene.name
-    from image_to_3d.properties import session_state
-
-    session_state._runtime_text.clear()  # a new Blender session: nothing carried over but the file
-    bpy.ops.wm.open_mainfile(filepath=path)
-    assert bpy.data.scenes[scene_name].image_to_3d.last_error == ""  # a stored property would read back
+    bpy.ops.wm.open_mainfile(filepath=path)  # as a new Blender session would: only the file comes back
+    settings = bpy.data.scenes[scene_name].image_to_3d
+    assert settings.last_error == settings.last_message == ""  # a stored property would read back
 
 
 def test_history_lives_outside_the_scene_and_failed_jobs_cannot_be_reimported(addon_settings):
