@@ -177,7 +177,8 @@ addon.unregister()
         "image_to_3d.backend.models", "image_to_3d.backend.models.catalog", "image_to_3d.backend.models.mode",
         "image_to_3d.backend.segment", "image_to_3d.backend.segment.sam3_config", "image_to_3d.backend.worker",
         "image_to_3d.backend.worker.client", "image_to_3d.backend.worker.messages",
-        "image_to_3d.backend.stage_labels", "image_to_3d.backend.models.cache_state"}  # both stdlib only
+        "image_to_3d.backend.stage_labels", "image_to_3d.backend.models.cache_state",
+        "image_to_3d.backend.models.download"}  # these three: stdlib only (huggingface_hub only when fetching)
 
 
 @pytest.fixture
