@@ -36,9 +36,10 @@ from .choices import (
     Choice,
     check_seed,
 )
-from .errors import EXIT_CODES, ImageTo3DError, describe_error
+from .errors import EXIT_CODES, BadInputError, ImageTo3DError, describe_error
 from .generate.request import GenerateRequest, GenerationResult
-from .job_control import JobControl, Progress
+from .job_control import JobControl, Progress, ensure_control
+from .models.download import reporting_downloads
 from .segment.sam3_config import Box, sam3_settings
 
 if TYPE_CHECKING:
@@ -178,13 +179,14 @@ def segment(request: SegmentRequest, control: JobControl | None = None) -> Segme
     prompts = check_prompts(request.prompts)  # before torch and co. load
     from .segment.outputs import segment_to_folder
 
-    return segment_to_folder(request.image_path, prompts, config, request.out_dir, control)
+    control = ensure_control(control)
+    with reporting_downloads(control):  # a first-use model download shows its bytes as this job's progress
+        return segment_to_folder(request.image_path, prompts, config, request.out_dir, control)
 
 
 def correct_mask(request: CorrectMaskRequest, control: JobControl | None = None) -> CorrectedMask:
     from .atomic_output import AtomicOutputDir
     from .images import load_image
-    from .job_control import ensure_control
     from .segment.correction import correct_mask as sam_correct_mask
     from .segment.outputs import PromptFiles, read_mask_png, write_mask_images
     from .segment.slug import slugify
@@ -194,8 +196,9 @@ def correct_mask(request: CorrectMaskRequest, control: JobControl | None = None)
     image = load_image(request.image_path)
     config = SegmentRequest(request.image_path, (request.prompt,), request.out_dir, sam_variant=request.sam_variant,
                             models=request.models, device=request.device, half=request.half).segment_config()
-    mask = sam_correct_mask(image, read_mask_png(request.mask_path), list(request.points), list(request.labels),
-                            config)
+    with reporting_downloads(control):
+        mask = sam_correct_mask(image, read_mask_png(request.mask_path), list(request.points),
+                                list(request.labels), config)
     control.report("correct mask", 0.9, "writing the mask")
     slug = slugify(request.prompt)
     out_dir = Path(request.out_dir)
@@ -218,7 +221,9 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     quick) in ``request.out_dir``; ``request.method`` picks how (backend.choices.METHODS)."""
     from .generate.pipeline import generate as run_pipeline
 
-    return run_pipeline(request, control)
+    control = ensure_control(control)
+    with reporting_downloads(control):
+        return run_pipeline(request, control)
 
 
 def generate_objects(request: GenerateObjectsRequest, control: JobControl | None = None,
@@ -226,6 +231,25 @@ def generate_objects(request: GenerateObjectsRequest, control: JobControl | None
     """Several objects; ``on_object_done`` hears of each as soon as it is finished (in the calling thread)."""
     from .generate.multi import generate_many
 
-    return generate_many(request.image_path, list(request.prompts), request.out_root, request.settings, control,
-                         on_object_done)
+    control = ensure_control(control)
+    with reporting_downloads(control):
+        return generate_many(request.image_path, list(request.prompts), request.out_root, request.settings,
+                             control, on_object_done)
 
+
+@dataclass(frozen=True)
+class DownloadModelRequest:
+    """One model of backend.models.catalog.MODEL_CARDS to fetch into the Hugging Face cache."""
+
+    key: str  # e.g. "clipseg", "sam:vit_b", "zero123"
+    accept_sam3_license: bool = False  # SAM 3's weights are fetched only after the user accepted their licence
+    hf_token: str | None = field(default=None, repr=False)  # gated repositories (SAM 3)
+
+
+def download_model(request: DownloadModelRequest, control: JobControl | None = None):
+    """Fetch one model now, reporting stage "download" with bytes and speed; returns a DownloadResult."""
+    from .models.download import download_model as fetch
+
+    if request.key == "sam3" and not request.accept_sam3_license:
+        raise BadInputError("SAM 3's licence is not accepted yet: tick it in the add-on's preferences first")
+    return fetch(request.key, control or JobControl(), token=request.hf_token or None)

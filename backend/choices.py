@@ -36,7 +36,9 @@ METHODS: tuple[Choice, ...] = (
 DEFAULT_METHOD = DREAMGAUSSIAN  # until quick and quick+refine are compared with real weights
 
 PRESETS: tuple[Choice, ...] = (
-    Choice("draft", "Draft", "Fewest steps, quickest"),
+    Choice("preview", "Preview", "A rough object to try the workflow: under a minute on a CPU with the Quick "
+                                 "method; with Best, the shortest fit (still minutes without a GPU)"),
+    Choice("draft", "Draft", "Few steps: a usable object, quicker than Standard"),
     Choice("standard", "Standard", "The default"),
     Choice("high", "High", "Most steps, best texture"),
 )
@@ -46,8 +48,11 @@ TEST_PRESETS: tuple[Choice, ...] = (  # offered by the CLI, not the add-on
 DEFAULT_PRESET = "standard"
 
 SEGMENTATION_MODES: tuple[Choice, ...] = (
-    Choice("fast", "Fast", "SAM prompted from the text heatmap"),
-    Choice("paper", "Paper", "SAM automatic masks fused by the IoU rule"),
+    Choice("fast", "Follow the text (quick)",
+           "The words point Segment Anything at the object once: quick, right for one clear object"),
+    Choice("paper", "Compare shapes (slow)",
+           "Segment Anything outlines every shape in the photo and the one that best matches the words wins: "
+           "slower, better when objects touch (the paper's method)"),
 )
 DEFAULT_SEGMENTATION_MODE = "fast"
 
@@ -58,7 +63,7 @@ DEFAULT_SAM = DEFAULT_SAM_VARIANT
 
 # Which model turns the text into a mask (docs/segmentation.md says when to use which).
 SEGMENTERS: tuple[Choice, ...] = (
-    Choice("clipseg-sam", "Text + Segment Anything (default)",
+    Choice("clipseg-sam", "Text + Segment Anything",
            "The paper's segmenter: a CLIPSeg heatmap picks Segment Anything masks (Mode: fast or paper)"),
     Choice("sam3", "SAM 3 concepts",
            "SAM 3 finds every instance of the phrase with a score; pick the best, another, or all of them. "

@@ -187,10 +187,14 @@ class IMAGE_TO_3D_OT_history_reimport(bpy.types.Operator):
         from ..backend.errors import ImageTo3DError
         from .generate_job import bring_in_object, photo_match_in_folder
         from .import_result import object_name_for
+        from .job_history import FINISHED_STATUS
 
         item = _history_entry(context, self.index)
         if item is None:
             self.report({"ERROR"}, "no such history entry")
+            return {"CANCELLED"}
+        if item.status != FINISHED_STATUS:
+            self.report({"ERROR"}, f"only finished jobs can be re-imported (this one {item.status})")
             return {"CANCELLED"}
         glb = Path(item.out_dir) / "model.glb"
         settings = context.scene.image_to_3d

@@ -17,6 +17,7 @@ from ..backend.choices import DEFAULT_METHOD, DEFAULT_PRESET
 
 HISTORY_FILE = "history.json"
 HISTORY_LENGTH = 10  # entries kept (newest first)
+FINISHED_STATUS = "done"  # the only status whose folder holds a model to re-import
 THUMBNAIL_FILE = "reference.png"  # written by generate in each job folder: the cut-out the object was made from
 
 

@@ -14,6 +14,7 @@ import bpy
 
 from . import backend_jobs, job_runner, worker_client, worker_requests
 from .generate_job import make_generate_job, push_undo_step
+from .placement import remember_view
 
 
 class _JobOperator:
@@ -37,6 +38,7 @@ class _JobOperator:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         job_runner.start_job(job, settings)
+        remember_view(context)  # the result is framed in the 3D view the user pressed the button in
         if not job_runner.blocks_until_done():
             self.report({"INFO"}, f"Image to 3D: {self.kind} started")
             return {"FINISHED"}

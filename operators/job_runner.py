@@ -25,8 +25,11 @@ from typing import Any
 
 import bpy
 
+from ..backend.stage_labels import clock, progress_detail, stage_label
+
 BUSY_MESSAGE = "a job is already running — cancel it or wait"
 POLL_INTERVAL_S = 0.1
+CLOCK_REDRAW_S = 1.0  # the sidebar is redrawn at least this often while a job runs, for its elapsed time
 
 
 @dataclass
@@ -50,6 +53,15 @@ class Job:
     result: Any = None
     error: BaseException | None = None
     started_at: float = 0.0
+    # what the panel shows while the job runs (see backend/stage_labels.py): the stage in plain words, step i of
+    # n (0 where the stages are not counted, the in-process path), seconds left (None until estimable)
+    label: str = ""
+    step: int = 0
+    steps: int = 0
+    eta_s: float | None = None
+    download_key: str = ""  # a model download job: the catalog key of the model (the Models section's bar)
+    last_redraw: float = 0.0  # time.monotonic() of the last sidebar redraw this job asked for
+    message: str = ""  # the last event's own message, e.g. a download's "75 of 375 MB · 3.2 MB/s"
     finished: bool = False  # set on the main thread once the result or error reached the scene
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
@@ -69,6 +81,10 @@ class Job:
             self.result = self.work(self.control)
         except BaseException as exc:  # noqa: BLE001 - everything is handed to the main thread as data
             self.error = exc
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started_at if self.started_at else 0.0
 
     def deliver(self, item: Any) -> None:
         """Worker thread: hand ``item`` to ``on_partial`` on the main thread."""
@@ -130,7 +146,8 @@ def start_job(job: Job, settings) -> Job:
         raise RuntimeError(BUSY_MESSAGE)
     settings.stage = "starting"
     settings.progress = 0.0
-    settings.last_message = f"{job.kind} started"
+    settings.photo_match_note = settings.result_note = ""
+    settings.last_message = f"{job.kind.capitalize()} started"
     settings.last_error = ""
     settings.last_exit_code = 0
     job.start()
@@ -159,7 +176,10 @@ def poll_running_job() -> float | None:
         return None
     changed = _apply_progress(job)
     if job.alive:
-        if changed:
+        now = time.monotonic()
+        # the panel's clock ("0:42 so far") must tick even through a long silent stage (a model download)
+        if changed or now - job.last_redraw >= CLOCK_REDRAW_S:
+            job.last_redraw = now
             tag_sidebar_redraw()
         return POLL_INTERVAL_S
     _finish(job)
@@ -202,12 +222,12 @@ def _apply_progress(job: Job) -> bool:
         print(f"Image to 3D: {job.kind}: {last.stage}", file=sys.stderr, flush=True)  # headless runs show life
     settings.stage = last.stage
     settings.progress = last.fraction
-    message = getattr(last, "label", "") or last.message  # the worker's events carry a label and a time left
-    eta = getattr(last, "eta_s", None)
-    if eta is not None:
-        message = f"{message} · about {eta:.0f} s left"
-    if message:
-        settings.last_message = message
+    # the worker's events carry the label, the step count and a time left; the in-process path only the stage
+    job.label = getattr(last, "label", "") or stage_label(last.stage)
+    job.step, job.steps = getattr(last, "step", 0), getattr(last, "steps", 0)
+    job.eta_s = getattr(last, "eta_s", None)
+    job.message = last.message or ""
+    settings.last_message = f"{job.label} · {progress_detail(job.step, job.steps, job.elapsed_s, job.eta_s)}"
     return True
 
 
@@ -232,7 +252,7 @@ def _finish(job: Job) -> None:
             settings.stage = "done"
             settings.progress = 1.0
             settings.last_exit_code = 0
-            settings.last_message = f"{job.kind} done in {time.monotonic() - job.started_at:.1f} s"
+            settings.last_message = f"{job.kind.capitalize()} done in {clock(job.elapsed_s)}"
         else:
             _record_error(settings, job)
     finally:

@@ -8,6 +8,8 @@ import bpy
 from ..backend import choices
 from ..backend.models.catalog import MODEL_REPOS, SAM3_LICENSE, SAM3_MODEL_PAGE, SAM3_REPO_ID
 from ..properties.job_config import ADDON_PACKAGE, AddonOptions
+from .models_panel import draw_models
+from .text_fit import PREFERENCES_TEXT_PX, draw_wrapped
 
 
 class ImageTo3DPreferences(bpy.types.AddonPreferences):
@@ -79,6 +81,9 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
     )
     setup_report: bpy.props.StringProperty(name="Set-up", description="What Set up backend is doing or did")
     check_report: bpy.props.StringProperty(name="Backend check", description="What Check backend found")
+    frame_new_objects: bpy.props.BoolProperty(
+        name="Frame new objects", default=True,
+        description="After Generate, the 3D view you worked in zooms to the new object")
     debug_in_process_jobs: bpy.props.BoolProperty(
         name="Run jobs inside Blender (debugging)", default=False,
         description="The old in-process thread instead of the worker process: torch loads into Blender, the "
@@ -111,18 +116,21 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         row.prop(self, "half_precision")
         row.prop(self, "keep_models_loaded")
         layout.prop(self, "output_dir")
+        layout.prop(self, "frame_new_objects")
         layout.prop(self, "model_source")
         if self.model_source == "local":
             for name in ("clipseg_dir", "sam_dir", "zero123_dir", "triposr_dir"):
                 layout.prop(self, name)
         for line in model_access_hint(self.model_source).split("\n"):
-            layout.label(text=line, icon="INFO")
+            draw_wrapped(layout, line, icon="INFO", width_px=PREFERENCES_TEXT_PX)
+        draw_models(layout, self, context)
         draw_sam3_access(layout, self)
         if self.worker_python == "blender" or self.debug_in_process_jobs:
             layout.prop(self, "python_packages_dir")
             layout.operator("image_to_3d.check_packages")
             for line in self.package_report.split("\n") if self.package_report else ():
-                layout.label(text=line, icon="ERROR" if line.startswith("Missing") else "CHECKMARK")
+                draw_wrapped(layout, line, icon="ERROR" if line.startswith("Missing") else "CHECKMARK",
+                             width_px=PREFERENCES_TEXT_PX)
         layout.prop(self, "debug_in_process_jobs")
 
     def draw_backend(self, layout) -> None:
@@ -132,17 +140,18 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
             row = layout.row()
             row.operator("image_to_3d.setup_backend", icon="IMPORT")
             if not getattr(bpy.app, "online_access", True):
-                layout.label(text="Online access is off: allow it in Preferences > System > Network to set up,",
-                             icon="INFO")
-                layout.label(text="or choose 'An existing Python' that already has the packages.")
+                draw_wrapped(layout, "Online access is off: allow it in Preferences > System > Network to set up, "
+                             "or choose 'An existing Python' that already has the packages.", icon="INFO",
+                             width_px=PREFERENCES_TEXT_PX)
             if self.setup_report:
-                layout.label(text=self.setup_report, icon="CHECKMARK" if "ready" in self.setup_report else "TIME")
+                draw_wrapped(layout, self.setup_report, icon="CHECKMARK" if "ready" in self.setup_report else "TIME",
+                             width_px=PREFERENCES_TEXT_PX)
         elif self.worker_python == "existing":
             layout.prop(self, "existing_python")
         layout.operator("image_to_3d.check_backend", icon="CONSOLE")
         if self.check_report:
-            layout.label(text=self.check_report, icon="ERROR" if "problem" in self.check_report
-                         or "not" in self.check_report else "CHECKMARK")
+            draw_wrapped(layout, self.check_report, icon="ERROR" if "problem" in self.check_report
+                         or "not" in self.check_report else "CHECKMARK", width_px=PREFERENCES_TEXT_PX)
 
 
 SAM3_NOTICE = (f"SAM 3 (the \"SAM 3 concepts\" segmenter) uses {SAM3_REPO_ID}, under Meta's {SAM3_LICENSE}.\n"
@@ -155,7 +164,7 @@ def draw_sam3_access(layout, prefs) -> None:
     box = layout.box()
     box.label(text="SAM 3 (optional segmenter)", icon="INFO")
     for line in SAM3_NOTICE.split("\n"):
-        box.label(text=line)
+        draw_wrapped(box, line, width_px=PREFERENCES_TEXT_PX)
     box.operator("wm.url_open", text="Open the SAM 3 model page and licence", icon="URL").url = SAM3_MODEL_PAGE
     box.prop(prefs, "accept_sam3_license")
     box.prop(prefs, "hf_token")

@@ -200,7 +200,7 @@ def test_mask_correction_runs_tiny_sam_updates_preview_and_feeds_generate(addon_
     import bpy
 
     bpy.ops.image_to_3d.segment()  # the fake segmentation: an ellipse mask
-    before = bpy.data.images["a-coffee-cup mask"]
+    before = bpy.data.images["a coffee cup mask"]
     with pytest.raises(RuntimeError, match="no correction points"):
         bpy.ops.image_to_3d.correct_mask()
     assert "correction points" in addon_settings.last_error
@@ -214,10 +214,10 @@ def test_mask_correction_runs_tiny_sam_updates_preview_and_feeds_generate(addon_
     assert corrected.is_file() and corrected.parent != Path(addon_settings.segment_dir)
     with Image.open(corrected) as mask:
         assert mask.size == (64, 48) and set(np.unique(np.asarray(mask))) <= {0, 255}
-    image = bpy.data.images["a-coffee-cup mask"]
+    image = bpy.data.images["a coffee cup mask"]
     assert image != before and image.packed_file is not None  # the preview was replaced, same name
-    assert "a-coffee-cup mask.001" not in bpy.data.images
-    assert addon_settings.preview_image == bpy.data.images["a-coffee-cup overlay"]
+    assert "a coffee cup mask.001" not in bpy.data.images
+    assert addon_settings.preview_image == bpy.data.images["a coffee cup overlay"]
 
     calls, _ = fake_generate
     bpy.ops.image_to_3d.generate()

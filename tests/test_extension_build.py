@@ -155,7 +155,7 @@ def test_small_zip_installs_and_runs_a_job_through_a_worker(small_zip, without_c
         settings.image_path = str(small_photo)
         settings.prompt = "a coffee cup"
         assert bpy.ops.image_to_3d.segment() == {"FINISHED"}
-        assert bpy.data.images["a-coffee-cup mask"].packed_file is not None
+        assert bpy.data.images["a coffee cup mask"].packed_file is not None
         client = sys.modules[f"{EXTENSION_MODULE}.operators.worker_client"]
         installed = Path(bpy.context.preferences.extensions.repos[repos.index("user_default")].directory) / PKG_ID
         assert client.BACKEND_ROOT == installed.resolve()  # the worker ran the installed copy's backend

@@ -137,7 +137,7 @@ def test_segment_reports_progress_and_done_with_files(session, small_photo, tmp_
     assert progress and all(1 <= e.step <= e.steps for e in progress)
     fractions = [e.fraction for e in progress]
     assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] <= 1.0
-    assert progress[0].label == "Loading the segmentation models" and progress[-1].stage == "write"
+    assert progress[0].label == "Loading the models" and progress[-1].stage == "write"
     assert all(e.elapsed_s >= 0 for e in progress)
 
 
@@ -174,7 +174,7 @@ def test_generate_several_prompts_announces_each_object_then_done(session, small
     assert all(Path(o.glb_path).is_file() and o.image_size == (64, 48) for o in done.result.objects)
     assert events.index(finished[0]) < events.index(finished[1]) < events.index(done)
     labels = {e.label for e in events if isinstance(e, ProgressEvent)}
-    assert "object 2 of 2: Fitting 3D Gaussians" in labels
+    assert "Object 2 of 2: Fitting the shape" in labels
     assert any(isinstance(e, ProgressEvent) and e.eta_s is not None for e in events)
 
 
@@ -220,7 +220,7 @@ def test_sam3_segment_lists_instances_and_choose_instance_makes_one_the_mask(ses
     instances = done.result.prompts[0].instances
     assert [i.rank for i in instances] == list(range(1, len(instances) + 1)) and len(instances) >= 2
     assert all(Path(i.mask_path).is_file() for i in instances)
-    assert any(isinstance(e, ProgressEvent) and e.label == "Finding every instance (SAM 3)" for e in events)
+    assert any(isinstance(e, ProgressEvent) and e.label == "Finding the object" and e.stage == "sam3" for e in events)
 
     chosen = api.ChooseInstanceRequest(str(small_photo), tuple(i.mask_path for i in instances), "2",
                                        str(tmp_path / "chosen"), prompt="a coffee cup")
@@ -242,7 +242,7 @@ def test_generate_quick_method_through_the_worker(session, small_photo, tmp_path
     assert Path(made.glb_path).is_file() and made.ply_path is None  # no Gaussians in the quick method
     job = json.loads(Path(made.job_json_path).read_text(encoding="utf-8"))
     assert job["method"] == "quick" and job["seed"] == 3
-    assert any(isinstance(e, ProgressEvent) and e.label == "Reading the shape (TripoSR)" for e in events)
+    assert any(isinstance(e, ProgressEvent) and e.label == "Guessing the shape" for e in events)
 
 
 def test_worker_killed_mid_job_is_reported_once_in_one_line(small_photo, tmp_path):
@@ -276,6 +276,17 @@ def test_stdout_carries_protocol_lines_only(tmp_path):
     assert "stray print" in run.stderr and "stray C-level write" in run.stderr
 
 
+def test_download_model_job_checks_its_request_in_the_worker(session):
+    from backend.worker.messages import DownloadModelJob
+
+    session.send(DownloadModelJob("dl-bad", {"key": "no-such-model"}))
+    error = _final(session.events_until_final("dl-bad"))
+    assert isinstance(error, ErrorEvent) and error.exit_code == 2 and "unknown model 'no-such-model'" in error.message
+    session.send(DownloadModelJob("dl-sam3", {"key": "sam3", "accept_sam3_license": False}))
+    error = _final(session.events_until_final("dl-sam3"))
+    assert isinstance(error, ErrorEvent) and error.exit_code == 2 and "licence" in error.message
+
+
 def test_shutdown_answers_then_exits_zero_and_end_of_input_also_ends_it(session):
     """Last in the module: it ends the module's worker."""
     session.send(ShutdownRequest("bye"))
@@ -285,3 +296,4 @@ def test_shutdown_answers_then_exits_zero_and_end_of_input_also_ends_it(session)
     third = WorkerSession()
     third.worker.process.stdin.close()
     assert third.worker.process.wait(30) == 0
+

@@ -36,6 +36,8 @@ def _preset(resolution: int, target_faces: int, texture_size: int) -> QuickConfi
 
 
 QUICK_PRESETS: dict[str, QuickConfig] = {
+    # one TripoSR pass, a coarse marching-cubes grid and a small texture: the workflow in under a minute on a CPU
+    "preview": _preset(resolution=96, target_faces=5_000, texture_size=256),
     "draft": _preset(resolution=128, target_faces=20_000, texture_size=512),
     "standard": _preset(resolution=256, target_faces=50_000, texture_size=1024),
     "high": _preset(resolution=320, target_faces=100_000, texture_size=2048),

@@ -23,8 +23,10 @@ from typing import Any
 from .. import api
 from ..errors import BadInputError
 from .messages import (
+    Acknowledged,
     ChooseInstanceJob,
     CorrectMaskJob,
+    DownloadModelJob,
     GeneratedObject,
     GenerateJob,
     GenerateOutcome,
@@ -47,17 +49,6 @@ GENERATE_STAGES = {
     "quick": ("load_triposr", "preprocess", "triposr", "mesh", "uv_unwrap", "bake", "export"),
     "quick+refine": ("load_triposr", "preprocess", "triposr", "triposr_mesh", "load_guidance", "stage1", "mesh",
                      "uv_unwrap", "bake", "texture", "export"),
-}
-STAGE_LABELS = {
-    "load models": "Loading the segmentation models", "clipseg": "Finding the prompt (CLIPSeg)",
-    "sam embedding": "Reading the photo (SAM)", "sam masks": "Cutting out the masks (SAM)",
-    "sam3": "Finding every instance (SAM 3)", "write": "Writing the masks", "segment": "Cutting out the object",
-    "preprocess": "Preparing the reference view", "load_guidance": "Loading Zero123",
-    "stage1": "Fitting 3D Gaussians", "mesh": "Extracting the mesh", "uv_unwrap": "Unwrapping UVs",
-    "bake": "Baking the texture", "texture": "Refining the texture", "export": "Writing the model files",
-    "load_triposr": "Loading TripoSR", "triposr": "Reading the shape (TripoSR)",
-    "triposr_mesh": "Extracting TripoSR's mesh", "correct mask": "Correcting the mask",
-    "choose instance": "Choosing the instance",
 }
 # Annotations of api request fields that never cross the protocol (messages.NOT_CARRIED), for get_type_hints.
 _NOT_CARRIED_TYPES = {"np": types.SimpleNamespace(ndarray=object), "PipelineConfig": object, "SegmentConfig": object}
@@ -101,6 +92,14 @@ def prepare(message) -> PreparedJob:
         return PreparedJob(lambda control, _: corrected_outcome(api.choose_instance(request, control)), 1)
     if isinstance(message, GenerateJob):
         return _prepare_generate(message)
+    if isinstance(message, DownloadModelJob):
+        request = api_request(api.DownloadModelRequest, message.request, "download_model")
+
+        def run_download(control, _):
+            result = api.download_model(request, control)
+            return Acknowledged(f"downloaded {result.key}: {result.bytes / 1e6:.0f} MB in {result.seconds:.0f} s")
+
+        return PreparedJob(run_download, 1)
     raise BadInputError(f"{type(message).__name__} is not a job")
 
 

@@ -91,6 +91,16 @@ class ChooseInstanceJob:
 
 
 @dataclass(frozen=True)
+class DownloadModelJob:
+    """backend.api.download_model: one catalog model into the Hugging Face cache, progress in bytes."""
+
+    id: str
+    request: dict[str, Any] = field(repr=False)  # backend.api.DownloadModelRequest's fields
+    settings: JobSettings = field(default_factory=JobSettings)
+    type: str = "download_model"
+
+
+@dataclass(frozen=True)
 class CancelRequest:
     id: str
     job_id: str  # the running job to stop
@@ -117,8 +127,8 @@ class ShutdownRequest:
     type: str = "shutdown"
 
 
-JobRequest = SegmentJob | GenerateJob | CorrectMaskJob | ChooseInstanceJob
-JOB_TYPES = (SegmentJob, GenerateJob, CorrectMaskJob, ChooseInstanceJob)
+JobRequest = SegmentJob | GenerateJob | CorrectMaskJob | ChooseInstanceJob | DownloadModelJob
+JOB_TYPES = (SegmentJob, GenerateJob, CorrectMaskJob, ChooseInstanceJob, DownloadModelJob)
 Request = JobRequest | CancelRequest | ReleaseModelsRequest | HelloRequest | ShutdownRequest
 REQUEST_TYPES: dict[str, type] = {cls.type: cls for cls in (  # type: ignore[attr-defined]
     *JOB_TYPES, CancelRequest, ReleaseModelsRequest, HelloRequest, ShutdownRequest)}
@@ -238,7 +248,7 @@ class Hello:
 class ProgressEvent:
     id: str
     stage: str  # the backend's stage name, e.g. "stage1", "object 2 of 3: mesh"
-    label: str  # the same for people, e.g. "Fitting 3D Gaussians"
+    label: str  # the same for people, e.g. "Fitting the shape" (backend/stage_labels.py)
     step: int  # 1-based: the how-many-th stage of this job this is
     steps: int  # the stages this job is expected to go through (grows if the backend reports more)
     stage_fraction: float  # the stage's own completion in [0, 1]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..job_control import JobControl, Progress
+from ..stage_labels import stage_label
 from . import backend_calls
 from .messages import (
     JOB_TYPES,
@@ -77,13 +78,6 @@ class ProgressTracker:
         self.send(ProgressEvent(id=self.request_id, stage=event.stage, label=stage_label(event.stage), step=step,
                                 steps=steps, stage_fraction=event.fraction, fraction=fraction, elapsed_s=elapsed,
                                 eta_s=eta, message=event.message))
-
-
-def stage_label(stage: str) -> str:
-    """"object 2 of 3: stage1" → "object 2 of 3: Fitting 3D Gaussians"; unknown names stay as they are."""
-    prefix, _, name = stage.rpartition(": ")
-    label = backend_calls.STAGE_LABELS.get(name, name)
-    return f"{prefix}: {label}" if prefix else label
 
 
 @dataclass
