@@ -66,8 +66,9 @@ class RunResult:
     seconds: float  # process start to exit: model loading, Ray's start and every row
     first_row_s: float  # process start to the first row finished
     rows_per_min: float
-    steady_rows_per_min: float  # rows after the first, from the first row's end to the last row's end
+    steady_rows_per_min: float  # rows after the first group of R, from its end to the last row's end
     exit_code: int
+    row_end_s: tuple[float, ...] = ()  # when each row finished, seconds from the process's start
 
 
 def parse_setting(text: str, best: Setting | None) -> Setting:
@@ -140,12 +141,15 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
     seconds = time.perf_counter() - start
     if code not in BATCH_RAN or not finished:
         print(f"bench_batch: {setting.name} run {run} exited {code}: {' | '.join(tail)}", file=sys.stderr)
+    # Steady state: the rows after the first group (R rows finish together), from that group's end on.
+    first_group = setting.rows_per_process
     steady = 0.0
-    if len(finished) > 1 and finished[-1] > finished[0]:
-        steady = (len(finished) - 1) * 60.0 / (finished[-1] - finished[0])
+    if len(finished) > first_group and finished[-1] > finished[first_group - 1]:
+        steady = (len(finished) - first_group) * 60.0 / (finished[-1] - finished[first_group - 1])
     return RunResult(setting.name, run, len(finished), failed, round(seconds, 2),
                      round(finished[0], 2) if finished else float("nan"),
-                     round(len(finished) * 60.0 / seconds, 3), round(steady, 3), code)
+                     round(len(finished) * 60.0 / seconds, 3), round(steady, 3), code,
+                     tuple(round(t, 2) for t in finished))
 
 
 def summarise(results: list[RunResult]) -> dict[str, dict]:
