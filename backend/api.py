@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ChooseInstanceRequest", "Choice", "CorrectMaskRequest", "CorrectedMask", "DeclaredChoices", "EXIT_CODES", "GenerateObjectsRequest",
     "GenerateRequest", "GenerationResult", "ImageTo3DError", "JobControl", "Progress", "SegmentRequest",
-    "check_seed", "choose_instance", "correct_mask", "declared_choices", "describe_error", "generate", "generate_objects", "segment",
+    "check_seed", "choose_instance", "correct_mask", "declared_choices", "describe_error", "generate", "generate_objects",
+    "generate_together", "segment",
 ]
 
 
@@ -224,6 +225,16 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     control = ensure_control(control)
     with reporting_downloads(control):
         return run_pipeline(request, control)
+
+
+def generate_together(requests: list[GenerateRequest], controls: list[JobControl | None] | None = None
+                      ) -> list[GenerationResult | ImageTo3DError | Exception]:
+    """Several independent jobs in one process, their stage-1 fits sharing batched Zero123 calls (batch's
+    ``--rows-per-process``). Each job's result or the error that ended it, in order; a job fails and cancels
+    (its own control) alone."""
+    from .generate.pipeline import generate_together as run_together
+
+    return run_together(requests, controls)
 
 
 def generate_objects(request: GenerateObjectsRequest, control: JobControl | None = None,

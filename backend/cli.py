@@ -56,6 +56,14 @@ def _add_segmenter(p: argparse.ArgumentParser) -> None:
                    help="Hugging Face token for the gated SAM 3 weights (default: your `hf auth login`, $HF_TOKEN)")
 
 
+def _positive_int(text: str) -> int:
+    """A whole number of at least 1 (argparse turns the ValueError into a usage error, exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     exit_lines = " · ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -131,7 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--ray", default=None, help="auto or a Ray address")
-    p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (default: one per GPU, times --workers-per-gpu)")
+    p.add_argument("--workers-per-gpu", type=_positive_int, default=1, metavar="K",
+                   help="Ray workers sharing each GPU (each asks Ray for 1/K of one); default 1")
+    p.add_argument("--rows-per-process", type=_positive_int, default=1, metavar="K",
+                   help="rows whose stage-1 fits run together in one process, sharing batched Zero123 calls; "
+                        "default 1")
     p.add_argument("--force", action="store_true")
     _add_common(p)
 

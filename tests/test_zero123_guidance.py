@@ -77,7 +77,7 @@ def _noise_predictor(guidance, offset: float):
     """A stand-in UNet prediction: the exact noise sds_loss will draw next, plus ``offset``."""
     state = guidance.generator.get_state()
 
-    def predict(noisy_latents, timesteps, cameras, guidance_scale):
+    def predict(noisy_latents, timesteps, cameras, guidance_scale, *per_sample_reference):
         replay = torch.Generator().set_state(state)
         return torch.randn(noisy_latents.shape, generator=replay) + offset
 

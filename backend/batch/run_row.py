@@ -45,8 +45,13 @@ def run_row(row: BatchRow, out_root: Path, models: str | None, device: str, forc
                      control)
         return RowOutcome(row, "done", 0, "", time.perf_counter() - start, str(out_dir))
     except Exception as exc:  # noqa: BLE001 - one bad row must not end the batch
-        code, message = describe_error(exc, "batch row")
-        if code == 1:
-            last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-            message += f" at {Path(last.filename).name}:{last.lineno}" if last else ""
-        return RowOutcome(row, "failed", code, message, time.perf_counter() - start, str(out_dir))
+        return failed_outcome(row, exc, time.perf_counter() - start, out_dir)
+
+
+def failed_outcome(row: BatchRow, exc: BaseException, seconds: float, out_dir: Path) -> RowOutcome:
+    """The row's failure as ``summary.csv`` records it: exit code and one line (where a bug struck, for exit 1)."""
+    code, message = describe_error(exc, "batch row")
+    if code == 1:
+        last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        message += f" at {Path(last.filename).name}:{last.lineno}" if last else ""
+    return RowOutcome(row, "failed", code, message, seconds, str(out_dir))
