@@ -36,7 +36,7 @@ from .gaussians.gaussians import Gaussians
 from .gaussians.model import GaussianModel
 from .gaussians.render import RenderBatch, render_views
 from .job_control import JobControl, ensure_control
-from .stage1_config import Stage1Config  # noqa: F401  (moved; call sites updated next)
+from .stage1_config import Stage1Config
 
 
 @dataclass(frozen=True)

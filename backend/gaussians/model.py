@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .gaussians import Gaussians
-from .learning_rates import LearningRates  # noqa: F401  (moved; call sites updated next)
+from .learning_rates import LearningRates
 
 PARAMETER_NAMES = ("means", "log_scales", "quats", "opacity_logits", "color_sh_dc")
 

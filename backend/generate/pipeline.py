@@ -32,7 +32,8 @@ from .stage_clock import StageClock
 def generate(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
     """Run the whole job; raises an :class:`~backend.errors.ImageTo3DError` subclass on any failure."""
     from ..export import export_gaussians_ply
-    from ..mesh import extract_mesh, refine_texture
+    from ..mesh import extract_mesh
+    from ..mesh.refine_texture import refine_texture
     from ..models.zero123 import load_zero123_cached
     from ..stage1 import fit_gaussians
     from .stages import bake_gaussian_texture, cut_out_reference, load_guidance, unwrap_mesh

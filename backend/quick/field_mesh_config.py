@@ -10,7 +10,7 @@ class FieldMeshConfig:
     """resolution:  grid samples per axis (the official default 256)
     threshold:   iso-level of TripoSR's density (exp-activated); 25.0 as the official extraction
     chunk:       points per decoder call (memory only)
-    target_faces, min_component_fraction, smoothing_iterations: as backend.mesh.extract.MeshConfig
+    target_faces, min_component_fraction, smoothing_iterations: as backend.mesh.mesh_config.MeshConfig
     """
 
     resolution: int = 256
