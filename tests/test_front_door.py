@@ -23,6 +23,7 @@ TORCH_FREE_MODULES = (
     "backend.segment.config", "backend.models.catalog", "backend.stage1_config", "backend.gaussians.learning_rates",
     "backend.gaussians.densify_config", "backend.guidance.config", "backend.mesh.mesh_config",
     "backend.mesh.texture_config", "backend.quick.config", "backend.quick.field_mesh_config",
+    "backend.quick.refine_config",
 )
 FORBIDDEN_MODULES = ("torch", "transformers", "diffusers", "trimesh", "mcubes", "skimage", "xatlas", "gsplat")
 

@@ -49,7 +49,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     if request.steps is not None and request.config is not None:
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))
     if method == QUICK_REFINE:
-        from ..quick.refine import quick_refine_config
+        from ..quick.refine_config import quick_refine_config
 
         config = quick_refine_config(config, steps_given=request.steps is not None)
     config = seeded(config, request.seed)  # one seed for every seeded stage

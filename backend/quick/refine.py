@@ -14,7 +14,6 @@ from ..models.mode import ModelMode
 from .config import quick_config
 from .gaussian_start import gaussians_from_reconstruction
 from .pipeline import reconstruct_quick
-from .refine_config import quick_refine_config  # noqa: F401  (moved; call sites updated next)
 
 
 def start_from_triposr(rgb: np.ndarray, mask: np.ndarray, preset: str, models: ModelMode, device: torch.device,
