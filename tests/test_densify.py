@@ -18,7 +18,8 @@ from backend.gaussians.densify import (
     reset_opacity,
     split_gaussians,
 )
-from backend.gaussians.model import PARAMETER_NAMES, GaussianModel, LearningRates
+from backend.gaussians.learning_rates import LearningRates
+from backend.gaussians.model import PARAMETER_NAMES, GaussianModel
 
 
 def trained_model(n=50, seed=0):

@@ -13,7 +13,8 @@ from backend.errors import BadInputError
 from backend.gaussians.gaussians import covariances, quat_to_rotmat
 from backend.job_control import JobControl
 from backend.mesh.density_grid import density_grid, grid_coordinates
-from backend.mesh.extract import MeshConfig, NoSurfaceError, clean_mesh, decimate, extract_mesh, marching_cubes
+from backend.mesh.extract import NoSurfaceError, clean_mesh, decimate, extract_mesh, marching_cubes
+from backend.mesh.mesh_config import MeshConfig
 from tests.mesh_fixtures import one_gaussian, one_torch_thread, random_gaussians
 
 

@@ -13,7 +13,8 @@ from backend.job_control import JobControl
 from backend.mesh.bake import bake_cameras, bake_texture, fill_texture, mesh_tensors
 from backend.mesh.mesh import Mesh
 from backend.mesh.rasterize import rasterize_mesh, rasterize_uv
-from backend.mesh.refine_texture import TextureConfig, refine_texture
+from backend.mesh.refine_texture import refine_texture
+from backend.mesh.texture_config import TextureConfig
 from backend.mesh.texture_sampling import interpolate_attributes, render_textured
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
 from tests.mesh_fixtures import View, one_torch_thread, smooth_texture, smooth_vertex_colours, uv_sphere_mesh

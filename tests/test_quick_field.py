@@ -12,7 +12,8 @@ from backend.mesh import Mesh, UnwrapConfig, unwrap_uvs
 from backend.mesh.texture_sampling import sample_texture
 from backend.models.triposr import FieldSample, load_triposr
 from backend.quick.field_bake import bake_colour_field
-from backend.quick.field_mesh import FieldMeshConfig, density_on_grid, extract_field_mesh
+from backend.quick.field_mesh import density_on_grid, extract_field_mesh
+from backend.quick.field_mesh_config import FieldMeshConfig
 
 
 def _analytic_colour(points: torch.Tensor) -> torch.Tensor:

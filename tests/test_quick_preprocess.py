@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 
 from backend.errors import BadInputError
-from backend.quick.preprocess import (
-    BACKGROUND_GREY,
-    FOREGROUND_RATIO,
-    frame_foreground,
-    prepare_triposr_input,
-)
+from backend.quick.config import FOREGROUND_RATIO
+from backend.quick.preprocess import BACKGROUND_GREY, frame_foreground, prepare_triposr_input
 
 FACTS = Path(__file__).parent / "facts"
 

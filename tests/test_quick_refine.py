@@ -10,7 +10,7 @@ from backend.generate.presets import pipeline_config
 from backend.mesh import Mesh
 from backend.models.triposr import FieldSample
 from backend.quick.gaussian_start import gaussians_from_reconstruction
-from backend.quick.refine import quick_refine_config
+from backend.quick.refine_config import quick_refine_config
 
 
 class _SphereReconstruction:

@@ -13,20 +13,25 @@ from mesh_fixtures import one_gaussian, uv_sphere_mesh
 
 from backend.camera import Camera, reference_camera
 from backend.errors import ModelsUnavailableError
-from backend.gaussians.densify import DensifyConfig, FinalPruneConfig, final_prune_mask
+from backend.gaussians.densify import final_prune_mask
+from backend.gaussians.densify_config import DensifyConfig, FinalPruneConfig
 from backend.gaussians.gaussians import Gaussians
-from backend.gaussians.model import SH_C0, GaussianModel, LearningRates
+from backend.gaussians.learning_rates import LearningRates
+from backend.gaussians.model import SH_C0, GaussianModel
 from backend.guidance.zero123_guidance import refine_timesteps
 from backend.mesh.bake import bake_cameras, bake_texture, mesh_tensors
 from backend.mesh.density_grid import gaussian_box
-from backend.mesh.extract import MeshConfig, extract_mesh
+from backend.mesh.extract import extract_mesh
+from backend.mesh.mesh_config import MeshConfig
 from backend.mesh.rasterize import rasterize_mesh
-from backend.mesh.refine_texture import TextureConfig, _cache_view, reference_loss, refine_texture, vertex_normals
+from backend.mesh.refine_texture import _cache_view, reference_loss, refine_texture, vertex_normals
+from backend.mesh.texture_config import TextureConfig
 from backend.mesh.texture_sampling import interpolate_attributes, sample_texture
 from backend.models import zero123 as zero123_module
 from backend.models.mode import ModelMode
 from backend.preprocess import mask_bounding_box, prepare_reference
-from backend.stage1 import Stage1Config, ViewTarget, fit_gaussians
+from backend.stage1 import ViewTarget, fit_gaussians
+from backend.stage1_config import Stage1Config
 
 
 def _disc_target(size: int = 32) -> ViewTarget:

@@ -10,11 +10,12 @@ import torch
 
 from backend.camera import Camera, orbit_angles, reference_camera
 from backend.errors import BadInputError, CancelledError
-from backend.gaussians.densify import DensifyConfig, FinalPruneConfig
+from backend.gaussians.densify_config import DensifyConfig, FinalPruneConfig
 from backend.gaussians.gaussians import Gaussians
 from backend.gaussians.render import render_gaussians
 from backend.job_control import JobControl
-from backend.stage1 import Stage1Config, ViewTarget, fit_gaussians
+from backend.stage1 import ViewTarget, fit_gaussians
+from backend.stage1_config import Stage1Config
 
 
 def known_scene() -> Gaussians:

@@ -157,7 +157,7 @@ def _start_job(request: GenerateRequest, control: JobControl) -> _Job:
     if request.steps is not None and request.config is not None:
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))
     if method == QUICK_REFINE:
-        from ..quick.refine import quick_refine_config
+        from ..quick.refine_config import quick_refine_config
 
         config = quick_refine_config(config, steps_given=request.steps is not None)
     config = seeded(config, request.seed)  # one seed for every seeded stage
@@ -224,7 +224,8 @@ def _keep_stage1(job: _Job, gaussians: Gaussians) -> None:
 def _finish_job(job: _Job) -> GenerationResult:
     """6.-8.: mesh, texture, export."""
     from ..export import export_gaussians_ply
-    from ..mesh import extract_mesh, refine_texture
+    from ..mesh import extract_mesh
+    from ..mesh.refine_texture import refine_texture
     from .stages import bake_gaussian_texture, unwrap_mesh
 
     request, config, control, clock = job.request, job.config, job.control, job.clock

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from ..choices import DEFAULT_PRESET, check_seed
 from ..errors import BadInputError
 from ..guidance.config import GuidanceConfig
-from ..mesh.extract import MeshConfig
-from ..mesh.refine_texture import TextureConfig
-from ..stage1 import Stage1Config
+from ..mesh.mesh_config import MeshConfig
+from ..mesh.texture_config import TextureConfig
+from ..stage1_config import Stage1Config
 
 
 @dataclass(frozen=True)

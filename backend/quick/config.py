@@ -10,8 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import BadInputError
-from .field_mesh import FieldMeshConfig
-from .preprocess import FOREGROUND_RATIO
+from .field_mesh_config import FieldMeshConfig
+
+FOREGROUND_RATIO = 0.85  # run.py's --foreground-ratio default
 
 
 @dataclass(frozen=True)

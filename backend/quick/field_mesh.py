@@ -19,35 +19,12 @@ from ..job_control import JobControl, ensure_control
 from ..mesh.extract import clean_mesh, decimate, marching_cubes
 from ..mesh.mesh import Mesh
 from ..models.triposr import TripoSR, triposr_to_world
+from .field_mesh_config import FieldMeshConfig
 
 STAGE = "mesh"
 # Random weights (tiny, full-random) give a density field with no meaningful iso-level: mesh it where 10 % of
 # the grid is inside instead, so every later stage still runs on a surface (the output is meaningless anyway).
 RANDOM_WEIGHTS_INSIDE_FRACTION = 0.1
-
-
-@dataclass(frozen=True)
-class FieldMeshConfig:
-    """resolution:  grid samples per axis (the official default 256)
-    threshold:   iso-level of TripoSR's density (exp-activated); 25.0 as the official extraction
-    chunk:       points per decoder call (memory only)
-    target_faces, min_component_fraction, smoothing_iterations: as backend.mesh.extract.MeshConfig
-    """
-
-    resolution: int = 256
-    threshold: float = 25.0
-    chunk: int = 262_144
-    target_faces: int = 50_000
-    min_component_fraction: float = 0.02
-    smoothing_iterations: int = 3
-
-    def __post_init__(self) -> None:
-        if self.resolution < 8:
-            raise ValueError(f"FieldMeshConfig.resolution must be at least 8, got {self.resolution}")
-        if self.threshold <= 0:
-            raise ValueError(f"FieldMeshConfig.threshold must be positive, got {self.threshold}")
-        if self.chunk < 1:
-            raise ValueError(f"FieldMeshConfig.chunk must be positive, got {self.chunk}")
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BadInputError
+from .config import FOREGROUND_RATIO
 
-FOREGROUND_RATIO = 0.85  # run.py's --foreground-ratio default
 BACKGROUND_GREY = 0.5
 
 
