@@ -35,7 +35,7 @@ times = []
 for index in range(2):
     started = time.perf_counter()
     generate(GenerateRequest(image_path={image!r}, prompt={prompt!r}, out_dir={out!r} + f"/inproc-{{index}}",
-                             preset={preset!r}, models={models!r}, device={device!r}))
+                             preset={preset!r}, models={models!r}, device={device!r}, force=True))
     times.append(time.perf_counter() - started)
 print("TIMES", json.dumps(times))
 """
@@ -65,7 +65,7 @@ def time_worker(args, out: Path) -> dict[str, float]:
     for index in range(2):
         begun = time.perf_counter()
         request = GenerateRequest(args.image, args.prompt, str(out / f"worker-{index}"), preset=args.preset,
-                                  models=args.models, device=args.device)
+                                  models=args.models, device=args.device, force=True)
         worker.send(GenerateJob(f"job-{index}", request_fields(request)))
         while True:
             event = worker.events.get(timeout=3600)
@@ -94,7 +94,7 @@ def time_in_process(args, out: Path) -> dict[str, float]:
 
 def time_cli(args, out: Path) -> dict[str, float]:
     command = [sys.executable, "-m", "backend", "generate", args.image, "--prompt", args.prompt, "--out",
-               str(out / "cli"), "--preset", args.preset, "--device", args.device, "-q"]
+               str(out / "cli"), "--preset", args.preset, "--device", args.device, "--force", "-q"]
     if args.models:
         command += ["--models", args.models]
     started = time.perf_counter()
