@@ -22,9 +22,10 @@ $(TEST_STAMP): $(STAMP) requirements-ray.txt tests/node/package-lock.json
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
+# Two pytest-xdist workers (CI has 2 cores; each test runs torch on one thread): modules stay whole on one worker.
 test: $(TEST_STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -m "not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not gpu" -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 gpu-test:
 	python3 -m pytest -m gpu $(PYTEST_ARGS)

@@ -63,10 +63,35 @@ def registered_addon(addon_package):
 
 
 from tests.blender_fixtures import addon_settings, job_backend, small_photo  # noqa: E402,F401  (bpy test fixtures)
-from tests.reliability_table import write_table_if_complete  # noqa: E402
+from tests.reliability_table import MODULES as TABLE_MODULES  # noqa: E402
+from tests.reliability_table import table_text, write_table_if_complete  # noqa: E402
+
+_TABLE_AT_START = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``make test`` runs two workers, ``--dist loadgroup``): each test module runs whole on one
+    worker (module fixtures run once, modules that share files on disk never overlap), and the modules that feed
+    docs/reliability.md share one worker so that worker sees every row of the table."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid.split("::")[0]
+        group = "reliability-table" if module in TABLE_MODULES else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_TABLE_AT_START] = table_text()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """docs/reliability.md is regenerated from what the reliability tests observed (tests/reliability_table.py)."""
+    """docs/reliability.md is regenerated from what the reliability tests observed (tests/reliability_table.py).
+
+    The worker that ran the reliability modules rewrites a stale table; the controlling process (or the only
+    process, without xdist) fails the session when the table changed during the run, so CI catches it."""
     write_table_if_complete(session)
+    is_xdist_controller = bool(getattr(session.config.option, "numprocesses", None)) and not hasattr(
+        session.config, "workerinput")
+    if is_xdist_controller and table_text() != session.config.stash.get(_TABLE_AT_START, None):
+        print("\ndocs/reliability.md was stale and has been regenerated: commit it.")
+        session.exitstatus = 1
 from tests.reliability_fixtures import real_generate_work, real_settings  # noqa: E402,F401
