@@ -23,6 +23,15 @@ class NotBuiltError(BadInputError):
     """A documented subcommand whose implementation has not landed yet (exit 2, never silent)."""
 
 
+class NoSurfaceError(BadInputError):
+    """The fitted object has no usable surface: no density above the threshold, a speck too small to texture,
+    or a surface UV unwrapping cannot lay flat (exit 2).
+
+    Usually stage 1 failed to fit anything (an empty or almost empty mask, too few steps), or the threshold is
+    too high. Raised before any texture kernel sees the degenerate geometry (issue 19: NaN UVs crash them).
+    """
+
+
 class NothingMatchedError(ImageTo3DError):
     """Nothing in the image matched the prompt (exit 3)."""
 

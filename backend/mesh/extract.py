@@ -19,22 +19,22 @@ import numpy as np
 import torch
 import trimesh
 
-from ..errors import BadInputError
+from ..errors import NoSurfaceError
 from ..gaussians.gaussians import Gaussians
 from ..job_control import JobControl, ensure_control
 from .density_grid import density_grid
 from .iso_level import choose_iso_level
+from ..numeric_checks import require_finite
 from .mesh import Mesh
 
 STAGE = "mesh"
 AUTO_THRESHOLD = "auto"
 
 
-class NoSurfaceError(BadInputError):
-    """The Gaussians' density never crosses the threshold: there is no surface to mesh (exit 2).
-
-    Usually stage 1 failed to fit anything (an empty or almost empty mask), or the threshold is too high.
-    """
+# A surface smaller than this is a speck, not an object: too few faces or texels to texture, and xatlas lays
+# such a speck out with NaN UVs (issue 19). Both are far below any real fit (hundreds of faces, many cells).
+MIN_SURFACE_FACES = 16
+MIN_SURFACE_CELLS = 2.0  # the surface's largest extent, in density-grid cells
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,17 @@ def clean_mesh(vertices: np.ndarray, faces: np.ndarray, min_component_fraction: 
     return mesh
 
 
+def require_usable_surface(vertices: np.ndarray, faces: np.ndarray, cell: float) -> None:
+    """NoSurfaceError unless the surface is finite, has MIN_SURFACE_FACES faces and spans MIN_SURFACE_CELLS
+    grid cells (``cell``: the grid spacing) — checked here, before UV unwrapping and texturing see it."""
+    require_finite("the extracted mesh", vertices)
+    extent = float(np.ptp(vertices, axis=0).max()) if len(vertices) else 0.0
+    if len(faces) < MIN_SURFACE_FACES or extent < MIN_SURFACE_CELLS * cell:
+        raise NoSurfaceError(f"no usable surface: the fitted object is a speck ({len(faces)} faces, "
+                             f"{extent:.2g} across; needs {MIN_SURFACE_FACES} faces and {MIN_SURFACE_CELLS:g} "
+                             "grid cells); try more stage-1 steps or another seed")
+
+
 def _manifold_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     """[F] bool: faces none of whose edges is shared by more than two faces."""
     edges = mesh.edges_sorted  # [3F, 2], edge k belongs to face k // 3
@@ -171,6 +182,10 @@ def _silhouette_matched_surface(grid: np.ndarray, bound: float, gaussians: Gauss
 def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), control: JobControl | None = None) -> Mesh:
     """Gaussians → cleaned, decimated :class:`Mesh` (no UVs yet). Raises :class:`NoSurfaceError`."""
     control = ensure_control(control)
+    if len(gaussians) == 0:
+        raise NoSurfaceError("no usable surface: stage 1 produced no Gaussians")
+    require_finite("the stage-1 Gaussians", gaussians.means, gaussians.scales, gaussians.quats,
+                   gaussians.opacities, gaussians.colors)
     control.report(STAGE, 0.0, "density grid")
     grid = density_grid(gaussians, config.resolution, config.bound, block=config.block, control=control)
     if grid.is_cuda:
@@ -189,6 +204,7 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
         trimesh.smoothing.filter_taubin(mesh, iterations=config.smoothing_iterations)
     control.report(STAGE, 0.7, "decimation")
     mesh = decimate(mesh, config.target_faces)
+    require_usable_surface(mesh.vertices, mesh.faces, 2.0 * config.bound / (config.resolution - 1))
     control.report(STAGE, 1.0, f"{len(mesh.faces)} faces")
     return Mesh(
         vertices=np.ascontiguousarray(mesh.vertices, dtype=np.float32),
