@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from .errors import EXIT_CODES, ImageTo3DError, NotBuiltError, OutOfGPUMemoryError
+from .job_control import sigterm_as_interrupt
 
 # command → "module:function" (relative to this package, so it also works inside the extension);
 # the function takes the parsed args and returns an exit code.
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="stage-1 steps (overrides the preset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="redo cached stages")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the output names in --out even when this tool did not write them")
     p.add_argument("--out", required=True)
     _add_common(p)
 
@@ -129,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     debug = getattr(args, "debug", False)
     try:
-        return int(_resolve_handler(args.command)(args) or 0)
+        with sigterm_as_interrupt():
+            return int(_resolve_handler(args.command)(args) or 0)
     except ImageTo3DError as exc:
         if debug:
             traceback.print_exc()

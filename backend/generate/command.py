@@ -16,7 +16,7 @@ def run_generate_command(args: argparse.Namespace) -> int:
     request = GenerateRequest(
         image_path=args.image, prompt=args.prompt, out_dir=args.out, preset=args.preset, steps=args.steps,
         seed=args.seed, mode=args.mode, sam_variant=args.sam, models=args.models, device=args.device,
-        force=args.force,
+        force=args.force, overwrite=getattr(args, "overwrite", False),
     )
     with progress_printer(quiet=args.quiet) as on_progress:
         result = generate(request, JobControl(on_progress=on_progress))

@@ -33,6 +33,9 @@ from .presets import PipelineConfig, pipeline_config
 from .request import GenerateRequest, GenerationResult
 from .stage_clock import StageClock
 
+# Every name a generate run may write into its output folder (the output contract, docs/reliability.md).
+OUTPUT_NAMES = ("model.glb", "model.obj", "model.mtl", "model_texture.png", "gaussians.ply", "mask.png",
+                "reference.png", "job.json")
 MIN_ALPHA_COVERAGE = 0.001  # an alpha channel covering less than this is "no object"
 
 
@@ -97,7 +100,8 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
     out_dir = Path(request.out_dir)
-    check_output_location(out_dir)  # an unwritable folder fails now, not after the whole job
+    # an unwritable folder, or a file of ours the user owns, fails now, not after the whole job
+    check_output_location(out_dir, OUTPUT_NAMES, request.overwrite)
     image = load_image(request.image_path)
     clock = StageClock(device)
     cache = JobCache()
@@ -171,7 +175,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         metadata = _metadata(request, config, models, device, reused)
         metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
         metadata["reference_crop"] = crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
-        with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
+        with clock.stage("export"), AtomicOutputDir(out_dir, OUTPUT_NAMES, request.overwrite) as staging:
             control.report("export", 0.0, "model.glb")
             export_glb(mesh, staging / "model.glb", metadata)
             control.report("export", 0.3, "model.obj")

@@ -26,6 +26,7 @@ class GenerateRequest:
     device: str = "auto"
     half: bool = True  # fp16 models on CUDA
     force: bool = False  # redo cached mask and stage 1
+    overwrite: bool = False  # replace output names in out_dir that this tool did not write (docs/reliability.md)
     config: PipelineConfig | None = None
     # [H, W] bool at the photo's size (after EXIF rotation): a mask made beforehand (one segmentation pass
     # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
