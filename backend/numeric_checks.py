@@ -19,6 +19,7 @@ class NonFiniteError(BadInputError):
     def __init__(self, what: str, nan: bool):
         super().__init__(f"{what} contains {'NaN' if nan else 'infinite'} values: nothing usable can be made from it")
         self.what = what
+        self.nan = nan
 
 
 def _all_finite(value) -> tuple[bool, bool]:

@@ -1,0 +1,344 @@
+"""Issue 19, what a hostile user found: a native crash on degenerate geometry, the output contract (nothing of
+the user's ever lost or replaced, interrupted runs leave the folder as it was), SIGTERM, and NaN anywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import reliability_helpers as photos
+from tests.reliability_helpers import SMOKE, cli, command_text, generate_argv
+from tests.reliability_table import expect, files_in, record
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = "CLI generate"
+expect(__name__, "degenerate geometry: speck surface (seed 6, 2 steps)", "CLI generate (subprocess)")
+expect(__name__, "degenerate geometry: NaN in the photo", CLI)
+expect(__name__, "output contract: a folder named model.glb in --out", CLI)
+expect(__name__, "output contract: the user's own reference.png in --out", CLI)
+expect(__name__, "output contract: the user's own reference.png, --overwrite", CLI)
+expect(__name__, "output contract: Ctrl-C during the final moves", CLI)
+expect(__name__, "output contract: run killed (SIGKILL) during the final moves, then a rerun", "library")
+expect(__name__, "output contract: SIGTERM while stage 1 runs", "CLI generate (subprocess)")
+
+
+def _env(tmp_path: Path) -> dict:
+    env = dict(os.environ, IMAGE_TO_3D_CACHE=str(tmp_path / "cache"), IMAGE_TO_3D_MODELS="tiny",
+               HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    return env
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """relative path → SHA-256 of every file (hidden ones included): 'exactly as before' is equality of these."""
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in files_in(folder)}
+
+
+# --- degenerate geometry ---------------------------------------------------------------------------------------
+
+def test_speck_surface_is_exit_2_not_a_native_crash(tmp_path):
+    """The issue's reproduction: marching cubes finds a 6-vertex speck, xatlas gives it all-NaN UVs, and the CPU
+    backward of grid_sample on them segfaulted (exit 139, Blender gone). Now: exit 2 at the mesh stage."""
+    photo, out = photos.write_png(tmp_path / "photo.png"), tmp_path / "out"
+    argv = generate_argv(photo, out, "a red blob", "--seed", "6")
+    run = subprocess.run([sys.executable, "-m", "backend", *map(str, argv)], cwd=ROOT, env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=300)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: no usable surface")
+    assert files_in(out) == [] and not out.exists()
+    record("degenerate geometry: speck surface (seed 6, 2 steps)", "CLI generate (subprocess)", command_text(argv),
+           2, lines[0][7:], "none", "was exit 139 (segfault in grid_sample's backward on NaN UVs)")
+
+
+def test_xatlas_nan_uvs_of_a_speck_stop_at_uv_unwrap():
+    from backend.errors import NoSurfaceError
+    from backend.mesh import Mesh, unwrap_uvs
+
+    octahedron = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32)
+    faces = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]])
+    speck = Mesh(vertices=octahedron * 2.6e-4 + 0.03, faces=faces)  # the seed-6 mesh: 0.00052 across
+    with pytest.raises(NoSurfaceError, match="no usable surface") as info:
+        unwrap_uvs(speck)
+    assert info.value.exit_code == 2
+
+
+def test_a_flat_or_empty_surface_is_refused_by_the_mesh_stage():
+    from backend.errors import NoSurfaceError
+    from backend.mesh.extract import require_usable_surface
+
+    flat = np.random.default_rng(0).normal(size=(6, 3)) * 1e-4
+    flat[:, 2] = 0.5
+    with pytest.raises(NoSurfaceError, match="flat or empty"):
+        require_usable_surface(flat, np.zeros((8, 3), np.int64))
+    with pytest.raises(NoSurfaceError, match="flat or empty"):
+        require_usable_surface(flat[:3] + np.eye(3), np.zeros((2, 3), np.int64))
+
+
+@pytest.mark.parametrize("field", ["vertices", "uvs", "texture"])
+def test_nan_anywhere_in_a_mesh_stops_where_it_was_made(field):
+    from backend.mesh import Mesh
+    from backend.numeric_checks import NonFiniteError
+
+    parts = {"vertices": np.zeros((3, 3), np.float32), "faces": np.array([[0, 1, 2]]),
+             "uvs": np.zeros((3, 2), np.float32), "texture": np.zeros((4, 4, 3), np.float32)}
+    parts[field] = parts[field].copy()
+    parts[field].flat[0] = np.nan
+    with pytest.raises(NonFiniteError, match="contains NaN") as info:
+        Mesh(**parts)
+    assert info.value.exit_code == 2
+
+
+def test_nan_gaussians_never_reach_the_density_grid():
+    import torch
+
+    from backend.gaussians import Gaussians
+    from backend.mesh import MeshConfig, extract_mesh
+    from backend.numeric_checks import NonFiniteError
+
+    n = 4
+    gaussians = Gaussians(torch.full((n, 3), float("nan")), torch.ones(n, 3), torch.tensor([[1.0, 0, 0, 0]] * n),
+                          torch.ones(n), torch.ones(n, 3))
+    with pytest.raises(NonFiniteError, match="stage-1 Gaussians contains NaN"):
+        extract_mesh(gaussians, MeshConfig(resolution=8))
+
+
+def test_nan_in_a_float_photo_is_exit_2(tmp_path, capsys):
+    from PIL import Image
+
+    photo = tmp_path / "float.tiff"
+    gray = np.linspace(0, 1, 48 * 32, dtype=np.float32).reshape(32, 48)
+    gray[5, 5] = np.nan
+    Image.fromarray(gray, mode="F").save(photo)
+    out = tmp_path / "out"
+    argv = generate_argv(photo, out)
+    code, stderr = cli(argv, capsys)
+    line = stderr.strip()
+    assert code == 2 and line.startswith("error: the image") and "contains NaN" in line and "\n" not in line
+    assert not out.exists()
+    record("degenerate geometry: NaN in the photo", CLI, command_text(argv), code, line[7:], "none",
+           "a 32-bit float TIFF with one NaN pixel")
+
+
+# --- the output contract ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def earlier_result(tmp_path_factory):
+    """A folder holding one finished smoke run of this tool (and a file of the user's), and the photo."""
+    folder = tmp_path_factory.mktemp("contract")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMAGE_TO_3D_CACHE", str(folder / "cache"))
+        from backend.cli import main
+
+        photo = photos.write_png(folder / "photo.png")
+        assert main([str(a) for a in generate_argv(photo, folder / "template")]) == 0
+    (folder / "template" / "notes.txt").write_text("the user's own notes")
+    return photo, folder / "template"
+
+
+def _copy_of(template: Path, where: Path) -> Path:
+    import shutil
+
+    shutil.copytree(template, where)
+    return where
+
+
+def test_a_folder_named_model_glb_stops_the_run_before_any_work(earlier_result, tmp_path, capsys):
+    photo, template = earlier_result
+    out = _copy_of(template, tmp_path / "out")
+    (out / "model.glb").unlink()
+    (out / "model.glb").mkdir()
+    before = _snapshot(out)
+    argv = generate_argv(photo, out)
+    code, stderr = cli(argv, capsys)
+    line = stderr.strip()
+    assert code == 2 and line == f"error: output name is taken by a folder: {out / 'model.glb'} (move it away or " \
+                                 "choose another --out)"
+    assert _snapshot(out) == before and (out / "model.glb").is_dir()
+    record("output contract: a folder named model.glb in --out", CLI, command_text(argv), code, line[7:],
+           "the folder exactly as before", "was: gaussians.ply/job.json/mask.png replaced, originals deleted")
+
+
+def test_the_users_own_file_of_an_output_name_is_never_replaced(earlier_result, tmp_path, capsys):
+    photo, _ = earlier_result
+    out = tmp_path / "out"
+    out.mkdir()
+    photos.write_png(out / "reference.png")  # the user's photo, kept in the output folder under that name
+    before = _snapshot(out)
+    argv = generate_argv(out / "reference.png", out)
+    code, stderr = cli(argv, capsys)
+    line = stderr.strip()
+    assert code == 2 and line.startswith(f"error: {out / 'reference.png'} exists and was not written by this tool")
+    assert _snapshot(out) == before
+    record("output contract: the user's own reference.png in --out", CLI, command_text(argv), code, line[7:],
+           "the folder exactly as before", "checked before any model loads")
+
+    argv = [*argv, "--overwrite"]
+    code, stderr = cli(argv, capsys)
+    assert code == 0, stderr
+    assert _snapshot(out)["reference.png"] != before["reference.png"] and (out / "job.json").is_file()
+    record("output contract: the user's own reference.png, --overwrite", CLI, command_text(argv), code, "",
+           "all outputs", "reference.png replaced only because --overwrite was given")
+
+
+def test_a_rerun_replaces_this_tools_files_but_not_a_changed_one(earlier_result, tmp_path, capsys):
+    photo, template = earlier_result
+    out = _copy_of(template, tmp_path / "out")
+    code, stderr = cli(generate_argv(photo, out), capsys)
+    assert code == 0, stderr
+    assert (out / "notes.txt").read_text() == "the user's own notes"
+    (out / "mask.png").write_bytes(b"edited by hand")  # the user changed one of ours: now it is theirs
+    code, stderr = cli(generate_argv(photo, out), capsys)
+    assert code == 2 and "mask.png exists and was not written by this tool (or was changed since)" in stderr
+
+
+def test_ctrl_c_during_the_final_moves_leaves_the_folder_as_before(earlier_result, tmp_path, capsys, monkeypatch):
+    photo, template = earlier_result
+    out = _copy_of(template, tmp_path / "out")
+    before = _snapshot(out)
+    real_replace, moves = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).parent == out:
+            moves.append(dst)
+            if len(moves) == 3:
+                raise KeyboardInterrupt
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    argv = generate_argv(photo, out)
+    code, stderr = cli(argv, capsys)
+    assert len(moves) >= 3 and code == 130 and stderr.strip() == "error: cancelled", stderr
+    assert _snapshot(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".partial")]
+    record("output contract: Ctrl-C during the final moves", CLI, command_text(argv), code, "cancelled",
+           "the folder exactly as before", "KeyboardInterrupt on the 3rd os.replace into --out")
+
+
+_KILLED_COMMIT = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from backend.atomic_output import AtomicOutputDir
+    out = Path(sys.argv[1])
+    real_replace, moves = os.replace, []
+    def replace(src, dst):
+        if Path(dst).parent == out:
+            moves.append(dst)
+            if len(moves) == 2:
+                os.kill(os.getpid(), 9)  # killed outright between two moves: no handler, no cleanup runs
+        real_replace(src, dst)
+    os.replace = replace
+    with AtomicOutputDir(out) as staging:
+        for name in ("a.txt", "b.txt", "c.txt"):
+            (staging / name).write_text("new " + name)
+""")
+
+
+def test_a_run_killed_mid_commit_is_undone_by_the_next_run(tmp_path):
+    from backend.atomic_output import AtomicOutputDir
+
+    out = tmp_path / "out"
+    with AtomicOutputDir(out) as staging:  # an earlier run of ours
+        (staging / "a.txt").write_text("old a")
+        (staging / "b.txt").write_text("old b")
+    (out / "notes.txt").write_text("mine")
+    before = _snapshot(out)
+    run = subprocess.run([sys.executable, "-c", _KILLED_COMMIT, str(out)], cwd=ROOT, env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == -signal.SIGKILL
+    assert [p for p in out.iterdir() if p.name.startswith(".partial")]  # what the killed run left
+    with AtomicOutputDir(out) as staging:  # the next run, writing something else
+        (staging / "d.txt").write_text("d")
+    after = _snapshot(out)
+    assert after.pop("d.txt") and {k: v for k, v in after.items() if not k.startswith(".image")} == \
+        {k: v for k, v in before.items() if not k.startswith(".image")}
+    assert not [p for p in out.iterdir() if p.name.startswith(".partial")]
+    record("output contract: run killed (SIGKILL) during the final moves, then a rerun", "library",
+           "SIGKILL between the 1st and 2nd move of a commit; then any run in that folder", -9,
+           "", "the earlier files back, no .partial-* folder", "the next run undid the half commit from its journal")
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    photo, out = photos.write_png(tmp_path / "photo.png"), tmp_path / "out"
+    argv = [a for a in generate_argv(photo, out) if a != "-q"]
+    proc = subprocess.Popen([sys.executable, "-m", "backend", *map(str, argv)], cwd=ROOT, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        while "stage1" not in seen:
+            chunk = proc.stderr.read(1)
+            assert chunk, f"the job ended before stage 1: {seen[-500:]}"
+            seen += chunk
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert rest.strip().splitlines()[-1] == "error: cancelled" and "Traceback" not in rest
+    assert files_in(out) == [] and not out.exists()
+    record("output contract: SIGTERM while stage 1 runs", "CLI generate (subprocess)",
+           command_text([a for a in argv if a not in SMOKE]), 130, "cancelled", "none", "was: exit -15, no message")
+
+
+# --- the job cache: private, and only an optimisation -------------------------------------------------------------
+
+expect(__name__, "job cache: its location is a file", CLI)
+
+
+def test_an_unusable_cache_location_runs_without_the_cache(earlier_result, tmp_path, capsys, monkeypatch):
+    photo, _ = earlier_result
+    (tmp_path / "not-a-folder").write_text("a file where the cache would go")
+    monkeypatch.setenv("IMAGE_TO_3D_CACHE", str(tmp_path / "not-a-folder"))
+    out = tmp_path / "out"
+    argv = generate_argv(photo, out)
+    code, stderr = cli(argv, capsys)
+    assert code == 0, stderr
+    notes = [line for line in stderr.splitlines() if line.startswith("note: job cache unusable")]
+    assert len(notes) == 1 and (out / "model.glb").is_file()
+    record("job cache: its location is a file", CLI, "IMAGE_TO_3D_CACHE=<a file> " + command_text(argv), code,
+           notes[0], "all outputs", "was: exit 1 'internal error'; the note is printed once")
+
+
+def test_a_planted_symlink_in_the_cache_is_not_followed(tmp_path, capsys):
+    import torch
+
+    from backend.gaussians import Gaussians
+    from backend.job_cache import JobCache
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "jobs").symlink_to(elsewhere)
+    cache = JobCache(tmp_path / "cache")
+    cache.save_mask("k", np.ones((4, 4), bool))
+    cache.save_gaussians("k", Gaussians(torch.zeros(1, 3), torch.ones(1, 3), torch.tensor([[1.0, 0, 0, 0]]),
+                                        torch.ones(1), torch.ones(1, 3)))
+    assert list(elsewhere.iterdir()) == [] and not cache.enabled
+    assert "symbolic link" in capsys.readouterr().err
+
+
+def test_damaged_but_readable_cache_entries_are_discarded_with_a_note(tmp_path, capsys):
+    import torch
+
+    from backend.gaussians import Gaussians
+    from backend.job_cache import JobCache
+
+    cache = JobCache(tmp_path / "cache")
+    cache.save_mask("empty", np.zeros((8, 8), bool))  # what a damaged entry could hold: no object at all
+    assert cache.load_mask("empty") is None and "an empty mask" in capsys.readouterr().err
+    nan = Gaussians(torch.full((2, 3), float("nan")), torch.ones(2, 3), torch.tensor([[1.0, 0, 0, 0]] * 2),
+                    torch.ones(2), torch.ones(2, 3))
+    cache.save_gaussians("nan", nan)
+    assert cache.load_gaussians("nan", "cpu") is None and "contains NaN" in capsys.readouterr().err
+    none = Gaussians(torch.zeros(0, 3), torch.ones(0, 3), torch.zeros(0, 4), torch.ones(0), torch.ones(0, 3))
+    cache.save_gaussians("none", none)
+    assert cache.load_gaussians("none", "cpu") is None and "no Gaussians" in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "jobs" / "nan" / "gaussians.safetensors").exists()
