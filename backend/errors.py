@@ -66,11 +66,15 @@ class CancelledError(ImageTo3DError):
         self.stage = stage
 
 
+# batch only: it ran, and summary.csv says which rows failed and why (1 stays "a bug in the batch itself")
+SOME_ROWS_FAILED = 6
+
 EXIT_CODES = {
     0: "done",
     2: "bad input or usage",
     3: "nothing in the image matched the prompt",
     4: "models unavailable",
     5: "out of GPU memory",
-    130: "cancelled",
+    SOME_ROWS_FAILED: "batch: some rows failed (see summary.csv)",
+    130: "cancelled (Ctrl-C or SIGTERM)",
 }

@@ -40,9 +40,13 @@ class LoadedImage:
 def load_image(path: str | os.PathLike) -> LoadedImage:
     """Read an image file; BadInputError (exit 2) for anything missing, unreadable, truncated or too small."""
     path = Path(path)
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES on a parent: a path that cannot be read
+        raise BadInputError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if not exists:
         raise BadInputError(f"image not found: {path}")
-    if not path.is_file():
+    if not is_file:
         raise BadInputError(f"image path is not a file: {path}")
     try:
         with warnings.catch_warnings():

@@ -342,3 +342,214 @@ def test_damaged_but_readable_cache_entries_are_discarded_with_a_note(tmp_path, 
     cache.save_gaussians("none", none)
     assert cache.load_gaussians("none", "cpu") is None and "no Gaussians" in capsys.readouterr().err
     assert not (tmp_path / "cache" / "jobs" / "nan" / "gaussians.safetensors").exists()
+
+
+# --- integrity checks -------------------------------------------------------------------------------------------------
+
+expect(__name__, "models: a forged .verified.json beside a random SAM checkpoint", "library")
+
+
+def test_a_forged_verified_record_beside_the_weights_is_not_trusted(tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    from backend.errors import ModelsUnavailableError
+    from backend.models import ModelMode
+    from backend.models.sam import SAM_SPECS, SamSpec, build_tiny_sam, load_sam
+
+    monkeypatch.setenv("IMAGE_TO_3D_CACHE", str(tmp_path / "cache"))
+    official = "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"
+    path = tmp_path / "sam_forged.pth"
+    torch.save(build_tiny_sam().state_dict(), path)  # random weights, not the official file
+    info = path.stat()
+    forged = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": official}
+    path.with_name(path.name + ".verified.json").write_text(json.dumps(forged))  # what the old code trusted
+    monkeypatch.setitem(SAM_SPECS, "tiny", SamSpec("tiny", path.name, official, build_tiny_sam))
+    with pytest.raises(ModelsUnavailableError, match="failed its integrity check") as raised:
+        load_sam(ModelMode.REAL, "tiny", "cpu", local_dir=tmp_path)
+    record("models: a forged .verified.json beside a random SAM checkpoint", "library",
+           "load_sam(real) with <folder>/sam_forged.pth + a forged sam_forged.pth.verified.json", 4,
+           str(raised.value), "none", "was: loaded, exit 0, the official digest recorded in segment.json")
+
+
+@pytest.fixture(scope="module")
+def tiny_zero123_folder(tmp_path_factory):
+    from backend.models.mode import ModelMode
+    from backend.models.zero123 import load_zero123, save_zero123_folder
+
+    return save_zero123_folder(load_zero123(ModelMode.TINY, "cpu"), tmp_path_factory.mktemp("z123") / "z")
+
+
+def _damage_scheduler(folder):
+    (folder / "scheduler" / "scheduler_config.json").write_text('{"num_train_timesteps": "many", "beta_start": [')
+
+
+def _damage_preprocessor(folder):
+    (folder / "feature_extractor" / "preprocessor_config.json").write_text('{"crop_size": "big", "image_std": 0}')
+
+
+def _damage_projection_config(folder):
+    (folder / "clip_camera_projection" / "config.json").write_text('["not", "an", "object"]')
+
+
+def _pickle_instead_of_safetensors(folder):
+    import datetime
+
+    import torch
+
+    sub = folder / "clip_camera_projection"
+    (sub / "diffusion_pytorch_model.safetensors").unlink()
+    torch.save({"proj.weight": torch.zeros(1), "when": datetime.datetime(2020, 1, 1)},
+               sub / "diffusion_pytorch_model.bin")
+
+
+def _nan_weights(folder):
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "clip_camera_projection" / "diffusion_pytorch_model.safetensors"
+    state = load_file(str(path))
+    first = next(iter(state))
+    state[first] = state[first].clone()
+    state[first].view(-1)[0] = float("nan")
+    save_file(state, str(path))
+
+
+ZERO123_DAMAGE = {
+    "damaged scheduler_config.json": (_damage_scheduler, "scheduler_config.json"),
+    "damaged preprocessor_config.json": (_damage_preprocessor, "preprocessor_config.json is damaged"),
+    "projection config.json not an object": (_damage_projection_config, "not a JSON object"),
+    "a pickle .bin where safetensors are expected": (_pickle_instead_of_safetensors, "use the safetensors files"),
+    "NaN in the weights": (_nan_weights, "contains NaN"),
+}
+for _case in ZERO123_DAMAGE:
+    expect(__name__, f"models: Zero123 with {_case}", "library")
+
+
+@pytest.mark.parametrize("case", list(ZERO123_DAMAGE))
+def test_a_damaged_zero123_folder_is_exit_4_in_one_line(tiny_zero123_folder, tmp_path, case):
+    import shutil
+
+    from backend.errors import ModelsUnavailableError
+    from backend.models.zero123 import load_zero123_folder
+
+    damage, words = ZERO123_DAMAGE[case]
+    folder = tmp_path / "zero123"
+    shutil.copytree(tiny_zero123_folder, folder)
+    damage(folder)
+    with pytest.raises(ModelsUnavailableError) as raised:
+        load_zero123_folder(folder, "cpu", __import__("torch").float32)
+    message = str(raised.value)
+    assert raised.value.exit_code == 4 and "\n" not in message and words in message, message
+    assert "weights_only=False" not in message
+    record(f"models: Zero123 with {case}", "library", f"load_zero123_folder(<folder with {case}>)", 4, message,
+           "none", "was: exit 1 'internal error' (or a 3-line torch message)")
+
+
+# --- ordinary bad input that used to end as exit 1 -------------------------------------------------------------
+
+expect(__name__, "input: seed -1", CLI)
+expect(__name__, "input: seed 2**64", CLI)
+expect(__name__, "input: a prompt of bytes that are not UTF-8", CLI)
+expect(__name__, "input: a 300-character file name", CLI)
+expect(__name__, "input: bench --repeats 0", "CLI bench")
+expect(__name__, "input: PhraseCut JSON of the wrong shape", "CLI eval-phrasecut")
+expect(__name__, "input: a CSV field over 131072 characters", "CLI batch")
+expect(__name__, "input: batch --out is a file", "CLI batch")
+expect(__name__, "output contract: the user's own summary.csv in batch --out", "CLI batch")
+expect(__name__, "input: IMAGE_TO_3D_MODELS=garbage", "CLI batch")
+
+
+@pytest.mark.parametrize(("case", "extra", "prompt", "words"), [
+    ("input: seed -1", ["--seed", "-1"], "a red blob", "seed must be a whole number from 0 to 2**64 - 1"),
+    ("input: seed 2**64", ["--seed", str(2**64)], "a red blob", "seed must be a whole number from 0 to 2**64 - 1"),
+    ("input: a prompt of bytes that are not UTF-8", [], b"a \xff blob".decode("utf-8", "surrogateescape"),
+     "the prompt is not valid UTF-8 text"),
+], ids=["seed -1", "seed 2**64", "non-UTF-8 prompt"])
+def test_bad_seed_or_prompt_is_exit_2(tmp_path, capsys, case, extra, prompt, words):
+    photo, out = photos.write_png(tmp_path / "photo.png"), tmp_path / "out"
+    argv = generate_argv(photo, out, prompt, *extra)
+    code, stderr = cli(argv, capsys)
+    line = stderr.strip()
+    assert code == 2 and words in line and "\n" not in line and not out.exists()
+    record(case, CLI, command_text(argv).encode("utf-8", "backslashreplace").decode("utf-8"), code, line[7:],
+           "none", "was: exit 1 'internal error'")
+
+
+def test_an_over_long_file_name_is_exit_2(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = generate_argv(tmp_path / ("x" * 300 + ".png"), out)
+    code, stderr = cli(argv, capsys)
+    line = stderr.strip()
+    assert code == 2 and "File name too long" in line and "\n" not in line and not out.exists()
+    record("input: a 300-character file name", CLI, command_text(argv), code, line[7:60] + "…", "none",
+           "ENAMETOOLONG; was: exit 1 'internal error'")
+
+
+def test_bench_with_no_repeats_is_exit_2(tmp_path, capsys):
+    argv = ["bench", "--out", str(tmp_path / "bench.json"), "--repeats", "0", "--models", "tiny", "-q"]
+    code, stderr = cli(argv, capsys)
+    assert code == 2 and stderr.strip() == "error: --repeats must be at least 1, got 0"
+    record("input: bench --repeats 0", "CLI bench", command_text(argv), code, stderr.strip()[7:], "none",
+           "was: exit 1 'internal error'")
+
+
+def test_malformed_phrasecut_json_is_exit_2(tmp_path, capsys):
+    (tmp_path / "refer_miniv.json").write_text('[{"task_id": 1, "image_id": 1, "phrase": "cup", "Polygons": 5}]')
+    (tmp_path / "image_data_split.json").write_text('[{"image_id": 1, "width": 4, "height": 4}]')
+    argv = ["eval-phrasecut", "--data", str(tmp_path), "--predictions", str(tmp_path), "-q"]
+    code, stderr = cli(argv, capsys)
+    line = stderr.strip()
+    assert code == 2 and "refer_miniv.json is malformed" in line and "\n" not in line
+    record("input: PhraseCut JSON of the wrong shape", "CLI eval-phrasecut", command_text(argv), code, line[7:],
+           "none", "was: exit 1 'internal error'")
+
+
+def _batch(tmp_path, capsys, csv_text: str, *extra, out=None):
+    rows = tmp_path / "rows.csv"
+    rows.write_text(csv_text)
+    argv = ["batch", "--csv", str(rows), "--out", str(out or tmp_path / "out"), "--device", "cpu", "-q", *extra]
+    code, stderr = cli(argv, capsys)
+    return argv, code, stderr.strip()
+
+
+def test_a_huge_csv_field_is_exit_2(tmp_path, capsys):
+    argv, code, line = _batch(tmp_path, capsys, "image,prompt\nphoto.png," + "x" * 140_000 + "\n")
+    assert code == 2 and "is not a readable CSV file: field larger than field limit (131072)" in line
+    record("input: a CSV field over 131072 characters", "CLI batch", command_text(argv), code, line[7:], "none",
+           "was: exit 1 'internal error'")
+
+
+def test_batch_out_that_is_a_file_is_exit_2(tmp_path, capsys):
+    (tmp_path / "out.txt").write_text("a file")
+    argv, code, line = _batch(tmp_path, capsys, "image,prompt\nphoto.png,a cup\n", out=tmp_path / "out.txt")
+    assert code == 2 and "cannot create output folder" in line and "is a file" in line
+    record("input: batch --out is a file", "CLI batch", command_text(argv), code, line[7:], "none",
+           "was: exit 1 'internal error'")
+
+
+def test_batch_never_replaces_the_users_own_summary_csv(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.csv").write_text("my,own,numbers\n1,2,3\n")
+    argv, code, line = _batch(tmp_path, capsys, "image,prompt\nphoto.png,a cup\n", out=out)
+    assert code == 2 and "summary.csv exists and was not written by this tool" in line
+    assert (out / "summary.csv").read_text() == "my,own,numbers\n1,2,3\n" and files_in(out) == ["summary.csv"]
+    record("output contract: the user's own summary.csv in batch --out", "CLI batch", command_text(argv), code,
+           line[7:], "summary.csv (unchanged)", "checked before the first row")
+
+
+def test_unknown_model_mode_fails_the_batch_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("IMAGE_TO_3D_MODELS", "garbage")
+    argv, code, line = _batch(tmp_path, capsys, "image,prompt\na.png,a cup\nb.png,a cup\n")
+    assert code == 2 and len(line.splitlines()) == 1 and "garbage" in line and not (tmp_path / "out").exists()
+    record("input: IMAGE_TO_3D_MODELS=garbage", "CLI batch", "IMAGE_TO_3D_MODELS=garbage " + command_text(argv),
+           code, line[7:], "none", "was: every row failed with the same message")
+
+
+def test_formulas_in_summary_csv_are_neutralised():
+    from backend.batch.rows import BatchRow, RowOutcome
+
+    outcome = RowOutcome(BatchRow(1, "photo.png", "=HYPERLINK(\"http://x\")"), "failed", 2, "@SUM(1)", 0.0, "out")
+    summary = outcome.as_summary()
+    assert summary["prompt"] == "'=HYPERLINK(\"http://x\")" and summary["message"] == "'@SUM(1)"
