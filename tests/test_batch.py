@@ -51,7 +51,7 @@ def test_local_batch_isolates_rows_resumes_and_forces(tmp_path, isolated_cache, 
     rows = _write_csv(tmp_path, [("disc.png", ""), ("missing.png", ""), ("small.png", "")])
     out = tmp_path / "out"
 
-    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 1
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 6  # some rows failed
     summary = _summary(out)
     assert [r["status"] for r in summary] == ["done", "failed", "done"]
     assert summary[1]["exit_code"] == "2" and "not found" in summary[1]["message"]
@@ -60,12 +60,12 @@ def test_local_batch_isolates_rows_resumes_and_forces(tmp_path, isolated_cache, 
     first_mtime = (out / "0001-disc" / "model.glb").stat().st_mtime_ns
 
     # Same command again: done rows are skipped, the bad row is tried again (and fails again).
-    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 1
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 6
     assert [r["status"] for r in _summary(out)] == ["skipped", "failed", "skipped"]
     assert (out / "0001-disc" / "model.glb").stat().st_mtime_ns == first_mtime
 
     # --force redoes them.
-    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q", "--force"]) == 1
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q", "--force"]) == 6
     assert [r["status"] for r in _summary(out)] == ["done", "failed", "done"]
     assert (out / "0001-disc" / "model.glb").stat().st_mtime_ns != first_mtime
     stderr = capsys.readouterr().err
@@ -94,7 +94,7 @@ def test_ray_batch_retries_a_killed_worker_row_and_completes(tmp_path, isolated_
     finally:
         ray.shutdown()
     assert marker.is_file() and int(marker.read_text()) != os.getpid()  # a worker process really died
-    assert code == 1  # the missing image fails alone
+    assert code == 6  # SOME_ROWS_FAILED: the missing image fails alone
     summary = {r["row"]: r for r in _summary(out)}
     assert [summary[str(i)]["status"] for i in range(1, 5)] == ["done", "done", "failed", "done"]
     assert (out / "0002-b" / "model.glb").is_file()  # the killed row was redone by a worker

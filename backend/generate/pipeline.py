@@ -30,7 +30,7 @@ from ..job_control import JobControl, ensure_control
 from ..models.mode import ModelMode, resolve_model_mode
 from ..out_of_memory import out_of_memory_error, release_gpu_memory
 from .presets import PipelineConfig, pipeline_config
-from .request import GenerateRequest, GenerationResult
+from .request import GenerateRequest, GenerationResult, check_request
 from .stage_clock import StageClock
 
 # Every name a generate run may write into its output folder (the output contract, docs/reliability.md).
@@ -93,6 +93,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     from ..stage1 import ViewTarget, fit_gaussians
 
     # 1. Check inputs before any heavy work.
+    check_request(request)
     control = ensure_control(control)
     config: PipelineConfig = request.config or pipeline_config(request.preset, request.steps)
     if request.steps is not None and request.config is not None:

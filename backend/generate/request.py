@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadInputError
 from .presets import PipelineConfig
+
+SEED_RANGE = (0, 2**64)  # what torch.manual_seed accepts; NumPy gets the seed modulo 2**32
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,15 @@ class GenerationResult:
     # pixels) and the photo's (width, height): what Blender's photo-match camera needs
     reference_crop: tuple[float, float, float] | None = None
     image_size: tuple[int, int] | None = None
+
+
+def check_request(request: GenerateRequest) -> None:
+    """BadInputError (exit 2) for what no stage could use: a seed outside SEED_RANGE, a prompt that is not
+    text (see ``check_prompts``). Called first, before any file is read or model loaded."""
+    if isinstance(request.seed, bool) or not isinstance(request.seed, int) or \
+            not SEED_RANGE[0] <= request.seed < SEED_RANGE[1]:
+        raise BadInputError(f"seed must be a whole number from 0 to 2**64 - 1, got {request.seed!r}")
+    if request.prompt:
+        from ..segment.config import check_prompts
+
+        check_prompts([request.prompt])
