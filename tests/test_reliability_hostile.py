@@ -553,3 +553,36 @@ def test_formulas_in_summary_csv_are_neutralised():
     outcome = RowOutcome(BatchRow(1, "photo.png", "=HYPERLINK(\"http://x\")"), "failed", 2, "@SUM(1)", 0.0, "out")
     summary = outcome.as_summary()
     assert summary["prompt"] == "'=HYPERLINK(\"http://x\")" and summary["message"] == "'@SUM(1)"
+
+
+expect(__name__, "input: a 13000x9000 PNG (117 Mpx)", CLI)
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width`` x ``height`` with almost no pixel data: what a bound checked from the
+    header must refuse without decoding (decoding it would fail differently, or take minutes and gigabytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_too_many_pixels_are_refused_from_the_header(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(1))
+    photo, out = _png_header_only(tmp_path / "huge.png", 13000, 9000), tmp_path / "out"
+    argv = generate_argv(photo, out)
+    code, stderr = cli(argv, capsys)
+    line = stderr.strip()
+    assert code == 2 and line.startswith("error: image too large: 13000x9000 px = 117 Mpx (at most 100 Mpx")
+    assert not decoded and not out.exists()
+    record("input: a 13000x9000 PNG (117 Mpx)", CLI, command_text(argv), code, line[7:], "none",
+           "refused from the header, nothing decoded (was: 169 Mpx ran 385 s at 8.8 GB before anything was said)")
