@@ -127,13 +127,17 @@ class JobCache:
 
         from PIL import Image
 
+        from .images import MAX_IMAGE_PIXELS
+
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is damage here
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # bounded below, by our own limit
                 with Image.open(path) as img:
+                    if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:  # no photo we accept has such a mask
+                        raise ValueError(f"{img.size[0]}x{img.size[1]} px")
                     mask = np.asarray(img.convert("L")) > 127
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError):
-            self._discard(path, "unreadable")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            self._discard(path, f"unreadable: {exc}"[:120])
             return None
         if not mask.any():  # segmentation never caches an empty mask: "nothing matched" is exit 3
             self._discard(path, "an empty mask")

@@ -42,8 +42,8 @@ def history_path(output_root: str | os.PathLike) -> Path:
     return Path(output_root) / HISTORY_FILE
 
 
-_FIELD_TYPES = {"out_dir": str, "prompt": str, "image_path": str, "status": str, "finished_at": str,
-                "seed": int, "preset": str, "mode": str}  # what the panel's properties accept, field by field
+# what each field must hold (the panel's properties refuse anything else), read off HistoryEntry itself
+_FIELD_TYPES = {f.name: {"str": str, "int": int}[f.type] for f in dataclasses.fields(HistoryEntry)}
 
 
 def _entry_from(item) -> HistoryEntry | None:

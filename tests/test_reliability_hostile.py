@@ -586,3 +586,13 @@ def test_too_many_pixels_are_refused_from_the_header(tmp_path, capsys, monkeypat
     assert not decoded and not out.exists()
     record("input: a 13000x9000 PNG (117 Mpx)", CLI, command_text(argv), code, line[7:], "none",
            "refused from the header, nothing decoded (was: 169 Mpx ran 385 s at 8.8 GB before anything was said)")
+
+
+def test_a_bomb_mask_in_the_cache_is_discarded_not_decoded(tmp_path, capsys):
+    from backend.job_cache import JobCache
+
+    cache = JobCache(tmp_path / "cache")
+    cache.save_mask("bomb", np.ones((8, 8), bool))
+    _png_header_only(tmp_path / "cache" / "jobs" / "bomb" / "mask.png", 13000, 9000)
+    assert cache.load_mask("bomb") is None and "13000x9000 px" in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "jobs" / "bomb" / "mask.png").exists()
