@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["fast", "paper"], default="fast")
     p.add_argument("--sam", choices=["vit_h", "vit_l", "vit_b"], default="vit_h", help="SAM variant")
     p.add_argument("--threshold", type=float, default=None, help="CLIPSeg heatmap threshold")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the output names in --out even when this tool did not write them")
     p.add_argument("--out", required=True)
     _add_common(p)
 

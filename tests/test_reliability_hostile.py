@@ -596,3 +596,25 @@ def test_a_bomb_mask_in_the_cache_is_discarded_not_decoded(tmp_path, capsys):
     _png_header_only(tmp_path / "cache" / "jobs" / "bomb" / "mask.png", 13000, 9000)
     assert cache.load_mask("bomb") is None and "13000x9000 px" in capsys.readouterr().err
     assert not (tmp_path / "cache" / "jobs" / "bomb" / "mask.png").exists()
+
+
+def test_segment_keeps_the_same_contract(tmp_path, capsys):
+    photo, out = photos.write_png(tmp_path / "photo.png"), tmp_path / "out"
+    out.mkdir()
+    (out / "segment.json").write_text('{"mine": true}')
+    argv = ["segment", photo, "--prompt", "a red blob", "--out", out, "--threshold", "0", "--models", "tiny",
+            "--device", "cpu", "-q"]
+    code, stderr = cli(argv, capsys)
+    assert code == 2 and "segment.json exists and was not written by this tool" in stderr
+    assert files_in(out) == ["segment.json"] and (out / "segment.json").read_text() == '{"mine": true}'
+    code, stderr = cli([*argv, "--overwrite"], capsys)
+    assert code == 0, stderr
+    assert json_of(out / "segment.json")["prompts"][0]["slug"] == "a-red-blob"
+    code, stderr = cli(argv, capsys)  # now the file is ours: a rerun replaces it without --overwrite
+    assert code == 0, stderr
+
+
+def json_of(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))

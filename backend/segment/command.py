@@ -21,7 +21,8 @@ def run_segment_command(args: argparse.Namespace) -> int:
     from .outputs import segment_to_folder  # torch & co. only once the arguments are known to be sane
 
     with TqdmProgress(disable=args.quiet) as progress:
-        outputs = segment_to_folder(args.image, args.prompt, config, args.out, JobControl(on_progress=progress))
+        outputs = segment_to_folder(args.image, args.prompt, config, args.out, JobControl(on_progress=progress),
+                                    overwrite=getattr(args, "overwrite", False))
     for result, files in zip(outputs.results, outputs.files, strict=True):
         print(f"{result.prompt!r}: score {result.score:.3f}, {int(result.mask.sum())} px → {files.mask}")
     return 0
