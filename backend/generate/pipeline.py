@@ -24,6 +24,7 @@ from ..atomic_output import AtomicOutputDir, check_output_location
 from ..camera import reference_camera
 from ..device import resolve_device
 from ..errors import BadInputError
+from ..export.obj import MTL_NAME, OBJ_NAME, TEXTURE_NAME
 from ..images import LoadedImage, load_image
 from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl, ensure_control
@@ -34,8 +35,8 @@ from .request import GenerateRequest, GenerationResult, check_request
 from .stage_clock import StageClock
 
 # Every name a generate run may write into its output folder (the output contract, docs/reliability.md).
-OUTPUT_NAMES = ("model.glb", "model.obj", "model.mtl", "model_texture.png", "gaussians.ply", "mask.png",
-                "reference.png", "job.json")
+OUTPUT_NAMES = ("model.glb", OBJ_NAME, MTL_NAME, TEXTURE_NAME, "gaussians.ply", "mask.png", "reference.png",
+                "job.json")
 MIN_ALPHA_COVERAGE = 0.001  # an alpha channel covering less than this is "no object"
 
 
@@ -101,7 +102,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
     out_dir = Path(request.out_dir)
-    # an unwritable folder, or a file of ours the user owns, fails now, not after the whole job
+    # an unwritable folder, or a file of an output's name that is the user's, fails now, not after the job
     check_output_location(out_dir, OUTPUT_NAMES, request.overwrite)
     image = load_image(request.image_path)
     clock = StageClock(device)
