@@ -72,3 +72,18 @@ def test_refresh_with_a_damaged_history_and_failed_jobs_add_no_images(addon_sett
     assert [item.status for item in addon_settings.history] == ["failed", "done"]
     sync_history_items(addon_settings, [entry])  # a finished job loads the thumbnail
     assert addon_settings.history[0].thumbnail is not None
+
+
+def test_the_default_output_folder_is_private_not_the_shared_temp_folder(addon_package, tmp_path, monkeypatch):
+    import stat
+    import tempfile
+
+    from image_to_3d.operators.backend_jobs import output_root
+    from image_to_3d.properties.job_config import AddonOptions
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    root = output_root(AddonOptions())
+    assert not str(root).startswith(tempfile.gettempdir() + "/image_to_3d")
+    assert root.is_dir() and not root.is_symlink() and stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert output_root(AddonOptions(output_dir=str(tmp_path / "mine"))) == tmp_path / "mine"
