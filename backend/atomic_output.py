@@ -45,6 +45,7 @@ _JOURNAL = "journal.json"  # written before the first move of a commit
 _NEW = "new"  # what the caller writes
 _PREVIOUS = "previous"  # originals moved aside during a commit
 _UNLOCKED_GRACE_S = 60.0  # a staging folder younger than this without a lock file may still be starting
+_STALE_TEMP_FILE_S = 3600.0  # a single-file write takes well under this: an older temp file's writer is gone
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -312,10 +313,21 @@ class AtomicOutputDir:
         (self.root / _JOURNAL).unlink()
 
 
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Temporary files of single-file writes that a killed run left (an hour old: no live write takes that)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            if entry.name.startswith(STAGING_PREFIX) and entry.is_file() and not entry.is_symlink() \
+                    and now - entry.stat().st_mtime > _STALE_TEMP_FILE_S:
+                entry.unlink()
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write one file through a temporary name in the same folder, then rename it into place."""
     path = Path(path)
     _check_writable(path.parent)
+    _remove_stale_temp_files(path.parent)
     try:
         fd, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX, dir=path.parent)
     except OSError as exc:

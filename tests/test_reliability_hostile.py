@@ -619,3 +619,17 @@ def json_of(path: Path) -> dict:
     import json
 
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_temp_files_a_killed_single_file_write_left_are_removed_later(tmp_path):
+    import time
+
+    from backend.atomic_output import write_bytes_atomic
+
+    stale, fresh = tmp_path / ".partial-old", tmp_path / ".partial-new"
+    stale.write_bytes(b"half a summary.csv")
+    fresh.write_bytes(b"another run, writing now")
+    hours_ago = time.time() - 7200
+    os.utime(stale, (hours_ago, hours_ago))
+    write_bytes_atomic(tmp_path / "summary.csv", b"row\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".partial-new", "summary.csv"]
