@@ -1,4 +1,5 @@
-"""Atomic output folders: the output contract of docs/reliability.md ("What a run may do to --out").
+"""Atomic output folders (docs/design.md §4): a failed run leaves no partial files behind, and the output
+contract of docs/reliability.md ("What a run may do to --out") holds.
 
 Usage::
 

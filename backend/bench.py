@@ -32,6 +32,7 @@ import torch
 from . import __version__
 from .bench_timing import StageTiming, time_stage
 from .camera import reference_camera
+from .choices import DEFAULT_PRESET
 from .device import resolve_device
 from .errors import BadInputError
 from .gaussians import Gaussians
@@ -101,20 +102,19 @@ def bench_segmentation(mode: ModelMode, device, repeats: int, image, add) -> Non
 
 
 def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smoke: bool, add) -> None:
+    from . import api
     from .export import export_gaussians_ply, export_glb, export_obj
-    from .gaussians.render import render_gaussians
-    from .generate import GenerateRequest, generate, pipeline_config
-    from .guidance import Zero123Guidance
-    from .mesh import bake_cameras, bake_texture, extract_mesh, refine_texture, unwrap_uvs
-    from .mesh.uv_unwrap import UnwrapConfig
+    from .generate.presets import pipeline_config
+    from .generate.stages import bake_gaussian_texture, load_guidance, unwrap_mesh
+    from .mesh import bake_cameras, extract_mesh, refine_texture
     from .models.zero123 import load_zero123_cached
     from .stage1 import ViewTarget, fit_gaussians
 
-    config = pipeline_config("smoke" if smoke else "standard")
+    config = pipeline_config("smoke" if smoke else DEFAULT_PRESET)
     count = SMOKE_GAUSSIANS if smoke else FULL_GAUSSIANS
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     zero123 = load_zero123_cached(mode, device, dtype)  # the instance generate() reuses below
-    guidance = Zero123Guidance(zero123, config.guidance)
+    guidance = load_guidance(zero123, config.guidance)
     size = config.reference_size
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
     alpha = ((xx ** 2 / 0.36 + yy ** 2 / 0.5) < 1).float().to(device)
@@ -145,22 +145,16 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
 
     # Mesh, UVs, bake, stage 2, export on a synthetic object of the same Gaussian count.
     obj = synthetic_object(count, device)
-    white = torch.ones(3, device=device)
     meshes = {}
     add(time_stage("mesh_extraction", lambda: meshes.__setitem__("raw", extract_mesh(obj, config.mesh)),
                               device, repeats, note=f"grid {config.mesh.resolution}³ → MC → cleanup → decimate"))
-    unwrap = UnwrapConfig(resolution=config.texture_size)
-    add(time_stage("uv_unwrap", lambda: meshes.__setitem__("uv", unwrap_uvs(meshes["raw"], unwrap)),
+    add(time_stage("uv_unwrap", lambda: meshes.__setitem__("uv", unwrap_mesh(meshes["raw"], config.texture_size)),
                               device, repeats, note=f"{len(meshes['raw'].faces)} faces"))
-
-    def render_view(camera):
-        with torch.no_grad():
-            out = render_gaussians(obj, camera, white)
-        return out.rgb, out.alpha[..., 0]
 
     cams = bake_cameras(config.bake_size)
     add(time_stage("bake", lambda: meshes.__setitem__(
-        "baked", bake_texture(meshes["uv"], render_view, cams, config.texture_size)), device, repeats,
+        "baked", bake_gaussian_texture(meshes["uv"], obj, config.bake_size, config.texture_size, cameras=cams)),
+        device, repeats,
         note=f"{len(cams)} views at {config.bake_size}², texture {config.texture_size}²"))
     add(time_stage("stage2", lambda: meshes.__setitem__(
         "refined", refine_texture(meshes["baked"], target, guidance, config.texture)), device, repeats,
@@ -175,13 +169,13 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
 
     # Photo → GLB, warm (models loaded once, cache bypassed with force).
     with tempfile.TemporaryDirectory() as tmp:
-        request = GenerateRequest(image_path=image_path, prompt="a coffee cup", out_dir=tmp,
-                                  preset="smoke" if smoke else "standard", models=mode.value, device=device.type,
+        request = api.GenerateRequest(image_path=image_path, prompt="a coffee cup", out_dir=tmp,
+                                  preset="smoke" if smoke else DEFAULT_PRESET, models=mode.value, device=device.type,
                                   force=True)
         peaks = {}
 
         def whole():
-            peaks["run"] = generate(request).peak_gpu_memory_mb
+            peaks["run"] = api.generate(request).peak_gpu_memory_mb
 
         add(time_stage("photo_to_glb", whole, device, max(1, min(repeats, 3)),
                                   note="generate(), warm, --force (no cached stages)"))

@@ -1,4 +1,4 @@
-"""Cameras in the project's one convention (DESIGN.md §1, §7).
+"""Cameras in the project's one convention (docs/design.md §1, §7).
 
 World: +Y up, metres. Cameras follow OpenGL: in camera space the camera looks down -Z, +X is right and
 +Y is up. ``c2w`` is the 4x4 camera-to-world matrix whose columns are right, up, back and position.
@@ -96,5 +96,5 @@ class Camera:
 
 
 def reference_camera(size: int) -> Camera:
-    """The view the photo was taken from (DESIGN.md §1)."""
+    """The view the photo was taken from (docs/design.md §1)."""
     return Camera.orbit(REFERENCE_ELEVATION_DEG, REFERENCE_AZIMUTH_DEG, size)

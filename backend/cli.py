@@ -1,4 +1,4 @@
-"""Command line: ``python -m backend <command> …`` (the contract is DESIGN.md §4).
+"""Command line: ``python -m backend <command> …`` (the contract is docs/design.md §4).
 
 Each subcommand's arguments are declared here, in one place; its work lives in the module named in
 ``COMMANDS`` and is imported only when that command runs. Errors become one line on stderr and a
@@ -13,14 +13,15 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from .errors import EXIT_CODES, ImageTo3DError, NotBuiltError, OutOfGPUMemoryError
+from . import choices
+from .errors import EXIT_CODES, describe_error
 from .job_control import sigterm_as_interrupt
 
 # command → "module:function" (relative to this package, so it also works inside the extension);
 # the function takes the parsed args and returns an exit code.
 COMMANDS: dict[str, str] = {
-    "segment": ".segment.command:run_segment_command",
-    "generate": ".generate.command:run_generate_command",
+    "segment": ".job_commands:run_segment_command",
+    "generate": ".job_commands:run_generate_command",
     "bench": ".bench:run_bench_command",
     "eval-phrasecut": ".segment.phrasecut:run_eval_phrasecut_command",
     "eval-recon": ".eval_recon.command:run_eval_recon_command",
@@ -29,11 +30,30 @@ COMMANDS: dict[str, str] = {
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", choices=["real", "tiny", "full-random"], default=None,
+    p.add_argument("--models", choices=choices.MODEL_MODES, default=None,
                    help="weights to use (default: $IMAGE_TO_3D_MODELS, else real)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", choices=choices.DEVICES, default=choices.DEFAULT_DEVICE)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _add_segmenter(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--segmenter", choices=choices.names(choices.SEGMENTERS), default=choices.DEFAULT_SEGMENTER,
+                   help="clipseg-sam: CLIPSeg + SAM (the paper's, default; --mode picks fast or paper); "
+                        "sam3: SAM 3 concept segmentation (gated weights, SAM License)")
+    p.add_argument("--instance", default=choices.DEFAULT_SAM3_INSTANCE,
+                   help="sam3: which instance is the object: best, union, or a rank N (1 = best); every instance's "
+                        "mask is saved beside it (<slug>.instance-N.mask.png, listed in segment.json)")
+    p.add_argument("--accept-sam3-license", action="store_true",
+                   help="accept Meta's SAM License so SAM 3's weights may be downloaded (once)")
+    p.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                   help="sam3: an example of the object, in photo pixels (repeatable)")
+    p.add_argument("--exclude-box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                   help="sam3: an example of what is not the object (repeatable)")
+    p.add_argument("--presence-threshold", type=float, default=None,
+                   help="sam3: below this presence score the phrase counts as absent (exit 3; default: see docs/segmentation.md)")
+    p.add_argument("--hf-token", default=None,
+                   help="Hugging Face token for the gated SAM 3 weights (default: your `hf auth login`, $HF_TOKEN)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,20 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("segment", help="cut objects out of a photo by text prompts")
     p.add_argument("image")
     p.add_argument("--prompt", action="append", default=[], required=True, help="what to cut out (repeatable)")
-    p.add_argument("--mode", choices=["fast", "paper"], default="fast")
-    p.add_argument("--sam", choices=["vit_h", "vit_l", "vit_b"], default="vit_h", help="SAM variant")
+    p.add_argument("--mode", choices=choices.names(choices.SEGMENTATION_MODES),
+                   default=choices.DEFAULT_SEGMENTATION_MODE)
+    p.add_argument("--sam", choices=choices.SAM_VARIANTS, default=choices.DEFAULT_SAM, help="SAM variant")
     p.add_argument("--threshold", type=float, default=None, help="CLIPSeg heatmap threshold")
     p.add_argument("--overwrite", action="store_true",
                    help="replace files of the output names in --out even when this tool did not write them")
     p.add_argument("--out", required=True)
+    _add_segmenter(p)
     _add_common(p)
 
     p = sub.add_parser("generate", help="photo (+ prompt) → textured mesh")
     p.add_argument("image")
     p.add_argument("--prompt", default=None, help="object to take (optional for RGBA cut-outs)")
-    p.add_argument("--mode", choices=["fast", "paper"], default="fast")
-    p.add_argument("--sam", choices=["vit_h", "vit_l", "vit_b"], default="vit_h")
-    p.add_argument("--preset", choices=["draft", "standard", "high", "smoke"], default="standard",
+    p.add_argument("--mode", choices=choices.names(choices.SEGMENTATION_MODES),
+                   default=choices.DEFAULT_SEGMENTATION_MODE)
+    p.add_argument("--sam", choices=choices.SAM_VARIANTS, default=choices.DEFAULT_SAM)
+    p.add_argument("--preset", choices=choices.names(choices.PRESETS + choices.TEST_PRESETS),
+                   default=choices.DEFAULT_PRESET,
                    help="quality preset; smoke = tiny sizes for tests and the offline smoke run")
     p.add_argument("--steps", type=int, default=None, help="stage-1 steps (overrides the preset)")
     p.add_argument("--seed", type=int, default=0)
@@ -69,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace files of the output names in --out even when this tool did not write them")
     p.add_argument("--out", required=True)
+    _add_segmenter(p)
     _add_common(p)
 
     p = sub.add_parser("bench", help="per-stage times and peak GPU memory")
@@ -80,12 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval-phrasecut", help="segmentation accuracy on PhraseCut")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="miniv")
-    p.add_argument("--mode", choices=["fast", "paper"], default="fast")
+    p.add_argument("--mode", choices=choices.names(choices.SEGMENTATION_MODES),
+                   default=choices.DEFAULT_SEGMENTATION_MODE)
     p.add_argument("--predictions", default=None, help="score a folder of <task_id>.png masks instead")
     p.add_argument("--out", default=None)
-    p.add_argument("--sam", choices=["vit_h", "vit_l", "vit_b"], default="vit_h", help="SAM variant")
+    p.add_argument("--sam", choices=choices.SAM_VARIANTS, default=choices.DEFAULT_SAM, help="SAM variant")
     p.add_argument("--threshold", type=float, default=None, help="CLIPSeg heatmap threshold")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N tasks")
+    _add_segmenter(p)
     _add_common(p)
 
     p = sub.add_parser("eval-recon", help="fidelity on Blender-rendered ground truth")
@@ -111,19 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _resolve_handler(command: str) -> Callable[[argparse.Namespace], int]:
     module_name, func_name = COMMANDS[command].split(":")
-    try:
-        module = importlib.import_module(module_name, __package__)
-    except ModuleNotFoundError as exc:
-        full_name = f"{__package__}{module_name}"
-        if exc.name and (exc.name == full_name or full_name.startswith(exc.name + ".")):
-            raise NotBuiltError(f"'{command}' is not built yet in this version") from None
-        raise
-    return getattr(module, func_name)
-
-
-def _is_cuda_oom(exc: BaseException) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+    return getattr(importlib.import_module(module_name, __package__), func_name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,25 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with sigterm_as_interrupt():
             return int(_resolve_handler(args.command)(args) or 0)
-    except ImageTo3DError as exc:
-        if debug:
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        code, message = describe_error(exc, args.command)
+        if debug and not isinstance(exc, KeyboardInterrupt):
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: cancelled", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
-        if _is_cuda_oom(exc):
-            err = OutOfGPUMemoryError(args.command)
-            print(f"error: {err}", file=sys.stderr)
-            return err.exit_code
-        if debug:
-            traceback.print_exc()
-        print(f"error: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it",
-              file=sys.stderr)
-        return 1
-
+        if code == 1:
+            message += "; rerun with --debug and report it"
+        print(f"error: {message}", file=sys.stderr)
+        return code
 
 if __name__ == "__main__":
     sys.exit(main())

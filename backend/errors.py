@@ -1,10 +1,12 @@
-"""Errors that end a job, each tied to one documented exit code (DESIGN.md §4).
+"""Errors that end a job, each tied to one documented exit code (docs/design.md §4).
 
-The CLI, the Blender operators and the batch runner all turn these into the same one-line message;
-anything else that escapes is a bug and is reported as such.
+The CLI, the Blender operators and the batch runner all turn what a job raised into (exit code, one line)
+through :func:`describe_error`; anything that is not one of these errors is a bug and is reported as such.
 """
 
 from __future__ import annotations
+
+import sys
 
 
 class ImageTo3DError(Exception):
@@ -17,10 +19,6 @@ class BadInputError(ImageTo3DError):
     """Bad input or usage: unreadable image, empty prompt, unwritable output folder (exit 2)."""
 
     exit_code = 2
-
-
-class NotBuiltError(BadInputError):
-    """A documented subcommand whose implementation has not landed yet (exit 2, never silent)."""
 
 
 class NoSurfaceError(BadInputError):
@@ -78,3 +76,21 @@ EXIT_CODES = {
     SOME_ROWS_FAILED: "batch: some rows failed (see summary.csv)",
     130: "cancelled (Ctrl-C or SIGTERM)",
 }
+
+
+def describe_error(error: BaseException, stage: str = "") -> tuple[int, str]:
+    """The exit code and the one-line message for anything a job raised.
+
+    ``stage`` names where a CUDA out-of-memory struck (torch raises its own class, not ours). Anything that
+    is not an :class:`ImageTo3DError` is a bug: exit 1, "internal error (Type: message)"; the caller adds
+    where the traceback went. Torch is only looked for if it is already loaded.
+    """
+    if isinstance(error, ImageTo3DError):
+        return error.exit_code, str(error)
+    if isinstance(error, KeyboardInterrupt):
+        return CancelledError.exit_code, str(CancelledError())
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(error, torch.cuda.OutOfMemoryError):
+        oom = OutOfGPUMemoryError(stage or "the job")
+        return oom.exit_code, str(oom)
+    return 1, f"internal error ({type(error).__name__}: {error})"

@@ -1,4 +1,4 @@
-"""The reference image stage 1 fits: the object cut out, recentred and scaled into a square (DESIGN.md §1).
+"""The reference image stage 1 fits: the object cut out, recentred and scaled into a square (docs/design.md §1).
 
 Image-to-3D methods trained on Objaverse renders (Zero123, DreamGaussian) expect the object centred with a
 fixed margin: the longer side of its bounding box spans ``1 - 2 * border_ratio`` of the square, so with the

@@ -1,4 +1,4 @@
-"""Stage 1: optimise 3D Gaussians against the reference view(s) and, optionally, a diffusion prior (DESIGN.md §1).
+"""Stage 1: optimise 3D Gaussians against the reference view(s) and, optionally, a diffusion prior (docs/design.md §1).
 
 DreamGaussian's recipe, in our own code: a few thousand Gaussians start in a ball; Adam fits them to
 
@@ -113,16 +113,6 @@ class Stage1Config:
         if milestones is None:
             milestones = [i / len(self.render_sizes) for i in range(1, len(self.render_sizes))]
         return self.render_sizes[sum(step_ratio >= m for m in milestones)]
-
-    @classmethod
-    def draft(cls) -> "Stage1Config":
-        """A quick look: fewer steps, SDS views no larger than 256 px."""
-        return cls(steps=200, render_sizes=(128, 256))
-
-    @classmethod
-    def high(cls) -> "Stage1Config":
-        """A final asset: more steps, densification over the first three quarters of the run."""
-        return cls(steps=800, densify=DensifyConfig(stop_step=600))
 
 
 @dataclass(frozen=True)

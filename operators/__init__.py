@@ -6,9 +6,10 @@ from . import job_runner
 from .artist_operators import classes as artist_classes
 from .check_packages import IMAGE_TO_3D_OT_check_packages
 from .job_operators import IMAGE_TO_3D_OT_cancel, IMAGE_TO_3D_OT_generate, IMAGE_TO_3D_OT_segment
+from .sam3_instances import IMAGE_TO_3D_OT_choose_instance
 
 classes = (IMAGE_TO_3D_OT_segment, IMAGE_TO_3D_OT_generate, IMAGE_TO_3D_OT_cancel, IMAGE_TO_3D_OT_check_packages,
-           *artist_classes)
+           *artist_classes, IMAGE_TO_3D_OT_choose_instance)
 
 
 def _image_menu(self, context) -> None:

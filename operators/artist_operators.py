@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import bpy
 
+from ..backend.choices import DEFAULT_PRESET, DEFAULT_SEGMENTATION_MODE
 from . import backend_jobs, job_runner
 from .job_operators import _JobOperator
 
@@ -138,12 +140,10 @@ def current_mask_path(settings, config) -> str | None:
     corrected = settings.corrected_mask_matching(config.image_path, config.prompt or "")
     if corrected:
         return corrected
-    if not settings.segment_dir or not config.prompt:
+    if not settings.segment_masks or not config.prompt:
         return None
-    from ..backend.segment.slug import slugify
-
-    path = Path(settings.segment_dir) / f"{slugify(config.prompt)}.mask.png"
-    return str(path) if path.is_file() else None
+    path = json.loads(settings.segment_masks).get(config.prompt)
+    return path if path and Path(path).is_file() else None
 
 
 # --- job history -----------------------------------------------------------------------------------------
@@ -231,10 +231,10 @@ def _entry_config(item, context, seed: int):
     from ..properties.scene_settings import read_addon_options
 
     mask = Path(item.out_dir) / "mask.png"
-    return JobConfig(image_path=item.image_path, prompts=(item.prompt,), mode=item.mode or "fast",
-                     preset=item.preset or "standard", seed=seed, make_preview_plane=False,
-                     options=read_addon_options(context), photo_match=context.scene.image_to_3d.photo_match,
-                     mask_path=str(mask) if mask.is_file() else None)
+    return JobConfig.build(item.image_path, (item.prompt,), mode=item.mode or DEFAULT_SEGMENTATION_MODE,
+                           preset=item.preset or DEFAULT_PRESET, seed=seed, options=read_addon_options(context),
+                           make_preview_plane=False, photo_match=context.scene.image_to_3d.photo_match,
+                           mask_path=str(mask) if mask.is_file() else None)
 
 
 class IMAGE_TO_3D_OT_history_open_folder(bpy.types.Operator):

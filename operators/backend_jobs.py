@@ -1,14 +1,14 @@
 """The work a job does, as a plain callable ``work(control) -> result`` built from a JobConfig.
 
-This is the only module of the add-on that calls into ``backend`` (imported inside the callables, when a
-job starts, so enabling the add-on stays instant). Tests replace :func:`build_segment_work` and
+This is the only module of the add-on that runs backend jobs, all through ``backend.api`` (imported inside the
+callables, when a job starts, so enabling the add-on stays instant; the rest of the add-on reads only the
+torch-free declarations: ``backend.choices``, ``backend.models.catalog``, the request type). Tests replace :func:`build_segment_work` and
 :func:`build_generate_work` with fakes that write the same files.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import re
 import sys
@@ -20,21 +20,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..properties.job_config import MODEL_REPOS, AddonOptions, JobConfig
+from ..backend.models.catalog import MODEL_REPOS
+from ..properties.job_config import AddonOptions, JobConfig
 
 ONLINE_ACCESS_HINT = ("Blender's online access is off: enable Preferences > System > Network > Allow Online Access "
                       "to download models once, or set local model folders in the add-on preferences")
 
 
 @dataclass(frozen=True)
+class SegmentedInstance:
+    """One instance SAM 3 found for a prompt, as the backend saved it (segment.json's ``instances``)."""
+
+    rank: int  # 1 = best
+    score: float
+    mask_path: Path  # <slug>.instance-<rank>.mask.png, the photo's size
+
+
+@dataclass(frozen=True)
 class SegmentedPrompt:
-    """The files segmentation wrote for one prompt (DESIGN.md §4 names)."""
+    """The files segmentation wrote for one prompt (docs/design.md §4 names)."""
 
     prompt: str
     slug: str
     mask_path: Path  # <slug>.mask.png, 8-bit 0/255, the photo's size
     cutout_path: Path  # <slug>.cutout.png, RGBA
     overlay_path: Path  # <slug>.overlay.png
+    instances: tuple[SegmentedInstance, ...] = ()  # segmenter sam3: every instance, best first
 
 
 @dataclass(frozen=True)
@@ -124,29 +135,57 @@ def build_segment_work(config: JobConfig, out_dir: Path) -> Callable[[Any], Segm
     """``work(control)`` that runs text-guided segmentation of every prompt into ``out_dir``."""
 
     def work(control) -> SegmentPreview:
-        from ..backend.segment import SegmentConfig, segment_to_folder, slugify
+        from ..backend import api
 
         options = config.options
-        seg_config = SegmentConfig(mode=config.mode, sam_variant=options.sam_variant, device=options.device,
-                                   half=options.half_precision)
+        request = segment_request(config, out_dir)
         with _explained_model_errors(options):
-            segment_to_folder(config.image_path, list(config.prompts), seg_config, out_dir, control)
-        return collect_segment_files(out_dir, config.prompts, slugify)
+            outputs = api.segment(request, control)
+        return segment_preview(outputs.out_dir, [(result.prompt, result.slug, files)
+                                                 for result, files in zip(outputs.results, outputs.files, strict=True)])
+
+    return work
+
+
+def segment_request(config: JobConfig, out_dir: Path):
+    """backend.api.SegmentRequest of ``config``: every prompt, the generate request's segmentation settings."""
+    from ..backend import api
+
+    request = config.request
+    return api.SegmentRequest(image_path=config.image_path, prompts=config.prompts, out_dir=str(out_dir),
+                              mode=request.mode, sam_variant=request.sam_variant, device=request.device,
+                              half=request.half, segmenter=request.segmenter,
+                              accept_sam3_license=request.accept_sam3_license, hf_token=request.hf_token)
+
+
+def build_choose_instance_work(config: JobConfig, instance_masks: tuple[str, ...], instance: str,
+                               out_dir: Path) -> Callable[[Any], SegmentPreview]:
+    """``work(control)`` that makes SAM 3's instance ``instance`` (a rank "N", or "union") the first prompt's
+    mask from the instance files a SAM 3 Segment saved: the same three PNGs as Segment, no model run."""
+
+    def work(control) -> SegmentPreview:
+        from ..backend import api
+
+        request = api.ChooseInstanceRequest(image_path=config.image_path, instance_masks=tuple(instance_masks),
+                                            instance=instance, out_dir=str(out_dir), prompt=config.prompt or "object")
+        chosen = api.choose_instance(request, control)
+        return segment_preview(chosen.out_dir, [(chosen.prompt, chosen.slug, chosen.files)])
 
     return work
 
 
 def build_generate_work(config: JobConfig, out_dir: Path) -> Callable[[Any], Any]:
-    """``work(control)`` that runs the whole pipeline; returns backend.generate's GenerationResult."""
+    """``work(control)`` that runs the whole pipeline; returns backend.api's GenerationResult."""
 
     def work(control):
-        from ..backend.generate import generate
+        from ..backend import api
+        from ..backend.segment.outputs import read_mask_png
 
         request = generate_request(config, out_dir)
         if config.mask_path:
             request = dataclasses.replace(request, mask=read_mask_png(config.mask_path))
         with _explained_model_errors(config.options):
-            return generate(request, control)
+            return api.generate(request, control)
 
     return work
 
@@ -154,14 +193,15 @@ def build_generate_work(config: JobConfig, out_dir: Path) -> Callable[[Any], Any
 def build_generate_many_work(config: JobConfig, out_root: Path,
                              deliver: Callable[[Any], None]) -> Callable[[Any], Any]:
     """``work(control)`` for several prompts: one segmentation, then one object per prompt, each handed to
-    ``deliver`` (backend.generate.ObjectDone) as soon as it is finished; returns the ManyGenerationResult."""
+    ``deliver`` (backend.api's ObjectDone) as soon as it is finished; returns the ManyGenerationResult."""
 
     def work(control):
-        from ..backend.generate import generate_many
+        from ..backend import api
 
+        request = api.GenerateObjectsRequest(config.image_path, config.prompts, str(out_root),
+                                             generate_request(config, out_root))
         with _explained_model_errors(config.options):
-            return generate_many(config.image_path, list(config.prompts), out_root,
-                                 generate_request(config, out_root), control, deliver)
+            return api.generate_objects(request, control, deliver)
 
     return work
 
@@ -172,69 +212,33 @@ def build_correct_mask_work(config: JobConfig, mask_path: str, points: list[tupl
     Segment (mask, cut-out, overlay) into ``out_dir``."""
 
     def work(control) -> SegmentPreview:
-        from ..backend.images import load_image
-        from ..backend.segment import SegmentConfig, slugify
-        from ..backend.segment.correction import correct_mask
+        from ..backend import api
 
         options = config.options
-        control.report("correct mask", 0.0, f"{len(points)} point(s)")
-        image = load_image(config.image_path)
-        seg_config = SegmentConfig(mode=config.mode, sam_variant=options.sam_variant, device=options.device,
-                                   half=options.half_precision)
+        request = api.CorrectMaskRequest(image_path=config.image_path, mask_path=mask_path, points=tuple(points),
+                                         labels=tuple(labels), out_dir=str(out_dir), prompt=config.prompt or "object",
+                                         sam_variant=options.sam_variant, device=options.device,
+                                         half=options.half_precision)
         with _explained_model_errors(options):
-            mask = correct_mask(image, read_mask_png(mask_path), points, labels, seg_config)
-        control.report("correct mask", 0.9, "writing the mask")
-        write_mask_images(out_dir, slugify(config.prompt or "object"), image, mask)
-        return collect_segment_files(out_dir, config.prompts[:1], slugify)
+            corrected = api.correct_mask(request, control)
+        return segment_preview(corrected.out_dir, [(corrected.prompt, corrected.slug, corrected.files)])
 
     return work
 
 
 def generate_request(config: JobConfig, out_dir: Path):
-    """The backend request for ``config`` (its first prompt, no mask)."""
-    from ..backend.generate import GenerateRequest
-
-    options = config.options
-    return GenerateRequest(image_path=config.image_path, prompt=config.prompt, out_dir=str(out_dir),
-                           preset=config.preset, seed=config.seed, mode=config.mode,
-                           sam_variant=options.sam_variant, device=options.device, half=options.half_precision)
+    """The backend request of ``config`` (its first prompt, no mask) writing into ``out_dir``."""
+    return dataclasses.replace(config.request, out_dir=str(out_dir))
 
 
-def read_mask_png(path: str | os.PathLike):
-    """[H, W] bool from an 8-bit mask PNG (0 / 255)."""
-    import numpy as np
-    from PIL import Image
-
-    from ..backend.errors import BadInputError
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("L")) > 127
-    except OSError as exc:
-        raise BadInputError(f"cannot read the mask {path}: {exc}") from None
-
-
-def write_mask_images(out_dir: Path, slug: str, image, mask) -> None:
-    """<slug>.mask.png, .cutout.png and .overlay.png as Segment writes them, atomically."""
-    import numpy as np
-
-    from ..backend.atomic_output import AtomicOutputDir
-    from ..backend.segment.outputs import write_prompt_images
-    from ..backend.segment.result import SegmentationResult
-
-    result = SegmentationResult(prompt=slug, slug=slug, mode="corrected", mask=mask, score=1.0,
-                                heatmap=np.zeros((1, 1), np.float32), working_size=mask.shape)
-    with AtomicOutputDir(out_dir) as staging:
-        write_prompt_images(staging, image, result)
-
-
-def collect_segment_files(out_dir: Path, prompts, slugify: Callable[[str], str]) -> SegmentPreview:
-    items = []
-    for prompt in prompts:
-        slug = slugify(prompt)
-        items.append(SegmentedPrompt(prompt, slug, out_dir / f"{slug}.mask.png", out_dir / f"{slug}.cutout.png",
-                                     out_dir / f"{slug}.overlay.png"))
-    return SegmentPreview(out_dir=Path(out_dir), prompts=tuple(items))
+def segment_preview(out_dir: Path, written) -> SegmentPreview:
+    """The preview of what a job wrote: ``written`` is (prompt, slug, files with .mask .cutout .overlay) per
+    prompt, the paths the backend returned, never rebuilt from the prompt (duplicate slugs get suffixes)."""
+    return SegmentPreview(out_dir=Path(out_dir), prompts=tuple(
+        SegmentedPrompt(prompt, slug, Path(files.mask), Path(files.cutout), Path(files.overlay),
+                        tuple(SegmentedInstance(i.rank, float(i.score), Path(i.mask))
+                              for i in getattr(files, "instances", ())))
+        for prompt, slug, files in written))
 
 
 @contextmanager
@@ -254,8 +258,10 @@ def _explained_model_errors(options: AddonOptions):
 
 
 def release_model_memory() -> None:
-    """Drop what this job left referenced and return cached CUDA blocks to the driver."""
-    gc.collect()
+    """Drop the loaded-model cache and what this job left referenced; return cached CUDA blocks to the driver."""
+    from ..backend.models.loaded import clear_loaded_models
+
+    clear_loaded_models()  # also runs the cycle collector
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()

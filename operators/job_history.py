@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backend.choices import DEFAULT_PRESET
+
 HISTORY_FILE = "history.json"
 HISTORY_LENGTH = 10  # entries kept (newest first)
 THUMBNAIL_FILE = "reference.png"  # written by generate in each job folder: the cut-out the object was made from
@@ -26,7 +28,7 @@ class HistoryEntry:
     status: str  # done | failed | cancelled
     finished_at: str  # local time, "YYYY-MM-DD HH:MM:SS"
     seed: int = 0
-    preset: str = "standard"
+    preset: str = DEFAULT_PRESET
     mode: str = "fast"
 
     @property

@@ -8,6 +8,8 @@ CANCELLED with the one-line error in the report and in ``last_error``.
 
 from __future__ import annotations
 
+import json
+
 import bpy
 
 from . import backend_jobs, job_runner
@@ -67,9 +69,12 @@ class IMAGE_TO_3D_OT_segment(_JobOperator, bpy.types.Operator):
 
         if not config.prompts:
             raise BadInputError("no prompt: type what to cut out of the photo (one per line)")
+        from ..properties.scene_settings import corrected_mask_key
+
         out_dir = backend_jobs.job_out_dir(config.options, "segment", config.prompt)
         make_plane = config.make_preview_plane
         scene_name = context.scene.name
+        key = corrected_mask_key(config.image_path, config.prompt or "")
 
         def bring_in(preview) -> None:
             from .segment_images import load_segment_images
@@ -79,8 +84,16 @@ class IMAGE_TO_3D_OT_segment(_JobOperator, bpy.types.Operator):
             first = next(iter(loaded.values()), None)
             if first is not None:
                 scene.image_to_3d.preview_image = first["overlay"]
-            scene.image_to_3d.segment_dir = str(preview.out_dir)  # what mask correction starts from
+            scene.image_to_3d.segment_dir = str(preview.out_dir)
+            # what mask correction starts from: the files the backend wrote, by prompt (first of duplicates)
+            masks: dict[str, str] = {}
+            for item in preview.prompts:
+                masks.setdefault(item.prompt, str(item.mask_path))
+            scene.image_to_3d.segment_masks = json.dumps(masks)
             scene.image_to_3d.corrected_mask_path = ""  # a new segmentation replaces any corrected mask
+            from .sam3_instances import show_sam3_instances
+
+            show_sam3_instances(scene.image_to_3d, preview, key)
             push_undo_step("Image to 3D: segment")
 
         return job_runner.Job(kind="segment", work=backend_jobs.build_segment_work(config, out_dir),

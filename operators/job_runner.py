@@ -245,17 +245,14 @@ def _record_error(settings, job: Job) -> None:
 
 
 def describe_error(error: BaseException) -> tuple[str, int]:
-    """The one-line message and the exit code (DESIGN.md §4) for anything a job raised."""
-    from ..backend.errors import ImageTo3DError, OutOfGPUMemoryError
+    """The one-line message and the exit code for anything a job raised (backend.errors.describe_error)."""
+    from ..backend.errors import describe_error as describe_backend_error
 
-    if isinstance(error, ImageTo3DError):
-        return str(error), error.exit_code
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(error, torch.cuda.OutOfMemoryError):
-        err = OutOfGPUMemoryError("the job")
-        return str(err), err.exit_code
-    traceback.print_exception(error)  # a bug: the console gets the traceback, the panel one line
-    return f"internal error ({type(error).__name__}: {error}); see the system console and report it", 1
+    code, message = describe_backend_error(error)
+    if code == 1:
+        traceback.print_exception(error)  # a bug: the console gets the traceback, the panel one line
+        message += "; see the system console and report it"
+    return message, code
 
 
 def _tag_redraw() -> None:

@@ -1,6 +1,6 @@
 """Photo match: a camera that sees the generated object as the photo saw it, with the photo behind it.
 
-The maths, from the backend's conventions (DESIGN.md §1, backend/camera.py, backend/preprocess.py):
+The maths, from the backend's conventions (docs/design.md §1, backend/camera.py, backend/preprocess.py):
 
 1. Stage 1 fits the object to a square reference image of side S taken by the *reference camera*: at
    (0, 0, R) in our +Y-up world (R = 2), looking down -Z, +Y up, vertical (= horizontal) field of view
@@ -28,8 +28,6 @@ import math
 import bpy
 from mathutils import Matrix
 
-REFERENCE_RADIUS = 2.0  # backend.camera.reference_camera: the camera's distance from the object's centre
-REFERENCE_FOVY_DEG = 49.1  # its vertical (and, square, horizontal) field of view
 SENSOR_HEIGHT_MM = 24.0  # any value works (lens is derived from it); 24 mm is a full-frame sensor's height
 
 
@@ -39,7 +37,9 @@ def photo_match_lens(crop: tuple[float, float, float], image_size: tuple[int, in
     width, height = image_size
     if side <= 0 or width <= 0 or height <= 0:
         raise ValueError(f"bad photo crop {crop} for a {width}x{height} photo")
-    focal_px = (side / 2) / math.tan(math.radians(REFERENCE_FOVY_DEG) / 2)
+    from ..backend import camera  # the reference camera is declared there; numpy loads when a job lands
+
+    focal_px = (side / 2) / math.tan(math.radians(camera.REFERENCE_FOVY_DEG) / 2)
     cx, cy = x0 + side / 2, y0 + side / 2
     return {"lens": focal_px * SENSOR_HEIGHT_MM / height,
             "shift_x": (width / 2 - cx) / height,
@@ -48,10 +48,12 @@ def photo_match_lens(crop: tuple[float, float, float], image_size: tuple[int, in
 
 def photo_match_matrix(obj) -> Matrix:
     """The camera's world matrix: the reference camera placed relative to ``obj`` (location, rotation, scale)."""
+    from ..backend import camera
+
     location, rotation, scale = obj.matrix_world.decompose()
     mean_scale = (abs(scale.x) + abs(scale.y) + abs(scale.z)) / 3
     return (Matrix.LocRotScale(location, rotation, None)
-            @ Matrix.Translation((0.0, -REFERENCE_RADIUS * mean_scale, 0.0))
+            @ Matrix.Translation((0.0, -camera.REFERENCE_RADIUS * mean_scale, 0.0))
             @ Matrix.Rotation(math.radians(90.0), 4, "X"))
 
 

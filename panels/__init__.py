@@ -4,8 +4,10 @@ import bpy
 
 from .main_panel import IMAGE_TO_3D_PT_history, IMAGE_TO_3D_PT_main, IMAGE_TO_3D_PT_mask_correction
 from .preferences import ImageTo3DPreferences
+from .sam3_panel import IMAGE_TO_3D_PT_sam3_instances
 
-classes = (ImageTo3DPreferences, IMAGE_TO_3D_PT_main, IMAGE_TO_3D_PT_mask_correction, IMAGE_TO_3D_PT_history)
+classes = (ImageTo3DPreferences, IMAGE_TO_3D_PT_main, IMAGE_TO_3D_PT_sam3_instances, IMAGE_TO_3D_PT_mask_correction,
+           IMAGE_TO_3D_PT_history)
 
 
 def register() -> None:

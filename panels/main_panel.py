@@ -29,6 +29,7 @@ class IMAGE_TO_3D_PT_main(bpy.types.Panel):
         col.prop(settings, "prompt_text", text="Text")
 
         col = layout.column()
+        col.prop(settings, "segmenter")
         col.prop(settings, "mode")
         col.prop(settings, "preset")
         col.prop(settings, "seed")

@@ -2,7 +2,9 @@
 
 import bpy
 
-from ..properties.job_config import ADDON_PACKAGE, MODEL_REPOS, AddonOptions
+from ..backend import choices
+from ..backend.models.catalog import MODEL_REPOS, SAM3_LICENSE, SAM3_MODEL_PAGE, SAM3_REPO_ID
+from ..properties.job_config import ADDON_PACKAGE, AddonOptions
 
 
 class ImageTo3DPreferences(bpy.types.AddonPreferences):
@@ -28,9 +30,8 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
                                           description=f"Files of {MODEL_REPOS['zero123']} (diffusers layout)")
     sam_variant: bpy.props.EnumProperty(
         name="SAM variant",
-        items=[("vit_h", "ViT-H", "Best masks, 2.5 GB"), ("vit_l", "ViT-L", "1.2 GB"),
-               ("vit_b", "ViT-B", "Smallest and quickest, 375 MB")],
-        default="vit_h",
+        items=choices.enum_items(choices.SAM_VARIANT_CHOICES),
+        default=choices.DEFAULT_SAM,
     )
     half_precision: bpy.props.BoolProperty(name="Half precision", default=True,
                                            description="fp16 on CUDA: half the GPU memory (no effect on CPU)")
@@ -42,6 +43,15 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
         name="Python packages folder", subtype="DIR_PATH",
         description="site-packages of a Python 3.11 environment with torch (CUDA) and friends, added to "
                     "Python's search path when a job starts; for the extension build without torch")
+    accept_sam3_license: bpy.props.BoolProperty(
+        name="I accept the SAM License for SAM 3",
+        description=f"SAM 3's weights ({SAM3_REPO_ID}) are under Meta's {SAM3_LICENSE}, not an open-source "
+                    f"licence; read it on {SAM3_MODEL_PAGE}. Tick once to allow their download",
+        default=False)
+    hf_token: bpy.props.StringProperty(
+        name="Hugging Face token", subtype="PASSWORD",
+        description="For SAM 3's gated weights (request access on the model page first); empty: the token of "
+                    "`hf auth login` or $HF_TOKEN. Passed to the download only, never written to job files")
     package_report: bpy.props.StringProperty(name="Package check", description="What Check Python packages found")
 
     def to_options(self, online_access: bool) -> AddonOptions:
@@ -57,6 +67,8 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
             output_dir=bpy.path.abspath(self.output_dir) if self.output_dir else "",
             online_access=online_access,
             python_packages_dir=bpy.path.abspath(self.python_packages_dir) if self.python_packages_dir else "",
+            accept_sam3_license=self.accept_sam3_license,
+            hf_token=self.hf_token.strip(),
         )
 
     def draw(self, context):
@@ -73,10 +85,27 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
                 layout.prop(self, name)
         for line in model_access_hint(self.model_source).split("\n"):
             layout.label(text=line, icon="INFO")
+        draw_sam3_access(layout, self)
         layout.prop(self, "python_packages_dir")
         layout.operator("image_to_3d.check_packages")
         for line in self.package_report.split("\n") if self.package_report else ():
             layout.label(text=line, icon="ERROR" if line.startswith("Missing") else "CHECKMARK")
+
+
+SAM3_NOTICE = (f"SAM 3 (the \"SAM 3 concepts\" segmenter) uses {SAM3_REPO_ID}, under Meta's {SAM3_LICENSE}.\n"
+               "The repository is gated: request access on its page, then log in or give a token.\n"
+               "Nothing is downloaded until you accept the licence below.")
+
+
+def draw_sam3_access(layout, prefs) -> None:
+    """The licence notice, the model page, the one-time consent and the token."""
+    box = layout.box()
+    box.label(text="SAM 3 (optional segmenter)", icon="INFO")
+    for line in SAM3_NOTICE.split("\n"):
+        box.label(text=line)
+    box.operator("wm.url_open", text="Open the SAM 3 model page and licence", icon="URL").url = SAM3_MODEL_PAGE
+    box.prop(prefs, "accept_sam3_license")
+    box.prop(prefs, "hf_token")
 
 
 def model_access_hint(model_source: str) -> str:

@@ -1,11 +1,12 @@
-"""Scene properties ``scene.image_to_3d`` (DESIGN.md §5) and their one ``to_config()``."""
+"""Scene properties ``scene.image_to_3d`` (docs/design.md §5) and their one ``to_config()``."""
 
 import bpy
 
 from .artist_items import ImageTo3DHistoryItem, ImageTo3DMaskPoint
+from .sam3_items import ImageTo3DInstanceItem
 from .scene_settings import ImageTo3DSettings
 
-classes = (ImageTo3DMaskPoint, ImageTo3DHistoryItem, ImageTo3DSettings)
+classes = (ImageTo3DMaskPoint, ImageTo3DHistoryItem, ImageTo3DInstanceItem, ImageTo3DSettings)
 
 
 def register() -> None:

@@ -4,49 +4,73 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Hugging Face repository id of each model a local folder can stand in for (the folder is linked into
-# $IMAGE_TO_3D_MODEL_DIR under ``<repo id with / replaced by -->``, the layout backend.models.hub reads).
-MODEL_REPOS: dict[str, str] = {
-    "clipseg": "CIDAS/clipseg-rd64-refined",
-    "sam": "facebook/segment-anything",
-    "zero123": "ashawkey/zero123-xl-diffusers",
-}
+from ..backend.choices import DEFAULT_DEVICE, DEFAULT_SAM, DEFAULT_SEGMENTER
+from ..backend.generate.request import GenerateRequest
 
 
 @dataclass(frozen=True)
 class AddonOptions:
     """The add-on preferences as plain data. Defaults are what a fresh install uses."""
 
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = DEFAULT_DEVICE  # backend.choices.DEVICES
     model_source: str = "hf_cache"  # hf_cache | local
-    local_model_dirs: dict[str, str] = field(default_factory=dict)  # "clipseg"|"sam"|"zero123" → folder
-    sam_variant: str = "vit_h"  # vit_h | vit_l | vit_b
+    local_model_dirs: dict[str, str] = field(default_factory=dict)  # family → folder (backend.models.catalog)
+    sam_variant: str = DEFAULT_SAM  # backend.choices.SAM_VARIANT_CHOICES
     half_precision: bool = True  # fp16 on CUDA only
     keep_models_loaded: bool = True
     output_dir: str = ""  # "" → a fresh folder under the system temp folder per job
     online_access: bool = False  # bpy.app.online_access at the time the job was built
     python_packages_dir: str = ""  # an environment's site-packages added to sys.path at job start ("" → none)
+    accept_sam3_license: bool = False  # the one-time consent to SAM 3's licence: its weights may be downloaded
+    hf_token: str = field(default="", repr=False, compare=False)  # for gated weights; "" → the stored login
 
 
 @dataclass(frozen=True)
 class JobConfig:
-    """Everything one segment or generate job needs, read from ``scene.image_to_3d`` and the preferences."""
+    """Everything one segment or generate job needs, read from ``scene.image_to_3d`` and the preferences.
 
-    image_path: str  # absolute path of a readable photo
+    The generation settings are the backend's own request (backend.api.GenerateRequest, torch-free); its
+    ``out_dir`` is filled in when a job starts. The rest is what only the add-on needs."""
+
+    request: GenerateRequest  # photo, first prompt, preset, seed, mode, SAM variant, device, half precision
     prompts: tuple[str, ...]  # one per non-empty line of the prompt text; may be empty for RGBA cut-outs
-    mode: str  # fast | paper
-    preset: str  # draft | standard | high
-    seed: int
     make_preview_plane: bool
     options: AddonOptions
     photo_match: bool = True  # generate: add a camera that sees the object as the photo did
     mask_path: str | None = None  # generate: a hand-corrected mask (PNG) of the first prompt, used instead of
     #                               segmenting (one object only)
 
+    @classmethod
+    def build(cls, image_path: str, prompts: tuple[str, ...], mode: str, preset: str, seed: int,
+              options: AddonOptions, segmenter: str = DEFAULT_SEGMENTER, **addon_only) -> JobConfig:
+        """``image_path``: an absolute path of a readable photo. Raises BadInputError for an unusable seed."""
+        request = GenerateRequest(image_path=image_path, prompt=prompts[0] if prompts else None, out_dir="",
+                                  preset=preset, seed=seed, mode=mode, sam_variant=options.sam_variant,
+                                  device=options.device, half=options.half_precision, segmenter=segmenter,
+                                  accept_sam3_license=options.accept_sam3_license,
+                                  hf_token=options.hf_token or None)
+        return cls(request=request, prompts=tuple(prompts), options=options, **addon_only)
+
     @property
     def prompt(self) -> str | None:
         """The first prompt: the one a single-object job uses (several prompts make several objects)."""
-        return self.prompts[0] if self.prompts else None
+        return self.request.prompt
+
+    @property
+    def image_path(self) -> str:
+        return self.request.image_path
+
+    @property
+    def mode(self) -> str:
+        return self.request.mode
+
+    @property
+    def preset(self) -> str:
+        return self.request.preset
+
+    @property
+    def seed(self) -> int:
+        return self.request.seed
 
 
 def split_prompts(text: str) -> tuple[str, ...]:

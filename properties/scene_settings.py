@@ -5,8 +5,10 @@ import tempfile
 
 import bpy
 
+from ..backend import choices
 from .artist_items import ImageTo3DHistoryItem, ImageTo3DMaskPoint
 from .job_config import ADDON_PACKAGE, AddonOptions, JobConfig, split_prompts
+from .sam3_items import ImageTo3DInstanceItem
 
 
 class ImageTo3DSettings(bpy.types.PropertyGroup):
@@ -23,15 +25,18 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
         description="A text datablock with one prompt per line (overrides the prompt field)")
     mode: bpy.props.EnumProperty(
         name="Mode",
-        items=[("fast", "Fast", "SAM prompted from the text heatmap"),
-               ("paper", "Paper", "SAM automatic masks fused by the IoU rule")],
-        default="fast",
+        items=choices.enum_items(choices.SEGMENTATION_MODES),
+        default=choices.DEFAULT_SEGMENTATION_MODE,
+    )
+    segmenter: bpy.props.EnumProperty(
+        name="Segmenter", description="Which model turns the prompt into a mask",
+        items=choices.enum_items(choices.SEGMENTERS),
+        default=choices.DEFAULT_SEGMENTER,
     )
     preset: bpy.props.EnumProperty(
         name="Preset",
-        items=[("draft", "Draft", "Fewest steps, quickest"), ("standard", "Standard", "The default"),
-               ("high", "High", "Most steps, best texture")],
-        default="standard",
+        items=choices.enum_items(choices.PRESETS),
+        default=choices.DEFAULT_PRESET,
     )
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     make_preview_plane: bpy.props.BoolProperty(
@@ -43,16 +48,25 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
     preview_image: bpy.props.PointerProperty(name="Mask preview", type=bpy.types.Image)
     segment_dir: bpy.props.StringProperty(name="Last segmentation", subtype="DIR_PATH",
                                           description="Folder of the last Segment job's masks")
+    segment_masks: bpy.props.StringProperty(
+        name="Last segmentation's masks", description="JSON: each prompt of the last Segment job → its mask file")
     mask_points: bpy.props.CollectionProperty(type=ImageTo3DMaskPoint, name="Mask points")
     corrected_mask_path: bpy.props.StringProperty(name="Corrected mask", subtype="FILE_PATH")
     corrected_mask_for: bpy.props.StringProperty(
         name="Corrected mask is for", description="Photo path and prompt the corrected mask belongs to")
+    sam3_instances: bpy.props.CollectionProperty(
+        type=ImageTo3DInstanceItem, name="SAM 3 instances",
+        description="What the last SAM 3 Segment found for the first prompt, best first (files saved by the backend)")
+    sam3_instances_for: bpy.props.StringProperty(
+        name="SAM 3 instances are for", description="Photo path and prompt the SAM 3 instances belong to")
+    sam3_instance_chosen: bpy.props.IntProperty(
+        name="Chosen instance", default=1, min=0, description="The instance that is the object; 0: all of them")
     history: bpy.props.CollectionProperty(type=ImageTo3DHistoryItem, name="Job history")
     stage: bpy.props.StringProperty(name="Stage")
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
     last_message: bpy.props.StringProperty(name="Message")
     last_error: bpy.props.StringProperty(name="Error")
-    last_exit_code: bpy.props.IntProperty(name="Exit code", description="0 done, else DESIGN.md §4's codes")
+    last_exit_code: bpy.props.IntProperty(name="Exit code", description="0 done, else the documented exit codes (docs/design.md)")
 
     def prompt_lines(self) -> tuple[str, ...]:
         text = self.prompt_text.as_string() if self.prompt_text is not None else self.prompt
@@ -63,10 +77,11 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
         context = context or bpy.context
         image_path = resolve_photo_path(self)
         prompts = self.prompt_lines()
-        return JobConfig(
-            image_path=image_path,
-            prompts=prompts,
+        return JobConfig.build(
+            image_path,
+            prompts,
             mode=self.mode,
+            segmenter=self.segmenter,
             preset=self.preset,
             seed=int(self.seed),
             make_preview_plane=bool(self.make_preview_plane),

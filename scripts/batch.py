@@ -1,36 +1,32 @@
 """Headless batch generation into .blend files, through the add-on's own operators.
 
     blender -b --python scripts/batch.py -- --image photo.jpg --prompt "a coffee cup" --out scene.blend
-    blender -b --python scripts/batch.py -- --csv rows.csv --out scene.blend          # image,prompt[,preset,seed]
+    blender -b --python scripts/batch.py -- --csv rows.csv --out scene.blend          # header: image,prompt[,preset,seed]
     blender -b --python scripts/batch.py -- --csv rows.csv --out folder --per-row     # one .blend per row
     python scripts/batch.py -- …                                                      # the same, bpy module
 
+The CSV is read by the backend's reader (backend/batch/rows.py: the same rules as ``python -m backend batch``).
 One summary line per row on stdout. Exit code 0 when every row worked, else the first failed row's code
-(DESIGN.md §4: 2 bad input, 3 nothing matched, 4 models unavailable, 5 out of GPU memory, 130 cancelled).
+(docs/design.md §4: 2 bad input, 3 nothing matched, 4 models unavailable, 5 out of GPU memory, 130 cancelled).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from checkout_addon import ensure_registered, script_args  # noqa: E402
+from checkout_addon import ensure_registered, import_addon, script_args  # noqa: E402
 
-PRESETS = ("draft", "standard", "high")
+import_addon()  # the checkout as ``image_to_3d``: the CSV reader and the choices come from its backend
+from image_to_3d.backend import choices  # noqa: E402
+from image_to_3d.backend.batch.rows import BatchRow, read_rows  # noqa: E402
+from image_to_3d.backend.errors import BadInputError  # noqa: E402
+
 ROW_SPACING_M = 1.5  # objects of one .blend stand side by side along +X
-
-
-@dataclass(frozen=True)
-class BatchRow:
-    image: str
-    prompt: str
-    preset: str = "standard"
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -40,20 +36,17 @@ class RowOutcome:
     message: str  # the object's name when ok, else the one-line error
 
 
-class BadBatchInput(ValueError):
-    """Unusable arguments or CSV (exit 2)."""
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="blender -b --python scripts/batch.py --",
                                      description="Photo + prompt rows → textured objects in .blend files")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", help="one photo")
-    source.add_argument("--csv", help="rows of image,prompt[,preset,seed] (a header row is allowed)")
+    source.add_argument("--csv", help="rows under a header naming image,prompt[,preset,seed]")
     parser.add_argument("--prompt", default="", help="with --image: what to take out of the photo")
-    parser.add_argument("--preset", choices=PRESETS, default="standard")
+    parser.add_argument("--preset", choices=choices.names(choices.PRESETS), default=choices.DEFAULT_PRESET)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mode", choices=["fast", "paper"], default="fast")
+    parser.add_argument("--mode", choices=choices.names(choices.SEGMENTATION_MODES),
+                        default=choices.DEFAULT_SEGMENTATION_MODE)
     parser.add_argument("--out", required=True, help="the .blend to write (a folder with --per-row)")
     parser.add_argument("--per-row", action="store_true", help="one .blend per row, in the --out folder")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
@@ -62,35 +55,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--keep-scene", action="store_true",
                         help="add to the scene Blender opened (default: start from an empty scene)")
     return parser.parse_args(argv)
-
-
-def read_rows(csv_path: str) -> list[BatchRow]:
-    rows = []
-    try:
-        with open(csv_path, newline="", encoding="utf-8") as fh:
-            for number, cells in enumerate(csv.reader(fh), start=1):
-                cells = [cell.strip() for cell in cells]
-                if not any(cells) or (number == 1 and cells[0].lower() == "image"):
-                    continue
-                rows.append(_row_from_cells(cells, number))
-    except OSError as exc:
-        raise BadBatchInput(f"cannot read {csv_path}: {exc.strerror}") from None
-    if not rows:
-        raise BadBatchInput(f"{csv_path} holds no rows (expected image,prompt[,preset,seed])")
-    return rows
-
-
-def _row_from_cells(cells: list[str], number: int) -> BatchRow:
-    if len(cells) < 2 or len(cells) > 4:
-        raise BadBatchInput(f"CSV line {number}: expected image,prompt[,preset,seed], got {cells!r}")
-    preset = cells[2] if len(cells) > 2 and cells[2] else "standard"
-    if preset not in PRESETS:
-        raise BadBatchInput(f"CSV line {number}: unknown preset {preset!r} (choose {', '.join(PRESETS)})")
-    try:
-        seed = int(cells[3]) if len(cells) > 3 and cells[3] else 0
-    except ValueError:
-        raise BadBatchInput(f"CSV line {number}: seed must be a whole number, got {cells[3]!r}") from None
-    return BatchRow(image=cells[0], prompt=cells[1], preset=preset, seed=seed)
 
 
 def apply_preferences(device: str | None, jobs_dir: str | None) -> None:
@@ -117,7 +81,7 @@ def run_row(row: BatchRow, mode: str, location: tuple[float, float, float]) -> R
     settings.image = None
     settings.prompt_text = None
     settings.image_path = str(Path(row.image).resolve())
-    settings.prompt = row.prompt
+    settings.prompt = row.prompt or ""
     settings.preset = row.preset
     settings.seed = row.seed
     settings.mode = mode
@@ -156,8 +120,8 @@ def row_line(index: int, row: BatchRow, outcome: RowOutcome) -> str:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        rows = read_rows(args.csv) if args.csv else [BatchRow(args.image, args.prompt, args.preset, args.seed)]
-    except BadBatchInput as exc:
+        rows = read_rows(args.csv) if args.csv else [BatchRow(1, args.image, args.prompt, args.preset, args.seed)]
+    except BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ensure_registered()
@@ -171,7 +135,7 @@ def main(argv: list[str]) -> int:
         outcomes.append(outcome)
         print(row_line(index, row, outcome), flush=True)
         if args.per_row and outcome.ok:
-            slug = re.sub(r"[^a-z0-9]+", "-", row.prompt.lower()).strip("-") or "object"
+            slug = re.sub(r"[^a-z0-9]+", "-", (row.prompt or "").lower()).strip("-") or "object"
             save_blend(out / f"{index:03d}-{slug}.blend")
     done = sum(outcome.ok for outcome in outcomes)
     if not args.per_row and done:

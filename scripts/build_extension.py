@@ -45,7 +45,7 @@ PLATFORM_TAGS: dict[str, tuple[str, ...]] = {
     "macos-arm64": ("macosx_11_0_arm64", "macosx_14_0_arm64"),
 }
 
-# Top-level packages the backend imports (DESIGN.md §1). Versions come from requirements.txt (the tested set).
+# Top-level packages the backend imports (docs/design.md §1). Versions come from requirements.txt (the tested set).
 RUNTIME_PACKAGES = ("torch", "torchvision", "transformers", "diffusers", "safetensors", "huggingface-hub",
                     "segment-anything", "gsplat", "trimesh", "xatlas", "pymcubes", "scikit-image", "pillow", "tqdm")
 TORCH_PACKAGES = ("torch", "torchvision", "gsplat")  # left out by --no-torch

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.bench import BENCH_PROMPTS  # noqa: E402
 from backend.bench_timing import time_stage  # noqa: E402
 from backend.images import fit_within, load_image, resize_rgb, to_uint8  # noqa: E402
+from backend.models import catalog  # noqa: E402
 from backend.models.clipseg import load_clipseg, prepare_clipseg  # noqa: E402
 from backend.models.loaded import clear_loaded_models  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
@@ -86,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--models", choices=["full-random", "tiny"], default="full-random",
                         help="full-random: real-size architectures, random weights (timing); tiny: smoke run")
     parser.add_argument("--device", default="cuda", help="cuda (what the numbers are for) or cpu (smoke run)")
-    parser.add_argument("--sam-variant", choices=["vit_h", "vit_l", "vit_b"], default="vit_h")
+    parser.add_argument("--sam-variant", choices=catalog.SAM_VARIANTS, default=catalog.DEFAULT_SAM_VARIANT)
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per variant (median reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (loads, autotunes, captures)")
     parser.add_argument("--out", default="profile_segment.json", help="JSON report, rewritten after each variant")

@@ -1,7 +1,7 @@
 """Blender half of ``eval-recon``: build or import an object, render it from given cameras.
 
 This script is the only part of the fidelity evaluation that touches ``bpy``; ``backend/eval_recon``
-runs it in a subprocess and talks to it through files (DESIGN.md §6)::
+runs it in a subprocess and talks to it through files (docs/design.md §6)::
 
     python scripts/recon_blender.py --job JOB.json               # the bpy module in this interpreter
     blender -b --factory-startup --python scripts/recon_blender.py -- --job JOB.json

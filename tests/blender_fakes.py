@@ -17,12 +17,6 @@ import numpy as np
 USE_REAL_BACKEND = False  # True runs these UI tests on the real backend (standard preset: slow on a CPU)
 
 
-def slugify(prompt: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")
-
-
 def _check_photo(path: str):
     from image_to_3d.backend.errors import BadInputError
     from PIL import Image
@@ -80,7 +74,10 @@ class GatedWork:
 
 def fake_segment_work(config, out_dir: Path):
     def work(control):
-        from image_to_3d.operators.backend_jobs import collect_segment_files
+        from types import SimpleNamespace
+
+        from image_to_3d.backend.segment.slug import unique_slugs
+        from image_to_3d.operators.backend_jobs import segment_preview
         from PIL import Image
 
         rgb = _check_photo(config.image_path)
@@ -89,16 +86,36 @@ def fake_segment_work(config, out_dir: Path):
         yy, xx = np.mgrid[0:h, 0:w]
         mask = ((yy - h / 2) / (h / 3)) ** 2 + ((xx - w / 2) / (w / 3)) ** 2 < 1
         out_dir.mkdir(parents=True, exist_ok=True)
-        for prompt in config.prompts:
-            slug = slugify(prompt)
+        written = []
+        for prompt, slug in zip(config.prompts, unique_slugs(list(config.prompts)), strict=True):
             Image.fromarray((mask * 255).astype(np.uint8)).save(out_dir / f"{slug}.mask.png")
             Image.fromarray(np.dstack([rgb, mask * 255]).astype(np.uint8), "RGBA").save(out_dir / f"{slug}.cutout.png")
             overlay = np.where(mask[..., None], rgb // 2 + np.array([0, 127, 0], np.uint8), rgb)
             Image.fromarray(overlay.astype(np.uint8)).save(out_dir / f"{slug}.overlay.png")
+            files = SimpleNamespace(**{kind: out_dir / f"{slug}.{kind}.png" for kind in ("mask", "cutout", "overlay")})
+            if config.request.segmenter == "sam3":  # SAM 3 also saves every instance it found
+                files.instances = write_fake_instances(out_dir, slug, mask)
+            written.append((prompt, slug, files))
         control.report("segment", 1.0, "masks written")
-        return collect_segment_files(out_dir, config.prompts, slugify)
+        return segment_preview(out_dir, written)
 
     return work
+
+
+def write_fake_instances(out_dir: Path, slug: str, first: np.ndarray) -> tuple:
+    """Two instances as SAM 3 segment saves them: the ellipse (best, also the mask) and a corner block."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    second = np.zeros_like(first)
+    second[: first.shape[0] // 4, : first.shape[1] // 4] = True
+    instances = []
+    for rank, (mask, score) in enumerate(((first, 0.91), (second, 0.47)), start=1):
+        path = out_dir / f"{slug}.instance-{rank}.mask.png"
+        Image.fromarray((mask * 255).astype(np.uint8)).save(path)
+        instances.append(SimpleNamespace(rank=rank, score=score, mask=path))
+    return tuple(instances)
 
 
 def fake_generate_work(config, out_dir: Path):

@@ -78,7 +78,7 @@ recorded only after its test's assertions passed. At the end of a full run the t
 compared with this file: if they differ the file is rewritten and the run fails, so the table cannot drift
 from the code (commit the rewritten file). Temporary paths are shown as `<tmp>`.
 
-Exit codes (DESIGN.md §4): 0 done · 1 internal error (a bug) · 2 bad input or usage · 3 nothing matched ·
+Exit codes (docs/design.md §4): 0 done · 1 internal error (a bug) · 2 bad input or usage · 3 nothing matched ·
 4 models unavailable · 5 out of GPU memory · 6 batch: some rows failed (summary.csv says which) · 130 cancelled
 (Ctrl-C or SIGTERM). Without `--debug` no traceback is printed.
 
@@ -89,7 +89,8 @@ Kept by `backend/atomic_output.py` for every command that writes a folder; teste
 
 1. **Only documented names.** `generate` writes `model.glb`, `model.obj`, `model.mtl`, `model_texture.png`,
    `gaussians.ply`, `mask.png`, `reference.png`, `job.json` (`OUTPUT_NAMES` in `backend/generate/pipeline.py`);
-   `segment` writes `<slug>.mask.png`, `<slug>.cutout.png`, `<slug>.overlay.png` per prompt and `segment.json`;
+   `segment` writes `<slug>.mask.png`, `<slug>.cutout.png`, `<slug>.overlay.png` per prompt and `segment.json`
+   (with `--segmenter sam3` also `<slug>.instance-<N>.mask.png` per instance found);
    `batch` writes one `NNNN-<image>/` folder per row and `summary.csv`. Every run that writes a folder also keeps a hidden
    file, `.image_to_3d-outputs.json`: the name, size and SHA-256 of each entry this tool wrote there.
 2. **Nothing of yours is replaced.** An existing file of an output's name is replaced only when that record

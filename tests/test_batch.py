@@ -84,8 +84,20 @@ def test_ray_batch_retries_a_killed_worker_row_and_completes(tmp_path, isolated_
         _cutout(tmp_path / f"{name}.png", 0.5)
     rows = _write_csv(tmp_path, [("a.png", ""), ("b.png", ""), ("missing.png", ""), ("c.png", "")])
     marker = tmp_path / "killed.pid"
-    # The first worker to start row 2 kills its own process (once): a worker dying mid-row.
-    monkeypatch.setenv("IMAGE_TO_3D_BATCH_KILL_ROW", f"2:{marker}")
+    # The first worker to start row 2 kills its own process (once): a worker dying mid-row. The fault lives
+    # here, not in product code: a worker class defined in this test (Ray ships it to the workers by value).
+    from backend.batch import ray_runner
+
+    base = ray_runner.RowWorker
+
+    class KillingRowWorker(base):
+        def run(self, row, out_root, force):
+            if row.index == 2 and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)
+            return base.run(self, row, out_root, force)
+
+    monkeypatch.setattr(ray_runner, "RowWorker", KillingRowWorker)
     monkeypatch.setenv("RAY_DISABLE_IMPORT_WARNING", "1")
     out = tmp_path / "out"
     try:

@@ -86,6 +86,23 @@ def test_local_model_folders_become_linked_model_dir(addon_settings, tmp_path):
     assert linked.resolve() == clipseg.resolve()
 
 
+def test_local_sam_folder_is_found_where_the_backend_looks(addon_settings, tmp_path, monkeypatch):
+    """Regression: the add-on linked a SAM folder under a repository id the backend never reads."""
+    import bpy
+    from image_to_3d.backend.models import hub
+    from image_to_3d.backend.models.catalog import SAM_REPO_ID
+    from image_to_3d.operators.backend_jobs import job_environment
+
+    prefs = bpy.context.preferences.addons["image_to_3d"].preferences
+    sam = tmp_path / "my sam"
+    sam.mkdir()
+    prefs.model_source = "local"
+    prefs.sam_dir = str(sam)
+    env = job_environment(addon_settings.to_config().options)
+    monkeypatch.setenv(hub.LOCAL_DIR_ENV, env[hub.LOCAL_DIR_ENV])
+    assert hub.local_model_dir(SAM_REPO_ID).resolve() == sam.resolve()
+
+
 def test_missing_photo_is_reported_not_raised(addon_settings):
     import bpy
 

@@ -60,10 +60,10 @@ def test_batch_csv_with_one_bad_row_fails_but_saves_the_good_object(repo_root, s
 
 def test_batch_rejects_a_bad_csv_with_exit_2(repo_root, tmp_path):
     rows = tmp_path / "rows.csv"
-    rows.write_text("photo.png,a cup,ultra\n")
+    rows.write_text("image,prompt,preset\nphoto.png,a cup,ultra\n")
     result = _run_batch(repo_root, "--csv", str(rows), "--out", str(tmp_path / "x.blend"))
     assert result.returncode == 2
-    assert "unknown preset 'ultra'" in result.stderr and "line 1" in result.stderr
+    assert "unknown preset 'ultra'" in result.stderr and "line 2" in result.stderr
 
 
 @pytest.fixture

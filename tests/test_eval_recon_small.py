@@ -1,6 +1,6 @@
 """``eval-recon --size small`` end to end on the CPU: the real stage 1 → mesh → bake → GLB machinery.
 
-This is the fidelity check of DESIGN.md §6 in CI: both built-in objects must reach the small size's
+This is the fidelity check of docs/design.md §6 in CI: both built-in objects must reach the small size's
 targets on views the reconstruction never saw (held-out PSNR ≥ 22 dB on the object, silhouette IoU ≥ 0.85).
 """
 

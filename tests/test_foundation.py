@@ -90,14 +90,6 @@ def test_cli_usage_error_is_exit_2_one_line(repo_root):
     assert "Traceback" not in result.stderr
 
 
-def test_unbuilt_subcommand_says_so(repo_root, monkeypatch):
-    from backend import cli
-
-    monkeypatch.setitem(cli.COMMANDS, "bench", ".not_a_module_yet:run")
-    code = cli.main(["bench", "--out", "x.json"])
-    assert code == 2
-
-
 def test_model_mode_from_env(monkeypatch):
     from backend.errors import BadInputError
     from backend.models import ModelMode, resolve_model_mode

@@ -461,8 +461,8 @@ expect(__name__, "input: IMAGE_TO_3D_MODELS=garbage", "CLI batch")
 
 
 @pytest.mark.parametrize(("case", "extra", "prompt", "words"), [
-    ("input: seed -1", ["--seed", "-1"], "a red blob", "seed must be a whole number from 0 to 2**64 - 1"),
-    ("input: seed 2**64", ["--seed", str(2**64)], "a red blob", "seed must be a whole number from 0 to 2**64 - 1"),
+    ("input: seed -1", ["--seed", "-1"], "a red blob", "--seed must be a whole number from 0 to 9223372036854775807"),
+    ("input: seed 2**64", ["--seed", str(2**64)], "a red blob", "--seed must be a whole number from 0 to 9223372036854775807"),
     ("input: a prompt of bytes that are not UTF-8", [], b"a \xff blob".decode("utf-8", "surrogateescape"),
      "the prompt is not valid UTF-8 text"),
 ], ids=["seed -1", "seed 2**64", "non-UTF-8 prompt"])

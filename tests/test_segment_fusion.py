@@ -106,3 +106,12 @@ def test_slugify():
     assert slugify("  mug / handle  ") == "mug-handle"
     assert slugify("猫") == "prompt"
     assert unique_slugs(["cup", "Cup", "猫", "犬"]) == ["cup", "cup-2", "prompt", "prompt-2"]
+
+
+@pytest.mark.parametrize("prompts", [["cup", "cup", "cup-2"], ["!!!", "???", "prompt-2"], ["a-2", "a", "a"],
+                                     ["a cup", "A Cup!"]])
+def test_unique_slugs_never_collide(prompts):
+    """Regression: a prompt whose slug looked like a de-duplicated one shared a file with it."""
+    slugs = unique_slugs(prompts)
+    assert len(set(slugs)) == len(prompts)
+    assert slugs[0] == slugify(prompts[0])

@@ -163,7 +163,6 @@ def test_presets_are_documented_configs():
     assert (explicit.render_size_at(0.79), explicit.render_size_at(0.8)) == (32, 64)
     with pytest.raises(BadInputError, match="one more entry"):
         Stage1Config(render_sizes=(32, 64), render_size_milestones=(0.3, 0.6))
-    assert Stage1Config.draft().steps < 500 < Stage1Config.high().steps
 
 
 # ---------------------------------------------------------------- timing on CUDA

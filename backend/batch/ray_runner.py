@@ -16,9 +16,6 @@ from .rows import BatchRow, RowOutcome
 from .run_row import run_row
 
 MAX_RETRIES = 2
-# Fault injection for the tests: "ROW_INDEX:MARKER_PATH" makes the first worker that starts that row
-# kill its own process (once: the marker file records that it happened).
-FAULT_ENV = "IMAGE_TO_3D_BATCH_KILL_ROW"
 
 
 class RowWorker:
@@ -28,18 +25,7 @@ class RowWorker:
         self.models, self.device = models, device
 
     def run(self, row: BatchRow, out_root: str, force: bool) -> RowOutcome:
-        _maybe_inject_fault(row)
         return run_row(row, Path(out_root), self.models, self.device, force)
-
-
-def _maybe_inject_fault(row: BatchRow) -> None:
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    index, marker = spec.split(":", 1)
-    if int(index) == row.index and not os.path.exists(marker):
-        Path(marker).write_text(str(os.getpid()))
-        os._exit(1)
 
 
 def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, force: bool, address: str = "auto",

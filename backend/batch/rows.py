@@ -7,7 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..choices import DEFAULT_PRESET, PRESETS, TEST_PRESETS, check_seed, names
 from ..errors import BadInputError
+
+PRESET_NAMES = tuple(names(PRESETS + TEST_PRESETS))
 
 SUMMARY_FIELDS = ("row", "image", "prompt", "status", "exit_code", "message", "seconds", "out_dir")
 SUMMARY_HEADER = ",".join(SUMMARY_FIELDS)  # how a summary.csv written by this tool starts
@@ -23,7 +26,7 @@ class BatchRow:
     index: int
     image: str
     prompt: str | None
-    preset: str = "standard"
+    preset: str = DEFAULT_PRESET
     seed: int = 0
 
     @property
@@ -54,7 +57,8 @@ def _as_text(value: str) -> str:
 def read_rows(csv_path: str | Path) -> list[BatchRow]:
     """Columns: image, prompt, and optionally preset and seed; a header row is required.
 
-    Relative image paths are taken relative to the CSV's folder.
+    Relative image paths are taken relative to the CSV's folder. The one reader of batch CSVs (``batch`` and
+    scripts/batch.py): an unknown preset or an unusable seed is bad input before any row runs.
     """
     path = Path(csv_path)
     if not path.is_file():
@@ -71,11 +75,19 @@ def read_rows(csv_path: str | Path) -> list[BatchRow]:
                 image = rec.get("image", "")
                 if image and not Path(image).is_absolute():
                     image = str(path.parent / image)
+                where = f"{path}: row {i} (line {reader.line_num})"
                 seed_text = rec.get("seed") or "0"
                 if not seed_text.lstrip("-").isdigit():
-                    raise BadInputError(f"{path}: row {i} has a seed that is not a whole number: {seed_text!r}")
-                rows.append(BatchRow(index=i, image=image, prompt=rec.get("prompt") or None,
-                                     preset=rec.get("preset") or "standard", seed=int(seed_text)))
+                    raise BadInputError(f"{where} has a seed that is not a whole number: {seed_text!r}")
+                try:
+                    seed = check_seed(int(seed_text))
+                except BadInputError as exc:
+                    raise BadInputError(f"{where}: {exc}") from None
+                preset = rec.get("preset") or DEFAULT_PRESET
+                if preset not in PRESET_NAMES:
+                    raise BadInputError(f"{where}: unknown preset {preset!r} (choose {', '.join(PRESET_NAMES)})")
+                rows.append(BatchRow(index=i, image=image, prompt=rec.get("prompt") or None, preset=preset,
+                                     seed=seed))
     except UnicodeDecodeError as exc:
         raise BadInputError(f"{path} is not a UTF-8 CSV file") from exc
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (131072 characters)

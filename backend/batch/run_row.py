@@ -7,7 +7,7 @@ import time
 import traceback
 from pathlib import Path
 
-from ..errors import ImageTo3DError, OutOfGPUMemoryError
+from ..errors import describe_error
 from ..job_control import JobControl
 from .rows import BatchRow, RowOutcome
 
@@ -28,25 +28,20 @@ def row_is_done(out_dir: Path) -> bool:
 def run_row(row: BatchRow, out_root: Path, models: str | None, device: str, force: bool,
             control: JobControl | None = None) -> RowOutcome:
     """Generate one row into ``out_root/<row folder>``; the outcome records success or the one-line error."""
-    from ..generate import GenerateRequest, generate
+    from .. import api
 
     out_dir = out_root / row.folder_name
     if not force and row_is_done(out_dir):
         return RowOutcome(row, "skipped", 0, "already done", 0.0, str(out_dir))
     start = time.perf_counter()
     try:
-        generate(GenerateRequest(image_path=row.image, prompt=row.prompt, out_dir=str(out_dir), preset=row.preset,
-                                 seed=row.seed, models=models, device=device, force=force), control)
+        api.generate(api.GenerateRequest(image_path=row.image, prompt=row.prompt, out_dir=str(out_dir),
+                                         preset=row.preset, seed=row.seed, models=models, device=device, force=force),
+                     control)
         return RowOutcome(row, "done", 0, "", time.perf_counter() - start, str(out_dir))
-    except ImageTo3DError as exc:
-        return RowOutcome(row, "failed", exc.exit_code, str(exc), time.perf_counter() - start, str(out_dir))
     except Exception as exc:  # noqa: BLE001 - one bad row must not end the batch
-        import torch
-
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            err = OutOfGPUMemoryError("batch row")
-            return RowOutcome(row, "failed", err.exit_code, str(err), time.perf_counter() - start, str(out_dir))
-        last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        where = f" at {Path(last.filename).name}:{last.lineno}" if last else ""
-        return RowOutcome(row, "failed", 1, f"internal error {type(exc).__name__}: {exc}{where}",
-                          time.perf_counter() - start, str(out_dir))
+        code, message = describe_error(exc, "batch row")
+        if code == 1:
+            last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            message += f" at {Path(last.filename).name}:{last.lineno}" if last else ""
+        return RowOutcome(row, "failed", code, message, time.perf_counter() - start, str(out_dir))

@@ -1,4 +1,4 @@
-"""The fidelity loop of ``eval-recon`` (DESIGN.md §6), in three phases that exchange files (layout.py).
+"""The fidelity loop of ``eval-recon`` (docs/design.md §6), in three phases that exchange files (layout.py).
 
 render-gt: Blender renders each object's training and held-out views and writes the ground-truth surface.
 fit: :mod:`.reconstruct` rebuilds each object from its training views alone and exports a GLB (no Blender:

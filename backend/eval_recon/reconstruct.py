@@ -1,8 +1,8 @@
 """Rebuild an object from posed renders with the machinery ``generate`` uses, minus the diffusion prior.
 
 Stage 1 fits Gaussians to every training view at once (photometric + mask loss, ``guidance=None``), then
-the same meshing, UV unwrapping, texture baking and GLB export as ``generate`` run unchanged. Nothing here
-is a copy of those stages: only the choice of their inputs.
+the same meshing, UV unwrapping, texture baking and GLB export as ``generate`` run unchanged: the stage
+functions of backend.generate.stages. Nothing here is a copy of those stages: only the choice of their inputs.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ import torch
 from ..camera import Camera
 from ..export.glb import export_glb
 from ..gaussians.gaussians import Gaussians
-from ..gaussians.render import render_gaussians
+from ..generate.stages import bake_gaussian_texture, render_straight, unwrap_mesh
 from ..job_control import JobControl, ensure_control
-from ..mesh.bake import bake_cameras, bake_texture
 from ..mesh.extract import MeshConfig, extract_mesh
-from ..mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
 from ..stage1 import Stage1Config, ViewTarget, fit_gaussians
 from .config import EvalReconConfig
 from .reconstruction import ReconstructionResult, TrainingView, check_views
@@ -44,15 +42,6 @@ def mesh_config(config: EvalReconConfig) -> MeshConfig:
     defaults = MeshConfig()
     threshold = config.mesh_threshold if config.mesh_threshold is not None else defaults.threshold
     return replace(defaults, resolution=config.grid_resolution, threshold=threshold)
-
-
-def render_straight(gaussians: Gaussians, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rgb [H, W, 3] straight colour, alpha [H, W]) of the Gaussians at ``camera``, no gradients."""
-    with torch.no_grad():
-        out = render_gaussians(gaussians, camera, torch.zeros(3, device=gaussians.means.device))
-    alpha = out.alpha[..., 0]
-    rgb = out.rgb / alpha.clamp_min(1e-6)[..., None]  # over black, the render is premultiplied: undo that
-    return rgb.clamp(0.0, 1.0), alpha
 
 
 def render_gaussian_views(gaussians: Gaussians, cameras: Sequence[Camera]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -91,12 +80,12 @@ def reconstruct(views: Sequence[TrainingView], config: EvalReconConfig, glb_path
     # 2. Density grid → marching cubes → cleanup, then UVs
     start = time.perf_counter()
     mesh = extract_mesh(gaussians, mesh_config(config), control=control)
-    mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=config.texture_size))
+    mesh = unwrap_mesh(mesh, config.texture_size, control)
     timings["mesh"] = time.perf_counter() - start
 
     # 3. Texture baked from Gaussian renders at generate's 26 bake views
     start = time.perf_counter()
-    mesh = bake_texture(mesh, lambda camera: render_straight(gaussians, camera), bake_cameras(config.bake_size), config.texture_size, control=control)
+    mesh = bake_gaussian_texture(mesh, gaussians, config.bake_size, config.texture_size, control)
     timings["bake"] = time.perf_counter() - start
 
     # 4. Export, as generate does

@@ -1,6 +1,6 @@
 """Binary glTF 2.0 (GLB): one mesh, one PBR material whose baseColor is the embedded PNG texture.
 
-glTF is +Y up like our world (DESIGN.md §7), so vertices go out as they are; trimesh flips v for glTF's
+glTF is +Y up like our world (docs/design.md §7), so vertices go out as they are; trimesh flips v for glTF's
 top-left UV origin. ``metadata`` lands in ``asset.extras`` (e.g. the model mode and a "meaningless" note).
 """
 

@@ -74,14 +74,6 @@ class GaussianModel(nn.Module):
         model = cls(means, log_scales, quats, opacity_logits, color_logits)
         return model.to(device)
 
-    @classmethod
-    def from_gaussians(cls, gaussians: Gaussians) -> "GaussianModel":
-        """Raw parameters that activate back to ``gaussians`` (opacities/colours clamped away from 0 and 1)."""
-        eps = 1e-4
-        return cls(gaussians.means.detach().clone(), gaussians.scales.detach().log(), gaussians.quats.detach().clone(),
-                   torch.logit(gaussians.opacities.detach().clamp(eps, 1 - eps)),
-                   torch.logit(gaussians.colors.detach().clamp(eps, 1 - eps)))
-
     def gaussians(self) -> Gaussians:
         """The activated Gaussians (differentiable with respect to the raw parameters)."""
         return Gaussians(

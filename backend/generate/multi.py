@@ -17,7 +17,6 @@ from pathlib import Path
 
 from ..images import load_image
 from ..job_control import JobControl, Progress, ensure_control
-from ..models.mode import resolve_model_mode
 from .pipeline import generate
 from .request import GenerateRequest, GenerationResult
 
@@ -57,7 +56,7 @@ def generate_many(image_path: str | os.PathLike, prompts: Sequence[str], out_roo
     """
     import time
 
-    from ..segment import SegmentConfig, segment_image
+    from ..segment import segment_image
     from ..segment.config import check_prompts
 
     # 1. Check inputs; one image load for the whole queue.
@@ -69,8 +68,7 @@ def generate_many(image_path: str | os.PathLike, prompts: Sequence[str], out_roo
 
     # 2. One segmentation pass: every prompt's mask from one SAM embedding.
     started = time.perf_counter()
-    config = SegmentConfig(mode=template.mode, sam_variant=template.sam_variant, device=template.device,
-                           half=template.half, models=resolve_model_mode(template.models))
+    config = template.segment_config()
     masks = segment_image(image, prompts, config, _prefixed(control, f"{count} objects"))
     segment_seconds = time.perf_counter() - started
 

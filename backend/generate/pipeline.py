@@ -21,7 +21,6 @@ import torch
 
 from .. import __version__
 from ..atomic_output import AtomicOutputDir, check_output_location
-from ..camera import reference_camera
 from ..device import resolve_device
 from ..errors import BadInputError
 from ..export.obj import MTL_NAME, OBJ_NAME, TEXTURE_NAME
@@ -30,7 +29,7 @@ from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl, ensure_control
 from ..models.mode import ModelMode, resolve_model_mode
 from ..out_of_memory import out_of_memory_error, release_gpu_memory
-from .presets import PipelineConfig, pipeline_config
+from .presets import PipelineConfig, pipeline_config, seeded
 from .request import GenerateRequest, GenerationResult, check_request
 from .stage_clock import StageClock
 
@@ -53,7 +52,7 @@ def _has_cutout(image: LoadedImage) -> bool:
 def _object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode, cache: JobCache,
                  clock: StageClock, control: JobControl, reused: list[str]) -> np.ndarray:
     """The object's mask at full resolution: the photo's own alpha, the cache, or segmentation."""
-    from ..segment import SegmentConfig, segment_image
+    from ..segment import segment_image
 
     if request.mask is not None:
         mask = np.asarray(request.mask).astype(bool)
@@ -67,8 +66,7 @@ def _object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode
         if _has_cutout(image):
             return image.alpha >= 0.5
         raise BadInputError("a prompt is needed: the image has no transparent background to cut the object from")
-    config = SegmentConfig(mode=request.mode, sam_variant=request.sam_variant, models=models,
-                           device=request.device, half=request.half)
+    config = dataclasses.replace(request.segment_config(), models=models)
     key = job_key("mask", file_digest(request.image_path), request.prompt, config)
     if not request.force:
         cached = cache.load_mask(key)
@@ -85,13 +83,10 @@ def _object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode
 def generate(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
     """Run the whole job; raises an :class:`~backend.errors.ImageTo3DError` subclass on any failure."""
     from ..export import export_gaussians_ply, export_glb, export_obj
-    from ..gaussians.render import render_gaussians
-    from ..guidance import Zero123Guidance
-    from ..mesh import bake_cameras, bake_texture, extract_mesh, refine_texture, unwrap_uvs
-    from ..mesh.uv_unwrap import UnwrapConfig
+    from ..mesh import extract_mesh, refine_texture
     from ..models.zero123 import load_zero123_cached
-    from ..preprocess import prepare_reference, reference_crop
-    from ..stage1 import ViewTarget, fit_gaussians
+    from ..stage1 import fit_gaussians
+    from .stages import bake_gaussian_texture, cut_out_reference, load_guidance, unwrap_mesh
 
     # 1. Check inputs before any heavy work.
     check_request(request)
@@ -99,6 +94,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     config: PipelineConfig = request.config or pipeline_config(request.preset, request.steps)
     if request.steps is not None and request.config is not None:
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))
+    config = seeded(config, request.seed)  # one seed for every seeded stage
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
     out_dir = Path(request.out_dir)
@@ -117,21 +113,14 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         # 3. Reference view: recentred square cut-out.
         control.report("preprocess", 0.0)
         with clock.stage("preprocess"):
-            reference = prepare_reference(image.rgb, mask.astype(np.float32), size=config.reference_size,
-                                          border_ratio=config.border_ratio)
-            ref_rgb = torch.as_tensor(reference.rgb, device=device)
-            ref_alpha = torch.as_tensor(reference.alpha, device=device)
-            target = ViewTarget(reference_camera(config.reference_size), ref_rgb, ref_alpha)
-            crop = reference_crop(mask, config.reference_size, config.border_ratio)
+            reference = cut_out_reference(image.rgb, mask, config.reference_size, config.border_ratio, device)
         control.report("preprocess", 1.0)
 
         # 4. Zero123 guidance, conditioned on the reference over white.
         control.report("load_guidance", 0.0)
         with clock.stage("load_guidance"):
             dtype = torch.float16 if (device.type == "cuda" and request.half) else torch.float32
-            guidance = Zero123Guidance(load_zero123_cached(models, device, dtype), config.guidance)
-            on_white = ref_rgb * ref_alpha[..., None] + (1 - ref_alpha[..., None])
-            guidance.set_reference(on_white.permute(2, 0, 1)[None])
+            guidance = load_guidance(load_zero123_cached(models, device, dtype), config.guidance, reference)
         control.report("load_guidance", 1.0)
 
         # 5. Stage 1: Gaussians fitted to the reference with the SDS prior (cached by inputs and settings).
@@ -145,38 +134,28 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
             control.report("stage1", 1.0, "reused the cached stage-1 Gaussians")
         else:
             with clock.stage("stage1"):
-                gaussians = fit_gaussians([target], config.stage1, guidance, device=device, seed=request.seed,
+                gaussians = fit_gaussians([reference.target], config.stage1, guidance, device=device, seed=request.seed,
                                           control=control).gaussians
             cache.save_gaussians(s1_key, gaussians)
 
         # 6. Mesh: density grid → marching cubes → cleanup → decimation → UVs.
         with clock.stage("mesh"):
             mesh = extract_mesh(gaussians, config.mesh, control)
-        control.report("uv_unwrap", 0.0)
         with clock.stage("uv_unwrap"):
-            mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=config.texture_size))
-        control.report("uv_unwrap", 1.0)
+            mesh = unwrap_mesh(mesh, config.texture_size, control)
 
         # 7. Texture: baked from Gaussian renders, then refined against Zero123 targets and the reference.
-        white = torch.ones(3, device=device)
-
-        def render_view(camera):
-            with torch.no_grad():
-                out = render_gaussians(gaussians, camera, white)
-            return out.rgb, out.alpha[..., 0]
-
         with clock.stage("bake"):
-            mesh = bake_texture(mesh, render_view, bake_cameras(config.bake_size), config.texture_size,
-                                control=control)
+            mesh = bake_gaussian_texture(mesh, gaussians, config.bake_size, config.texture_size, control)
         with clock.stage("stage2"):
-            mesh = refine_texture(mesh, target, guidance, config.texture, control)
+            mesh = refine_texture(mesh, reference.target, guidance, config.texture, control)
         del guidance
         release_gpu_memory()
 
         # 8. Export, atomically.
         metadata = _metadata(request, config, models, device, reused)
         metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
-        metadata["reference_crop"] = crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
+        metadata["reference_crop"] = reference.crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
         with clock.stage("export"), AtomicOutputDir(out_dir, OUTPUT_NAMES, request.overwrite) as staging:
             control.report("export", 0.0, "model.glb")
             export_glb(mesh, staging / "model.glb", metadata)
@@ -185,7 +164,8 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
             control.report("export", 0.6, "gaussians.ply")
             export_gaussians_ply(gaussians, staging / "gaussians.ply")
             _save_png(staging / "mask.png", mask)
-            _save_png(staging / "reference.png", np.concatenate([reference.rgb, reference.alpha[..., None]], -1))
+            _save_png(staging / "reference.png",
+                      np.concatenate([reference.image.rgb, reference.image.alpha[..., None]], -1))
             metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
             metadata["total_s"] = round(time.perf_counter() - started, 3)
             metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
@@ -207,7 +187,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         timings=dict(clock.seconds),
         peak_gpu_memory_mb=clock.overall_peak_memory_mb,
         reused=tuple(reused),
-        reference_crop=(crop.x0, crop.y0, crop.side),
+        reference_crop=(reference.crop.x0, reference.crop.y0, reference.crop.side),
         image_size=(int(image.rgb.shape[1]), int(image.rgb.shape[0])),
     )
 
@@ -234,6 +214,8 @@ def _metadata(request: GenerateRequest, config: PipelineConfig, models: ModelMod
         "preset": request.preset,
         "seed": request.seed,
         "segmentation_mode": request.mode,
+        "segmenter": request.segmenter,
+        "sam3_instance": str(request.sam3_settings().instance) if request.segmenter == "sam3" else None,
         "sam_variant": request.sam_variant,
         "models": models.value,
         "device": str(device),

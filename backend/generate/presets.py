@@ -2,6 +2,7 @@
 
 Presets trade time for quality: ``draft`` for a quick look, ``standard`` (the default: the reference
 method's 500 stage-1 steps), ``high`` for a final asset. ``--steps`` overrides the stage-1 step count.
+Their names, descriptions and the default are declared in backend.choices; this module says what each does.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..choices import DEFAULT_PRESET, check_seed
 from ..errors import BadInputError
 from ..guidance.config import GuidanceConfig
 from ..mesh.extract import MeshConfig
@@ -52,7 +54,7 @@ PRESETS: dict[str, PipelineConfig] = {
 }
 
 
-def pipeline_config(preset: str, steps: int | None = None) -> PipelineConfig:
+def pipeline_config(preset: str = DEFAULT_PRESET, steps: int | None = None) -> PipelineConfig:
     if preset not in PRESETS:
         raise BadInputError(f"unknown preset {preset!r} (choose one of {', '.join(PRESETS)})")
     config = PRESETS[preset]
@@ -61,6 +63,13 @@ def pipeline_config(preset: str, steps: int | None = None) -> PipelineConfig:
             raise BadInputError(f"--steps must be at least 1, got {steps}")
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=steps))
     return config
+
+
+def seeded(config: PipelineConfig, seed: int) -> PipelineConfig:
+    """``config`` with every seeded stage driven by the job's one ``seed``: the SDS noise (guidance) and the
+    stage-2 views (texture); stage 1 takes the seed as an argument."""
+    return dataclasses.replace(config, guidance=dataclasses.replace(config.guidance, seed=check_seed(seed)),
+                               texture=dataclasses.replace(config.texture, seed=seed))
 
 
 def _smoke_preset() -> PipelineConfig:

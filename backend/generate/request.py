@@ -1,16 +1,31 @@
-"""What a generate job is asked to do, and what it produced."""
+"""What a generate job is asked to do, and what it produced.
+
+Torch-free (numpy and the stage configs only for type checkers): a front end (the add-on, a worker client)
+builds a request without loading the pipeline.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from ..choices import (
+    DEFAULT_DEVICE,
+    DEFAULT_PRESET,
+    DEFAULT_SAM,
+    DEFAULT_SAM3_INSTANCE,
+    DEFAULT_SEGMENTATION_MODE,
+    DEFAULT_SEGMENTER,
+    check_seed,
+)
+from ..segment.sam3_config import Box, sam3_settings
 
-from ..errors import BadInputError
-from .presets import PipelineConfig
+if TYPE_CHECKING:
+    import numpy as np
 
-SEED_RANGE = (0, 2**64)  # what torch.manual_seed accepts; NumPy gets the seed modulo 2**32
+    from ..segment.config import SegmentConfig
+    from .presets import PipelineConfig
 
 
 @dataclass(frozen=True)
@@ -20,13 +35,21 @@ class GenerateRequest:
     image_path: str
     prompt: str | None
     out_dir: str
-    preset: str = "standard"
+    preset: str = DEFAULT_PRESET
     steps: int | None = None
     seed: int = 0
-    mode: str = "fast"  # segmentation: fast | paper
-    sam_variant: str = "vit_h"
+    mode: str = DEFAULT_SEGMENTATION_MODE  # segmentation: see backend.choices.SEGMENTATION_MODES
+    sam_variant: str = DEFAULT_SAM
+    segmenter: str = DEFAULT_SEGMENTER  # backend.choices.SEGMENTERS: clipseg-sam | sam3
+    # SAM 3 only (segmenter "sam3"; backend.segment.sam3_config.sam3_settings checks them):
+    sam3_instance: str = DEFAULT_SAM3_INSTANCE  # best | union | a rank N (1 = best)
+    sam3_boxes: tuple[Box, ...] = ()  # examples of the object, x0, y0, x1, y1 in photo pixels
+    sam3_exclude_boxes: tuple[Box, ...] = ()  # examples of what is not the object
+    sam3_presence_threshold: float | None = None  # None → backend.choices.DEFAULT_SAM3_PRESENCE_THRESHOLD
+    accept_sam3_license: bool = False  # the user accepted the SAM License once: the weights may be downloaded
+    hf_token: str | None = field(default=None, repr=False, compare=False)  # None → `hf auth login` / $HF_TOKEN
     models: str | None = None  # real | tiny | full-random; None → $IMAGE_TO_3D_MODELS, else real
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     half: bool = True  # fp16 models on CUDA
     force: bool = False  # redo cached mask and stage 1
     overwrite: bool = False  # replace output names in out_dir that this tool did not write (docs/reliability.md)
@@ -34,6 +57,24 @@ class GenerateRequest:
     # [H, W] bool at the photo's size (after EXIF rotation): a mask made beforehand (one segmentation pass
     # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
     mask: np.ndarray | None = None
+
+    def __post_init__(self):
+        check_seed(self.seed)  # a bad seed is bad input (exit 2), found before any work
+        self.sam3_settings()  # so are SAM 3 options with the other segmenter, or a bad instance or box
+
+    def sam3_settings(self):
+        """backend.segment.sam3_config.Sam3SegmentConfig of this request's SAM 3 fields."""
+        return sam3_settings(self.segmenter, self.sam3_instance, self.sam3_boxes, self.sam3_exclude_boxes,
+                             self.sam3_presence_threshold, self.accept_sam3_license, self.hf_token)
+
+    def segment_config(self) -> SegmentConfig:
+        """The segmentation settings of this job (when it segments: a prompt and no mask given)."""
+        from ..models.mode import resolve_model_mode
+        from ..segment.config import SegmentConfig
+
+        return SegmentConfig(segmenter=self.segmenter, sam3=self.sam3_settings(), mode=self.mode,
+                             sam_variant=self.sam_variant, models=resolve_model_mode(self.models),
+                             device=self.device, half=self.half)
 
 
 @dataclass(frozen=True)
@@ -54,11 +95,8 @@ class GenerationResult:
 
 
 def check_request(request: GenerateRequest) -> None:
-    """BadInputError (exit 2) for what no stage could use: a seed outside SEED_RANGE, a prompt that is not
-    text (see ``check_prompts``). Called first, before any file is read or model loaded."""
-    if isinstance(request.seed, bool) or not isinstance(request.seed, int) or \
-            not SEED_RANGE[0] <= request.seed < SEED_RANGE[1]:
-        raise BadInputError(f"seed must be a whole number from 0 to 2**64 - 1, got {request.seed!r}")
+    """BadInputError (exit 2) for a prompt that is not text (see ``check_prompts``); the seed was checked when
+    the request was made (backend.choices.check_seed). Called first, before any file is read or model loaded."""
     if request.prompt:
         from ..segment.config import check_prompts
 

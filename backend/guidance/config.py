@@ -14,7 +14,6 @@ class GuidanceConfig:
     t_min, t_max: fraction of the 1000 training timesteps the SDS timestep is annealed between;
         ``sds_timestep(step_ratio)`` goes linearly from t_max·1000 = 980 (step_ratio 0) to t_min·1000 = 20 (1).
     seed: seeds the guidance's own noise generator (SDS noise and refine's starting noise).
-    compile_unet: wrap the UNet in ``torch.compile`` (CUDA only; the first calls are slow while it compiles).
     cuda_graphs:  replay the UNet, and in SDS the VAE encoder's forward and backward, from CUDA graphs per input
                   shape (CUDA only). The UNet at Zero123's 32×32 latents is launch-bound: 30 ms eager vs 5.5 ms
                   replayed for a CFG batch of 2 on an H100.
@@ -23,7 +22,6 @@ class GuidanceConfig:
     t_min: float = 0.02
     t_max: float = 0.98
     seed: int = 0
-    compile_unet: bool = False
     cuda_graphs: bool = True
 
     def __post_init__(self):

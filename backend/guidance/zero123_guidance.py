@@ -106,10 +106,8 @@ class Zero123Guidance:
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
         self.unet = models.unet
         self._encoder_graphs: dict[tuple, object] = {}  # (shape, dtype, layout) → make_graphed_callables result
-        if self.config.compile_unet and self.device.type == "cuda":
-            self.unet = torch.compile(models.unet)
-        # one CUDA graph per input shape (backend.cuda_graph); torch.compile already fuses, so not both
-        graphs = self.device.type == "cuda" and self.config.cuda_graphs and not self.config.compile_unet
+        # one CUDA graph per input shape (backend.cuda_graph)
+        graphs = self.device.type == "cuda" and self.config.cuda_graphs
         self._unet_graphs = GraphCache(partial(_unet_eps, self.unet)) if graphs else None
         self.reference_embedding: torch.Tensor | None = None  # [1, 1, D] CLIP image_embeds of the reference
         self.reference_latents: torch.Tensor | None = None  # [1, 4, h, w] unscaled posterior mean

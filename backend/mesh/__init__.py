@@ -1,4 +1,4 @@
-"""Gaussians → mesh → UVs → baked texture → stage-2 texture refinement (DESIGN.md §1).
+"""Gaussians → mesh → UVs → baked texture → stage-2 texture refinement (docs/design.md §1).
 
 Modules, in pipeline order: ``density_grid`` (Gaussians → density volume), ``extract`` (marching cubes,
 cleanup, decimation), ``uv_unwrap`` (xatlas), ``rasterize`` (our PyTorch mesh rasterizer),

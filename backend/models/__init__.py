@@ -1,4 +1,4 @@
-"""Model families and how they are obtained (DESIGN.md §3).
+"""Model families and how they are obtained (docs/design.md §3).
 
 ``mode.py`` says which weights a run uses (``real``, ``tiny``, ``full-random``); ``hub.py`` finds real
 weights in the Hugging Face cache or a local folder, offline-first, and turns every failure into exit 4.

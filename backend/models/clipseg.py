@@ -1,4 +1,4 @@
-"""CLIPSeg (transformers ``CLIPSegForImageSegmentation``) in the three model modes of DESIGN.md §3.
+"""CLIPSeg (transformers ``CLIPSegForImageSegmentation``) in the three model modes of docs/design.md §3.
 
 - ``real``: ``CIDAS/clipseg-rd64-refined`` at a pinned revision, from a local folder or the Hugging Face
   cache (``hub.fetch_snapshot``); safetensors when the folder has them, else ``pytorch_model.bin`` which
@@ -25,9 +25,9 @@ import torch
 from ..cuda_graph import GraphCache
 from ..errors import ModelsUnavailableError
 from . import hub
+from .catalog import CLIPSEG_REPO_ID
 from .mode import ModelMode
 
-CLIPSEG_REPO_ID = "CIDAS/clipseg-rd64-refined"
 # Head of main ("Update preprocessor_config.json", 2023-01-04). Its weights are pytorch_model.bin only; a
 # folder that also has model.safetensors (e.g. from the hub's safetensors PR) is read through safetensors.
 CLIPSEG_REVISION = "583b388deb98a04feb3e1f816dcdb8f3062ee205"

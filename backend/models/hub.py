@@ -35,6 +35,14 @@ def local_model_dir(repo_id: str, root: str | os.PathLike | None = None) -> Path
     return candidate if candidate.is_dir() else None
 
 
+def model_source(repo_id: str, local_dir: str | os.PathLike | None = None) -> str:
+    """The real folder a model's files would be read from when one is set (``local_dir``, else the
+    $IMAGE_TO_3D_MODEL_DIR sub-folder, links followed), else "" (the hub cache). The loaded-model cache keys on
+    it, so pointing at another folder loads again while a fresh link to the same folder does not."""
+    folder = Path(local_dir) if local_dir is not None else local_model_dir(repo_id)
+    return str(folder.resolve()) if folder is not None else ""
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
@@ -45,12 +53,14 @@ def fetch_snapshot(
     allow_patterns: Sequence[str],
     local_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
+    token: str | None = None,
 ) -> Path:
     """Return a folder holding the model's files.
 
     Order: an explicit ``local_dir`` (used as is); ``$IMAGE_TO_3D_MODEL_DIR/<repo>``; the hub cache at the
     pinned revision; a download (resumable: huggingface_hub keeps ``.incomplete`` files and continues them)
-    when ``allow_download`` and not ``HF_HUB_OFFLINE``.
+    when ``allow_download`` and not ``HF_HUB_OFFLINE``. ``token`` (gated repositories): a Hugging Face token;
+    None lets huggingface_hub use the stored login or $HF_TOKEN.
     """
     if local_dir is not None:
         path = Path(local_dir)
@@ -77,7 +87,7 @@ def fetch_snapshot(
     level = hub_logger.level
     hub_logger.setLevel(logging.ERROR)
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(allow_patterns)))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(allow_patterns), token=token))
     except Exception as exc:  # network errors come in many classes; all mean the same to the user
         raise ModelsUnavailableError(
             f"{_missing_message(repo_id, cache)}; download failed: {type(exc).__name__}"

@@ -1,4 +1,4 @@
-"""Segment Anything (segment-anything 1.0) in the three model modes of DESIGN.md §3.
+"""Segment Anything (segment-anything 1.0) in the three model modes of docs/design.md §3.
 
 - ``real``: the official checkpoints (``sam_vit_h_4b8939.pth`` …). Each file's full SHA-256 is checked
   before it is read (the 6 hex digits in the official names are NOT a SHA-256 prefix — the vit_h file's
@@ -25,9 +25,9 @@ import torch
 
 from ..errors import BadInputError, ModelsUnavailableError
 from . import hub
+from .catalog import SAM_REPO_ID
 from .mode import ModelMode
 
-SAM_REPO_ID = "ybelkada/segment-anything"  # hub mirror of the official files, under checkpoints/
 SAM_REVISION = "7790786db131bcdc639f24a915d9f2c331d843ee"
 
 

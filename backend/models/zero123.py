@@ -9,7 +9,7 @@ The model is Stable Diffusion 1.x fine-tuned on Objaverse renders (Liu et al., "
   context token (see :mod:`backend.guidance.zero123_guidance` for the camera embedding);
 - ``vae``: the SD ``AutoencoderKL``; ``scheduler``: ``DDIMScheduler`` (scaled-linear betas 0.00085 → 0.012).
 
-Everything is built from the same classes in three modes (DESIGN.md §3): ``real`` loads the diffusers
+Everything is built from the same classes in three modes (docs/design.md §3): ``real`` loads the diffusers
 on-disk layout of Zero123-XL (``ashawkey/zero123-xl-diffusers``: sub-folders unet/, vae/, image_encoder/,
 clip_camera_projection/, scheduler/, feature_extractor/ and model_index.json) at a pinned revision, safetensors
 only from the hub, never remote code (that repository also carries a ``zero123.py`` pipeline, which we do not
@@ -41,13 +41,12 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 from ..errors import BadInputError, ModelsUnavailableError
 from ..numeric_checks import require_finite_module
 from . import hub
+from .catalog import STABLE_ZERO123_REPO, ZERO123_XL_REPO
 from .mode import ModelMode
 
 logger = logging.getLogger(__name__)
 
-ZERO123_XL_REPO = "ashawkey/zero123-xl-diffusers"
 ZERO123_XL_REVISION = "10e9e8e75adaa3bf77f5ac9c381419016fed68c7"  # main as of Nov 2023 ("Create zero123.py")
-STABLE_ZERO123_REPO = "stabilityai/stable-zero123"
 STABLE_ZERO123_LICENCE_NOTICE = (
     "Stable Zero123 is licensed for non-commercial research use only; see "
     "https://huggingface.co/stabilityai/stable-zero123 (Stability AI Non-Commercial Research Community License)"
@@ -458,5 +457,6 @@ def load_zero123_cached(mode: ModelMode, device: torch.device, dtype: torch.dtyp
     """:func:`load_zero123` through the process-wide model cache (``backend.models.loaded``)."""
     from .loaded import ModelKey, get_or_load
 
-    key = ModelKey("zero123", mode.value, "zero123-xl", str(device), str(dtype))
+    key = ModelKey("zero123", mode.value, "zero123-xl", str(device), str(dtype),
+                   hub.model_source(ZERO123_XL_REPO) if mode is ModelMode.REAL else "")
     return get_or_load(key, lambda: load_zero123(mode, device, dtype=dtype))

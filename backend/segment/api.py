@@ -1,4 +1,4 @@
-"""Text-guided segmentation of one image for one or many prompts (DESIGN.md §1).
+"""Text-guided segmentation of one image for one or many prompts (docs/design.md §1).
 
 Per image, whatever the number of prompts: the photo is scaled once to the working resolution, CLIPSeg
 runs once over all prompts (one batched forward), SAM's image encoder runs once, and in paper mode SAM's
@@ -72,6 +72,10 @@ def run_segmentation(image: LoadedImage, prompts: Sequence[str], config: Segment
     """
     control = ensure_control(control)
     try:
+        if config.segmenter == "sam3":
+            from .sam3_path import run_sam3_segmentation
+
+            return run_sam3_segmentation(image, prompts, config, control, allow_empty)
         return _run_segmentation(image, prompts, config, control, allow_empty)
     except torch.cuda.OutOfMemoryError as exc:
         raise out_of_memory_error(f"segmentation ({control.stage or 'start'})") from exc

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import BadInputError
+from ..models.catalog import DEFAULT_SAM_VARIANT, SAM_VARIANTS
 from ..models.mode import ModelMode
+from .sam3_config import DEFAULT_SEGMENTER, Sam3SegmentConfig, check_segmenter
 
 # CLIPSeg heatmap cut (sigmoid probability) that makes the binary region C. 0.4 rather than 0.5: CLIPSeg's
 # probabilities are soft and fall off well inside an object's border, so 0.5 tends to cover only its core;
@@ -13,13 +15,12 @@ from ..models.mode import ModelMode
 # chosen value, not one tuned here: `eval-phrasecut --threshold …` is the way to tune it on real weights.
 DEFAULT_THRESHOLD = 0.4
 MAX_PROMPT_CHARS = 1000
-SAM_VARIANTS = ("vit_h", "vit_l", "vit_b")
 
 
 @dataclass(frozen=True)
 class SegmentConfig:
     mode: str = "fast"  # "fast" (SAM prompted from the heatmap) or "paper" (automatic masks + fusion)
-    sam_variant: str = "vit_h"  # "vit_h" | "vit_l" | "vit_b"
+    sam_variant: str = DEFAULT_SAM_VARIANT  # one of SAM_VARIANTS
     threshold: float = DEFAULT_THRESHOLD  # heatmap > threshold → C (see DEFAULT_THRESHOLD)
     paper_keep: float = 0.5  # paper mode keeps a SAM mask S when |S ∩ C| / |S| > paper_keep (strictly)
     models: ModelMode | None = None  # None → $IMAGE_TO_3D_MODELS, else real
@@ -46,8 +47,13 @@ class SegmentConfig:
     # fast mode: prompts taken from the heatmap
     positive_points: int = 3  # heatmap peaks inside the main region
     negative_points: int = 2  # lowest-score spots, well away from the region
+    # which model family cuts the object out: "clipseg-sam" (everything above) or "sam3" (settings in `sam3`;
+    # of the above only models, device, half, model_dir and max_side apply)
+    segmenter: str = DEFAULT_SEGMENTER
+    sam3: Sam3SegmentConfig = field(default_factory=Sam3SegmentConfig)
 
     def __post_init__(self) -> None:
+        check_segmenter(self.segmenter)
         if self.mode not in ("fast", "paper"):
             raise BadInputError(f"unknown segmentation mode {self.mode!r} (choose fast or paper)")
         if self.sam_variant not in SAM_VARIANTS:

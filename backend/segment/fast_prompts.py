@@ -1,4 +1,4 @@
-"""Fast mode's SAM prompts from a CLIPSeg heatmap (DESIGN.md §1).
+"""Fast mode's SAM prompts from a CLIPSeg heatmap (docs/design.md §1).
 
 From the region C = heatmap > threshold we take its main connected component (the one with the most
 heatmap mass, so a large confident blob beats a stray speck), put a box around it, place positive points on

@@ -1,4 +1,4 @@
-"""Fusing CLIPSeg's region C with SAM's masks (DESIGN.md §1).
+"""Fusing CLIPSeg's region C with SAM's masks (docs/design.md §1).
 
 Paper mode, as we read it: the paper scores each SAM mask S against C with an IoU whose union is restricted
 to S's own pixels, i.e. |S ∩ C| / |S ∪ C| with the union taken inside S, which is |S ∩ C| / |S ∩ S| =

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models.catalog import CLIPSEG_REPO_ID, SAM_REPO_ID
 from ..models.clipseg import ClipSegModels, load_clipseg, prepare_clipseg
+from ..models.hub import model_source
 from ..models.loaded import ModelKey, get_or_load
 from ..models.mode import ModelMode
 from ..models.sam import SamModels, load_sam
@@ -56,8 +58,8 @@ class Precision:
 
 def load_clipseg_cached(mode: ModelMode, config: SegmentConfig, device: torch.device) -> ClipSegModels:
     precision = Precision.of(config, device)
-    key = ModelKey("clipseg", mode.value, "rd64-refined", str(device), precision.dtype_name, config.model_dir or "",
-                   precision.speedups("clipseg"))
+    key = ModelKey("clipseg", mode.value, "rd64-refined", str(device), precision.dtype_name,
+                   model_source(CLIPSEG_REPO_ID, config.model_dir), precision.speedups("clipseg"))
 
     def load() -> ClipSegModels:
         if not precision.changes_models:
@@ -71,8 +73,8 @@ def load_clipseg_cached(mode: ModelMode, config: SegmentConfig, device: torch.de
 def load_sam_cached(mode: ModelMode, config: SegmentConfig, device: torch.device) -> SamModels:
     precision = Precision.of(config, device)
     variant = "tiny" if mode is ModelMode.TINY else config.sam_variant
-    key = ModelKey("sam", mode.value, variant, str(device), precision.dtype_name, config.model_dir or "",
-                   precision.speedups("sam"))
+    key = ModelKey("sam", mode.value, variant, str(device), precision.dtype_name,
+                   model_source(SAM_REPO_ID, config.model_dir), precision.speedups("sam"))
 
     def load() -> SamModels:
         if not precision.changes_models:

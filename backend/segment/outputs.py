@@ -1,10 +1,11 @@
-"""Writing a segmentation to a folder (DESIGN.md §4): mask, cut-out and overlay per prompt + segment.json.
+"""Writing a segmentation to a folder (docs/design.md §4): mask, cut-out and overlay per prompt + segment.json.
 
 Everything is staged and moved into place by AtomicOutputDir, so a failed run leaves no partial files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -17,7 +18,8 @@ from scipy import ndimage
 
 from .. import __version__
 from ..atomic_output import AtomicOutputDir, check_output_location
-from ..images import LoadedImage, load_image, to_uint8
+from ..errors import BadInputError
+from ..images import LoadedImage, load_image, resize_mask, to_uint8
 from ..job_control import JobControl, ensure_control
 from .api import ModelInfo, run_segmentation
 from .config import SegmentConfig, check_prompts
@@ -32,10 +34,20 @@ MEANINGLESS_NOTE = ("models are '{mode}' (random weights): these masks are meani
 
 
 @dataclass(frozen=True)
+class InstanceFile:
+    """One of the instances SAM 3 found for a prompt, saved so another can be chosen without running SAM 3."""
+
+    rank: int  # 1 = the best-scoring instance
+    score: float  # SAM 3's instance score (× presence), in [0, 1]
+    mask: Path  # <slug>.instance-<rank>.mask.png: 8-bit 0/255, original size
+
+
+@dataclass(frozen=True)
 class PromptFiles:
     mask: Path  # <slug>.mask.png: 8-bit 0/255, original size
     cutout: Path  # <slug>.cutout.png: RGBA, alpha = mask (× the photo's own alpha)
     overlay: Path  # <slug>.overlay.png: photo with the mask tinted and outlined
+    instances: tuple[InstanceFile, ...] = ()  # segmenter sam3: every instance found, best first
 
 
 @dataclass(frozen=True)
@@ -47,9 +59,17 @@ class SegmentOutputs:
 
 
 def output_names(prompts: Sequence[str]) -> list[str]:
-    """Every name a segment run for ``prompts`` may write into its folder (the output contract)."""
+    """Every name a segment run for ``prompts`` may write into its folder (the output contract), but for SAM 3's
+    instance masks, whose count is known only once it ran (:func:`instance_output_names`)."""
     return [f"{slug}.{kind}.png" for slug in unique_slugs(list(prompts)) for kind in ("mask", "cutout", "overlay")
             ] + ["segment.json"]
+
+
+def instance_output_names(results: Sequence[SegmentationResult]) -> list[str]:
+    """The instance mask names :func:`write_instance_masks` will write for ``results`` (SAM 3 only)."""
+    return [instance_mask_name(result.slug, rank) for result in results
+            if result.mode == "sam3" and result.kept_masks is not None
+            for rank in range(1, len(result.kept_masks) + 1)]
 
 
 def segment_to_folder(image_path: str | os.PathLike, prompts: Sequence[str], config: SegmentConfig,
@@ -66,13 +86,17 @@ def segment_to_folder(image_path: str | os.PathLike, prompts: Sequence[str], con
     image = load_image(image_path)
     results, info = run_segmentation(image, prompts, config, control)
     files = []
-    with AtomicOutputDir(out_dir, names, overwrite) as staging:
+    with AtomicOutputDir(out_dir, names + instance_output_names(results), overwrite) as staging:
         for i, result in enumerate(results):
             control.report("write", i / len(results), result.slug)
             files.append(write_prompt_images(staging, image, result))
+            if result.mode == "sam3":
+                files[-1] = dataclasses.replace(files[-1], instances=write_instance_masks(staging, image, result))
         metadata = describe_run(image, results, config, info)
         (staging / "segment.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
-    final = [PromptFiles(*(out_dir / p.name for p in (f.mask, f.cutout, f.overlay))) for f in files]
+    final = [PromptFiles(*(out_dir / p.name for p in (f.mask, f.cutout, f.overlay)),
+                         instances=tuple(dataclasses.replace(i, mask=out_dir / i.mask.name) for i in f.instances))
+             for f in files]
     control.report("write", 1.0)
     return SegmentOutputs(out_dir, final, out_dir / "segment.json", results)
 
@@ -90,6 +114,39 @@ def write_prompt_images(folder: Path, image: LoadedImage, result: SegmentationRe
     Image.fromarray(rgba, mode="RGBA").save(files.cutout)
     Image.fromarray(render_overlay(image.rgb, mask), mode="RGB").save(files.overlay)
     return files
+
+
+def write_instance_masks(folder: Path, image: LoadedImage, result: SegmentationResult) -> tuple[InstanceFile, ...]:
+    """SAM 3's instances (``result.kept_masks``, best first, at the working size) as photo-size mask PNGs."""
+    if result.kept_masks is None:
+        return ()
+    height, width = image.size
+    saved = []
+    for rank, (mask, score) in enumerate(zip(result.kept_masks, result.kept_scores, strict=True), start=1):
+        path = folder / instance_mask_name(result.slug, rank)
+        Image.fromarray(resize_mask(mask, height, width).astype(np.uint8) * 255, mode="L").save(path)
+        saved.append(InstanceFile(rank, round(float(score), 6), path))
+    return tuple(saved)
+
+
+def instance_mask_name(slug: str, rank: int) -> str:
+    return f"{slug}.instance-{rank}.mask.png"
+
+
+def write_mask_images(folder: Path, image: LoadedImage, prompt: str, slug: str, mask: np.ndarray) -> PromptFiles:
+    """The same three PNGs for a mask made another way (a hand-corrected one): no heatmap, score 1."""
+    result = SegmentationResult(prompt=prompt, slug=slug, mode="corrected", mask=np.asarray(mask, bool), score=1.0,
+                                heatmap=np.zeros((1, 1), np.float32), working_size=mask.shape)
+    return write_prompt_images(folder, image, result)
+
+
+def read_mask_png(path: str | os.PathLike) -> np.ndarray:
+    """[H, W] bool from an 8-bit mask PNG (0 / 255), as write_prompt_images writes it."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L")) > 127
+    except OSError as exc:
+        raise BadInputError(f"cannot read the mask {path}: {exc}") from None
 
 
 def render_overlay(rgb: np.ndarray, mask: np.ndarray, rows_per_block: int = 512) -> np.ndarray:
@@ -122,6 +179,8 @@ def describe_run(image: LoadedImage, results: list[SegmentationResult], config: 
         "image": image.path,
         "image_size": {"width": width, "height": height},
         "mode": config.mode,
+        "segmenter": config.segmenter,
+        "instance": str(config.sam3.instance) if config.segmenter == "sam3" else None,
         "threshold": config.threshold,
         "paper_keep": config.paper_keep if config.mode == "paper" else None,
         "points_per_side": config.points_per_side if config.mode == "paper" else None,
@@ -134,6 +193,8 @@ def describe_run(image: LoadedImage, results: list[SegmentationResult], config: 
         "half": info.half,
         "prompts": [],
     }
+    if config.segmenter == "sam3":  # SAM 3 replaces both models; mode/threshold/SAM ids do not apply
+        metadata.update(mode="sam3", threshold=None, model_ids={"sam3": {"id": info.sam_id}})
     if info.mode.meaningless:
         metadata["note"] = MEANINGLESS_NOTE.format(mode=info.mode.value)
     for result in results:
@@ -150,6 +211,10 @@ def describe_run(image: LoadedImage, results: list[SegmentationResult], config: 
         if result.kept_masks is not None:
             entry["kept_masks"] = int(len(result.kept_masks))
             entry["kept_scores"] = [round(float(s), 6) for s in result.kept_scores]
+        if result.mode == "sam3" and result.kept_masks is not None:  # written by write_instance_masks
+            entry["instances"] = [{"rank": rank, "score": round(float(score), 6),
+                                   "mask": instance_mask_name(result.slug, rank)}
+                                  for rank, score in enumerate(result.kept_scores, start=1)]
         if result.prompts_used is not None:
             used = result.prompts_used
             entry["prompts_used"] = {

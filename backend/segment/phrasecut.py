@@ -180,15 +180,20 @@ def run_eval_phrasecut_command(args: argparse.Namespace) -> int:
         metrics = score_prediction_folder(tasks, sizes, args.predictions)
         source = {"predictions": str(args.predictions)}
     else:
-        from ..models.mode import resolve_model_mode
-        from .config import DEFAULT_THRESHOLD, SegmentConfig
+        from .. import api
+        from ..job_commands import segmenter_fields
 
-        mode = resolve_model_mode(args.models)
-        config = SegmentConfig(mode=args.mode, sam_variant=args.sam, models=mode, device=args.device,
-                               threshold=DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
+        # the settings a segment request would carry (the front door's one translation); the phrases and
+        # images come from the dataset, so the request's own photo, prompts and folder are not used
+        config = api.SegmentRequest(image_path=str(args.data), prompts=(), out_dir="", mode=args.mode,
+                                    sam_variant=args.sam, threshold=args.threshold, models=args.models,
+                                    device=args.device, **segmenter_fields(args)).segment_config()
+        mode = config.models
         metrics = score_segmentation(tasks, sizes, args.data, config, quiet=args.quiet)
         source = {"mode": config.mode, "threshold": config.threshold, "sam": config.sam_variant,
-                  "models": mode.value}
+                  "models": mode.value, "segmenter": config.segmenter}
+        if config.segmenter == "sam3":
+            source.update(mode="sam3", threshold=None, sam=None, instance=str(config.sam3.instance))
         if mode.meaningless:
             source["note"] = f"models are '{mode.value}' (random weights): these scores are meaningless"
     precision = "  ".join(f"Pr@{t:.1f}={p:.4f}" for t, p in metrics.precision.items())

@@ -25,14 +25,18 @@ class FastPrompts:
 class SegmentationResult:
     prompt: str
     slug: str  # file-name stem for this prompt's outputs (see slugify)
-    mode: str  # "fast" | "paper"
+    mode: str  # "fast" | "paper" | "sam3" (SegmentConfig.segmenter "sam3")
     mask: np.ndarray  # [H, W] bool at the original image size (after EXIF rotation)
-    score: float  # paper: |U ∩ C| / |U| of the returned union U; fast: IoU of the chosen SAM mask with C
-    heatmap: np.ndarray  # [h, w] float32 CLIPSeg probability at the working resolution (see working_size)
+    score: float  # paper: |U ∩ C| / |U| of the returned union U; fast: IoU of the chosen SAM mask with C;
+    #               sam3: SAM 3's score of the chosen instance (of the best one for a union)
+    heatmap: np.ndarray  # [h, w] float32 CLIPSeg probability at the working resolution (see working_size);
+    #                      sam3: SAM 3's semantic (all-instances) probability
     working_size: tuple[int, int]  # (h, w) the models worked at: the photo scaled to SegmentConfig.max_side
     kept_masks: np.ndarray | None = None  # paper: [K, hs, ws] bool, the SAM masks kept, at SAM's mask
     #                                        resolution (the working image scaled to SAM's input, ≤ 1024 px)
     kept_scores: np.ndarray | None = None  # paper: [K] float32, their scores |S ∩ C| / |S|
+    #                                         sam3: kept_masks / kept_scores are every instance, best first,
+    #                                         at the working resolution
     sam_masks: int | None = None  # paper: how many automatic SAM masks the fusion chose from (after SAM's
     #                               filters, SegmentConfig.max_masks and NMS); the same for every prompt
     prompts_used: FastPrompts | None = None  # fast: box and points, in ORIGINAL image pixel coordinates

@@ -1,4 +1,4 @@
-"""File-name stems for prompts (DESIGN.md §4)."""
+"""File-name stems for prompts (docs/design.md §4)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,17 @@ def slugify(prompt: str) -> str:
 
 
 def unique_slugs(prompts: list[str]) -> list[str]:
-    """slugify each prompt; later clashes get "-2", "-3", … so no output file overwrites another."""
-    seen: dict[str, int] = {}
+    """slugify each prompt; a slug already taken gets the first free "-2", "-3", … so no output file
+    overwrites another, even where a prompt's own slug looks like a suffixed one ('cup', 'cup', 'cup-2' →
+    cup, cup-2, cup-2-2)."""
+    taken: set[str] = set()
     slugs = []
     for prompt in prompts:
         base = slugify(prompt)
-        count = seen.get(base, 0) + 1
-        seen[base] = count
-        slugs.append(base if count == 1 else f"{base}-{count}")
+        slug, number = base, 1
+        while slug in taken:
+            number += 1
+            slug = f"{base}-{number}"
+        taken.add(slug)
+        slugs.append(slug)
     return slugs

@@ -1,0 +1,89 @@
+"""The choices a user makes, declared once with their defaults: presets, segmentation modes, segmenters and
+SAM 3's options, SAM variants, devices, model modes, the seed's range. Torch-free: the CLI's argument parser and the add-on's menus are built from these.
+
+What a preset *does* (its step counts and sizes) lives in backend.generate.presets, keyed by these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import BadInputError
+from .models.catalog import DEFAULT_SAM_VARIANT, SAM_VARIANTS
+from .models.mode import ModelMode
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a menu: the value a request carries, and what a person reads."""
+
+    name: str
+    label: str
+    description: str
+
+
+PRESETS: tuple[Choice, ...] = (
+    Choice("draft", "Draft", "Fewest steps, quickest"),
+    Choice("standard", "Standard", "The default"),
+    Choice("high", "High", "Most steps, best texture"),
+)
+TEST_PRESETS: tuple[Choice, ...] = (  # offered by the CLI, not the add-on
+    Choice("smoke", "Smoke", "Tiny sizes for tests and the offline smoke run"),
+)
+DEFAULT_PRESET = "standard"
+
+SEGMENTATION_MODES: tuple[Choice, ...] = (
+    Choice("fast", "Fast", "SAM prompted from the text heatmap"),
+    Choice("paper", "Paper", "SAM automatic masks fused by the IoU rule"),
+)
+DEFAULT_SEGMENTATION_MODE = "fast"
+
+_SAM_LABELS = {"vit_h": ("ViT-H", "Best masks, 2.5 GB"), "vit_l": ("ViT-L", "1.2 GB"),
+               "vit_b": ("ViT-B", "Smallest and quickest, 375 MB")}
+SAM_VARIANT_CHOICES: tuple[Choice, ...] = tuple(Choice(v, *_SAM_LABELS[v]) for v in SAM_VARIANTS)
+DEFAULT_SAM = DEFAULT_SAM_VARIANT
+
+# Which model turns the text into a mask (docs/segmentation.md says when to use which).
+SEGMENTERS: tuple[Choice, ...] = (
+    Choice("clipseg-sam", "Text + Segment Anything (default)",
+           "The paper's segmenter: a CLIPSeg heatmap picks Segment Anything masks (Mode: fast or paper)"),
+    Choice("sam3", "SAM 3 concepts",
+           "SAM 3 finds every instance of the phrase with a score; pick the best, another, or all of them. "
+           "Gated weights under Meta's SAM License (consent in the preferences)"),
+)
+DEFAULT_SEGMENTER = "clipseg-sam"
+# SAM 3: which found instance is the object: "best", "union" (all of them) or a rank "N" (1 = best)
+DEFAULT_SAM3_INSTANCE = "best"
+# SAM 3's presence head: the probability that the phrase names something in the photo. Below 0.5 the model
+# finds absence more likely than presence, which is what "nothing matched" (exit 3) means.
+DEFAULT_SAM3_PRESENCE_THRESHOLD = 0.5
+# An instance counts when sigmoid(its logit) × presence exceeds this: transformers' default for
+# Sam3Processor.post_process_instance_segmentation. Chosen, not tuned: `eval-phrasecut --segmenter sam3` tunes it.
+DEFAULT_SAM3_INSTANCE_THRESHOLD = 0.3
+SAM3_HALF_DTYPES: tuple[str, ...] = ("bfloat16", "float16")  # on CUDA with half precision; bfloat16 as SAM 3 ships
+
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+DEFAULT_DEVICE = "auto"
+MODEL_MODES: tuple[str, ...] = tuple(mode.value for mode in ModelMode)
+
+
+# Seeds go to numpy (non-negative only) and to torch generators (64 bits; stage 1 also seeds one with seed + 1),
+# so a seed is a non-negative 63-bit integer.
+SEED_LIMIT = 2**63
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if usable, else BadInputError naming it (exit 2), never a numpy error deep in a stage."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise BadInputError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
+    return seed
+
+
+def names(choices: tuple[Choice, ...]) -> list[str]:
+    """The values of ``choices``, e.g. for argparse's ``choices=``."""
+    return [choice.name for choice in choices]
+
+
+def enum_items(choices: tuple[Choice, ...]) -> list[tuple[str, str, str]]:
+    """``choices`` as Blender EnumProperty items (identifier, name, description)."""
+    return [(choice.name, choice.label, choice.description) for choice in choices]
