@@ -37,6 +37,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _add_output_folder(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the output names in --out even when this tool did not write them")
+    p.add_argument("--out", required=True)
+
+
 def _add_segmenter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segmenter", choices=choices.names(choices.SEGMENTERS), default=choices.DEFAULT_SEGMENTER,
                    help="clipseg-sam: CLIPSeg + SAM (the paper's, default; --mode picks fast or paper); "
@@ -72,9 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default=choices.DEFAULT_SEGMENTATION_MODE)
     p.add_argument("--sam", choices=choices.SAM_VARIANTS, default=choices.DEFAULT_SAM, help="SAM variant")
     p.add_argument("--threshold", type=float, default=None, help="CLIPSeg heatmap threshold")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace files of the output names in --out even when this tool did not write them")
-    p.add_argument("--out", required=True)
+    _add_output_folder(p)
     _add_segmenter(p)
     _add_common(p)
 
@@ -90,9 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="stage-1 steps (overrides the preset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="redo cached stages")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace files of the output names in --out even when this tool did not write them")
-    p.add_argument("--out", required=True)
+    _add_output_folder(p)
     _add_segmenter(p)
     _add_common(p)
 
@@ -159,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             message += "; rerun with --debug and report it"
         print(f"error: {message}", file=sys.stderr)
         return code
+
 
 if __name__ == "__main__":
     sys.exit(main())
