@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 
 from .choices import (
     DEFAULT_DEVICE,
+    DEFAULT_METHOD,
     DEFAULT_PRESET,
     DEFAULT_SAM,
     DEFAULT_SAM3_INSTANCE,
     DEFAULT_SEGMENTATION_MODE,
     DEFAULT_SEGMENTER,
     DEVICES,
+    METHODS,
     MODEL_MODES,
     PRESETS,
     SAM_VARIANT_CHOICES,
@@ -34,9 +36,10 @@ from .choices import (
     Choice,
     check_seed,
 )
-from .errors import EXIT_CODES, ImageTo3DError, describe_error
+from .errors import EXIT_CODES, BadInputError, ImageTo3DError, describe_error
 from .generate.request import GenerateRequest, GenerationResult
-from .job_control import JobControl, Progress
+from .job_control import JobControl, Progress, ensure_control
+from .models.download import reporting_downloads
 from .segment.sam3_config import Box, sam3_settings
 
 if TYPE_CHECKING:
@@ -47,7 +50,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ChooseInstanceRequest", "Choice", "CorrectMaskRequest", "CorrectedMask", "DeclaredChoices", "EXIT_CODES", "GenerateObjectsRequest",
     "GenerateRequest", "GenerationResult", "ImageTo3DError", "JobControl", "Progress", "SegmentRequest",
-    "check_seed", "choose_instance", "correct_mask", "declared_choices", "describe_error", "generate", "generate_objects", "segment",
+    "check_seed", "choose_instance", "correct_mask", "declared_choices", "describe_error", "generate", "generate_objects",
+    "generate_together", "segment",
 ]
 
 
@@ -145,6 +149,8 @@ class GenerateObjectsRequest:
 class DeclaredChoices:
     """Every menu a front end shows, with its default (backend.choices declares them)."""
 
+    methods: tuple[Choice, ...]
+    default_method: str
     presets: tuple[Choice, ...]
     test_presets: tuple[Choice, ...]
     default_preset: str
@@ -161,8 +167,9 @@ class DeclaredChoices:
 
 
 def declared_choices() -> DeclaredChoices:
-    return DeclaredChoices(PRESETS, TEST_PRESETS, DEFAULT_PRESET, SEGMENTATION_MODES, DEFAULT_SEGMENTATION_MODE,
-                           SAM_VARIANT_CHOICES, DEFAULT_SAM, SEGMENTERS, DEFAULT_SEGMENTER, DEVICES, DEFAULT_DEVICE, MODEL_MODES, dict(EXIT_CODES))
+    return DeclaredChoices(METHODS, DEFAULT_METHOD, PRESETS, TEST_PRESETS, DEFAULT_PRESET, SEGMENTATION_MODES,
+                           DEFAULT_SEGMENTATION_MODE, SAM_VARIANT_CHOICES, DEFAULT_SAM, SEGMENTERS, DEFAULT_SEGMENTER,
+                           DEVICES, DEFAULT_DEVICE, MODEL_MODES, dict(EXIT_CODES))
 
 
 def segment(request: SegmentRequest, control: JobControl | None = None) -> SegmentOutputs:
@@ -174,14 +181,15 @@ def segment(request: SegmentRequest, control: JobControl | None = None) -> Segme
     prompts = check_prompts(request.prompts)  # before torch and co. load
     from .segment.outputs import segment_to_folder
 
-    return segment_to_folder(request.image_path, prompts, config, request.out_dir, control,
-                             overwrite=request.overwrite)
+    control = ensure_control(control)
+    with reporting_downloads(control):  # a first-use model download shows its bytes as this job's progress
+        return segment_to_folder(request.image_path, prompts, config, request.out_dir, control,
+                                 overwrite=request.overwrite)
 
 
 def correct_mask(request: CorrectMaskRequest, control: JobControl | None = None) -> CorrectedMask:
     from .atomic_output import AtomicOutputDir
     from .images import load_image
-    from .job_control import ensure_control
     from .segment.correction import correct_mask as sam_correct_mask
     from .segment.outputs import PromptFiles, read_mask_png, write_mask_images
     from .segment.slug import slugify
@@ -191,8 +199,9 @@ def correct_mask(request: CorrectMaskRequest, control: JobControl | None = None)
     image = load_image(request.image_path)
     config = SegmentRequest(request.image_path, (request.prompt,), request.out_dir, sam_variant=request.sam_variant,
                             models=request.models, device=request.device, half=request.half).segment_config()
-    mask = sam_correct_mask(image, read_mask_png(request.mask_path), list(request.points), list(request.labels),
-                            config)
+    with reporting_downloads(control):
+        mask = sam_correct_mask(image, read_mask_png(request.mask_path), list(request.points),
+                                list(request.labels), config)
     control.report("correct mask", 0.9, "writing the mask")
     slug = slugify(request.prompt)
     out_dir = Path(request.out_dir)
@@ -211,10 +220,23 @@ def choose_instance(request: ChooseInstanceRequest, control: JobControl | None =
 
 
 def generate(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
-    """Photo (+ prompt, or a given mask) → model.glb, model.obj, gaussians.ply, job.json in ``request.out_dir``."""
+    """Photo (+ prompt, or a given mask) → model.glb, model.obj, job.json (and gaussians.ply unless the method is
+    quick) in ``request.out_dir``; ``request.method`` picks how (backend.choices.METHODS)."""
     from .generate.pipeline import generate as run_pipeline
 
-    return run_pipeline(request, control)
+    control = ensure_control(control)
+    with reporting_downloads(control):
+        return run_pipeline(request, control)
+
+
+def generate_together(requests: list[GenerateRequest], controls: list[JobControl | None] | None = None
+                      ) -> list[GenerationResult | ImageTo3DError | Exception]:
+    """Several independent jobs in one process, their stage-1 fits sharing batched Zero123 calls (batch's
+    ``--rows-per-process``). Each job's result or the error that ended it, in order; a job fails and cancels
+    (its own control) alone."""
+    from .generate.pipeline import generate_together as run_together
+
+    return run_together(requests, controls)
 
 
 def generate_objects(request: GenerateObjectsRequest, control: JobControl | None = None,
@@ -222,6 +244,25 @@ def generate_objects(request: GenerateObjectsRequest, control: JobControl | None
     """Several objects; ``on_object_done`` hears of each as soon as it is finished (in the calling thread)."""
     from .generate.multi import generate_many
 
-    return generate_many(request.image_path, list(request.prompts), request.out_root, request.settings, control,
-                         on_object_done)
+    control = ensure_control(control)
+    with reporting_downloads(control):
+        return generate_many(request.image_path, list(request.prompts), request.out_root, request.settings,
+                             control, on_object_done)
 
+
+@dataclass(frozen=True)
+class DownloadModelRequest:
+    """One model of backend.models.catalog.MODEL_CARDS to fetch into the Hugging Face cache."""
+
+    key: str  # e.g. "clipseg", "sam:vit_b", "zero123"
+    accept_sam3_license: bool = False  # SAM 3's weights are fetched only after the user accepted their licence
+    hf_token: str | None = field(default=None, repr=False)  # gated repositories (SAM 3)
+
+
+def download_model(request: DownloadModelRequest, control: JobControl | None = None):
+    """Fetch one model now, reporting stage "download" with bytes and speed; returns a DownloadResult."""
+    from .models.download import download_model as fetch
+
+    if request.key == "sam3" and not request.accept_sam3_license:
+        raise BadInputError("SAM 3's licence is not accepted yet: tick it in the add-on's preferences first")
+    return fetch(request.key, control or JobControl(), token=request.hf_token or None)

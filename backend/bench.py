@@ -106,7 +106,8 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
     from .export import export_gaussians_ply, export_glb, export_obj
     from .generate.presets import pipeline_config
     from .generate.stages import bake_gaussian_texture, load_guidance, unwrap_mesh
-    from .mesh import bake_cameras, extract_mesh, refine_texture
+    from .mesh import bake_cameras, extract_mesh
+    from .mesh.refine_texture import refine_texture
     from .models.zero123 import load_zero123_cached
     from .stage1 import ViewTarget, fit_gaussians
 

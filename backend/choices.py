@@ -1,5 +1,6 @@
-"""The choices a user makes, declared once with their defaults: presets, segmentation modes, segmenters and
-SAM 3's options, SAM variants, devices, model modes, the seed's range. Torch-free: the CLI's argument parser and the add-on's menus are built from these.
+"""The choices a user makes, declared once with their defaults: generation methods, presets, segmentation modes,
+segmenters and SAM 3's options, SAM variants, devices, model modes, the seed's range. Torch-free: the CLI's
+argument parser and the add-on's menus are built from these.
 
 What a preset *does* (its step counts and sizes) lives in backend.generate.presets, keyed by these names.
 """
@@ -22,8 +23,22 @@ class Choice:
     description: str
 
 
+# How generate makes the object (docs/quick-method.md says when to use which).
+DREAMGAUSSIAN = "dreamgaussian"  # Gaussians fitted with Zero123 SDS, mesh, baked + refined texture (minutes)
+QUICK = "quick"  # one TripoSR forward pass: mesh from its density, texture from its colour field (seconds)
+QUICK_REFINE = "quick+refine"  # DreamGaussian's stages, stage 1 started from TripoSR's surface with fewer steps
+METHODS: tuple[Choice, ...] = (
+    Choice(DREAMGAUSSIAN, "Best (minutes)",
+           "Fit the object to the photo with a diffusion prior: the most photo detail, slow"),
+    Choice(QUICK, "Quick (seconds)", "TripoSR makes the whole object in one pass: plausible back, softer texture"),
+    Choice(QUICK_REFINE, "Quick + refine", "Start from TripoSR's object, then a shorter fit to the photo"),
+)
+DEFAULT_METHOD = DREAMGAUSSIAN  # until quick and quick+refine are compared with real weights
+
 PRESETS: tuple[Choice, ...] = (
-    Choice("draft", "Draft", "Fewest steps, quickest"),
+    Choice("preview", "Preview", "A rough object to try the workflow: under a minute on a CPU with the Quick "
+                                 "method; with Best, the shortest fit (still minutes without a GPU)"),
+    Choice("draft", "Draft", "Few steps: a usable object, quicker than Standard"),
     Choice("standard", "Standard", "The default"),
     Choice("high", "High", "Most steps, best texture"),
 )
@@ -33,8 +48,11 @@ TEST_PRESETS: tuple[Choice, ...] = (  # offered by the CLI, not the add-on
 DEFAULT_PRESET = "standard"
 
 SEGMENTATION_MODES: tuple[Choice, ...] = (
-    Choice("fast", "Fast", "SAM prompted from the text heatmap"),
-    Choice("paper", "Paper", "SAM automatic masks fused by the IoU rule"),
+    Choice("fast", "Follow the text (quick)",
+           "The words point Segment Anything at the object once: quick, right for one clear object"),
+    Choice("paper", "Compare shapes (slow)",
+           "Segment Anything outlines every shape in the photo and the one that best matches the words wins: "
+           "slower, better when objects touch (the paper's method)"),
 )
 DEFAULT_SEGMENTATION_MODE = "fast"
 
@@ -45,7 +63,7 @@ DEFAULT_SAM = DEFAULT_SAM_VARIANT
 
 # Which model turns the text into a mask (docs/segmentation.md says when to use which).
 SEGMENTERS: tuple[Choice, ...] = (
-    Choice("clipseg-sam", "Text + Segment Anything (default)",
+    Choice("clipseg-sam", "Text + Segment Anything",
            "The paper's segmenter: a CLIPSeg heatmap picks Segment Anything masks (Mode: fast or paper)"),
     Choice("sam3", "SAM 3 concepts",
            "SAM 3 finds every instance of the phrase with a score; pick the best, another, or all of them. "
@@ -77,6 +95,13 @@ def check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
         raise BadInputError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}, got {seed!r}")
     return seed
+
+
+def check_method(method: str) -> str:
+    """``method`` if declared, else BadInputError naming it and the choices (exit 2)."""
+    if method not in names(METHODS):
+        raise BadInputError(f"unknown method {method!r} (choose one of {', '.join(names(METHODS))})")
+    return method
 
 
 def names(choices: tuple[Choice, ...]) -> list[str]:

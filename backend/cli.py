@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "eval-phrasecut": ".segment.phrasecut:run_eval_phrasecut_command",
     "eval-recon": ".eval_recon.command:run_eval_recon_command",
     "batch": ".batch.command:run_batch_command",
+    "serve": ".worker.serve:run_serve_command",
 }
 
 
@@ -62,6 +63,14 @@ def _add_segmenter(p: argparse.ArgumentParser) -> None:
                    help="Hugging Face token for the gated SAM 3 weights (default: your `hf auth login`, $HF_TOKEN)")
 
 
+def _positive_int(text: str) -> int:
+    """A whole number of at least 1 (argparse turns the ValueError into a usage error, exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     exit_lines = " · ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -92,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    default=choices.DEFAULT_PRESET,
                    help="quality preset; smoke = tiny sizes for tests and the offline smoke run")
     p.add_argument("--steps", type=int, default=None, help="stage-1 steps (overrides the preset)")
+    p.add_argument("--method", choices=choices.names(choices.METHODS), default=choices.DEFAULT_METHOD,
+                   help="dreamgaussian (best, minutes), quick (TripoSR, seconds), quick+refine (TripoSR start, "
+                        "shorter stage 1); see docs/quick-method.md")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="redo cached stages")
     _add_output_folder(p)
@@ -122,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: small (fit and score: the size DIR was rendered at)")
     p.add_argument("--phase", choices=["all", "render-gt", "fit", "score"], default="all",
                    help="run one phase alone: render-gt and score need Blender, fit does not (GPU host without bpy)")
-    p.add_argument("--object", default=None, help="a mesh file to use instead of the built-in objects")
+    p.add_argument("--object", action="append", default=None, metavar="NAME|MESH",
+                   help="a built-in object (suzanne, torus, box, mug, can, bowl) or a mesh file Blender imports; "
+                        "repeat for several (default: all built-in objects)")
     p.add_argument("--blender", default=None, help="a blender binary to render with (default: the bpy module)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
@@ -132,9 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--ray", default=None, help="auto or a Ray address")
-    p.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (default: one per GPU, times --workers-per-gpu)")
+    p.add_argument("--workers-per-gpu", type=_positive_int, default=1, metavar="K",
+                   help="Ray workers sharing each GPU (each asks Ray for 1/K of one); default 1")
+    p.add_argument("--rows-per-process", type=_positive_int, default=1, metavar="K",
+                   help="rows whose stage-1 fits run together in one process, sharing batched Zero123 calls; "
+                        "default 1")
     p.add_argument("--force", action="store_true")
     _add_common(p)
+
+    p = sub.add_parser("serve", help="a long-lived worker speaking JSON lines on stdin/stdout "
+                                     "(docs/worker-protocol.md)")
+    p.add_argument("--models", choices=["real", "tiny", "full-random"], default=None,
+                   help="weights for requests that name none (default: $IMAGE_TO_3D_MODELS, else real)")
     return parser
 
 

@@ -22,7 +22,7 @@ REQUIRED_PACKAGES: tuple[tuple[str, str], ...] = (
     ("torch", "torch"), ("torchvision", "torchvision"), ("transformers", "transformers"),
     ("diffusers", "diffusers"), ("safetensors", "safetensors"), ("huggingface_hub", "huggingface-hub"),
     ("segment_anything", "segment-anything"), ("gsplat", "gsplat"), ("trimesh", "trimesh"), ("xatlas", "xatlas"),
-    ("mcubes", "PyMCubes"), ("skimage", "scikit-image"), ("PIL", "pillow"), ("tqdm", "tqdm"), ("numpy", "numpy"),
+    ("skimage", "scikit-image"), ("PIL", "pillow"), ("tqdm", "tqdm"), ("numpy", "numpy"),
 )
 CUDA_ONLY_PACKAGES = frozenset({"gsplat"})
 
@@ -31,8 +31,8 @@ CUDA_ONLY_PACKAGES = frozenset({"gsplat"})
 class PackageStatus:
     """One package: found or not, and which version from which folder."""
 
-    module: str  # import name, e.g. "mcubes"
-    distribution: str  # name on PyPI, e.g. "PyMCubes"
+    module: str  # import name, e.g. "skimage"
+    distribution: str  # name on PyPI, e.g. "scikit-image"
     found: bool
     version: str | None  # from the package's dist-info; None when not found or not installed by pip
     location: str | None  # folder holding the package

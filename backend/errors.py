@@ -7,6 +7,7 @@ through :func:`describe_error`; anything that is not one of these errors is a bu
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 
 class ImageTo3DError(Exception):
@@ -94,3 +95,36 @@ def describe_error(error: BaseException, stage: str = "") -> tuple[int, str]:
         oom = OutOfGPUMemoryError(stage or "the job")
         return oom.exit_code, str(oom)
     return 1, f"internal error ({type(error).__name__}: {error})"
+
+
+@dataclass(frozen=True)
+class ErrorText:
+    """An error as a user interface shows it: one short line, and the rest for a "Details" view."""
+
+    short: str  # fits a narrow sidebar (about 26 characters); says what happened, not why
+    details: str  # the full message, for the details view
+
+
+# The short line for each exit code whose message is long by nature; others are short enough as they are.
+_SHORT_BY_CODE = {
+    1: "Something went wrong",
+    3: "Nothing matched the prompt",
+    4: "A model is missing",
+    5: "Out of GPU memory",
+}
+SHORT_MAX_CHARS = 26  # what the add-on's sidebar shows at its default width (panels/text_fit.py measures it)
+
+
+def error_text(exit_code: int, message: str) -> ErrorText:
+    """Split ``message`` (describe_error's line) into a short line and the details.
+
+    A message whose first clause is short keeps it as the short line ("no photo chosen"); a long one gets
+    its exit code's short line ("A model is missing"); the details are always the whole message."""
+    first = message.split(":")[0].split(";")[0].strip()
+    if exit_code in _SHORT_BY_CODE and (len(first) > SHORT_MAX_CHARS or exit_code in (1, 4)):
+        short = _SHORT_BY_CODE[exit_code]
+    elif len(first) <= SHORT_MAX_CHARS:
+        short = first
+    else:
+        short = first[: SHORT_MAX_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return ErrorText(short=short[:1].upper() + short[1:], details=message)

@@ -1,8 +1,9 @@
 """The reference image stage 1 fits: the object cut out, recentred and scaled into a square (docs/design.md §1).
 
 Image-to-3D methods trained on Objaverse renders (Zero123, DreamGaussian) expect the object centred with a
-fixed margin: the longer side of its bounding box spans ``1 - 2 * border_ratio`` of the square, so with the
-default 0.2 the object fills the middle 60 %. Colour is kept straight (not premultiplied); the renderer and
+fixed margin: the longer side of its bounding box spans ``1 - border_ratio`` of the square, as DreamGaussian's
+``process.py`` lays it out (``int(size * (1 - border_ratio))`` pixels, each side ``int(side * scale)``): with
+the default 0.2 the object's long side is 204 of 256 pixels, 80 % (Zero-1-to-3's own renders put it near 78 %). Colour is kept straight (not premultiplied); the renderer and
 the losses composite it over whatever background they need.
 """
 
@@ -52,8 +53,9 @@ def prepare_reference(rgb: np.ndarray, alpha: np.ndarray, size: int = 256, borde
 
     rgb:   [H, W, 3] float32 in [0, 1]
     alpha: [H, W] float32 in [0, 1] or bool
-    The box's longer side becomes ``(1 - 2 * border_ratio) * size`` pixels; the aspect ratio is kept and the
-    resize is area-averaged (antialiased) when shrinking, bilinear when enlarging.
+    The box's longer side becomes ``int((1 - border_ratio) * size)`` pixels; the aspect ratio is kept and the
+    resize is area-averaged (antialiased) when shrinking, bilinear when enlarging (DreamGaussian resizes with
+    OpenCV's INTER_AREA, which does the same).
     """
     rgb = np.asarray(rgb, dtype=np.float32)
     alpha = np.asarray(alpha).astype(np.float32)
@@ -61,8 +63,8 @@ def prepare_reference(rgb: np.ndarray, alpha: np.ndarray, size: int = 256, borde
         raise BadInputError(f"reference rgb must be [H, W, 3], got shape {rgb.shape}")
     if alpha.shape != rgb.shape[:2]:
         raise BadInputError(f"reference alpha has shape {alpha.shape}, expected {rgb.shape[:2]}")
-    if not 0.0 <= border_ratio < 0.5:
-        raise BadInputError(f"border_ratio must be in [0, 0.5), got {border_ratio}")
+    if not 0.0 <= border_ratio < 1.0:
+        raise BadInputError(f"border_ratio must be in [0, 1), got {border_ratio}")
     if size < 8:
         raise BadInputError(f"reference size must be at least 8 pixels, got {size}")
 
@@ -84,9 +86,10 @@ def prepare_reference(rgb: np.ndarray, alpha: np.ndarray, size: int = 256, borde
 
 def _square_layout(h: int, w: int, size: int, border_ratio: float) -> tuple[int, int, int, int]:
     """Where a ``h`` x ``w`` box lands in the ``size``² reference: (new_h, new_w, top, left) in its pixels."""
-    target_long = max(1, round((1 - 2 * border_ratio) * size))
+    target_long = max(1, int(size * (1 - border_ratio)))
     scale = target_long / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    # int() as DreamGaussian's, with a guard against float error truncating the long side (204.0 → 203).
+    new_h, new_w = max(1, int(h * scale + 1e-6)), max(1, int(w * scale + 1e-6))
     return new_h, new_w, (size - new_h) // 2, (size - new_w) // 2
 
 

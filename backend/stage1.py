@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,11 +26,17 @@ from torch import Tensor
 
 from .camera import Camera, orbit_angles
 from .errors import BadInputError
-from .gaussians.densify import DensifyConfig, ScreenGradientStats, densify_and_prune, reset_opacity
+from .gaussians.densify import (
+    ScreenGradientStats,
+    densify_and_prune,
+    prune_for_meshing,
+    reset_opacity,
+)
 from .gaussians.gaussians import Gaussians
-from .gaussians.model import GaussianModel, LearningRates
+from .gaussians.model import GaussianModel
 from .gaussians.render import RenderBatch, render_views
 from .job_control import JobControl, ensure_control
+from .stage1_config import Stage1Config
 
 
 @dataclass(frozen=True)
@@ -44,75 +50,6 @@ class ViewTarget:
     camera: Camera
     rgb: Tensor
     alpha: Tensor
-
-
-@dataclass(frozen=True)
-class Stage1Config:
-    """Stage-1 settings; the defaults are the reference method's (DreamGaussian, image-to-3D, 500 steps)."""
-
-    steps: int = 500
-    num_init: int = 5000  # Gaussians at the start (uniform in a ball)
-    init_radius: float = 0.5  # radius of that ball (the object fits a unit-ish sphere)
-    init_opacity: float = 0.1
-    lrs: LearningRates = field(default_factory=LearningRates)
-    densify: DensifyConfig = field(default_factory=DensifyConfig)
-    fixed_gaussian_count: int | None = None  # start with this many and never densify (benchmarks, e.g. 30_000)
-
-    # Resolution schedule of the random (SDS) views: render_sizes[i] from step fraction milestones[i - 1] on;
-    # milestones None = evenly spaced (thirds for three sizes; DreamGaussian switches at 0.3 and 0.6).
-    # Target views are always rendered at their own size.
-    render_sizes: tuple[int, ...] = (128, 256, 512)
-    render_size_milestones: tuple[float, ...] | None = None
-
-    # Losses. The large weights are DreamGaussian's: they balance the MSEs against the SDS gradient, whose
-    # size is fixed by the diffusion model. Without guidance only their ratio matters (Adam is scale-free).
-    lambda_rgb: float = 10_000.0
-    lambda_mask: float = 1_000.0
-    mask_warmup: float = 1.0  # the reference RGB and mask weights ramp linearly over this fraction of the run
-    reference_background: tuple[float, float, float] | None = (1.0, 1.0, 1.0)  # None: random black/white
-    views_per_step: int | None = None  # targets fitted per step (None: all of them)
-
-    # Score distillation (used only when guidance is given).
-    lambda_sds: float = 1.0
-    guidance_scale: float = 5.0
-    sds_batch_size: int = 1  # random views per step
-    elevation_range: tuple[float, float] = (-30.0, 30.0)  # degrees, relative to the reference view
-    azimuth_range: tuple[float, float] = (-180.0, 180.0)  # degrees, relative to the reference view
-    sds_radius: float | None = None  # camera distance of the random views (None: the reference camera's, 2)
-    # The SDS timestep range (980 → 20) is the guidance's own setting (GuidanceConfig.t_max / t_min); stage 1
-    # passes the step ratio in [0, 1].
-
-    render_backend: str = "auto"  # "auto" (gsplat on CUDA, PyTorch elsewhere), "gsplat" or "torch"
-    progress_interval_s: float = 0.25  # report progress (and honour cancel) at least this often
-
-    def __post_init__(self):
-        if self.steps < 1:
-            raise BadInputError(f"stage 1 needs at least one step, got steps={self.steps}")
-        if self.num_init < 1:
-            raise BadInputError(f"stage 1 needs at least one Gaussian, got num_init={self.num_init}")
-        if self.fixed_gaussian_count is not None and self.fixed_gaussian_count < 1:
-            raise BadInputError(f"fixed_gaussian_count must be positive, got {self.fixed_gaussian_count}")
-        if not self.render_sizes or min(self.render_sizes) < 8:
-            raise BadInputError(f"render_sizes must be at least 8 px each, got {self.render_sizes}")
-        if self.render_size_milestones is not None and len(self.render_size_milestones) != len(self.render_sizes) - 1:
-            raise BadInputError(f"render_sizes {self.render_sizes} needs one more entry than render_size_milestones "
-                                f"{self.render_size_milestones}")
-        if not self.elevation_range[0] <= self.elevation_range[1]:
-            raise BadInputError(f"elevation_range must be (low, high), got {self.elevation_range}")
-
-    @property
-    def densify_every(self) -> int:
-        return self.densify.every
-
-    @property
-    def initial_count(self) -> int:
-        return self.fixed_gaussian_count if self.fixed_gaussian_count is not None else self.num_init
-
-    def render_size_at(self, step_ratio: float) -> int:
-        milestones = self.render_size_milestones
-        if milestones is None:
-            milestones = [i / len(self.render_sizes) for i in range(1, len(self.render_sizes))]
-        return self.render_sizes[sum(step_ratio >= m for m in milestones)]
 
 
 @dataclass(frozen=True)
@@ -132,113 +69,274 @@ def fit_gaussians(
     device,
     seed: int = 0,
     control: JobControl | None = None,
+    initial: GaussianModel | None = None,
 ) -> Stage1Result:
-    """Fit Gaussians to ``targets`` (``targets[0]`` is the reference view) and, if given, ``guidance``."""
-    started = time.perf_counter()
-    control = ensure_control(control)
+    """Fit Gaussians to ``targets`` (``targets[0]`` is the reference view) and, if given, ``guidance``.
+
+    ``initial``: Gaussians to start from instead of the random ball (quick+refine: backend/quick/gaussian_start.py).
+    A group of one of :func:`fit_gaussians_together`: one loop, whichever way stage 1 is called.
+    """
+    outcome = fit_gaussians_together([Stage1Job(targets, config, guidance, seed, control, initial)], device=device)[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+@dataclass(frozen=True)
+class Stage1Job:
+    """One object's stage-1 fit, as :func:`fit_gaussians` takes it (see there)."""
+
+    targets: Sequence[ViewTarget]
+    config: Stage1Config
+    guidance: object = None  # GuidanceLike | None
+    seed: int = 0
+    control: JobControl | None = None
+    initial: GaussianModel | None = None
+
+
+def fit_gaussians_together(jobs: Sequence[Stage1Job], *, device) -> list[Stage1Result | Exception]:
+    """Several objects' fits advanced step by step together, sharing one batched SDS call per step.
+
+    Each job keeps its own Gaussians, optimiser, density control, random views, seed and cancel, so its result
+    is the one :func:`fit_gaussians` gives alone, up to the float rounding of a larger batch (the guidance
+    draws each object's noise from that object's own generator). A job that raises (its cancel included)
+    drops out with its exception in its place and the others go on; a failure inside the shared part of a
+    step (the batched guidance call, the one backward pass: running out of GPU memory, say) is every
+    remaining job's failure. Jobs may differ in step count: a short one finishes first.
+    """
     device = torch.device(device)
+    outcomes: list[Stage1Result | Exception | None] = [None] * len(jobs)
+    fits: dict[int, _ObjectFit] = {}
+    for index, job in enumerate(jobs):
+        try:
+            fits[index] = _ObjectFit(job, device)
+        except Exception as exc:  # noqa: BLE001 - one object's bad input is its own failure
+            outcomes[index] = exc
+    while fits:
+        for index, exc in advance_together(list(fits.values())).items():
+            outcomes[list(fits)[index]] = exc
+        for index in [i for i, fit in fits.items() if outcomes[i] is not None or fit.finished]:
+            fit = fits.pop(index)
+            if outcomes[index] is None:
+                try:
+                    outcomes[index] = fit.result()
+                except Exception as exc:  # noqa: BLE001
+                    outcomes[index] = exc
+    return outcomes
 
-    # 1. Check inputs.
-    targets = _check_targets(targets)
-    if config.fixed_gaussian_count is not None:
-        config = dataclasses.replace(config, densify=dataclasses.replace(config.densify, enabled=False))
-    control.report("stage1", 0.0, "initialising Gaussians")
 
-    # 2. Seeded initialisation: Gaussians in a ball, Adam with per-parameter learning rates.
-    cpu_generator = torch.Generator().manual_seed(seed)
-    device_generator = torch.Generator(device=device).manual_seed(seed + 1)
-    view_rng = np.random.default_rng(seed)
-    model = GaussianModel.in_sphere(config.initial_count, config.init_radius, generator=cpu_generator, device=device,
-                                    initial_opacity=config.init_opacity)
-    optimizer = model.make_optimizer(config.lrs)
-    means_group = next(group for group in optimizer.param_groups if group["name"] == "means")
-    stats = ScreenGradientStats.zeros(len(model), device)
+def advance_together(fits: Sequence[_ObjectFit]) -> dict[int, Exception]:
+    """One optimisation step of every fit in ``fits``: the per-step function of stage 1 (a loop of it is
+    :func:`fit_gaussians_together`). Returns the fits that failed in this step, by position, with their error.
 
-    # 3. Everything the loop needs, on the device up front (no host→device copies inside the loop).
-    views = _TargetViews.build(targets, device)
-    reference = targets[0].camera
-    random_views = _RandomViews.build(config, reference, view_rng, device) if guidance is not None else None
-    reference_bg = (torch.tensor(config.reference_background, dtype=torch.float32, device=device)
-                    if config.reference_background is not None else None)
-    target_choices = _target_schedule(config, len(targets), view_rng)
-    track_screen_grads = config.densify.enabled
-    losses: list[Tensor] = []
-    reference_losses: list[Tensor] = []
-    init_done = time.perf_counter()
-    last_report = time.monotonic()
+    Steps 4a-4d of the recipe: each fit renders and takes its reference loss on its own; the SDS of all of them
+    is one guidance call per group of compatible guidances and the backward pass is one for all; then each
+    fit steps its optimiser, controls its density and reports progress (where a cancel is raised) on its own.
+    """
+    failed: dict[int, Exception] = {}
+    live: list[tuple[int, _ObjectFit, _StepLoss]] = []
+    for position, fit in enumerate(fits):
+        try:
+            live.append((position, fit, fit.reference_loss()))
+        except Exception as exc:  # noqa: BLE001 - this object's failure only
+            failed[position] = exc
+    if not live:
+        return failed
+    try:
+        sds = _score_distillation([(fit, step) for _, fit, step in live])
+        total = None
+        for (_, fit, step), sds_loss in zip(live, sds, strict=True):
+            step.loss = step.loss if sds_loss is None else step.loss + fit.config.lambda_sds * sds_loss
+            step.retain_statistics_grads()
+            total = step.loss if total is None else total + step.loss
+        total.backward()  # the objects' graphs are disjoint but for the batched guidance: one pass for all
+    except Exception as exc:  # noqa: BLE001 - a shared call fails for all who shared it
+        failed.update({position: exc for position, _, _ in live})
+        return failed
+    for position, fit, step in live:
+        try:
+            fit.apply_step(step)
+        except Exception as exc:  # noqa: BLE001 - this object's failure (or cancel) only
+            failed[position] = exc
+    return failed
 
-    # 4. Optimisation loop.
-    for step in range(config.steps):
-        step_ratio = step / config.steps
-        means_group["lr"] = config.lrs.means_at(step_ratio)
-        gaussians = model.gaussians()
+
+def _score_distillation(steps: list[tuple[_ObjectFit, _StepLoss]]) -> list[Tensor | None]:
+    """Each fit's SDS loss (None without guidance). Zero123 guidances with the same ``sds_group_key`` and scale
+    (the same models) share one batched call (``sds_losses_together``); any other guidance goes alone."""
+    losses: list[Tensor | None] = [None] * len(steps)
+    guided = [i for i, (_, step) in enumerate(steps) if step.sds_images is not None]
+    if not guided:
+        return losses
+    from .guidance.zero123_guidance import Zero123Guidance, sds_losses_together
+
+    groups: dict[tuple, list[int]] = {}
+    for i in guided:
+        fit = steps[i][0]
+        shared = isinstance(fit.guidance, Zero123Guidance)
+        groups.setdefault((fit.guidance.sds_group_key, fit.config.guidance_scale) if shared else (i,), []).append(i)
+    for members in groups.values():
+        fits, views = [steps[i][0] for i in members], [steps[i][1] for i in members]
+        scale = fits[0].config.guidance_scale
+        if not isinstance(fits[0].guidance, Zero123Guidance):  # a GuidanceLike of another kind (tests' fakes)
+            losses[members[0]] = fits[0].guidance.sds_loss(views[0].sds_images, *views[0].sds_angles,
+                                                           views[0].step_ratio, scale)
+            continue
+        found = sds_losses_together([f.guidance for f in fits], [v.sds_images for v in views],
+                                    *zip(*(v.sds_angles for v in views), strict=True),
+                                    [v.step_ratio for v in views], scale)
+        for i, loss in zip(members, found, strict=True):
+            losses[i] = loss
+    return losses
+
+
+@dataclass
+class _StepLoss:
+    """One fit's step in the making: its loss so far and the renders whose screen gradients feed densification."""
+
+    loss: Tensor
+    statistics_views: list[tuple[RenderBatch, int, int]]  # (render, width, height)
+    track_screen_grads: bool
+    step_ratio: float
+    sds_images: Tensor | None = None  # [B, 3, H, W] random views for the guidance
+    sds_angles: tuple[Tensor, Tensor, Tensor] | None = None  # Δelevation, Δazimuth, Δradius, each [B]
+
+    def retain_statistics_grads(self) -> None:
+        if self.track_screen_grads:
+            for batch, _, _ in self.statistics_views:
+                batch.retain_screen_grads()
+
+
+class _ObjectFit:
+    """One object's stage-1 state between steps: its Gaussians, optimiser, density statistics, precomputed
+    views and generators, and its own progress and cancel (steps 1-3 of the recipe in the constructor)."""
+
+    def __init__(self, job: Stage1Job, device: torch.device):
+        self.started = time.perf_counter()
+        self.control = ensure_control(job.control)
+        self.guidance = job.guidance
+        self.device = device
+        config = job.config
+
+        # 1. Check inputs.
+        targets = _check_targets(job.targets)
+        if config.fixed_gaussian_count is not None:  # the count stays fixed: no densification, no final prune
+            config = dataclasses.replace(config, densify=dataclasses.replace(config.densify, enabled=False),
+                                         final_prune=dataclasses.replace(config.final_prune, enabled=False))
+        self.config = config
+        self.control.report("stage1", 0.0, "initialising Gaussians")
+
+        # 2. Seeded initialisation: Gaussians in a ball, Adam with per-parameter learning rates.
+        seed = job.seed
+        cpu_generator = torch.Generator().manual_seed(seed)
+        self.device_generator = torch.Generator(device=device).manual_seed(seed + 1)
+        self.view_rng = np.random.default_rng(seed)
+        if job.initial is not None:
+            self.model = job.initial.to(device)
+        else:
+            self.model = GaussianModel.in_sphere(config.initial_count, config.init_radius, generator=cpu_generator,
+                                                 device=device, initial_opacity=config.init_opacity)
+        self.optimizer = self.model.make_optimizer(config.lrs)
+        self.means_group = next(group for group in self.optimizer.param_groups if group["name"] == "means")
+        self.stats = ScreenGradientStats.zeros(len(self.model), device)
+
+        # 3. Everything the loop needs, on the device up front (no host→device copies inside the loop).
+        self.views = _TargetViews.build(targets, device)
+        reference = targets[0].camera
+        self.random_views = (_RandomViews.build(config, reference, self.view_rng, device)
+                             if self.guidance is not None else None)
+        self.reference_bg = (torch.tensor(config.reference_background, dtype=torch.float32, device=device)
+                             if config.reference_background is not None else None)
+        self.target_choices = _target_schedule(config, len(targets), self.view_rng)
+        self.losses: list[Tensor] = []
+        self.reference_losses: list[Tensor] = []
+        self.step = 0
+        self.init_done = time.perf_counter()
+        self.last_report = time.monotonic()
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.config.steps
+
+    def reference_loss(self) -> _StepLoss:
+        """4a. Target views: composited RGB + mask; and the renders of this step's random (SDS) views."""
+        config, views, device, step = self.config, self.views, self.device, self.step
+        # DreamGaussian counts steps from 1 and sets the rates, the loss ramp and the SDS schedule for step s from
+        # s / steps before stepping: the first step already sits 1/steps into every schedule, the last at its end.
+        step_ratio = (step + 1) / config.steps
+        self.means_group["lr"] = config.lrs.means_at(step_ratio)
+        gaussians = self.model.gaussians()
         rendered: list[tuple[RenderBatch, int, int]] = []
 
-        # 4a. Target views: composited RGB + mask.
-        chosen = target_choices[step] if target_choices is not None else slice(None)
-        if reference_bg is None:
-            bg = (float(view_rng.random() < 0.5)) * torch.ones(3, device=device)
+        chosen = self.target_choices[step] if self.target_choices is not None else slice(None)
+        if self.reference_bg is None:
+            bg = (float(self.view_rng.random() < 0.5)) * torch.ones(3, device=device)
         else:
-            bg = reference_bg
+            bg = self.reference_bg
         batch = render_views(gaussians, views.viewmats[chosen], views.Ks[chosen], views.width, views.height,
                              bg.expand(views.viewmats[chosen].shape[0], 3), config.render_backend)
         rendered.append((batch, views.width, views.height))
         target_rgb = views.rgb[chosen] * views.alpha[chosen] + bg * (1 - views.alpha[chosen])
         rgb_mse = F.mse_loss(batch.rgb, target_rgb)
         mask_mse = F.mse_loss(batch.alpha, views.alpha[chosen])
-        warmup = min(1.0, (step + 1) / max(1.0, config.mask_warmup * config.steps))
+        warmup = min(1.0, step_ratio / max(1.0 / config.steps, config.mask_warmup))
         loss = warmup * (config.lambda_rgb * rgb_mse + config.lambda_mask * mask_mse)
-        reference_losses.append((rgb_mse + mask_mse).detach())
+        self.reference_losses.append((rgb_mse + mask_mse).detach())
 
-        # 4b. Score distillation on random views.
-        if random_views is not None:
-            size = config.render_size_at(step_ratio)
-            sds_batch = render_views(gaussians, random_views.viewmats[step], random_views.Ks[size], size, size,
-                                     random_views.backgrounds[step], config.render_backend)
-            rendered.append((sds_batch, size, size))
-            images = sds_batch.rgb.permute(0, 3, 1, 2)  # [B, 3, H, W], channels-last in memory
-            sds = guidance.sds_loss(images, random_views.d_elevation[step], random_views.d_azimuth[step],
-                                    random_views.d_radius[step], step_ratio, config.guidance_scale)
-            loss = loss + config.lambda_sds * sds
+        # 4b. The random views score distillation will judge (the guidance call itself is shared, see
+        # advance_together). With guidance the screen-space statistics come from these novel views only, as
+        # DreamGaussian's (it reads them from the last render of the step, the novel view): the reference view's
+        # 10 000-weighted loss would otherwise dominate which Gaussians grow. Without guidance the target views
+        # are all there is.
+        random_views = self.random_views
+        if random_views is None:
+            return _StepLoss(loss, rendered, config.densify.enabled, step_ratio)
+        size = config.render_size_at(step_ratio)
+        sds_batch = render_views(gaussians, random_views.viewmats[step], random_views.Ks[size], size, size,
+                                 random_views.backgrounds[step], config.render_backend)
+        return _StepLoss(loss, [(sds_batch, size, size)], config.densify.enabled, step_ratio,
+                         sds_images=sds_batch.rgb.permute(0, 3, 1, 2),  # [B, 3, H, W], channels-last in memory
+                         sds_angles=(random_views.d_elevation[step], random_views.d_azimuth[step],
+                                     random_views.d_radius[step]))
 
-        # 4c. Backward, step, density control.
-        if track_screen_grads:
-            for batch, _, _ in rendered:
-                batch.retain_screen_grads()
-        loss.backward()
-        if track_screen_grads:
-            for batch, width, height in rendered:
-                stats = stats.accumulate(batch.screen_grads(), batch.radii, width, height)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.detach())
+    def apply_step(self, step_loss: _StepLoss) -> None:
+        """4c. After the backward pass: optimiser step, density control; 4d. progress and cancel."""
+        config = self.config
+        if step_loss.track_screen_grads:
+            for batch, width, height in step_loss.statistics_views:
+                self.stats = self.stats.accumulate(batch.screen_grads(), batch.radii, width, height)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.losses.append(step_loss.loss.detach())
 
-        completed = step + 1
+        self.step = completed = self.step + 1
         if config.densify.is_densify_step(completed):
-            densify_and_prune(model, optimizer, stats, config.densify, device_generator)
-            stats = ScreenGradientStats.zeros(len(model), device)
+            densify_and_prune(self.model, self.optimizer, self.stats, config.densify, self.device_generator)
+            self.stats = ScreenGradientStats.zeros(len(self.model), self.device)
         if config.densify.is_opacity_reset_step(completed):
-            reset_opacity(model, optimizer, config.densify.reset_opacity)
+            reset_opacity(self.model, self.optimizer, config.densify.reset_opacity)
 
-        # 4d. Progress and cancel (no GPU sync here).
+        # No GPU sync here.
         now = time.monotonic()
-        if now - last_report >= config.progress_interval_s or completed == config.steps:
-            control.report("stage1", completed / config.steps, f"step {completed}/{config.steps}")
-            last_report = now
+        if now - self.last_report >= config.progress_interval_s or completed == config.steps:
+            self.control.report("stage1", completed / config.steps, f"step {completed}/{config.steps}")
+            self.last_report = now
 
-    # 5. Result.
-    final = model.gaussians().detach()
-    loss_history = torch.stack(losses).float().cpu().tolist()
-    reference_history = torch.stack(reference_losses).float().cpu().tolist()
-    finished = time.perf_counter()
-    return Stage1Result(
-        gaussians=Gaussians(final.means.clone(), final.scales.clone(), final.quats.clone(), final.opacities.clone(),
-                            final.colors.clone()),
-        loss_history=loss_history,
-        reference_loss_history=reference_history,
-        timings={"init": init_done - started, "optimise": finished - init_done, "total": finished - started},
-        gaussian_count=len(final),
-    )
+    def result(self) -> Stage1Result:
+        """5. The last prune (faint and oversized Gaussians) that DreamGaussian does before meshing."""
+        final = prune_for_meshing(self.model.gaussians().detach(), self.config.final_prune)
+        loss_history = torch.stack(self.losses).float().cpu().tolist()
+        reference_history = torch.stack(self.reference_losses).float().cpu().tolist()
+        finished = time.perf_counter()
+        return Stage1Result(
+            gaussians=Gaussians(final.means.clone(), final.scales.clone(), final.quats.clone(),
+                                final.opacities.clone(), final.colors.clone()),
+            loss_history=loss_history,
+            reference_loss_history=reference_history,
+            timings={"init": self.init_done - self.started, "optimise": finished - self.init_done,
+                     "total": finished - self.started},
+            gaussian_count=len(final),
+        )
 
 
 # ------------------------------------------------------------------ inputs, precomputed on the device

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import bpy
 
-from ..backend.choices import DEFAULT_PRESET, DEFAULT_SEGMENTATION_MODE
-from . import backend_jobs, job_runner
+from ..backend.choices import DEFAULT_METHOD, DEFAULT_PRESET, DEFAULT_SEGMENTATION_MODE
+from . import backend_jobs, job_runner, worker_client, worker_requests
 from .job_operators import _JobOperator
 
 # --- mask correction -------------------------------------------------------------------------------------
@@ -130,6 +130,11 @@ class IMAGE_TO_3D_OT_correct_mask(_JobOperator, bpy.types.Operator):
             scene.image_to_3d.corrected_mask_for = key
             push_undo_step("Image to 3D: correct mask")
 
+        if worker_client.runs_in_worker(context):
+            return worker_client.make_worker_job(
+                context, "correct mask", lambda request_id: worker_requests.correct_mask_request(
+                    request_id, config, mask_path, points, labels, out_dir),
+                worker_client.segment_outcome_to_preview, bring_in, scene_name)
         work = backend_jobs.build_correct_mask_work(config, mask_path, points, labels, out_dir)
         return job_runner.Job(kind="correct mask", work=work, on_success=bring_in, scene_name=scene_name,
                               env=backend_jobs.job_environment(config.options))
@@ -182,10 +187,14 @@ class IMAGE_TO_3D_OT_history_reimport(bpy.types.Operator):
         from ..backend.errors import ImageTo3DError
         from .generate_job import bring_in_object, photo_match_in_folder
         from .import_result import object_name_for
+        from .job_history import FINISHED_STATUS
 
         item = _history_entry(context, self.index)
         if item is None:
             self.report({"ERROR"}, "no such history entry")
+            return {"CANCELLED"}
+        if item.status != FINISHED_STATUS:
+            self.report({"ERROR"}, f"only finished jobs can be re-imported (this one {item.status})")
             return {"CANCELLED"}
         glb = Path(item.out_dir) / "model.glb"
         settings = context.scene.image_to_3d
@@ -226,13 +235,14 @@ class IMAGE_TO_3D_OT_history_rerun(_JobOperator, bpy.types.Operator):
 
 
 def _entry_config(item, context, seed: int):
-    """A JobConfig that repeats history ``item`` (its photo, prompt, preset, mode and mask) with ``seed``."""
+    """A JobConfig that repeats history ``item`` (its photo, prompt, method, preset, mode and mask) with ``seed``."""
     from ..properties.job_config import JobConfig
     from ..properties.scene_settings import read_addon_options
 
     mask = Path(item.out_dir) / "mask.png"
     return JobConfig.build(item.image_path, (item.prompt,), mode=item.mode or DEFAULT_SEGMENTATION_MODE,
-                           preset=item.preset or DEFAULT_PRESET, seed=seed, options=read_addon_options(context),
+                           preset=item.preset or DEFAULT_PRESET, method=item.method or DEFAULT_METHOD, seed=seed,
+                           options=read_addon_options(context),
                            make_preview_plane=False, photo_match=context.scene.image_to_3d.photo_match,
                            mask_path=str(mask) if mask.is_file() else None)
 

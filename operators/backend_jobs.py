@@ -2,8 +2,10 @@
 
 This is the only module of the add-on that runs backend jobs, all through ``backend.api`` (imported inside the
 callables, when a job starts, so enabling the add-on stays instant; the rest of the add-on reads only the
-torch-free declarations: ``backend.choices``, ``backend.models.catalog``, the request type). Tests replace :func:`build_segment_work` and
-:func:`build_generate_work` with fakes that write the same files.
+torch-free declarations: ``backend.choices``, ``backend.models.catalog``, the request type). The ``*_request``
+builders here are also what ``worker_requests`` sends to the worker process, so both paths run the same
+request. Tests replace :func:`build_segment_work` and :func:`build_generate_work` with fakes that write the same
+files.
 """
 
 from __future__ import annotations
@@ -154,7 +156,10 @@ def segment_request(config: JobConfig, out_dir: Path):
     request = config.request
     return api.SegmentRequest(image_path=config.image_path, prompts=config.prompts, out_dir=str(out_dir),
                               mode=request.mode, sam_variant=request.sam_variant, device=request.device,
-                              half=request.half, segmenter=request.segmenter,
+                              half=request.half, models=request.models, segmenter=request.segmenter,
+                              sam3_instance=request.sam3_instance, sam3_boxes=request.sam3_boxes,
+                              sam3_exclude_boxes=request.sam3_exclude_boxes,
+                              sam3_presence_threshold=request.sam3_presence_threshold,
                               accept_sam3_license=request.accept_sam3_license, hf_token=request.hf_token)
 
 
@@ -166,12 +171,18 @@ def build_choose_instance_work(config: JobConfig, instance_masks: tuple[str, ...
     def work(control) -> SegmentPreview:
         from ..backend import api
 
-        request = api.ChooseInstanceRequest(image_path=config.image_path, instance_masks=tuple(instance_masks),
-                                            instance=instance, out_dir=str(out_dir), prompt=config.prompt or "object")
-        chosen = api.choose_instance(request, control)
+        chosen = api.choose_instance(choose_instance_request(config, instance_masks, instance, out_dir), control)
         return segment_preview(chosen.out_dir, [(chosen.prompt, chosen.slug, chosen.files)])
 
     return work
+
+
+def choose_instance_request(config: JobConfig, instance_masks: tuple[str, ...], instance: str, out_dir: Path):
+    """backend.api.ChooseInstanceRequest: SAM 3's instance ``instance`` of the first prompt into ``out_dir``."""
+    from ..backend import api
+
+    return api.ChooseInstanceRequest(image_path=config.image_path, instance_masks=tuple(instance_masks),
+                                     instance=instance, out_dir=str(out_dir), prompt=config.prompt or "object")
 
 
 def build_generate_work(config: JobConfig, out_dir: Path) -> Callable[[Any], Any]:
@@ -214,16 +225,25 @@ def build_correct_mask_work(config: JobConfig, mask_path: str, points: list[tupl
     def work(control) -> SegmentPreview:
         from ..backend import api
 
-        options = config.options
-        request = api.CorrectMaskRequest(image_path=config.image_path, mask_path=mask_path, points=tuple(points),
-                                         labels=tuple(labels), out_dir=str(out_dir), prompt=config.prompt or "object",
-                                         sam_variant=options.sam_variant, device=options.device,
-                                         half=options.half_precision)
-        with _explained_model_errors(options):
+        request = correct_mask_request(config, mask_path, points, labels, out_dir)
+        with _explained_model_errors(config.options):
             corrected = api.correct_mask(request, control)
         return segment_preview(corrected.out_dir, [(corrected.prompt, corrected.slug, corrected.files)])
 
     return work
+
+
+def correct_mask_request(config: JobConfig, mask_path: str, points, labels, out_dir: Path):
+    """backend.api.CorrectMaskRequest: the first prompt's mask refined with the points (x, y photo pixels) and
+    labels (1 object, 0 not), the job's SAM variant, device and precision."""
+    from ..backend import api
+
+    request = config.request
+    return api.CorrectMaskRequest(image_path=config.image_path, mask_path=str(mask_path),
+                                  points=tuple((float(x), float(y)) for x, y in points),
+                                  labels=tuple(int(label) for label in labels), out_dir=str(out_dir),
+                                  prompt=config.prompt or "object", sam_variant=request.sam_variant,
+                                  models=request.models, device=request.device, half=request.half)
 
 
 def generate_request(config: JobConfig, out_dir: Path):

@@ -10,6 +10,7 @@ import os
 import bpy
 
 from .datablock_guard import rolled_back_on_failure
+from .placement import place_clear_of_others, select_only
 
 MAX_NAME = 63  # Blender's datablock name limit (bytes; prompts are mostly ASCII)
 
@@ -24,7 +25,8 @@ def import_generated_model(glb_path: str | os.PathLike, name: str, context=None)
     """Import ``glb_path`` through Blender's glTF importer as one mesh object called ``name``.
 
     The object (and its mesh) is named ``name``, its material keeps an Image Texture node whose image is
-    packed into the .blend, it sits at the 3D cursor and is the only selected object and the active one.
+    packed into the .blend, it sits at the 3D cursor, moved beside anything it would be hidden in
+    (operators/placement.py), and is the only selected object and the active one.
     On any failure everything the import created is removed again and the error re-raised.
     """
     context = context or bpy.context
@@ -41,10 +43,8 @@ def import_generated_model(glb_path: str | os.PathLike, name: str, context=None)
         obj.data.name = name
         _ensure_packed_texture(obj, name)
         obj.location = scene.cursor.location.copy()
-        for other in view_layer.objects:
-            other.select_set(False)
-        obj.select_set(True)
-        view_layer.objects.active = obj
+        place_clear_of_others(obj, context)
+        select_only(obj, context)
     return obj
 
 

@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backend.choices import DEFAULT_PRESET
+from ..backend.choices import DEFAULT_METHOD, DEFAULT_PRESET
 
 HISTORY_FILE = "history.json"
 HISTORY_LENGTH = 10  # entries kept (newest first)
+FINISHED_STATUS = "done"  # the only status whose folder holds a model to re-import
 THUMBNAIL_FILE = "reference.png"  # written by generate in each job folder: the cut-out the object was made from
 
 
@@ -30,6 +31,7 @@ class HistoryEntry:
     seed: int = 0
     preset: str = DEFAULT_PRESET
     mode: str = "fast"
+    method: str = DEFAULT_METHOD  # entries written before the method choice existed were DreamGaussian jobs
 
     @property
     def thumbnail_path(self) -> Path:

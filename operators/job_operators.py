@@ -12,8 +12,9 @@ import json
 
 import bpy
 
-from . import backend_jobs, job_runner
+from . import backend_jobs, job_runner, worker_client, worker_requests
 from .generate_job import make_generate_job, push_undo_step
+from .placement import remember_view
 
 
 class _JobOperator:
@@ -28,7 +29,8 @@ class _JobOperator:
             return {"CANCELLED"}
         try:
             config = self.job_config(settings, context)
-            backend_jobs.use_python_packages(config.options)
+            if not worker_client.runs_in_worker(context):
+                backend_jobs.use_python_packages(config.options)
             job = self.make_job(config, context)
         except ImageTo3DError as exc:
             settings.last_error, settings.last_exit_code = str(exc), exc.exit_code
@@ -36,6 +38,7 @@ class _JobOperator:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         job_runner.start_job(job, settings)
+        remember_view(context)  # the result is framed in the 3D view the user pressed the button in
         if not job_runner.blocks_until_done():
             self.report({"INFO"}, f"Image to 3D: {self.kind} started")
             return {"FINISHED"}
@@ -96,6 +99,10 @@ class IMAGE_TO_3D_OT_segment(_JobOperator, bpy.types.Operator):
             show_sam3_instances(scene.image_to_3d, preview, key)
             push_undo_step("Image to 3D: segment")
 
+        if worker_client.runs_in_worker(context):
+            return worker_client.make_worker_job(
+                context, "segment", lambda request_id: worker_requests.segment_request(request_id, config, out_dir),
+                worker_client.segment_outcome_to_preview, bring_in, scene_name)
         return job_runner.Job(kind="segment", work=backend_jobs.build_segment_work(config, out_dir),
                               on_success=bring_in, scene_name=scene_name,
                               env=backend_jobs.job_environment(config.options))
@@ -131,5 +138,8 @@ class IMAGE_TO_3D_OT_cancel(bpy.types.Operator):
             self.report({"WARNING"}, "no Image to 3D job is running")
             return {"CANCELLED"}
         job.cancel()
-        context.scene.image_to_3d.last_message = f"cancelling {job.kind}…"
+        settings = context.scene.image_to_3d
+        settings.stage = "Cancelling…"  # at once; the job ends within seconds (a stuck worker is killed)
+        settings.last_message = f"cancelling {job.kind}…"
+        job_runner.tag_sidebar_redraw()
         return {"FINISHED"}

@@ -1,6 +1,11 @@
-"""One job at a time in a background thread; a main-thread timer hands its progress and result to Blender.
+"""One job at a time; a main-thread timer hands its progress and result to Blender.
 
-The worker runs ``work(control)`` and never touches bpy. Progress goes through ``control.on_progress``
+Jobs normally run in the backend worker process (``worker_client.WorkerJob``: its reader thread fills this
+module's queues). The in-process thread below stays only behind the debugging preference "Run jobs inside
+Blender". Either way the timer only drains queues, and tags for redraw only the sidebar regions, only when
+something changed.
+
+The thread runs ``work(control)`` and never touches bpy. Progress goes through ``control.on_progress``
 into the job's queue; :func:`poll_running_job` (a ``bpy.app.timers`` callback, also called directly by
 tests and by the background-mode path) drains it into ``scene.image_to_3d`` and, when the thread has
 ended, calls the job's ``on_success`` on the main thread (which imports the result) or records the error.
@@ -20,8 +25,11 @@ from typing import Any
 
 import bpy
 
+from ..backend.stage_labels import clock, progress_detail, stage_label
+
 BUSY_MESSAGE = "a job is already running — cancel it or wait"
 POLL_INTERVAL_S = 0.1
+CLOCK_REDRAW_S = 1.0  # the sidebar is redrawn at least this often while a job runs, for its elapsed time
 
 
 @dataclass
@@ -45,6 +53,15 @@ class Job:
     result: Any = None
     error: BaseException | None = None
     started_at: float = 0.0
+    # what the panel shows while the job runs (see backend/stage_labels.py): the stage in plain words, step i of
+    # n (0 where the stages are not counted, the in-process path), seconds left (None until estimable)
+    label: str = ""
+    step: int = 0
+    steps: int = 0
+    eta_s: float | None = None
+    download_key: str = ""  # a model download job: the catalog key of the model (the Models section's bar)
+    last_redraw: float = 0.0  # time.monotonic() of the last sidebar redraw this job asked for
+    message: str = ""  # the last event's own message, e.g. a download's "75 of 375 MB · 3.2 MB/s"
     finished: bool = False  # set on the main thread once the result or error reached the scene
     _saved_env: dict[str, str | None] = field(default_factory=dict)
 
@@ -64,6 +81,10 @@ class Job:
             self.result = self.work(self.control)
         except BaseException as exc:  # noqa: BLE001 - everything is handed to the main thread as data
             self.error = exc
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started_at if self.started_at else 0.0
 
     def deliver(self, item: Any) -> None:
         """Worker thread: hand ``item`` to ``on_partial`` on the main thread."""
@@ -125,7 +146,8 @@ def start_job(job: Job, settings) -> Job:
         raise RuntimeError(BUSY_MESSAGE)
     settings.stage = "starting"
     settings.progress = 0.0
-    settings.last_message = f"{job.kind} started"
+    settings.photo_match_note = settings.result_note = ""
+    settings.last_message = f"{job.kind.capitalize()} started"
     settings.last_error = ""
     settings.last_exit_code = 0
     job.start()
@@ -152,12 +174,16 @@ def poll_running_job() -> float | None:
     job = current_job()
     if job is None:
         return None
-    _apply_progress(job)
+    changed = _apply_progress(job)
     if job.alive:
-        _tag_redraw()
+        now = time.monotonic()
+        # the panel's clock ("0:42 so far") must tick even through a long silent stage (a model download)
+        if changed or now - job.last_redraw >= CLOCK_REDRAW_S:
+            job.last_redraw = now
+            tag_sidebar_redraw()
         return POLL_INTERVAL_S
     _finish(job)
-    _tag_redraw()
+    tag_sidebar_redraw()
     return None
 
 
@@ -181,19 +207,28 @@ def _apply_partials(job: Job) -> None:
             job.cancel()
 
 
-def _apply_progress(job: Job) -> None:
+def _apply_progress(job: Job) -> bool:
+    """Move what arrived into the scene; True when anything did (the panel then needs a redraw)."""
+    had_partials = not job.partial_queue.empty()
     _apply_partials(job)
     events = job.drain_progress()
     if not events:
-        return
+        return had_partials
     settings = _settings_of(job)
     last = events[-1]
+    if job.cancelled:  # "Cancelling…" stays up until the job has ended
+        return had_partials
     if blocks_until_done() and last.stage != settings.stage:
         print(f"Image to 3D: {job.kind}: {last.stage}", file=sys.stderr, flush=True)  # headless runs show life
     settings.stage = last.stage
     settings.progress = last.fraction
-    if last.message:
-        settings.last_message = last.message
+    # the worker's events carry the label, the step count and a time left; the in-process path only the stage
+    job.label = getattr(last, "label", "") or stage_label(last.stage)
+    job.step, job.steps = getattr(last, "step", 0), getattr(last, "steps", 0)
+    job.eta_s = getattr(last, "eta_s", None)
+    job.message = last.message or ""
+    settings.last_message = f"{job.label} · {progress_detail(job.step, job.steps, job.elapsed_s, job.eta_s)}"
+    return True
 
 
 def _finish(job: Job) -> None:
@@ -217,7 +252,7 @@ def _finish(job: Job) -> None:
             settings.stage = "done"
             settings.progress = 1.0
             settings.last_exit_code = 0
-            settings.last_message = f"{job.kind} done in {time.monotonic() - job.started_at:.1f} s"
+            settings.last_message = f"{job.kind.capitalize()} done in {clock(job.elapsed_s)}"
         else:
             _record_error(settings, job)
     finally:
@@ -255,12 +290,16 @@ def describe_error(error: BaseException) -> tuple[str, int]:
     return message, code
 
 
-def _tag_redraw() -> None:
+def tag_sidebar_redraw() -> None:
+    """Redraw only the sidebar region of the 3D views whose sidebar is open (where the panel lives)."""
     wm = bpy.context.window_manager
     for window in wm.windows if wm is not None else ():
         for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
+            if area.type != "VIEW_3D" or not getattr(area.spaces.active, "show_region_ui", False):
+                continue
+            for region in area.regions:
+                if region.type == "UI":
+                    region.tag_redraw()
 
 
 def unregister() -> None:
@@ -275,3 +314,6 @@ def unregister() -> None:
     _current = None
     if bpy.app.timers.is_registered(poll_running_job):
         bpy.app.timers.unregister(poll_running_job)
+    from .worker_client import stop_worker
+
+    stop_worker()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import backend_jobs, job_runner
+from . import backend_jobs, job_runner, worker_client, worker_requests
 from .job_operators import _JobOperator
 
 ALL_INSTANCES = 0  # choose_instance's rank for "All of them" (the union)
@@ -62,6 +62,11 @@ class IMAGE_TO_3D_OT_choose_instance(_JobOperator, bpy.types.Operator):
             scene.image_to_3d.sam3_instance_chosen = rank
             push_undo_step("Image to 3D: choose instance")
 
+        if worker_client.runs_in_worker(context):
+            return worker_client.make_worker_job(
+                context, "choose instance", lambda request_id: worker_requests.choose_instance_request(
+                    request_id, config, masks, instance, out_dir),
+                worker_client.segment_outcome_to_preview, bring_in, scene_name)
         work = backend_jobs.build_choose_instance_work(config, masks, instance, out_dir)
         return job_runner.Job(kind="choose instance", work=work, on_success=bring_in, scene_name=scene_name,
                               env=backend_jobs.job_environment(config.options))

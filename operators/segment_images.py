@@ -9,22 +9,35 @@ from .datablock_guard import rolled_back_on_failure
 _KINDS = (("mask", "mask_path", "Non-Color"), ("cut-out", "cutout_path", "sRGB"), ("overlay", "overlay_path", "sRGB"))
 
 
-def image_name(slug: str, kind: str) -> str:
-    return f"{slug} {kind}"  # e.g. "a-coffee-cup mask"
+MAX_BASE_NAME = 50  # bytes of the prompt kept, leaving room for " cut-out" in Blender's 63-byte names
+
+
+def image_base_name(prompt: str, slug: str, taken: set[str]) -> str:
+    """The prompt as typed ("a coffee cup"), trimmed; the file slug where two prompts of one job read alike."""
+    base = " ".join(prompt.split()).encode()[:MAX_BASE_NAME].decode(errors="ignore") or slug
+    return slug if base in taken else base
+
+
+def image_name(base: str, kind: str) -> str:
+    return f"{base} {kind}"  # e.g. "a coffee cup mask"
 
 
 def load_segment_images(preview, make_preview_plane: bool, context=None) -> dict[str, dict[str, object]]:
-    """Packed images "<slug> mask" / "<slug> cut-out" / "<slug> overlay" for every prompt (replacing older ones).
+    """Packed images "<prompt> mask" / "<prompt> cut-out" / "<prompt> overlay" for every prompt (replacing older
+    ones of the same name), named after the prompt so the Image Editor's list reads as what was asked.
 
     Returns ``{slug: {"mask": Image, "cut-out": Image, "overlay": Image, "plane": Object|None}}``.
     """
     context = context or bpy.context
     loaded: dict[str, dict[str, object]] = {}
+    taken: set[str] = set()
     with rolled_back_on_failure(context.view_layer):
         for item in preview.prompts:
-            images = {kind: _load_packed(getattr(item, attr), image_name(item.slug, kind), colorspace)
+            base = image_base_name(item.prompt, item.slug, taken)
+            taken.add(base)
+            images = {kind: _load_packed(getattr(item, attr), image_name(base, kind), colorspace)
                       for kind, attr, colorspace in _KINDS}
-            plane = add_preview_plane(images["cut-out"], f"{item.slug} preview", context) if make_preview_plane \
+            plane = add_preview_plane(images["cut-out"], f"{base} preview", context) if make_preview_plane \
                 else None
             loaded[item.slug] = {**images, "plane": plane}
     for images in loaded.values():

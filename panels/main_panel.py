@@ -2,7 +2,11 @@
 
 import bpy
 
+from ..backend.stage_labels import stage_label, step_text, time_text
 from ..operators import job_runner
+from ..operators.job_history import FINISHED_STATUS
+from .job_messages import short_line
+from .text_fit import BOX_BORDER_PX, SIDEBAR_TEXT_PX, draw_wrapped, text_width, wrap_to_width
 
 
 class IMAGE_TO_3D_PT_main(bpy.types.Panel):
@@ -16,73 +20,122 @@ class IMAGE_TO_3D_PT_main(bpy.types.Panel):
         settings = context.scene.image_to_3d
         layout = self.layout
         job = job_runner.current_job()
-
-        col = layout.column(align=True)
-        col.label(text="Photo")
-        col.template_ID(settings, "image", open="image.open")
-        if settings.image is None:
-            col.prop(settings, "image_path", text="")
-
-        col = layout.column(align=True)
-        col.label(text="Prompt (one per line)")
-        col.prop(settings, "prompt", text="")
-        col.prop(settings, "prompt_text", text="Text")
-
-        col = layout.column()
-        col.prop(settings, "segmenter")
-        col.prop(settings, "mode")
-        col.prop(settings, "preset")
-        col.prop(settings, "seed")
-        col.prop(settings, "make_preview_plane")
-        col.prop(settings, "photo_match")
-
+        draw_photo(layout, settings)
+        draw_prompts(layout, settings)
+        draw_options(layout, settings)
         row = layout.row(align=True)
+        row.scale_y = 1.3
         row.enabled = job is None
         row.operator("image_to_3d.segment", icon="SELECT_SUBTRACT")
         row.operator("image_to_3d.generate", icon="MESH_MONKEY")
-
-        if job is not None:
-            draw_progress(layout, settings)
-            layout.operator("image_to_3d.cancel", icon="CANCEL")
-        elif settings.last_message:
-            layout.label(text=settings.last_message, icon="INFO")
-        if settings.last_error:
-            box = layout.box()
-            for index, line in enumerate(wrap(settings.last_error, 48)):
-                box.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
-        if not getattr(bpy.app, "online_access", True):
-            layout.label(text="Online access is off: models must be cached", icon="INTERNET_OFFLINE")
-
-        preview = settings.preview_image
-        if preview is not None:
-            box = layout.box()
-            box.label(text=preview.name, icon="IMAGE_DATA")
-            icon = preview.preview or preview.preview_ensure()  # generated once, then cached by Blender
-            if icon is not None:
-                box.template_icon(icon_value=icon.icon_id, scale=8.0)
-            else:
-                box.template_ID_preview(settings, "preview_image", hide_buttons=True)
+        draw_status(layout, settings, job)
+        draw_mask_preview(layout, settings)
 
 
-def draw_progress(layout, settings) -> None:
-    """A progress bar with the stage's name (a slider on Blenders without ``layout.progress``)."""
-    text = f"{settings.stage} {settings.progress:.0%}"
+def draw_photo(layout, settings) -> None:
+    """One labelled photo input: an image datablock (Open loads a file); a path set by a script shows too."""
+    col = layout.column(align=True)
+    col.label(text="Photo", icon="IMAGE_DATA")
+    col.template_ID(settings, "image", open="image.open")
+    if settings.image is None and settings.image_path:
+        col.prop(settings, "image_path", text="File")
+
+
+def draw_prompts(layout, settings) -> None:
+    """One prompt in a field, or several (one object per line) in a Text datablock made on demand."""
+    col = layout.column(align=True)
+    if settings.prompt_text is None:
+        col.label(text="What to take out", icon="OUTLINER_OB_FONT")
+        col.prop(settings, "prompt", text="")
+        col.operator("image_to_3d.edit_prompts", icon="TEXT")
+        return
+    count = len(settings.prompt_lines())
+    col.label(text=f"Objects, one per line: {count}", icon="TEXT")
+    row = col.row(align=True)
+    row.prop(settings, "prompt_text", text="")
+    row.operator("image_to_3d.edit_prompts", text="", icon="GREASEPENCIL")
+    row.operator("image_to_3d.single_prompt", text="", icon="X")
+
+
+def draw_options(layout, settings) -> None:
+    """Each menu under its own label, full width: the sidebar is too narrow for label and value side by side."""
+    col = layout.column(align=True)
+    col.label(text="Finder")
+    col.prop(settings, "segmenter", text="")
+    if settings.segmenter == "clipseg-sam":
+        col.label(text="Cut-out")
+        col.prop(settings, "mode", text="")
+    col.label(text="Method")
+    col.prop(settings, "method", text="")
+    col.label(text="Preset")
+    col.prop(settings, "preset", text="")
+    col = layout.column()
+    col.prop(settings, "seed")
+    col.prop(settings, "make_preview_plane")
+    col.prop(settings, "photo_match")
+    if settings.preset == "preview" and settings.method != "quick":
+        draw_wrapped(layout, "Preview takes under a minute on a CPU only with the Quick method", icon="INFO")
+
+
+def draw_status(layout, settings, job) -> None:
+    """While a job runs: its stage in plain words, step i of n, elapsed and time left, Cancel. After it:
+    the short error with Details, or the last message; what photo match and game-ready changed."""
+    if job is not None:
+        draw_progress(layout, settings, job)
+        layout.operator("image_to_3d.cancel", icon="CANCEL")
+        return
+    if settings.last_error:
+        col = layout.column(align=True)
+        col.alert = True
+        col.label(text=short_line(settings.last_exit_code, settings.last_error), icon="ERROR")
+        col.operator("image_to_3d.error_details", text="Details", icon="QUESTION")
+    elif settings.last_message:
+        draw_wrapped(layout, settings.last_message, icon="INFO")
+    if settings.result_note:
+        draw_wrapped(layout, settings.result_note, icon="MOD_DECIM")
+    if settings.photo_match_note:
+        draw_wrapped(layout, settings.photo_match_note, icon="CAMERA_DATA")
+    if not getattr(bpy.app, "online_access", True):
+        draw_wrapped(layout, "Online access is off: only models already on this computer are used",
+                     icon="INTERNET_OFFLINE")
+
+
+def draw_progress(layout, settings, job) -> None:
+    """A progress bar named by the stage (backend/stage_labels.py), and step i of n, elapsed, time left."""
+    label = job.label or stage_label(settings.stage)
+    if job.cancelled:
+        label = "Cancelling…"
     if hasattr(layout, "progress"):
-        layout.progress(factor=settings.progress, type="BAR", text=text)
+        layout.progress(factor=settings.progress, type="BAR", text=fit_text(label, SIDEBAR_TEXT_PX - 16))
     else:
-        layout.prop(settings, "progress", text=settings.stage, slider=True)
+        layout.prop(settings, "progress", text=fit_text(label, SIDEBAR_TEXT_PX - 60), slider=True)
+    col = layout.column(align=True)
+    if step_text(job.step, job.steps):
+        col.label(text=step_text(job.step, job.steps), icon="SEQUENCE")
+    col.label(text=time_text(job.elapsed_s, job.eta_s), icon="TIME")
+    if job.download_key and job.message:
+        draw_wrapped(layout, job.message, icon="IMPORT")
 
 
-def wrap(text: str, width: int) -> list[str]:
-    """Split a one-line error into label-sized lines at spaces."""
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return [*lines, line] if line else lines
+def draw_mask_preview(layout, settings) -> None:
+    preview = settings.preview_image
+    if preview is None:
+        return
+    box = layout.box()
+    draw_wrapped(box, preview.name, icon="IMAGE_DATA", width_px=SIDEBAR_TEXT_PX - BOX_BORDER_PX)
+    icon = preview.preview or preview.preview_ensure()  # generated once, then cached by Blender
+    if icon is not None:
+        box.template_icon(icon_value=icon.icon_id, scale=8.0)
+    else:
+        box.template_ID_preview(settings, "preview_image", hide_buttons=True)
+    box.operator("image_to_3d.open_mask", icon="WINDOW")
+
+
+def fit_text(text: str, width_px: float) -> str:
+    """``text`` cut with "…" to fit ``width_px`` (a progress bar's text cannot wrap)."""
+    if text_width(text) <= width_px:
+        return text
+    return wrap_to_width(text, width_px - text_width("…"))[0].rstrip("…") + "…"
 
 
 class IMAGE_TO_3D_PT_mask_correction(bpy.types.Panel):
@@ -99,23 +152,23 @@ class IMAGE_TO_3D_PT_mask_correction(bpy.types.Panel):
     def draw(self, context):
         settings = context.scene.image_to_3d
         layout = self.layout
-        layout.label(text="Pixels from the photo's top-left corner")
+        draw_wrapped(layout, "Pixels from the photo's top-left corner")
         for index, point in enumerate(settings.mask_points):
             row = layout.row(align=True)
             row.prop(point, "positive", text="", icon="ADD" if point.positive else "REMOVE", toggle=True)
             row.prop(point, "x")
             row.prop(point, "y")
             row.operator("image_to_3d.mask_point_remove", text="", icon="X").index = index
-        row = layout.row(align=True)
-        row.operator("image_to_3d.mask_point_add", text="Object", icon="ADD").positive = True
-        row.operator("image_to_3d.mask_point_add", text="Not Object", icon="REMOVE").positive = False
-        row.operator("image_to_3d.mask_point_remove", text="", icon="TRASH").index = -1
-        layout.label(text="Or click them: Image Editor > Image > Click Mask Points", icon="INFO")
+        col = layout.column(align=True)  # stacked: side by side, "Not Object" would not fit the sidebar
+        col.operator("image_to_3d.mask_point_add", text="Add Object Point", icon="ADD").positive = True
+        col.operator("image_to_3d.mask_point_add", text="Add Not-Object Point", icon="REMOVE").positive = False
+        col.operator("image_to_3d.mask_point_remove", text="Remove All Points", icon="TRASH").index = -1
+        draw_wrapped(layout, "Or click them: Image Editor > Image > Click Mask Points", icon="INFO")
         row = layout.row()
         row.enabled = job_runner.current_job() is None and len(settings.mask_points) > 0
         row.operator("image_to_3d.correct_mask", icon="BRUSH_DATA")
         if settings.corrected_mask_path:
-            layout.label(text="Generate uses the corrected mask", icon="CHECKMARK")
+            draw_wrapped(layout, "Generate uses the corrected mask", icon="CHECKMARK")
 
 
 class IMAGE_TO_3D_PT_history(bpy.types.Panel):
@@ -142,16 +195,25 @@ class IMAGE_TO_3D_PT_history(bpy.types.Panel):
             box = layout.box()
             row = box.row()
             thumbnail = item.thumbnail.preview if item.thumbnail is not None else None
+            text_px = HISTORY_TEXT_PX
             if thumbnail is not None:
                 row.template_icon(icon_value=thumbnail.icon_id, scale=3.0)
+                text_px -= HISTORY_THUMBNAIL_PX
             col = row.column(align=True)
-            col.label(text=item.prompt or "(cut-out)")
-            col.label(text=f"{item.finished_at}  seed {item.seed}")
-            icon = {"done": "CHECKMARK", "cancelled": "CANCEL"}.get(item.status, "ERROR")
-            col.label(text=item.status, icon=icon)
+            col.label(text=fit_text(item.prompt or "(cut-out)", text_px))
+            col.label(text=fit_text(f"{item.finished_at[5:16]} · seed {item.seed}", text_px))
+            icon = {FINISHED_STATUS: "CHECKMARK", "cancelled": "CANCEL"}.get(item.status, "ERROR")
+            col.label(text=STATUS_WORDS.get(item.status, item.status), icon=icon)
             row = box.row(align=True)
-            row.operator("image_to_3d.history_reimport", text="Re-import", icon="IMPORT").index = index
+            sub = row.row(align=True)
+            sub.enabled = item.status == FINISHED_STATUS  # a failed or cancelled job left no model to import
+            sub.operator("image_to_3d.history_reimport", text="Re-import").index = index  # no icon: fits
             sub = row.row(align=True)
             sub.enabled = idle
-            sub.operator("image_to_3d.history_rerun", text="New Seed", icon="FILE_REFRESH").index = index
+            sub.operator("image_to_3d.history_rerun", text="New Seed").index = index
             row.operator("image_to_3d.history_open_folder", text="", icon="FILE_FOLDER").index = index
+
+
+STATUS_WORDS = {FINISHED_STATUS: "Finished", "failed": "Failed", "cancelled": "Cancelled"}
+HISTORY_THUMBNAIL_PX = 64  # template_icon at scale 3 (20 px a unit) and its gap
+HISTORY_TEXT_PX = SIDEBAR_TEXT_PX - BOX_BORDER_PX

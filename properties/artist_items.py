@@ -23,4 +23,5 @@ class ImageTo3DHistoryItem(bpy.types.PropertyGroup):
     seed: bpy.props.IntProperty(name="Seed")
     preset: bpy.props.StringProperty(name="Preset")
     mode: bpy.props.StringProperty(name="Mode")
+    method: bpy.props.StringProperty(name="Method")
     thumbnail: bpy.props.PointerProperty(name="Thumbnail", type=bpy.types.Image)

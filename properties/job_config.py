@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..backend.choices import DEFAULT_DEVICE, DEFAULT_SAM, DEFAULT_SEGMENTER
+from ..backend.choices import DEFAULT_DEVICE, DEFAULT_METHOD, DEFAULT_SAM, DEFAULT_SEGMENTER
 from ..backend.generate.request import GenerateRequest
 
 
@@ -32,7 +32,7 @@ class JobConfig:
     The generation settings are the backend's own request (backend.api.GenerateRequest, torch-free); its
     ``out_dir`` is filled in when a job starts. The rest is what only the add-on needs."""
 
-    request: GenerateRequest  # photo, first prompt, preset, seed, mode, SAM variant, device, half precision
+    request: GenerateRequest  # photo, first prompt, method, preset, seed, mode, SAM variant, device, half precision
     prompts: tuple[str, ...]  # one per non-empty line of the prompt text; may be empty for RGBA cut-outs
     make_preview_plane: bool
     options: AddonOptions
@@ -42,10 +42,12 @@ class JobConfig:
 
     @classmethod
     def build(cls, image_path: str, prompts: tuple[str, ...], mode: str, preset: str, seed: int,
-              options: AddonOptions, segmenter: str = DEFAULT_SEGMENTER, **addon_only) -> JobConfig:
-        """``image_path``: an absolute path of a readable photo. Raises BadInputError for an unusable seed."""
+              options: AddonOptions, method: str = DEFAULT_METHOD, segmenter: str = DEFAULT_SEGMENTER,
+              **addon_only) -> JobConfig:
+        """``image_path``: an absolute path of a readable photo. Raises BadInputError for an unusable seed, an
+        unknown method (backend.choices.METHODS) or unusable SAM 3 options."""
         request = GenerateRequest(image_path=image_path, prompt=prompts[0] if prompts else None, out_dir="",
-                                  preset=preset, seed=seed, mode=mode, sam_variant=options.sam_variant,
+                                  preset=preset, seed=seed, mode=mode, method=method, sam_variant=options.sam_variant,
                                   device=options.device, half=options.half_precision, segmenter=segmenter,
                                   accept_sam3_license=options.accept_sam3_license,
                                   hf_token=options.hf_token or None)
@@ -63,6 +65,10 @@ class JobConfig:
     @property
     def mode(self) -> str:
         return self.request.mode
+
+    @property
+    def method(self) -> str:
+        return self.request.method
 
     @property
     def preset(self) -> str:

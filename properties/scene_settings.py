@@ -6,9 +6,11 @@ import tempfile
 import bpy
 
 from ..backend import choices
-from .artist_items import ImageTo3DHistoryItem, ImageTo3DMaskPoint
+from .artist_items import ImageTo3DMaskPoint
+from .game_ready_settings import ImageTo3DGameReady
 from .job_config import ADDON_PACKAGE, AddonOptions, JobConfig, split_prompts
 from .sam3_items import ImageTo3DInstanceItem
+from .session_state import runtime_string, session_of
 
 
 class ImageTo3DSettings(bpy.types.PropertyGroup):
@@ -38,6 +40,11 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
         items=choices.enum_items(choices.PRESETS),
         default=choices.DEFAULT_PRESET,
     )
+    method: bpy.props.EnumProperty(
+        name="Method",
+        items=choices.enum_items(choices.METHODS),
+        default=choices.DEFAULT_METHOD,
+    )
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0)
     make_preview_plane: bpy.props.BoolProperty(
         name="Preview plane", default=False,
@@ -61,12 +68,21 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
         name="SAM 3 instances are for", description="Photo path and prompt the SAM 3 instances belong to")
     sam3_instance_chosen: bpy.props.IntProperty(
         name="Chosen instance", default=1, min=0, description="The instance that is the object; 0: all of them")
-    history: bpy.props.CollectionProperty(type=ImageTo3DHistoryItem, name="Job history")
+    game_ready: bpy.props.PointerProperty(type=ImageTo3DGameReady, name="Game-ready")
     stage: bpy.props.StringProperty(name="Stage")
     progress: bpy.props.FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR")
-    last_message: bpy.props.StringProperty(name="Message")
-    last_error: bpy.props.StringProperty(name="Error")
+    last_message: runtime_string("last_message", "What the last job said (this session only)", "Message")
+    last_error: runtime_string("last_error", "The last job's error, full text (this session only)", "Error")
+    photo_match_note: runtime_string(
+        "photo_match_note", "What the last photo match changed in the scene (this session only)", "Photo match")
+    result_note: runtime_string("result_note", "What game-ready did to the last object (this session only)",
+                                "Game-ready")
     last_exit_code: bpy.props.IntProperty(name="Exit code", description="0 done, else the documented exit codes (docs/design.md)")
+
+    @property
+    def history(self):
+        """The job history: on the window manager, outside undo and the .blend (properties/session_state.py)."""
+        return session_of().history
 
     def prompt_lines(self) -> tuple[str, ...]:
         text = self.prompt_text.as_string() if self.prompt_text is not None else self.prompt
@@ -83,6 +99,7 @@ class ImageTo3DSettings(bpy.types.PropertyGroup):
             mode=self.mode,
             segmenter=self.segmenter,
             preset=self.preset,
+            method=self.method,
             seed=int(self.seed),
             make_preview_plane=bool(self.make_preview_plane),
             options=read_addon_options(context),

@@ -1,10 +1,12 @@
 """Headless batch generation into .blend files, through the add-on's own operators.
 
     blender -b --python scripts/batch.py -- --image photo.jpg --prompt "a coffee cup" --out scene.blend
-    blender -b --python scripts/batch.py -- --csv rows.csv --out scene.blend          # header: image,prompt[,preset,seed]
+    blender -b --python scripts/batch.py -- --csv rows.csv --out scene.blend          # header: image,prompt[,preset,seed,method]
     blender -b --python scripts/batch.py -- --csv rows.csv --out folder --per-row     # one .blend per row
     python scripts/batch.py -- …                                                      # the same, bpy module
 
+Each row goes through the add-on's generate operator, so through the backend worker process (the Python the
+add-on preferences name, or ``--backend-python``); background mode blocks until each job is done.
 The CSV is read by the backend's reader (backend/batch/rows.py: the same rules as ``python -m backend batch``).
 One summary line per row on stdout. Exit code 0 when every row worked, else the first failed row's code
 (docs/design.md §4: 2 bad input, 3 nothing matched, 4 models unavailable, 5 out of GPU memory, 130 cancelled).
@@ -41,10 +43,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      description="Photo + prompt rows → textured objects in .blend files")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", help="one photo")
-    source.add_argument("--csv", help="rows under a header naming image,prompt[,preset,seed]")
+    source.add_argument("--csv", help="rows under a header naming image,prompt[,preset,seed,method]")
     parser.add_argument("--prompt", default="", help="with --image: what to take out of the photo")
     parser.add_argument("--preset", choices=choices.names(choices.PRESETS), default=choices.DEFAULT_PRESET)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--method", choices=choices.names(choices.METHODS), default=choices.DEFAULT_METHOD,
+                        help="with --image: how the object is made (a CSV row's 'method' column)")
     parser.add_argument("--mode", choices=choices.names(choices.SEGMENTATION_MODES),
                         default=choices.DEFAULT_SEGMENTATION_MODE)
     parser.add_argument("--out", required=True, help="the .blend to write (a folder with --per-row)")
@@ -52,12 +56,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                         help="overrides the add-on preference for this run")
     parser.add_argument("--jobs-dir", default=None, help="where each job's files go (default: the preference)")
+    parser.add_argument("--backend-python", choices=["managed", "existing", "blender"], default=None,
+                        help="which Python runs the worker (overrides the preference): the managed environment, the "
+                             "preference's existing interpreter, or Blender's own Python")
+    parser.add_argument("--in-process", action="store_true",
+                        help="debugging: run the jobs inside Blender's process instead of the worker")
     parser.add_argument("--keep-scene", action="store_true",
                         help="add to the scene Blender opened (default: start from an empty scene)")
     return parser.parse_args(argv)
 
 
-def apply_preferences(device: str | None, jobs_dir: str | None) -> None:
+def apply_preferences(device: str | None, jobs_dir: str | None, backend_python: str | None = None,
+                      in_process: bool = False) -> None:
     """Set the add-on preferences for this run (creating their entry where the add-on came from the checkout)."""
     import bpy
 
@@ -70,6 +80,9 @@ def apply_preferences(device: str | None, jobs_dir: str | None) -> None:
         entry.preferences.device = device
     if jobs_dir:
         entry.preferences.output_dir = str(Path(jobs_dir).resolve())
+    if backend_python:
+        entry.preferences.worker_python = backend_python
+    entry.preferences.debug_in_process_jobs = in_process
 
 
 def run_row(row: BatchRow, mode: str, location: tuple[float, float, float]) -> RowOutcome:
@@ -84,6 +97,7 @@ def run_row(row: BatchRow, mode: str, location: tuple[float, float, float]) -> R
     settings.prompt = row.prompt or ""
     settings.preset = row.preset
     settings.seed = row.seed
+    settings.method = row.method
     settings.mode = mode
     scene.cursor.location = location
     try:
@@ -120,12 +134,13 @@ def row_line(index: int, row: BatchRow, outcome: RowOutcome) -> str:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        rows = read_rows(args.csv) if args.csv else [BatchRow(1, args.image, args.prompt, args.preset, args.seed)]
+        rows = (read_rows(args.csv) if args.csv
+                else [BatchRow(1, args.image, args.prompt, args.preset, args.seed, args.method)])
     except BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ensure_registered()
-    apply_preferences(args.device, args.jobs_dir)
+    apply_preferences(args.device, args.jobs_dir, args.backend_python, args.in_process)
     out = Path(args.out)
     outcomes = []
     for index, row in enumerate(rows, start=1):
@@ -143,7 +158,16 @@ def main(argv: list[str]) -> int:
     saved = f"; saved {out}" if done else "; nothing saved"
     print(f"batch: {done} of {len(rows)} rows done{saved}", flush=True)
     failed = [outcome.exit_code for outcome in outcomes if not outcome.ok]
+    stop_backend_worker()
     return failed[0] if failed else 0
+
+
+def stop_backend_worker() -> None:
+    """End the add-on's worker with the batch (the add-on is image_to_3d from a checkout, bl_ext.….image_to_3d
+    when installed)."""
+    for name, module in list(sys.modules.items()):
+        if name.endswith("image_to_3d.operators.worker_client"):
+            module.stop_worker()
 
 
 if __name__ == "__main__":

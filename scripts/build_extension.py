@@ -1,6 +1,14 @@
-"""Build the extension zip for one platform, with the Python wheels the backend needs bundled in ``wheels/``.
+"""Build the extension zips: the small one without wheels, or one per platform and Python with wheels bundled.
 
+    python scripts/build_extension.py --platform any [--repo dist/repo]          # small: any Python, any platform
     python scripts/build_extension.py --platform linux-x64 [--python 3.11] [--no-torch] [--only PKG …] [--out dist/]
+
+The small zip (``image_to_3d-<version>.zip``) holds the add-on alone: the backend runs in a worker process whose
+Python environment "Set up backend" creates after install (docs/install.md). The bundled builds
+(``image_to_3d-<version>-<platform>-py<XY>.zip``) carry the wheels for Blender's own Python, for machines that
+must stay offline. ``--repo DIR`` copies the zip into DIR and writes DIR/index.json with Blender's
+``extension server-generate`` (the bpy module's copy of that CLI), a static repository to add in
+Preferences → Get Extensions.
 
 Steps: 1. copy the add-on into a staging folder; 2. ``pip download`` every wheel for the target platform and
 Blender's Python (dependencies included, binary wheels only); 3. drop the packages Blender already bundles;
@@ -31,7 +39,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # What the zip holds besides wheels/ and THIRD_PARTY_LICENSES.txt. Everything else (tests/, scripts/, docs/,
 # .venv, caches, outputs) stays out because it is never copied into the staging folder.
-ADDON_PATHS = ("__init__.py", "blender_manifest.toml", "LICENSE", "operators", "panels", "properties", "backend")
+ADDON_PATHS = ("__init__.py", "blender_manifest.toml", "LICENSE", "operators", "panels", "properties", "backend",
+               "requirements-worker.txt")
+ANY_PLATFORM = "any"  # the small build: no wheels, no platforms line in the manifest
 FORBIDDEN_IN_ZIP = ("tests/", "scripts/", "docs/", ".venv/", "__pycache__/", ".git/", "out/", "dist/", ".ci/")
 
 # Blender platform → pip --platform tags, best first. Blender 4.2+ needs glibc 2.28 on Linux, so wheels for any
@@ -47,7 +57,7 @@ PLATFORM_TAGS: dict[str, tuple[str, ...]] = {
 
 # Top-level packages the backend imports (docs/design.md §1). Versions come from requirements.txt (the tested set).
 RUNTIME_PACKAGES = ("torch", "torchvision", "transformers", "diffusers", "safetensors", "huggingface-hub",
-                    "segment-anything", "gsplat", "trimesh", "xatlas", "pymcubes", "scikit-image", "pillow", "tqdm")
+                    "segment-anything", "gsplat", "trimesh", "xatlas", "scikit-image", "pillow", "tqdm")
 TORCH_PACKAGES = ("torch", "torchvision", "gsplat")  # left out by --no-torch
 # With --no-torch nothing may drag these in behind our back (CUDA runtime wheels are gigabytes).
 TORCH_STACK_PREFIXES = ("torch", "torchvision", "gsplat", "triton", "nvidia-", "cuda-")
@@ -169,15 +179,21 @@ def bundled_wheels(wheel_dir: Path) -> tuple[BundledWheel, ...]:
 
 
 def write_manifest(source: Path, target: Path, wheels: tuple[BundledWheel, ...], platform: str) -> dict:
-    """The manifest with ``wheels`` and ``platforms`` set, written to ``target``; returns it parsed."""
+    """The manifest with ``wheels`` and ``platforms`` set (neither for the any-platform build), written to
+    ``target``; returns it parsed."""
     lines = [line for line in source.read_text().splitlines()
              if not re.match(r"^\s*(wheels|platforms)\s*=", line)]
     first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
     wheel_lines = ["wheels = ["] + [f'  "./wheels/{w.path.name}",' for w in wheels] + ["]"]
     added = [f'platforms = ["{platform}"]', *(wheel_lines if wheels else []), ""]
+    if platform == ANY_PLATFORM:
+        added = [""]
     target.write_text("\n".join(lines[:first_table] + added + lines[first_table:]) + "\n")
     manifest = tomllib.loads(target.read_text())
-    if manifest.get("platforms") != [platform]:
+    if platform == ANY_PLATFORM:
+        if "platforms" in manifest or "wheels" in manifest:
+            raise RuntimeError("the any-platform manifest must name no platforms and no wheels")
+    elif manifest.get("platforms") != [platform]:
         raise RuntimeError(f"staged manifest has platforms {manifest.get('platforms')!r}, expected [{platform!r}]")
     return manifest
 
@@ -216,7 +232,8 @@ def check_zip(zip_path: Path, wheels: tuple[BundledWheel, ...]) -> None:
     with zipfile.ZipFile(zip_path) as archive:
         names = set(archive.namelist())
     required = {"__init__.py", "blender_manifest.toml", "LICENSE", "THIRD_PARTY_LICENSES.txt",
-                "backend/__init__.py", "operators/__init__.py", "panels/__init__.py", "properties/__init__.py"}
+                "backend/__init__.py", "operators/__init__.py", "panels/__init__.py", "properties/__init__.py",
+                "requirements-worker.txt"}
     required |= {f"wheels/{w.path.name}" for w in wheels}
     missing = sorted(required - names)
     stray = sorted(n for n in names if any(n.startswith(p) or f"/{p}" in n for p in FORBIDDEN_IN_ZIP))
@@ -224,11 +241,18 @@ def check_zip(zip_path: Path, wheels: tuple[BundledWheel, ...]) -> None:
         raise RuntimeError(f"{zip_path.name}: missing {missing}, should not hold {stray[:10]}")
 
 
+def zip_name(manifest: dict, platform: str, python: str) -> str:
+    """Distinct names: the small zip has none of platform or Python, a bundled one both (cp311 ≠ cp313)."""
+    if platform == ANY_PLATFORM:
+        return f"{manifest['id']}-{manifest['version']}.zip"
+    return f"{manifest['id']}-{manifest['version']}-{platform}-py{python.replace('.', '')}.zip"
+
+
 def build(platform: str, python: str = "3.11", no_torch: bool = False, only: list[str] | None = None,
           out_dir: Path = REPO_ROOT / "dist", pip_extra: list[str] | None = None) -> BuildResult:
-    """Build ``out_dir/image_to_3d-<version>-<platform>.zip``; see the module docstring for the steps."""
-    if platform not in PLATFORM_TAGS:
-        raise ValueError(f"unknown platform {platform!r}; choose one of {sorted(PLATFORM_TAGS)}")
+    """Build the zip named by :func:`zip_name` into ``out_dir``; see the module docstring for the steps."""
+    if platform != ANY_PLATFORM and platform not in PLATFORM_TAGS:
+        raise ValueError(f"unknown platform {platform!r}; choose {ANY_PLATFORM} or one of {sorted(PLATFORM_TAGS)}")
     with tempfile.TemporaryDirectory(prefix="image_to_3d_build_") as scratch:
         stage = Path(scratch) / "image_to_3d"
         # 1. The add-on alone, copied out of the checkout.
@@ -239,11 +263,14 @@ def build(platform: str, python: str = "3.11", no_torch: bool = False, only: lis
         constraints = Path(scratch) / "constraints.txt"
         constraints.write_text("\n".join(BLENDER_CONSTRAINTS) + "\n")
         pins = pinned_versions(REPO_ROOT / "requirements.txt")
-        download_wheels(requested_packages(only, no_torch, pins), platform, python, wheel_dir, pip_extra or [],
-                        constraints)
-        for name in drop_unwanted(wheel_dir, no_torch):
-            print(f"dropped {name} (Blender ships it{' / --no-torch' if no_torch else ''})")
+        if platform != ANY_PLATFORM:
+            download_wheels(requested_packages(only, no_torch, pins), platform, python, wheel_dir, pip_extra or [],
+                            constraints)
+            for name in drop_unwanted(wheel_dir, no_torch):
+                print(f"dropped {name} (Blender ships it{' / --no-torch' if no_torch else ''})")
         wheels = bundled_wheels(wheel_dir)
+        if not wheels:
+            wheel_dir.rmdir()
         # 4.–5. Manifest copy and licences.
         manifest = write_manifest(REPO_ROOT / "blender_manifest.toml", stage / "blender_manifest.toml", wheels,
                                   platform)
@@ -252,7 +279,7 @@ def build(platform: str, python: str = "3.11", no_torch: bool = False, only: lis
         cli = extension_cli()
         subprocess.run([sys.executable, str(cli), "validate", str(stage)], check=True)
         out_dir.mkdir(parents=True, exist_ok=True)
-        zip_path = out_dir.resolve() / f"{manifest['id']}-{manifest['version']}-{platform}.zip"
+        zip_path = out_dir.resolve() / zip_name(manifest, platform, python)
         zip_path.unlink(missing_ok=True)
         subprocess.run([sys.executable, str(cli), "build", "--source-dir", str(stage), "--output-filepath",
                         str(zip_path)], check=True)
@@ -262,9 +289,26 @@ def build(platform: str, python: str = "3.11", no_torch: bool = False, only: lis
     return BuildResult(zip_path=zip_path, wheels=wheels, platform=platform)
 
 
+def generate_repository(repo_dir: Path, zips: list[Path]) -> Path:
+    """Copy ``zips`` into ``repo_dir`` and write its index.json with Blender's ``server-generate``."""
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    for path in zips:
+        if path.resolve().parent != repo_dir.resolve():
+            shutil.copy2(path, repo_dir / path.name)
+    subprocess.run([sys.executable, str(extension_cli()), "server-generate", "--repo-dir", str(repo_dir)], check=True)
+    index = repo_dir / "index.json"
+    if not index.is_file():
+        raise RuntimeError(f"server-generate wrote no {index}")
+    return index
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--platform", required=True, choices=sorted(PLATFORM_TAGS))
+    parser.add_argument("--platform", required=True, choices=[ANY_PLATFORM, *sorted(PLATFORM_TAGS)],
+                        help=f"{ANY_PLATFORM}: the small zip without wheels (the worker's Python is set up after "
+                             "install)")
+    parser.add_argument("--repo", type=Path, metavar="DIR",
+                        help="also put the zip into this static extension repository and regenerate its index.json")
     parser.add_argument("--python", default="3.11", help="Blender's Python (3.11 for Blender 4.2–5.0)")
     parser.add_argument("--no-torch", action="store_true",
                         help="leave out torch, torchvision and gsplat (use the 'Python packages folder' preference)")
@@ -287,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         pip_extra += ["--find-links", args.find_links]
     if args.no_index:
         pip_extra.append("--no-index")
-    build(args.platform, args.python, args.no_torch, args.only, args.out, pip_extra)
+    result = build(args.platform, args.python, args.no_torch, args.only, args.out, pip_extra)
+    if args.repo:
+        print(f"repository index: {generate_repository(args.repo, [result.zip_path])}")
     return 0
 
 

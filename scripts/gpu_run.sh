@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run on the GPU machine (python3 there already has torch): installs the carried wheels (.whl/, made with
 # `pip download` for Python 3.12 as docs/performance.md says), JIT-builds gsplat once, then runs the steps
-# named as arguments: tests | bench | batchrate | generate | 'run:COMMAND'. Results go to $OUT (or ./gpu_out).
+# named as arguments: tests | bench | batchrate | generate | recon-fit | 'run:COMMAND'. Results go to $OUT (or ./gpu_out).
+# recon-fit: `eval-recon --phase fit` on out/recon-full (rendered here first, carried; docs/eval_recon.md), each
+# object's fit files packed as $OUT/fit-<object>.tar.gz (few files come back from the machine) to unpack into that folder.
 set -uo pipefail
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -32,6 +34,10 @@ for step in "$@"; do
       t0=$(date +%s.%N); python3 -m backend batch --csv /tmp/rows.csv --out /tmp/batch_out --models full-random 2>&1 | tail -8
       t1=$(date +%s.%N); python3 -c "d=$t1-$t0; print(f'6 rows in {d:.1f} s (incl. model load): {6*60/d:.1f} rows/min')" | tee "$OUT/batch_rate.txt"
       cp /tmp/batch_out/summary.csv "$OUT/batch_summary.csv" ;;
+    recon-fit) python3 -m backend eval-recon --phase fit --device cuda --out out/recon-full 2>&1 | tee "$OUT/recon_fit.log"
+      for dir in out/recon-full/*/; do name=$(basename "$dir")
+        tar -czf "$OUT/fit-$name.tar.gz" -C out/recon-full "$name/model.glb" "$name/model_surface.npz" "$name/fit.json" \
+          $(cd out/recon-full && ls "$name/gaussian_views.npz" "$name/gaussians.safetensors" 2>/dev/null); done ;;
     bench) python3 -m backend bench --models full-random --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" ;;
     generate) python3 -m backend generate "$(python3 -c 'import skimage,os;print(os.path.join(os.path.dirname(skimage.__file__),"data","coffee.png"))')" \
              --prompt "a coffee cup" --models full-random --preset standard --out "$OUT/generate" -q 2>&1 | tee "$OUT/generate.log"

@@ -10,10 +10,13 @@ runs it in a subprocess and talks to it through files (docs/design.md §6)::
 
     {"object": {"builtin": "suzanne"} | {"path": "thing.glb", "normalise": true},
      "cameras": [{"name": "train-00", "c2w": [[4 x 4]], "fovy_deg": 49.1, "width": 64, "height": 64}, …],
-     "samples": 16, "out_dir": "…", "surface_out": "gt_surface.npz" | null, "target_radius": 0.6}
+     "samples": 16, "out_dir": "…", "surface_out": "gt_surface.npz" | null, "target_radius": 0.6,
+     "glb_out": "object.glb" | null}
 
 Outputs: ``out_dir/<camera name>.png`` (RGBA, straight alpha, sRGB) and, if asked, the object's
-triangulated surface in OUR world coordinates as ``.npz`` (``vertices`` [V, 3] float32, ``faces`` [F, 3] int64).
+triangulated surface in OUR world coordinates as ``.npz`` (``vertices`` [V, 3] float32, ``faces`` [F, 3] int64),
+and the normalised object as a GLB (``glb_out``; for the image-textured built-ins of scripts/recon_objects.py,
+whose texture must survive a glTF export).
 
 Conventions:
 - Our world is +Y up (OpenGL cameras); Blender's is +Z up. A point is converted exactly as Blender's glTF
@@ -38,11 +41,14 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `blender --python` does not add the script's folder
+import recon_objects  # noqa: E402  (needs the path above)
+
 # ours = OURS_FROM_BLENDER @ blender  (glTF importer's axis conversion, inverted)
 OURS_FROM_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 BLENDER_FROM_OURS = OURS_FROM_BLENDER.T
 
-BUILTIN_OBJECTS = ("suzanne", "torus")
+BUILTIN_OBJECTS = ("suzanne", "torus", *recon_objects.BUILDERS)  # backend/eval_recon/config.py: the same
 EXIT_BAD_JOB = 2  # the caller turns this exit code into a bad-input error with our last stderr line
 
 
@@ -177,7 +183,7 @@ def _striped_torus() -> bpy.types.Object:
 
 
 def build_builtin(name: str) -> list[bpy.types.Object]:
-    builders = {"suzanne": _checker_suzanne, "torus": _striped_torus}
+    builders = {"suzanne": _checker_suzanne, "torus": _striped_torus, **recon_objects.BUILDERS}
     if name not in builders:
         raise BadJobError(f"unknown built-in object {name!r} (choose from {', '.join(BUILTIN_OBJECTS)})")
     return [builders[name]()]
@@ -265,6 +271,16 @@ def write_surface(objects: list[bpy.types.Object], path: Path) -> None:
     np.savez(path, vertices=np.concatenate(all_vertices).astype(np.float32), faces=np.concatenate(all_faces))
 
 
+def export_glb(objects: list[bpy.types.Object], path: Path) -> None:
+    """The objects as one GLB (images embedded, +Y up as glTF wants; modifiers applied)."""
+    bpy.ops.object.select_all(action="DESELECT")
+    for obj in objects:
+        obj.select_set(True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB", use_selection=True, export_apply=True,
+                              export_yup=True, export_image_format="AUTO")
+
+
 # 4. Cameras and rendering ---------------------------------------------------------------------------
 
 def _to_blender_matrix(matrix: np.ndarray):
@@ -309,10 +325,12 @@ def run_job(job: dict) -> None:
         normalise(objects, float(job.get("target_radius", 0.6)))
     else:
         objects = import_mesh_file(Path(spec["path"]))
-        for obj in objects:
-            make_unlit(obj)
         if spec.get("normalise", True):
             normalise(objects, float(job.get("target_radius", 0.6)))
+    if job.get("glb_out"):  # before make_unlit: the export carries the Principled BSDF's base-colour texture
+        export_glb(objects, Path(job["glb_out"]))
+    for obj in objects:
+        make_unlit(obj)
     if job.get("surface_out"):
         write_surface(objects, Path(job["surface_out"]))
     render_views(scene, job["cameras"], Path(job["out_dir"]))

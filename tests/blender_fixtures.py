@@ -50,6 +50,10 @@ def addon_settings(registered_addon, job_backend, tmp_path, small_photo):
     entry.module = "image_to_3d"
     entry.preferences.device = "cpu"
     entry.preferences.output_dir = str(tmp_path / "jobs")
+    # The fake (and the patched real) jobs are callables in this process: the debugging in-process path runs
+    # them. The worker path has its own tests (test_blender_worker.py).
+    entry.preferences.debug_in_process_jobs = True
+    entry.preferences.worker_python = "blender"
     settings = bpy.context.scene.image_to_3d
     settings.image_path = str(small_photo)
     settings.prompt = "a coffee cup"

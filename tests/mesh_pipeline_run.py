@@ -17,10 +17,12 @@ from backend.camera import reference_camera
 from backend.export import export_gaussians_ply, export_glb, export_obj
 from backend.mesh.bake import bake_cameras, bake_texture, mesh_tensors
 from backend.mesh.density_grid import density_grid
-from backend.mesh.extract import MeshConfig, clean_mesh, decimate, marching_cubes
+from backend.mesh.extract import clean_mesh, decimate, marching_cubes
 from backend.mesh.mesh import Mesh
+from backend.mesh.mesh_config import MeshConfig
 from backend.mesh.rasterize import rasterize_mesh
-from backend.mesh.refine_texture import TextureConfig, refine_texture
+from backend.mesh.refine_texture import refine_texture
+from backend.mesh.texture_config import TextureConfig
 from backend.mesh.texture_sampling import interpolate_attributes, render_textured
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
 from tests.mesh_fixtures import View, random_gaussians, smooth_vertex_colours

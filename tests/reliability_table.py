@@ -88,7 +88,8 @@ Kept by `backend/atomic_output.py` for every command that writes a folder; teste
 `tests/test_reliability_hostile.py` (rows under *output contract* below).
 
 1. **Only documented names.** `generate` writes `model.glb`, `model.obj`, `model.mtl`, `model_texture.png`,
-   `gaussians.ply`, `mask.png`, `reference.png`, `job.json` (`OUTPUT_NAMES` in `backend/generate/pipeline.py`);
+   `gaussians.ply`, `mask.png`, `reference.png`, `job.json` (`OUTPUT_NAMES` in `backend/generate/pipeline.py`;
+   `--method quick` the same without `gaussians.ply`, `OUTPUT_NAMES` in `backend/quick/pipeline.py`);
    `segment` writes `<slug>.mask.png`, `<slug>.cutout.png`, `<slug>.overlay.png` per prompt and `segment.json`
    (with `--segmenter sam3` also `<slug>.instance-<N>.mask.png` per instance found);
    `batch` writes one `NNNN-<image>/` folder per row and `summary.csv`. Every run that writes a folder also keeps a hidden

@@ -37,8 +37,8 @@ def test_reference_crop_maps_the_reference_back_onto_the_mask(size, border_ratio
     sampled[inside] = ref.alpha[v[inside], u[inside]]
     iou = ((sampled > 0.5) & mask).sum() / ((sampled > 0.5) | mask).sum()
     assert iou > 0.93, iou
-    # the object spans 1 - 2 * border of the side
-    assert crop.side == pytest.approx(36 / (1 - 2 * border_ratio), rel=0.03)
+    # the object's long side spans 1 - border of the side (DreamGaussian's framing)
+    assert crop.side == pytest.approx(36 / (1 - border_ratio), rel=0.03)
 
 
 # --- mask correction -------------------------------------------------------------------------------------

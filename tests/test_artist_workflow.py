@@ -154,9 +154,11 @@ def test_history_json_panel_items_reimport_rerun_and_open_folder(addon_settings,
 
     calls, _ = fake_generate
     addon_settings.seed = 7
+    addon_settings.method = "quick"
     bpy.ops.image_to_3d.generate()
     entries = read_history(tmp_path / "jobs")
     assert len(entries) == 1 and entries[0].status == "done" and entries[0].seed == 7
+    assert entries[0].method == addon_settings.history[0].method == "quick"
     item = addon_settings.history[0]
     assert (item.prompt, item.status, item.seed) == ("a coffee cup", "done", 7)
     assert item.thumbnail is not None and Path(item.thumbnail.filepath).name == "reference.png"
@@ -169,10 +171,11 @@ def test_history_json_panel_items_reimport_rerun_and_open_folder(addon_settings,
     assert bpy.ops.image_to_3d.history_reimport(index=0) == {"FINISHED"}
     assert {"a coffee cup", "a coffee cup.001"} <= set(bpy.data.objects.keys())
 
-    addon_settings.image_path = str(tmp_path / "gone.png")  # the panel's photo no longer matters
+    addon_settings.image_path = str(tmp_path / "gone.png")  # the panel's photo and method no longer matter
+    addon_settings.method = "dreamgaussian"
     assert bpy.ops.image_to_3d.history_rerun(index=0) == {"FINISHED"}
     rerun = calls[-1]
-    assert rerun.seed == 8 and rerun.prompts == ("a coffee cup",)
+    assert rerun.seed == 8 and rerun.prompts == ("a coffee cup",) and rerun.method == "quick"
     assert rerun.mask_path == str(Path(entries[0].out_dir) / "mask.png")  # the mask is reused
     assert len(read_history(tmp_path / "jobs")) == 2
 
@@ -197,7 +200,7 @@ def test_mask_correction_runs_tiny_sam_updates_preview_and_feeds_generate(addon_
     import bpy
 
     bpy.ops.image_to_3d.segment()  # the fake segmentation: an ellipse mask
-    before = bpy.data.images["a-coffee-cup mask"]
+    before = bpy.data.images["a coffee cup mask"]
     with pytest.raises(RuntimeError, match="no correction points"):
         bpy.ops.image_to_3d.correct_mask()
     assert "correction points" in addon_settings.last_error
@@ -211,10 +214,10 @@ def test_mask_correction_runs_tiny_sam_updates_preview_and_feeds_generate(addon_
     assert corrected.is_file() and corrected.parent != Path(addon_settings.segment_dir)
     with Image.open(corrected) as mask:
         assert mask.size == (64, 48) and set(np.unique(np.asarray(mask))) <= {0, 255}
-    image = bpy.data.images["a-coffee-cup mask"]
+    image = bpy.data.images["a coffee cup mask"]
     assert image != before and image.packed_file is not None  # the preview was replaced, same name
-    assert "a-coffee-cup mask.001" not in bpy.data.images
-    assert addon_settings.preview_image == bpy.data.images["a-coffee-cup overlay"]
+    assert "a coffee cup mask.001" not in bpy.data.images
+    assert addon_settings.preview_image == bpy.data.images["a coffee cup overlay"]
 
     calls, _ = fake_generate
     bpy.ops.image_to_3d.generate()

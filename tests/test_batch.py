@@ -110,3 +110,98 @@ def test_ray_batch_retries_a_killed_worker_row_and_completes(tmp_path, isolated_
     summary = {r["row"]: r for r in _summary(out)}
     assert [summary[str(i)]["status"] for i in range(1, 5)] == ["done", "done", "failed", "done"]
     assert (out / "0002-b" / "model.glb").is_file()  # the killed row was redone by a worker
+
+
+def test_rows_per_process_groups_rows_that_fail_and_resume_alone(tmp_path, isolated_cache, capsys):
+    _cutout(tmp_path / "disc.png", 0.6)
+    _cutout(tmp_path / "small.png", 0.4)
+    rows = _write_csv(tmp_path, [("disc.png", ""), ("missing.png", ""), ("small.png", "")])
+    out = tmp_path / "out"
+    command = ["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q", "--rows-per-process", "3"]
+
+    assert cli.main(command) == 6  # SOME_ROWS_FAILED
+    summary = _summary(out)
+    assert [r["status"] for r in summary] == ["done", "failed", "done"]
+    assert summary[1]["exit_code"] == "2" and "not found" in summary[1]["message"]
+    assert not (out / "0002-missing").exists()
+    job = (out / "0003-small" / "job.json").read_text()
+    assert '"seed": 0' in job and "stage1" in job
+
+    # Resume: a row whose folder went missing is redone alone, the done row is skipped.
+    kept = (out / "0001-disc" / "model.glb").stat().st_mtime_ns
+    for path in sorted((out / "0003-small").iterdir()):
+        path.unlink()
+    (out / "0003-small").rmdir()
+    assert cli.main(command) == 6
+    assert [r["status"] for r in _summary(out)] == ["skipped", "failed", "done"]
+    assert (out / "0001-disc" / "model.glb").stat().st_mtime_ns == kept
+    assert (out / "0003-small" / "model.glb").is_file()
+    assert "rows-per-process" not in capsys.readouterr().err  # no usage error
+
+
+def test_rows_per_process_and_workers_per_gpu_must_be_positive(tmp_path):
+    _cutout(tmp_path / "disc.png", 0.6)
+    rows = _write_csv(tmp_path, [("disc.png", "")])
+    for option in ("--rows-per-process", "--workers-per-gpu"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["batch", "--csv", str(rows), "--out", str(tmp_path / "out"), option, "0", "-q"])
+        assert exc.value.code == 2
+
+
+def test_row_groups_keep_one_method_and_preset_together():
+    from backend.batch.row_groups import plan_row_groups
+    from backend.batch.rows import BatchRow
+
+    rows = [BatchRow(i, f"{i}.png", None, preset=preset) for i, preset in
+            enumerate(["draft", "smoke", "draft", "draft", "smoke"], start=1)]
+    groups = plan_row_groups(rows, 2)
+    assert [[r.index for r in g] for g in groups] == [[1, 3], [4], [2, 5]]
+
+
+def test_workers_per_gpu_asks_ray_for_a_fraction_of_each_gpu():
+    from backend.batch.ray_runner import WorkerPlacement, place_workers
+
+    assert place_workers(2, None, 4) == WorkerPlacement(8, 0.25, 0.0, "cuda")
+    assert place_workers(1, None, 1) == WorkerPlacement(1, 1.0, 0.0, "cuda")
+    assert place_workers(2, 3, 2) == WorkerPlacement(3, 0.5, 0.0, "cuda")  # --workers wins
+    assert place_workers(0, 2, 4) == WorkerPlacement(2, 0.0, 1.0, "cpu")  # no GPUs: one CPU each
+    assert place_workers(1, None, 2, "cpu") == WorkerPlacement(1, 0.0, 1.0, "cpu")
+
+
+@pytest.mark.slow
+def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, monkeypatch):
+    """Two workers on one (declared) GPU, each asking for half of it, running groups of two rows; on the CPU."""
+    ray = pytest.importorskip("ray")
+    for name in ("a", "b", "c"):
+        _cutout(tmp_path / f"{name}.png", 0.5)
+    rows = _write_csv(tmp_path, [("a.png", ""), ("b.png", ""), ("c.png", ""), ("missing.png", "")])
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    from backend.batch import ray_runner
+
+    base = ray_runner.RowWorker
+
+    class RecordingRowWorker(base):  # which process ran which group (Ray ships this class to the workers)
+        def __init__(self, models, device):
+            super().__init__(models, "cpu")  # placed as on a GPU, computing on the CPU
+
+        def run_group(self, rows, out_root, force):
+            (pids / f"{rows[0].index}.pid").write_text(str(os.getpid()))
+            return base.run_group(self, rows, out_root, force)
+
+    monkeypatch.setattr(ray_runner, "RowWorker", RecordingRowWorker)
+    monkeypatch.setenv("RAY_DISABLE_IMPORT_WARNING", "1")
+    # Ray is told of one GPU that the machine need not have; the workers above compute on the CPU.
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    out = tmp_path / "out"
+    try:
+        code = cli.main(["batch", "--csv", str(rows), "--out", str(out), "--ray", "auto", "--workers-per-gpu", "2",
+                         "--rows-per-process", "2", "-q"])
+    finally:
+        ray.shutdown()
+    assert code == 6  # SOME_ROWS_FAILED
+    assert [r["status"] for r in _summary(out)] == ["done", "done", "done", "failed"]
+    # Both groups started at once, one per worker: two workers fit on the one GPU (a whole GPU each would have
+    # left the second waiting forever).
+    ran_in = {p.name: p.read_text() for p in pids.iterdir()}
+    assert sorted(ran_in) == ["1.pid", "3.pid"] and len(set(ran_in.values())) == 2

@@ -139,14 +139,15 @@ def test_panel_shows_fields_buttons_error_and_preview(addon_settings, addon_pack
     import bpy
 
     addon_settings.last_error = "cannot read image /x/photo.png: FileNotFoundError"
-    addon_settings.preview_image = bpy.data.images.new("a-coffee-cup overlay", 4, 4)
+    addon_settings.preview_image = bpy.data.images.new("a coffee cup overlay", 4, 4)
     calls = _draw_panel(addon_package, bpy.context)
     props = {args[1] for name, args, _ in calls if name == "prop"}
     assert {"image_path", "prompt", "mode", "preset", "seed", "make_preview_plane"} <= props
     operators = [args[0] for name, args, _ in calls if name == "operator"]
-    assert operators == ["image_to_3d.segment", "image_to_3d.generate"]  # no Cancel while idle
+    assert {"image_to_3d.segment", "image_to_3d.generate", "image_to_3d.error_details"} <= set(operators)
+    assert "image_to_3d.cancel" not in operators  # no Cancel while idle
     labels = " ".join(kwargs.get("text", "") for name, _, kwargs in calls if name == "label")
-    assert "FileNotFoundError" in labels
+    assert "Cannot read image" in labels and "FileNotFoundError" not in labels  # the rest is behind Details
     assert any(name in ("template_icon", "template_ID_preview") for name, _, _ in calls)
 
 
@@ -156,7 +157,8 @@ def test_panel_shows_progress_and_cancel_while_a_job_runs(addon_settings, addon_
 
     addon_settings.stage, addon_settings.progress = "stage 1", 0.4
     with monkeypatch.context() as patch:
-        patch.setattr(job_runner, "current_job", lambda: object())  # "a job is running"
+        running = job_runner.Job(kind="generate", work=None, on_success=None, scene_name="Scene")
+        patch.setattr(job_runner, "current_job", lambda: running)  # "a job is running"
         calls = _draw_panel(addon_package, bpy.context)
     progress = [kwargs for name, _, kwargs in calls if name == "progress"]
     assert progress and progress[0]["factor"] == pytest.approx(0.4) and "stage 1" in progress[0]["text"]

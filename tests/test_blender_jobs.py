@@ -24,7 +24,7 @@ def test_segment_in_background_mode_makes_packed_images_and_preview_plane(addon_
     addon_settings.prompt = "a coffee cup\nthe saucer"
     addon_settings.make_preview_plane = True
     assert bpy.ops.image_to_3d.segment() == {"FINISHED"}
-    for slug in ("a-coffee-cup", "the-saucer"):
+    for slug in ("a coffee cup", "the saucer"):  # images are named after the prompt
         for kind in ("mask", "cut-out", "overlay"):
             image = bpy.data.images[f"{slug} {kind}"]
             assert image.packed_file is not None
@@ -37,7 +37,7 @@ def test_segment_in_background_mode_makes_packed_images_and_preview_plane(addon_
         assert texture.image == bpy.data.images[f"{slug} cut-out"]
         bsdf = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
         assert bsdf.inputs["Alpha"].links[0].from_node == texture
-    assert addon_settings.preview_image == bpy.data.images["a-coffee-cup overlay"]
+    assert addon_settings.preview_image == bpy.data.images["a coffee cup overlay"]
     assert addon_settings.stage == "done" and addon_settings.last_error == ""
 
 
@@ -48,7 +48,7 @@ def test_segment_again_replaces_images_instead_of_piling_up(addon_settings):
     count = len(bpy.data.images)
     bpy.ops.image_to_3d.segment()
     assert len(bpy.data.images) == count
-    assert "a-coffee-cup mask.001" not in bpy.data.images
+    assert "a coffee cup mask.001" not in bpy.data.images
 
 
 def test_generate_in_background_mode_imports_textured_object_at_cursor(addon_settings):

@@ -83,7 +83,7 @@ def test_sam3_segment_lists_instances_and_choosing_two_changes_the_mask_generate
     with Image.open(chosen) as got, Image.open(saved[1]) as want:
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     assert addon_settings.sam3_instance_chosen == 2
-    assert addon_settings.preview_image == bpy.data.images["a-coffee-cup overlay"]
+    assert addon_settings.preview_image == bpy.data.images["a coffee cup overlay"]
     bpy.ops.image_to_3d.generate()
     assert generated[-1].mask_path == str(chosen)  # Generate uses instance 2's mask
 

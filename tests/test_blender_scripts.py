@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
@@ -32,7 +33,7 @@ def _run_batch(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
         command = [sys.executable, script, "--", *args]
     else:
         code = _WITH_FAKES.format(repo=str(repo_root), scripts=str(repo_root / "scripts"), script=script)
-        command = [sys.executable, "-c", code, "--", *args]
+        command = [sys.executable, "-c", code, "--", *args, "--in-process"]  # the fakes live in this process
     return subprocess.run(command, cwd=repo_root, capture_output=True, text=True, env=dict(os.environ), timeout=300)
 
 
@@ -45,7 +46,8 @@ def _object_names(blend: Path) -> list[str]:
 
 def test_batch_csv_with_one_bad_row_fails_but_saves_the_good_object(repo_root, small_photo, tmp_path):
     rows = tmp_path / "rows.csv"
-    rows.write_text(f"image,prompt,preset,seed\n{small_photo},a coffee cup,draft,3\n{tmp_path / 'gone.png'},a cup\n")
+    rows.write_text(f"image,prompt,preset,seed,method\n{small_photo},a coffee cup,draft,3,quick\n"
+                    f"{tmp_path / 'gone.png'},a cup\n")
     blend = tmp_path / "scene.blend"
     result = _run_batch(repo_root, "--csv", str(rows), "--out", str(blend), "--device", "cpu",
                         "--jobs-dir", str(tmp_path / "jobs"))
@@ -56,6 +58,8 @@ def test_batch_csv_with_one_bad_row_fails_but_saves_the_good_object(repo_root, s
     assert lines[1].startswith("row 2: FAILED (exit 2)") and "gone.png" in lines[1]
     assert _object_names(blend) == ["a coffee cup"]
     assert len(list((tmp_path / "jobs").iterdir())) >= 1  # the good row's job files went where asked
+    history = json.loads((tmp_path / "jobs" / "history.json").read_text())["jobs"]
+    assert [job["method"] for job in history if job["status"] == "done"] == ["quick"]  # the row's method column
 
 
 def test_batch_rejects_a_bad_csv_with_exit_2(repo_root, tmp_path):
@@ -98,3 +102,16 @@ def test_demo_generate_command_runs_the_backend_cli(demo):
     assert command[1:4] == ["-m", "backend", "generate"]
     assert Path(command[4]).name == "coffee.png" and Path(command[4]).is_file()
     assert command[command.index("--prompt") + 1] == "a coffee cup"
+
+
+def test_batch_goes_through_the_worker_blocks_and_keeps_the_exit_codes(repo_root, tmp_path):
+    """No fakes: a real worker (Blender's Python) gets the row; a missing photo is exit 2 in one line."""
+    script = str(repo_root / "scripts" / "batch.py")
+    result = subprocess.run([sys.executable, script, "--", "--image", str(tmp_path / "gone.png"), "--prompt", "a cup",
+                             "--out", str(tmp_path / "x.blend"), "--device", "cpu", "--backend-python", "blender",
+                             "--jobs-dir", str(tmp_path / "jobs")], cwd=repo_root, capture_output=True, text=True,
+                            env=dict(os.environ), timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("row 1:"))
+    assert row.startswith("row 1: FAILED (exit 2)") and "gone.png" in row
+    assert "Image to 3D: backend worker ready (Python" in result.stderr  # the job ran in the worker

@@ -18,7 +18,8 @@ from backend.gaussians.densify import (
     reset_opacity,
     split_gaussians,
 )
-from backend.gaussians.model import PARAMETER_NAMES, GaussianModel, LearningRates
+from backend.gaussians.learning_rates import LearningRates
+from backend.gaussians.model import PARAMETER_NAMES, GaussianModel
 
 
 def trained_model(n=50, seed=0):
@@ -56,10 +57,10 @@ def test_init_in_sphere_matches_the_design():
 
 
 def test_position_learning_rate_decays_log_linearly():
-    lrs = LearningRates()
-    assert lrs.means_at(0.0) == pytest.approx(1e-3)
-    assert lrs.means_at(1.0) == pytest.approx(2e-5)
-    assert lrs.means_at(0.5) == pytest.approx(math.sqrt(1e-3 * 2e-5))
+    lrs = LearningRates()  # 1e-3 → 2e-5, times spatial_lr_scale 10
+    assert lrs.means_at(0.0) == pytest.approx(1e-2)
+    assert lrs.means_at(1.0) == pytest.approx(2e-4)
+    assert lrs.means_at(0.5) == pytest.approx(math.sqrt(1e-2 * 2e-4))
 
 
 def test_keep_and_append_move_adam_moments_with_their_rows():

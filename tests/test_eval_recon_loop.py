@@ -57,7 +57,11 @@ def oracle_textured(views, config, glb_path: Path, **_):
     with np.load(true_surface_path(glb_path)) as data:
         mesh = unwrap_uvs(Mesh(data["vertices"], data["faces"]), UnwrapConfig(resolution=config.texture_size))
     images = {id(v.view.camera): (torch.from_numpy(v.rgb), torch.from_numpy(v.alpha)) for v in views}
-    mesh = bake_texture(mesh, lambda camera: images[id(camera)], [v.view.camera for v in views], config.texture_size)
+    # Six training views, not the 26 bake views: DreamGaussian's first-view ownership at cos > 0.5 leaves more
+    # texels to the fill there (held-out 29.5 dB on the torus); this test is about the GLB → Blender chain, so
+    # it bakes with the softer weighted mean over cos > 0.1.
+    mesh = bake_texture(mesh, lambda camera: images[id(camera)], [v.view.camera for v in views], config.texture_size,
+                        min_cosine=0.1, ownership="weighted")
     export_glb(mesh, glb_path)
     return ReconstructionResult(glb_path, mesh.vertices, mesh.faces, gaussian_count=0)
 
@@ -73,7 +77,7 @@ def small_ball(views, config, glb_path: Path, **_):
 @pytest.mark.slow
 def test_loop_scores_the_ground_truth_surface_as_perfect_geometry(tmp_path):
     pytest.importorskip("trimesh")
-    result = run_eval_recon(TINY, builtin_objects()[:1], tmp_path, device="cpu", rebuild=oracle)
+    result = run_eval_recon(TINY, builtin_objects(["suzanne"]), tmp_path, device="cpu", rebuild=oracle)
     suzanne = result.objects[0]
     assert suzanne.name == "suzanne" and len(suzanne.views) == 3
     assert suzanne.iou > 0.95  # same surface, same cameras
@@ -92,7 +96,7 @@ def test_loop_scores_the_ground_truth_surface_as_perfect_geometry(tmp_path):
 @pytest.mark.slow
 def test_loop_scores_a_wrong_shape_badly(tmp_path):
     pytest.importorskip("trimesh")
-    result = run_eval_recon(TINY, builtin_objects()[1:], tmp_path, device="cpu", rebuild=small_ball)
+    result = run_eval_recon(TINY, builtin_objects(["torus"]), tmp_path, device="cpu", rebuild=small_ball)
     torus = result.objects[0]
     assert torus.name == "torus"
     assert torus.iou < 0.6 and torus.chamfer_fraction > 0.05 and not torus.passed
@@ -103,6 +107,6 @@ def test_true_surface_with_a_baked_texture_scores_high(tmp_path):
     """Bake → GLB → Blender import → render keeps colours: the chain adds almost no error of its own."""
     pytest.importorskip("trimesh")
     config = replace(TINY, image_size=48, train_views=6, texture_size=128)
-    torus = run_eval_recon(config, builtin_objects()[1:], tmp_path, device="cpu", rebuild=oracle_textured).objects[0]
+    torus = run_eval_recon(config, builtin_objects(["torus"]), tmp_path, device="cpu", rebuild=oracle_textured).objects[0]
     assert torus.iou > 0.97 and torus.chamfer_fraction < 0.01
     assert torus.psnr > 30.0, torus.views

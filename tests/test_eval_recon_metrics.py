@@ -9,7 +9,7 @@ from backend.camera import reference_camera
 from backend.errors import BadInputError
 from backend.eval_recon import metrics
 from backend.eval_recon.cameras import held_out_cameras, training_cameras
-from backend.eval_recon.contact_sheet import make_contact_sheet
+from backend.eval_recon.contact_sheet import SHEET_GAP, make_contact_sheet, stack_contact_sheets
 
 
 def _uv_sphere(radius: float, rings: int = 48, segments: int = 96) -> tuple[np.ndarray, np.ndarray]:
@@ -128,3 +128,17 @@ def test_contact_sheet_puts_ground_truth_above_ours():
     assert red_rows.max() < blue_rows.min()
     with pytest.raises(BadInputError):
         make_contact_sheet([red], [blue, blue])
+
+
+def test_run_contact_sheet_shows_every_object_in_order():
+    """Six objects' sheets (of different widths, as a mesh-file object may have) all appear, in run order."""
+    shades = [40 * (i + 1) for i in range(6)]
+    sheets = [np.full((10, 20 + 4 * i, 3), shade, np.uint8) for i, shade in enumerate(shades)]
+    stacked = stack_contact_sheets(sheets)
+    assert stacked.shape == (6 * (10 + SHEET_GAP), 40, 3)
+    first_column = stacked[:, 0, 0]
+    runs = [int(v) for i, v in enumerate(first_column) if v != 255 and (i == 0 or first_column[i - 1] != v)]
+    assert runs == shades
+    assert (stacked[0:10, 20:] == 255).all()  # a narrower sheet is padded with white, not stretched
+    with pytest.raises(BadInputError):
+        stack_contact_sheets([])

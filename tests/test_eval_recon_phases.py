@@ -51,7 +51,7 @@ def _without_times(document: dict) -> dict:
 @pytest.mark.slow
 def test_phases_run_one_by_one_give_the_numbers_of_phase_all(tmp_path):
     pytest.importorskip("trimesh")
-    suzanne = builtin_objects()[:1]
+    suzanne = builtin_objects(["suzanne"])
     whole = run_eval_recon(TINY, suzanne, tmp_path / "all", device="cpu", rebuild=oracle_with_gaussians)
 
     split = tmp_path / "split"
@@ -100,7 +100,7 @@ def test_fit_phase_uses_neither_bpy_nor_blender(repo_root, tmp_path):
     """bpy is installed here, so a module that imported it would leave it in sys.modules."""
     pytest.importorskip("trimesh")
     out = tmp_path / "recon"
-    run_eval_recon(QUICK_FIT, builtin_objects()[1:], out, phase="render-gt")
+    run_eval_recon(QUICK_FIT, builtin_objects(["torus"]), out, phase="render-gt")
     done = subprocess.run([sys.executable, "-c", FIT_WITHOUT_BLENDER, str(out)], cwd=repo_root,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-1000:] + done.stderr[-2000:]

@@ -1,7 +1,9 @@
 """``eval-recon --size small`` end to end on the CPU: the real stage 1 → mesh → bake → GLB machinery.
 
-This is the fidelity check of docs/design.md §6 in CI: both built-in objects must reach the small size's
-targets on views the reconstruction never saw (held-out PSNR ≥ 22 dB on the object, silhouette IoU ≥ 0.85).
+This is the fidelity check of docs/design.md §6 in CI: Suzanne and the torus must reach the small size's targets on
+views the reconstruction never saw (held-out PSNR ≥ 22 dB on the object, silhouette IoU ≥ 0.85). The four
+image-textured objects (box, mug, can, bowl) are left out here to keep ``make test`` short: their small-size
+numbers are in docs/eval_recon.md (a run of all six takes about four times as long).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 def test_eval_recon_small_reaches_its_targets(repo_root, tmp_path):
     out = tmp_path / "recon"
     done = subprocess.run([sys.executable, "-m", "backend", "eval-recon", "--size", "small", "--device", "cpu",
-                           "--out", str(out)], cwd=repo_root, capture_output=True, text=True, timeout=600)
+                           "--object", "suzanne", "--object", "torus", "--out", str(out)], cwd=repo_root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     document = json.loads((out / "metrics.json").read_text())
     assert set(document["objects"]) == {"suzanne", "torus"}

@@ -58,7 +58,7 @@ def built_zip(repo_root, tmp_path_factory):
 
 
 def test_zip_holds_addon_wheel_and_licences_only(built_zip):
-    assert built_zip.zip_path.name == "image_to_3d-0.1.0-linux-x64.zip"
+    assert built_zip.zip_path.name == "image_to_3d-0.1.0-linux-x64-py311.zip"
     with zipfile.ZipFile(built_zip.zip_path) as archive:
         names = archive.namelist()
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
@@ -116,3 +116,53 @@ def _op_exists(idname: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+@pytest.fixture(scope="module")
+def small_zip(repo_root, tmp_path_factory):
+    build = _load_build_script(repo_root)
+    return build.build("any", out_dir=tmp_path_factory.mktemp("dist-any"))
+
+
+def test_small_zip_has_no_wheels_and_a_static_repository_lists_it(repo_root, small_zip, tmp_path):
+    assert small_zip.zip_path.name == "image_to_3d-0.1.0.zip" and not small_zip.wheels
+    with zipfile.ZipFile(small_zip.zip_path) as archive:
+        names = archive.namelist()
+        manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
+    assert "platforms" not in manifest and "wheels" not in manifest  # any platform, any Python
+    assert "requirements-worker.txt" in names and not [n for n in names if n.startswith("wheels/")]
+    assert small_zip.zip_path.stat().st_size < 2 * 2**20
+    index = _load_build_script(repo_root).generate_repository(tmp_path / "repo", [small_zip.zip_path])
+    listing = __import__("json").loads(index.read_text())
+    assert [(item["id"], item["archive_url"]) for item in listing["data"]] == [
+        ("image_to_3d", "./image_to_3d-0.1.0.zip")]
+
+
+def test_small_zip_installs_and_runs_a_job_through_a_worker(small_zip, without_checkout_copy, small_photo, tmp_path):
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    repos = [repo.module for repo in bpy.context.preferences.extensions.repos]
+    result = bpy.ops.extensions.package_install_files(repo="user_default", filepath=str(small_zip.zip_path),
+                                                      enable_on_install=True)
+    try:
+        assert result == {"FINISHED"}
+        prefs = bpy.context.preferences.addons[EXTENSION_MODULE].preferences
+        prefs.worker_python = "blender"  # this test's Python has torch; a user would press Set up backend
+        prefs.device = "cpu"
+        prefs.output_dir = str(tmp_path / "jobs")
+        settings = bpy.context.scene.image_to_3d
+        settings.image_path = str(small_photo)
+        settings.prompt = "a coffee cup"
+        assert bpy.ops.image_to_3d.segment() == {"FINISHED"}
+        assert bpy.data.images["a coffee cup mask"].packed_file is not None
+        client = sys.modules[f"{EXTENSION_MODULE}.operators.worker_client"]
+        installed = Path(bpy.context.preferences.extensions.repos[repos.index("user_default")].directory) / PKG_ID
+        assert client.BACKEND_ROOT == installed.resolve()  # the worker ran the installed copy's backend
+        # no segmentation code ran in Blender: only the torch-free SAM 3 settings the api's requests declare
+        declared = {f"{EXTENSION_MODULE}.backend.segment", f"{EXTENSION_MODULE}.backend.segment.sam3_config"}
+        assert not [name for name in sys.modules
+                    if name.startswith(f"{EXTENSION_MODULE}.backend.segment") and name not in declared]
+    finally:
+        result = bpy.ops.extensions.package_uninstall(repo_index=repos.index("user_default"), pkg_id=PKG_ID)
+    assert result == {"FINISHED"}

@@ -16,12 +16,51 @@ from backend.errors import BadInputError, ModelsUnavailableError, OutOfGPUMemory
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_request_and_choice_types_import_without_torch():
-    code = ("import sys; import backend.api, backend.choices, backend.generate.request, backend.segment.config, "
-            "backend.models.catalog; print(sorted(m for m in ('torch', 'trimesh', 'mcubes', 'transformers') "
-            "if m in sys.modules))")
+# What a front end may import to build a request or read a preset. Blender ships numpy, so numpy is allowed;
+# the heavy pipeline modules are not.
+TORCH_FREE_MODULES = (
+    "backend.api", "backend.choices", "backend.generate.request", "backend.generate.presets",
+    "backend.segment.config", "backend.models.catalog", "backend.stage1_config", "backend.gaussians.learning_rates",
+    "backend.gaussians.densify_config", "backend.guidance.config", "backend.mesh.mesh_config",
+    "backend.mesh.texture_config", "backend.quick.config", "backend.quick.field_mesh_config",
+    "backend.quick.refine_config",
+)
+FORBIDDEN_MODULES = ("torch", "transformers", "diffusers", "trimesh", "mcubes", "skimage", "xatlas", "gsplat")
+
+
+@pytest.mark.parametrize("module", TORCH_FREE_MODULES)
+def test_request_config_and_preset_modules_import_without_torch(module):
+    code = (f"import sys; import {module}; "
+            f"print(sorted(m for m in {FORBIDDEN_MODULES!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "[]", f"importing {module} loads {out.stdout.strip()}"
+
+
+def test_presets_build_without_torch_and_keep_their_defaults():
+    """The presets are real objects in a torch-free process, and equal to the ones the pipeline sees."""
+    from backend.generate.presets import PRESETS
+
+    code = ("import sys; from backend.generate.presets import PRESETS; from backend.quick.config import QUICK_PRESETS; "
+            "print(repr(PRESETS)); print(repr(QUICK_PRESETS)); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    presets, quick_presets, torch_loaded = out.stdout.strip().splitlines()
+    import backend.stage1  # noqa: F401  (the stage modules loaded too: the configs must not change)
+    from backend.quick.config import QUICK_PRESETS
+
+    assert (presets, quick_presets, torch_loaded) == (repr(PRESETS), repr(QUICK_PRESETS), "False")
+
+
+@pytest.mark.parametrize("package", ["backend.mesh", "backend.gaussians"])
+def test_lazy_package_names_stay_what_they_name_after_every_submodule_loads(package):
+    """Regression: a lazily exported name equal to a submodule's (``refine_texture``) turned into the module."""
+    import importlib
+    import pkgutil
+    import types
+
+    root = importlib.import_module(package)
+    for info in pkgutil.iter_modules(root.__path__):
+        importlib.import_module(f"{package}.{info.name}")
+    assert [name for name in root.__all__ if isinstance(getattr(root, name), types.ModuleType)] == []
 
 
 def test_every_declared_preset_has_a_pipeline_config():

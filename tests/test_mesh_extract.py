@@ -13,7 +13,8 @@ from backend.errors import BadInputError
 from backend.gaussians.gaussians import covariances, quat_to_rotmat
 from backend.job_control import JobControl
 from backend.mesh.density_grid import density_grid, grid_coordinates
-from backend.mesh.extract import MeshConfig, NoSurfaceError, clean_mesh, decimate, extract_mesh, marching_cubes
+from backend.mesh.extract import NoSurfaceError, clean_mesh, decimate, extract_mesh, marching_cubes
+from backend.mesh.mesh_config import MeshConfig
 from tests.mesh_fixtures import one_gaussian, one_torch_thread, random_gaussians
 
 
@@ -87,7 +88,7 @@ def test_taubin_smoothing_takes_out_the_voxel_scale_roughness_and_keeps_the_volu
     # follows every wrinkle. Smoothing should flatten the wrinkles (smaller angles between neighbouring faces)
     # without shrinking the surface.
     cloud = random_gaussians(400, seed=3, scale_range=(0.03, 0.06))
-    rough, smooth = (extract_mesh(cloud, MeshConfig(resolution=48, threshold=0.5, target_faces=0,
+    rough, smooth = (extract_mesh(cloud, MeshConfig(resolution=48, threshold=0.5, target_faces=0, grid_box="fixed",
                                                     smoothing_iterations=iterations)) for iterations in (0, 10))
     rough, smooth = (trimesh.Trimesh(m.vertices, m.faces, process=False) for m in (rough, smooth))
     assert smooth.face_adjacency_angles.mean() < 0.9 * rough.face_adjacency_angles.mean()

@@ -13,9 +13,9 @@ import torch
 from backend.camera import Camera
 from backend.mesh.bake import mesh_tensors
 from backend.mesh.density_grid import density_grid
-from backend.mesh.extract import MeshConfig
+from backend.mesh.mesh_config import MeshConfig
 from backend.mesh.rasterize import rasterize_mesh
-from backend.mesh.refine_texture import TextureConfig
+from backend.mesh.texture_config import TextureConfig
 from tests.mesh_fixtures import random_gaussians, uv_sphere_mesh
 from tests.mesh_pipeline_run import format_times, run_mesh_pipeline
 

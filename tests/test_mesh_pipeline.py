@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.mesh.extract import MeshConfig
-from backend.mesh.refine_texture import TextureConfig
+from backend.mesh.mesh_config import MeshConfig
+from backend.mesh.texture_config import TextureConfig
 from tests.mesh_fixtures import one_torch_thread
 from tests.mesh_pipeline_run import format_times, run_mesh_pipeline
 

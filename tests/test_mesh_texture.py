@@ -13,7 +13,8 @@ from backend.job_control import JobControl
 from backend.mesh.bake import bake_cameras, bake_texture, fill_texture, mesh_tensors
 from backend.mesh.mesh import Mesh
 from backend.mesh.rasterize import rasterize_mesh, rasterize_uv
-from backend.mesh.refine_texture import TextureConfig, refine_texture
+from backend.mesh.refine_texture import refine_texture
+from backend.mesh.texture_config import TextureConfig
 from backend.mesh.texture_sampling import interpolate_attributes, render_textured
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs
 from tests.mesh_fixtures import View, one_torch_thread, smooth_texture, smooth_vertex_colours, uv_sphere_mesh
@@ -135,7 +136,7 @@ class RedGuidance:
     def __init__(self):
         self.calls = []
 
-    def refine(self, images, d_elevation_deg, d_azimuth_deg, d_radius, strength=0.8, steps=20, guidance_scale=5.0):
+    def refine(self, images, d_elevation_deg, d_azimuth_deg, d_radius, strength=0.8, steps=50, guidance_scale=5.0):
         self.calls.append((images.shape, d_elevation_deg.clone(), d_azimuth_deg.clone(), d_radius.clone(), strength))
         target = torch.ones(images.shape[0], 3, 32, 32)  # another size than the renders: refine resizes
         target[:, 1:, 8:24, 8:24] = 0.0
@@ -152,7 +153,7 @@ def test_refine_with_guidance_pulls_novel_views_towards_the_targets(target_views
     refined = refine_texture(mesh, reference, guidance, config)
     calls = guidance.calls
     assert len(calls) == (2 if target_views else 15)
-    assert calls[0][0] == (2, 3, 32, 32) and calls[0][4] == 0.6
+    assert calls[0][0] == (2, 3, 32, 32) and calls[0][4] == (0.6 if target_views else config.strength_at(0))
     d_elevation = torch.cat([c[1] for c in calls])
     d_azimuth = torch.cat([c[2] for c in calls])
     assert d_elevation.abs().max() <= 30.0 and d_azimuth.abs().max() <= 180.0

@@ -54,7 +54,7 @@ def test_check_of_this_venv_finds_torch_and_asks_it_about_cuda(restored_sys_path
     site_packages = Path(sysconfig.get_paths()["purelib"])
     report = check_environment(site_packages)
     assert report.version_of("torch") == importlib.metadata.version("torch")
-    assert "segment-anything" not in report.missing and "PyMCubes" not in report.missing
+    assert "segment-anything" not in report.missing and "scikit-image" not in report.missing
     import torch
 
     assert report.torch_cuda is torch.cuda.is_available()

@@ -24,7 +24,7 @@ OOM_STAGES = {
     "mesh": ("backend.mesh.extract", "marching_cubes"),
     "uv_unwrap": ("backend.mesh", "unwrap_uvs"),
     "bake": ("backend.mesh.bake", "rasterize_uv"),
-    "stage2": ("backend.mesh", "refine_texture"),
+    "stage2": ("backend.mesh.refine_texture", "refine_texture"),
     "export": ("backend.export", "export_glb"),
 }
 CANCEL_STAGES = ["load models", "clipseg", "sam embedding", "preprocess", "load_guidance", "stage1", "mesh",

@@ -79,16 +79,20 @@ def _check_job_outputs(out, shape_hw=None) -> dict:
     return json.loads((out / "job.json").read_text())
 
 
-@pytest.mark.parametrize(("case", "make", "prompt", "shape_hw"), [
-    ("input: 16-bit PNG", photos.sixteen_bit_png, "a red blob", (32, 48)),
-    ("input: CMYK JPEG", photos.cmyk_jpeg, "a red blob", (32, 48)),
-    ("input: palette PNG", photos.palette_png, "a red blob", (32, 48)),
-    ("input: EXIF-rotated JPEG", photos.exif_rotated_jpeg, "a red blob", (48, 32)),  # shown upright: 32 x 48
-    ("input: non-ASCII prompt", None, "tasse à café ☕ 杯子", (32, 48)),
+# The seed each case runs at. Tiny models have random weights, so whether stage 1's Gaussians reach the mesh
+# threshold depends on the mask and the seed, not on the input under test: at seed 0 the non-ASCII prompt's
+# mask fits Gaussians whose summed opacity peaks at 0.96 < 1, and the job rightly ends "no surface to mesh"
+# (exit 2). Its prompt is handled correctly (segmentation, the mask's name, job.json), so it runs at seed 1.
+@pytest.mark.parametrize(("case", "make", "prompt", "shape_hw", "seed"), [
+    ("input: 16-bit PNG", photos.sixteen_bit_png, "a red blob", (32, 48), 0),
+    ("input: CMYK JPEG", photos.cmyk_jpeg, "a red blob", (32, 48), 0),
+    ("input: palette PNG", photos.palette_png, "a red blob", (32, 48), 0),
+    ("input: EXIF-rotated JPEG", photos.exif_rotated_jpeg, "a red blob", (48, 32), 0),  # shown upright: 32 x 48
+    ("input: non-ASCII prompt", None, "tasse à café ☕ 杯子", (32, 48), 1),
 ], ids=lambda v: v if isinstance(v, str) else None)
-def test_unusual_but_valid_input_works(tmp_path, capsys, case, make, prompt, shape_hw):
+def test_unusual_but_valid_input_works(tmp_path, capsys, case, make, prompt, shape_hw, seed):
     photo, out = _photo_for(make, tmp_path), tmp_path / "out"
-    argv = generate_argv(photo, out, prompt)
+    argv = generate_argv(photo, out, prompt, *(["--seed", str(seed)] if seed else []))
     exit_code, stderr = cli(argv, capsys)
     assert exit_code == 0, stderr
     job = _check_job_outputs(out, shape_hw)
@@ -239,15 +243,16 @@ def test_blender_nothing_matched_and_unwritable_output(real_settings, tmp_path, 
            "scene unchanged", "report == panel last_error")
 
 
-@pytest.mark.parametrize(("case", "make", "prompt"), [
-    ("input: RGBA cut-out, no prompt", photos.rgba_cutout, ""),
-    ("input: non-ASCII prompt", None, "tasse à café ☕ 杯子"),
+@pytest.mark.parametrize(("case", "make", "prompt", "seed"), [
+    ("input: RGBA cut-out, no prompt", photos.rgba_cutout, "", 0),
+    ("input: non-ASCII prompt", None, "tasse à café ☕ 杯子", 1),  # seed 1: see test_unusual_but_valid_input_works
 ])
-def test_blender_imports_valid_oddities(real_settings, tmp_path, case, make, prompt):
+def test_blender_imports_valid_oddities(real_settings, tmp_path, case, make, prompt, seed):
     import bpy
 
     real_settings.image_path = str(_photo_for(make, tmp_path))
     real_settings.prompt = prompt
+    real_settings.seed = seed
     result, report = _blender_generate(real_settings)
     assert result == "FINISHED", report or real_settings.last_error
     new = [obj for obj in bpy.data.objects if obj.type == "MESH"]

@@ -10,11 +10,12 @@ import torch
 
 from backend.camera import Camera, orbit_angles, reference_camera
 from backend.errors import BadInputError, CancelledError
-from backend.gaussians.densify import DensifyConfig
+from backend.gaussians.densify_config import DensifyConfig, FinalPruneConfig
 from backend.gaussians.gaussians import Gaussians
 from backend.gaussians.render import render_gaussians
 from backend.job_control import JobControl
-from backend.stage1 import Stage1Config, ViewTarget, fit_gaussians
+from backend.stage1 import ViewTarget, fit_gaussians
+from backend.stage1_config import Stage1Config
 
 
 def known_scene() -> Gaussians:
@@ -34,7 +35,8 @@ def target_from(camera: Camera) -> ViewTarget:
     return ViewTarget(camera, rgb.detach(), alpha.detach())
 
 
-SMALL = Stage1Config(steps=150, num_init=500, densify=DensifyConfig(enabled=False), render_sizes=(32, 64))
+SMALL = Stage1Config(steps=150, num_init=500, densify=DensifyConfig(enabled=False), render_sizes=(32, 64),
+                     final_prune=FinalPruneConfig(enabled=False))
 
 
 def test_fitting_a_synthetic_view_reduces_the_reference_loss_tenfold():
@@ -103,7 +105,8 @@ def test_guidance_gets_random_views_within_the_elevation_band_and_a_rising_step_
 
     assert len(guidance.calls) == 40
     ratios = [c["step_ratio"] for c in guidance.calls]
-    assert ratios[0] == 0.0 and all(b > a for a, b in zip(ratios, ratios[1:], strict=False)) and ratios[-1] < 1.0
+    # DreamGaussian's 1-based step / steps: 1/40 at the first step, 1.0 at the last
+    assert ratios[0] == 1 / 40 and all(b > a for a, b in zip(ratios, ratios[1:], strict=False)) and ratios[-1] == 1.0
     elevations = [e for c in guidance.calls for e in c["d_elevation"]]
     azimuths = [a for c in guidance.calls for a in c["d_azimuth"]]
     assert all(-30.0 <= e <= 30.0 for e in elevations) and max(elevations) - min(elevations) > 20
@@ -158,7 +161,7 @@ def test_orbit_angles_invert_camera_orbit():
 
 def test_presets_are_documented_configs():
     assert Stage1Config().steps == 500 and Stage1Config().num_init == 5000 and Stage1Config().densify_every == 100
-    assert [Stage1Config().render_size_at(r) for r in (0.0, 0.3, 0.5, 0.7, 0.99)] == [128, 128, 256, 512, 512]
+    assert [Stage1Config().render_size_at(r) for r in (0.0, 0.3, 0.5, 0.7, 0.99)] == [128, 256, 256, 512, 512]
     explicit = Stage1Config(render_sizes=(32, 64), render_size_milestones=(0.8,))
     assert (explicit.render_size_at(0.79), explicit.render_size_at(0.8)) == (32, 64)
     with pytest.raises(BadInputError, match="one more entry"):

@@ -10,6 +10,7 @@ import torch
 from backend.errors import BadInputError
 from backend.guidance import GuidanceConfig, Zero123Guidance
 from backend.guidance.zero123_guidance import (
+    refine_timesteps,
     sds_timestep,
     stable_zero123_camera_embedding,
     zero123_camera_embedding,
@@ -76,7 +77,7 @@ def _noise_predictor(guidance, offset: float):
     """A stand-in UNet prediction: the exact noise sds_loss will draw next, plus ``offset``."""
     state = guidance.generator.get_state()
 
-    def predict(noisy_latents, timesteps, cameras, guidance_scale):
+    def predict(noisy_latents, timesteps, cameras, guidance_scale, *per_sample_reference):
         replay = torch.Generator().set_state(state)
         return torch.randn(noisy_latents.shape, generator=replay) + offset
 
@@ -148,12 +149,15 @@ def test_refine_runs_exactly_the_requested_steps(guidance, monkeypatch):
         return predict(noisy_latents, timesteps, cameras, guidance_scale)
 
     monkeypatch.setattr(guidance, "_predict_noise", counting)
+    # DreamGaussian's convention: a 4-step schedule, the first int(4 · 0.5) = 2 steps skipped, 2 run
     guidance.refine(torch.rand(1, 3, 32, 32), 0.0, 45.0, 0.0, strength=0.5, steps=4)
+    assert calls == [int(t) for t in refine_timesteps(guidance.scheduler, 0.5, 4)] and len(calls) == 2
+    assert calls == [251, 1]  # the published spacing ("leading", steps_offset 1): 751, 501, 251, 1
+    calls.clear()
+    guidance.refine(torch.rand(1, 3, 32, 32), 0.0, 45.0, 0.0, strength=0.0, steps=4)  # from pure noise
     assert len(calls) == 4
-    assert calls == sorted(calls, reverse=True)
-    assert 400 <= calls[0] <= 520 and calls[-1] < 150  # starts near strength·1000, ends near 0
     with pytest.raises(BadInputError):
-        guidance.refine(torch.rand(1, 3, 32, 32), 0.0, 0.0, 0.0, strength=0.0)
+        guidance.refine(torch.rand(1, 3, 32, 32), 0.0, 0.0, 0.0, strength=1.0)
 
 
 def test_bad_inputs_carry_the_value(guidance):

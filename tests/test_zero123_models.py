@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from backend.errors import BadInputError, ModelsUnavailableError
+from backend.models import zero123 as zero123_module
 from backend.models.mode import ModelMode
 from backend.models.zero123 import (
     STABLE_ZERO123_LICENCE_NOTICE,
@@ -20,6 +21,13 @@ from backend.models.zero123 import (
 @pytest.fixture(scope="module")
 def tiny() -> Zero123Models:
     return load_zero123(ModelMode.TINY, "cpu")
+
+
+@pytest.fixture
+def tiny_stands_in_for_real(monkeypatch):
+    """The real path refuses any working size but Zero123's 256 px; let the tiny folder (32 px) through."""
+    monkeypatch.setattr(zero123_module, "ZERO123_IMAGE_SIZE", 32)
+    monkeypatch.setattr(zero123_module, "ZERO123_LATENT_SIZE", 16)
 
 
 def _forward_all(models: Zero123Models):
@@ -60,7 +68,7 @@ def test_tiny_is_seeded():
         assert torch.equal(a, b)
 
 
-def test_saved_layout_loads_back_through_the_real_path(tiny, tmp_path):
+def test_saved_layout_loads_back_through_the_real_path(tiny, tmp_path, tiny_stands_in_for_real):
     folder = save_zero123_folder(tiny, tmp_path / "zero123-xl")
     for sub in ("unet", "vae", "image_encoder", "clip_camera_projection", "scheduler", "feature_extractor"):
         assert (folder / sub).is_dir(), sub
@@ -96,7 +104,7 @@ def test_nothing_cached_offline_is_exit_4(monkeypatch):
         load_zero123(ModelMode.REAL, "cpu")
 
 
-def test_stable_zero123_is_opt_in_with_licence_notice(tiny, tmp_path, monkeypatch, caplog):
+def test_stable_zero123_is_opt_in_with_licence_notice(tiny, tmp_path, monkeypatch, caplog, tiny_stands_in_for_real):
     monkeypatch.delenv("IMAGE_TO_3D_MODEL_DIR", raising=False)
     with pytest.raises(ModelsUnavailableError, match="diffusers-layout"):
         load_zero123(ModelMode.REAL, "cpu", variant="stable-zero123")

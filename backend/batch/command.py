@@ -31,7 +31,16 @@ def run_batch_command(args: argparse.Namespace) -> int:
         from .ray_runner import run_rows_on_ray
 
         outcomes = run_rows_on_ray(rows, out_root, args.models, args.force, address=args.ray, workers=args.workers,
-                                   on_outcome=_print_outcome)
+                                   on_outcome=_print_outcome, workers_per_gpu=args.workers_per_gpu,
+                                   rows_per_process=args.rows_per_process, device=args.device)
+    elif args.rows_per_process > 1:
+        from .row_groups import plan_row_groups, run_row_group
+
+        outcomes = []
+        for group in plan_row_groups(rows, args.rows_per_process):
+            for outcome in run_row_group(group, out_root, args.models, args.device, args.force):
+                _print_outcome(outcome)
+                outcomes.append(outcome)
     else:
         outcomes = []
         for row in rows:

@@ -1,7 +1,7 @@
-"""Rows on a Ray cluster: one long-lived worker per GPU that keeps its models loaded across rows.
+"""Rows on a Ray cluster: long-lived workers, by default one per GPU, that keep their models loaded across rows.
 
-Ray does the placement (one GPU per worker, any node of the cluster) and the process isolation; this module
-only hands rows to free workers. A worker that dies mid-row (killed process, lost node) is replaced and its
+Ray does the placement (1/K of a GPU per worker with ``workers_per_gpu`` K, any node of the cluster) and the
+process isolation; this module only hands rows, or groups of rows (``rows_per_process``), to free workers. A worker that dies mid-row (killed process, lost node) is replaced and its
 row goes to the next free worker, at most ``MAX_RETRIES`` more times; the batch always completes.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInputError
@@ -27,10 +28,40 @@ class RowWorker:
     def run(self, row: BatchRow, out_root: str, force: bool) -> RowOutcome:
         return run_row(row, Path(out_root), self.models, self.device, force)
 
+    def run_group(self, rows: list[BatchRow], out_root: str, force: bool) -> list[RowOutcome]:
+        """Rows whose stage-1 fits advance together (backend/batch/row_groups.py)."""
+        from .row_groups import run_row_group
+
+        return run_row_group(rows, Path(out_root), self.models, self.device, force)
+
+
+@dataclass(frozen=True)
+class WorkerPlacement:
+    """How many workers to start and what each asks Ray for."""
+
+    count: int
+    num_gpus: float
+    num_cpus: float
+    device: str  # what each worker runs on: cuda or cpu
+
+
+def place_workers(gpus: int, workers: int | None, workers_per_gpu: int = 1, device: str = "auto") -> WorkerPlacement:
+    """``workers_per_gpu`` K workers share each of the cluster's ``gpus``, each asking for 1/K of one; without
+    GPUs (or with ``device`` cpu) every worker takes a CPU. ``workers`` overrides the count."""
+    if workers_per_gpu < 1:
+        raise BadInputError(f"--workers-per-gpu must be at least 1, got {workers_per_gpu}")
+    if workers is not None and workers < 1:
+        raise BadInputError(f"--workers must be at least 1, got {workers}")
+    on_gpu = gpus > 0 and device != "cpu"
+    if not on_gpu:
+        return WorkerPlacement(workers or 1, 0.0, 1.0, "cpu")
+    return WorkerPlacement(workers or gpus * workers_per_gpu, 1.0 / workers_per_gpu, 0.0,
+                           "cuda" if device == "auto" else device)
+
 
 def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, force: bool, address: str = "auto",
-                    workers: int | None = None, on_outcome: Callable[[RowOutcome], None] = lambda o: None
-                    ) -> list[RowOutcome]:
+                    workers: int | None = None, on_outcome: Callable[[RowOutcome], None] = lambda o: None,
+                    workers_per_gpu: int = 1, rows_per_process: int = 1, device: str = "auto") -> list[RowOutcome]:
     try:
         import ray
     except ImportError:
@@ -42,39 +73,52 @@ def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, fo
             ray.init(include_dashboard=False, log_to_driver=False, num_cpus=workers or None)
         else:
             ray.init(address=address, log_to_driver=False)
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    count = workers or gpus or 1
-    device = "cuda" if gpus else "cpu"
-    actor_cls = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_restarts=0)(RowWorker)
+    placement = place_workers(int(ray.cluster_resources().get("GPU", 0)), workers, workers_per_gpu, device)
+    actor_cls = ray.remote(num_gpus=placement.num_gpus, num_cpus=placement.num_cpus, max_restarts=0)(RowWorker)
 
     def new_worker():
-        return actor_cls.remote(models, device)
+        return actor_cls.remote(models, placement.device)
 
-    idle = [new_worker() for _ in range(min(count, len(rows)))]
-    queue: list[tuple[BatchRow, int]] = [(row, 0) for row in rows]
-    running: dict = {}  # object ref → (worker, row, attempt)
+    # The unit of work: one row (run), or a group of rows that fit together (run_group).
+    if rows_per_process > 1:
+        from .row_groups import plan_row_groups
+
+        units = plan_row_groups(rows, rows_per_process)
+    else:
+        units = [[row] for row in rows]
+
+    def submit(worker, unit: list[BatchRow]):
+        if rows_per_process > 1:
+            return worker.run_group.remote(unit, str(out_root), force)
+        return worker.run.remote(unit[0], str(out_root), force)
+
+    idle = [new_worker() for _ in range(min(placement.count, len(units)))]
+    queue: list[tuple[list[BatchRow], int]] = [(unit, 0) for unit in units]
+    running: dict = {}  # object ref → (worker, unit, attempt)
     outcomes: list[RowOutcome] = []
     while queue or running:
         while queue and idle:
-            row, attempt = queue.pop(0)
-            worker = idle.pop(0)  # the longest-idle worker: a retried row goes to another one
-            running[worker.run.remote(row, str(out_root), force)] = (worker, row, attempt)
+            unit, attempt = queue.pop(0)
+            worker = idle.pop(0)  # the longest-idle worker: a retried unit goes to another one
+            running[submit(worker, unit)] = (worker, unit, attempt)
         done, _ = ray.wait(list(running), num_returns=1)
         ref = done[0]
-        worker, row, attempt = running.pop(ref)
+        worker, unit, attempt = running.pop(ref)
         try:
-            outcome = ray.get(ref)
+            result = ray.get(ref)
+            finished = result if isinstance(result, list) else [result]
             idle.append(worker)
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
             ray.kill(worker, no_restart=True)
             idle.append(new_worker())
             if attempt < MAX_RETRIES:
-                queue.insert(0, (row, attempt + 1))
+                queue.insert(0, (unit, attempt + 1))
                 continue
-            outcome = RowOutcome(row, "failed", 1, f"worker died {attempt + 1} times ({type(exc).__name__})", 0.0,
-                                 str(out_root / row.folder_name))
-        on_outcome(outcome)
-        outcomes.append(outcome)
+            finished = [RowOutcome(row, "failed", 1, f"worker died {attempt + 1} times ({type(exc).__name__})", 0.0,
+                                   str(out_root / row.folder_name)) for row in unit]
+        for outcome in finished:
+            on_outcome(outcome)
+            outcomes.append(outcome)
     for worker in idle:
         ray.kill(worker, no_restart=True)
     return outcomes

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..choices import DEFAULT_PRESET, PRESETS, TEST_PRESETS, check_seed, names
+from ..choices import DEFAULT_METHOD, DEFAULT_PRESET, PRESETS, TEST_PRESETS, check_method, check_seed, names
 from ..errors import BadInputError
 
 PRESET_NAMES = tuple(names(PRESETS + TEST_PRESETS))
@@ -28,6 +28,7 @@ class BatchRow:
     prompt: str | None
     preset: str = DEFAULT_PRESET
     seed: int = 0
+    method: str = DEFAULT_METHOD  # backend.choices.METHODS
 
     @property
     def folder_name(self) -> str:
@@ -55,10 +56,11 @@ def _as_text(value: str) -> str:
 
 
 def read_rows(csv_path: str | Path) -> list[BatchRow]:
-    """Columns: image, prompt, and optionally preset and seed; a header row is required.
+    """Columns: image, prompt, and optionally preset, seed and method; a header row is required.
 
-    Relative image paths are taken relative to the CSV's folder. The one reader of batch CSVs (``batch`` and
-    scripts/batch.py): an unknown preset or an unusable seed is bad input before any row runs.
+    Relative image paths are taken relative to the CSV's folder; an empty cell takes the default. The one reader
+    of batch CSVs (``batch`` and scripts/batch.py): an unknown preset or method or an unusable seed is bad input
+    before any row runs.
     """
     path = Path(csv_path)
     if not path.is_file():
@@ -86,8 +88,12 @@ def read_rows(csv_path: str | Path) -> list[BatchRow]:
                 preset = rec.get("preset") or DEFAULT_PRESET
                 if preset not in PRESET_NAMES:
                     raise BadInputError(f"{where}: unknown preset {preset!r} (choose {', '.join(PRESET_NAMES)})")
+                try:
+                    method = check_method(rec.get("method") or DEFAULT_METHOD)
+                except BadInputError as exc:
+                    raise BadInputError(f"{where}: {exc}") from None
                 rows.append(BatchRow(index=i, image=image, prompt=rec.get("prompt") or None, preset=preset,
-                                     seed=seed))
+                                     seed=seed, method=method))
     except UnicodeDecodeError as exc:
         raise BadInputError(f"{path} is not a UTF-8 CSV file") from exc
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (131072 characters)

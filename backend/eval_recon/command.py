@@ -1,4 +1,4 @@
-"""``python -m backend eval-recon [--size small|full] [--phase all|render-gt|fit|score] [--object MESH]
+"""``python -m backend eval-recon [--size small|full] [--phase all|render-gt|fit|score] [--object NAME|MESH ...]
 [--blender PATH] --out DIR``."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ..device import resolve_device
 from ..errors import BadInputError
 from ..job_control import JobControl, Progress
 from .config import SIZES, config_for_size
-from .evaluate import PhaseResult, builtin_objects, mesh_file_object, run_eval_recon
+from .evaluate import PhaseResult, builtin_objects, chosen_objects, run_eval_recon
 
 
 def _stage_printer(quiet: bool):
@@ -32,7 +32,7 @@ def run_eval_recon_command(args: argparse.Namespace) -> int:
         config, objects = (config_for_size(args.size) if args.size else None), None
     else:
         config = config_for_size(args.size or "small")
-        objects = [mesh_file_object(args.object)] if args.object else builtin_objects()
+        objects = chosen_objects(args.object) if args.object else builtin_objects()
     # all: fail on a bad --device before rendering; fit: resolved after --out's manifest is read; others: unused
     device = resolve_device(args.device) if phase == "all" else args.device if phase == "fit" else None
     control = JobControl(on_progress=_stage_printer(args.quiet))

@@ -6,7 +6,8 @@ from dataclasses import dataclass, fields
 
 from ..errors import BadInputError
 
-BUILTIN_OBJECTS = ("suzanne", "torus")  # scripts/recon_blender.py builds these
+# scripts/recon_blender.py builds these (the last four in scripts/recon_objects.py, image-textured): the order of a run
+BUILTIN_OBJECTS = ("suzanne", "torus", "box", "mug", "can", "bowl")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A contact sheet a person can look at: ground truth row above, our reconstruction below.
 
-Each column is one held-out view; both rows are composited over the metric background (mid grey) so
+One sheet per object (:func:`make_contact_sheet`); the run's sheet stacks every object's, in run order
+(:func:`stack_contact_sheets`). Each column is one held-out view; both rows are composited over the metric background (mid grey) so
 missing or extra surface shows. Small renders are enlarged with nearest-neighbour sampling to at least
 ``min_cell`` pixels so a 64² render is still readable; a caption under each column gives that view's
 PSNR and IoU.
@@ -55,3 +56,15 @@ def make_contact_sheet(ground_truth: Sequence[tuple[np.ndarray, np.ndarray]],  #
         for col, caption in enumerate(captions):
             draw.text((LABEL_WIDTH + col * cell_w + 2, title_h + 2 * cell_h + 2), caption, fill=TEXT_COLOUR)
     return np.asarray(sheet)
+
+
+SHEET_GAP = 8  # white rows between two objects' sheets
+
+
+def stack_contact_sheets(sheets: Sequence[np.ndarray]) -> np.ndarray:  # each [H_i, W_i, 3] uint8 → [ΣH_i + gaps, max W, 3]
+    """Every object's sheet, top to bottom in the given order, left-aligned on white, SHEET_GAP rows apart."""
+    if not sheets:
+        raise BadInputError("no contact sheets to stack")
+    width = max(s.shape[1] for s in sheets)
+    padded = [np.pad(s, ((0, SHEET_GAP), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
+    return np.concatenate(padded, axis=0)

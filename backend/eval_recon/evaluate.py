@@ -24,7 +24,7 @@ from . import metrics
 from .blender_job import load_surface, render_views
 from .cameras import NamedCamera, held_out_cameras, training_cameras
 from .config import BUILTIN_OBJECTS, EvalReconConfig
-from .contact_sheet import make_contact_sheet
+from .contact_sheet import make_contact_sheet, stack_contact_sheets
 from .layout import (
     FIT_NAME,
     GAUSSIAN_VIEWS_NAME,
@@ -114,8 +114,12 @@ class EvalReconResult:
     contact_sheet_path: Path
 
 
-def builtin_objects() -> list[ObjectSpec]:
-    return [ObjectSpec(name, builtin=name) for name in BUILTIN_OBJECTS]
+def builtin_objects(names: Sequence[str] | None = None) -> list[ObjectSpec]:
+    """The named built-in objects (default: all, in BUILTIN_OBJECTS' order)."""
+    unknown = [n for n in names or () if n not in BUILTIN_OBJECTS]
+    if unknown:
+        raise BadInputError(f"unknown built-in object {unknown[0]!r} (choose from {', '.join(BUILTIN_OBJECTS)})")
+    return [ObjectSpec(name, builtin=name) for name in (BUILTIN_OBJECTS if names is None else names)]
 
 
 def mesh_file_object(path: str | Path) -> ObjectSpec:
@@ -123,6 +127,17 @@ def mesh_file_object(path: str | Path) -> ObjectSpec:
     if not path.is_file():
         raise BadInputError(f"--object {path}: no such file")
     return ObjectSpec(path.stem, path=path.resolve())
+
+
+def chosen_objects(values: Sequence[str]) -> list[ObjectSpec]:
+    """``--object`` values: a built-in object's name (built-in names win: Blender imports files by extension, so
+    a file called ``mug`` could not be read anyway) or a mesh file. Each object needs its own folder name."""
+    specs = [builtin_objects([v])[0] if v in BUILTIN_OBJECTS else mesh_file_object(v) for v in values]
+    names = [s.name for s in specs]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated is not None:
+        raise BadInputError(f"--object: two objects would share the folder name {repeated!r}")
+    return specs
 
 
 def score_views(cameras: Sequence[NamedCamera], truth: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -231,13 +246,6 @@ def score_object(truth: GroundTruthRecord, config: EvalReconConfig, object_dir: 
                             fit.mesh_faces, passed, timings)
 
 
-def _stack_sheets(paths: Sequence[Path]) -> np.ndarray:
-    sheets = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    width = max(s.shape[1] for s in sheets)
-    padded = [np.pad(s, ((0, 8), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
-    return np.concatenate(padded, axis=0)
-
-
 def metrics_document(config: EvalReconConfig, results: Sequence[ObjectEvalResult], wall_time_s: float) -> dict:
     return {
         "size": config.name,
@@ -294,8 +302,8 @@ def _score_phase(manifest: Manifest, out_dir: Path, *, seed: int, blender: str |
     # wall time of the whole evaluation: the three phases' own times, wherever each ran
     wall_time = manifest.wall_time_s + sum(f.wall_time_s for f in fits) + time.perf_counter() - started
     with AtomicOutputDir(out_dir) as staging:
-        Image.fromarray(_stack_sheets([out_dir / r.name / "contact_sheet.png" for r in results])).save(
-            staging / "contact_sheet.png")
+        sheets = [np.asarray(Image.open(out_dir / r.name / "contact_sheet.png").convert("RGB")) for r in results]
+        Image.fromarray(stack_contact_sheets(sheets)).save(staging / "contact_sheet.png")
         write_json(staging / "metrics.json", metrics_document(manifest.config, results, wall_time))
     return EvalReconResult(manifest.config.name, results, all(r.passed for r in results), wall_time,
                            out_dir / "metrics.json", out_dir / "contact_sheet.png")

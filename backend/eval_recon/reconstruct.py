@@ -20,8 +20,10 @@ from ..export.glb import export_glb
 from ..gaussians.gaussians import Gaussians
 from ..generate.stages import bake_gaussian_texture, render_straight, unwrap_mesh
 from ..job_control import JobControl, ensure_control
-from ..mesh.extract import MeshConfig, extract_mesh
-from ..stage1 import Stage1Config, ViewTarget, fit_gaussians
+from ..mesh.extract import extract_mesh
+from ..mesh.mesh_config import MeshConfig
+from ..stage1 import ViewTarget, fit_gaussians
+from ..stage1_config import Stage1Config
 from .config import EvalReconConfig
 from .reconstruction import ReconstructionResult, TrainingView, check_views
 

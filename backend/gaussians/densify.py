@@ -30,35 +30,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .gaussians import quat_to_rotmat
+from .densify_config import DensifyConfig, FinalPruneConfig
+from .gaussians import Gaussians, quat_to_rotmat
 from .model import PARAMETER_NAMES, GaussianModel
-
-
-@dataclass(frozen=True)
-class DensifyConfig:
-    """When and how to grow and prune. Distances are world units (the object fits a radius-0.5 ball)."""
-
-    enabled: bool = True
-    start_step: int = 100  # first densification (after this many steps of fitting)
-    stop_step: int = 10_000  # none at or after this step (the default covers the whole run)
-    every: int = 100
-    grad_threshold: float = 0.01  # mean screen-space gradient (NDC units, DreamGaussian's loss weights)
-    clone_scale: float = 0.04  # largest axis at or below this → clone, above → split (1 % of extent 4)
-    split_count: int = 2  # a split Gaussian becomes this many, each 1/(0.8 * split_count) the size
-    min_opacity: float = 0.01  # prune below
-    max_world_scale: float = 0.4  # prune Gaussians whose largest axis is above (10 % of extent 4)
-    max_screen_fraction: float = 0.5  # prune Gaussians whose radius exceeded this fraction of the image side
-    opacity_reset_every: int = 0  # reset opacities to ``reset_opacity`` this often (0: never, as in 500 steps)
-    reset_opacity: float = 0.01
-    max_gaussians: int = 200_000  # growth stops here (bounds memory)
-
-    def is_densify_step(self, step: int) -> bool:
-        """``step`` counts completed optimiser steps (1-based)."""
-        return self.enabled and self.start_step <= step < self.stop_step and step % self.every == 0
-
-    def is_opacity_reset_step(self, step: int) -> bool:
-        return (self.enabled and self.opacity_reset_every > 0 and step < self.stop_step
-                and step % self.opacity_reset_every == 0)
 
 
 @dataclass(frozen=True)
@@ -208,3 +182,21 @@ def densify_and_prune(model: GaussianModel, optimizer: torch.optim.Optimizer, st
         if bool(prune.all()):  # never prune everything: keep the most opaque one
             prune[torch.argmax(model.opacity_logits)] = False
         keep_gaussians(model, optimizer, ~prune)
+
+
+def final_prune_mask(gaussians: Gaussians, config: FinalPruneConfig) -> Tensor:
+    """[N] bool, True for the Gaussians :class:`FinalPruneConfig` keeps; never all False (the most opaque one
+    stays, so meshing gets its 'no surface' error rather than an empty set)."""
+    if not config.enabled:
+        return torch.ones(len(gaussians), dtype=torch.bool, device=gaussians.means.device)
+    keep = (gaussians.opacities >= config.min_opacity) & (gaussians.scales.amax(dim=-1) <= config.max_world_scale)
+    if len(gaussians) and not bool(keep.any()):
+        keep[torch.argmax(gaussians.opacities)] = True
+    return keep
+
+
+def prune_for_meshing(gaussians: Gaussians, config: FinalPruneConfig) -> Gaussians:
+    """The Gaussians :func:`final_prune_mask` keeps."""
+    keep = final_prune_mask(gaussians, config)
+    return Gaussians(gaussians.means[keep], gaussians.scales[keep], gaussians.quats[keep],
+                     gaussians.opacities[keep], gaussians.colors[keep])

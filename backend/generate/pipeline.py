@@ -9,91 +9,162 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
-import json
-import platform
-import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .. import __version__
 from ..atomic_output import AtomicOutputDir, check_output_location
+from ..choices import QUICK, QUICK_REFINE, check_method
 from ..device import resolve_device
-from ..errors import BadInputError
-from ..export.obj import MTL_NAME, OBJ_NAME, TEXTURE_NAME
+from ..gaussians.gaussians import Gaussians
 from ..images import LoadedImage, load_image
 from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl, ensure_control
 from ..models.mode import ModelMode, resolve_model_mode
 from ..out_of_memory import out_of_memory_error, release_gpu_memory
+from .job_steps import MESH_OUTPUT_NAMES, job_metadata, object_mask, seed_everything, write_job_json, write_mesh_files
 from .presets import PipelineConfig, pipeline_config, seeded
 from .request import GenerateRequest, GenerationResult, check_request
 from .stage_clock import StageClock
 
-# Every name a generate run may write into its output folder (the output contract, docs/reliability.md).
-OUTPUT_NAMES = ("model.glb", OBJ_NAME, MTL_NAME, TEXTURE_NAME, "gaussians.ply", "mask.png", "reference.png",
-                "job.json")
-MIN_ALPHA_COVERAGE = 0.001  # an alpha channel covering less than this is "no object"
+# Every name a DreamGaussian (or quick+refine) run may write into its output folder: every method's mesh files
+# plus the fitted Gaussians (the output contract, docs/reliability.md).
+OUTPUT_NAMES = (*MESH_OUTPUT_NAMES, "gaussians.ply")
 
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _has_cutout(image: LoadedImage) -> bool:
-    return image.alpha is not None and float((image.alpha < 0.5).mean()) > MIN_ALPHA_COVERAGE
-
-
-def _object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode, cache: JobCache,
-                 clock: StageClock, control: JobControl, reused: list[str]) -> np.ndarray:
-    """The object's mask at full resolution: the photo's own alpha, the cache, or segmentation."""
-    from ..segment import segment_image
-
-    if request.mask is not None:
-        mask = np.asarray(request.mask).astype(bool)
-        if mask.shape != image.rgb.shape[:2]:
-            raise BadInputError(f"the given mask is {mask.shape[1]}x{mask.shape[0]} px, the photo "
-                                f"{image.rgb.shape[1]}x{image.rgb.shape[0]}")
-        reused.append("mask")
-        control.report("segment", 1.0, "using the given mask")
-        return mask
-    if not request.prompt:
-        if _has_cutout(image):
-            return image.alpha >= 0.5
-        raise BadInputError("a prompt is needed: the image has no transparent background to cut the object from")
-    config = dataclasses.replace(request.segment_config(), models=models)
-    key = job_key("mask", file_digest(request.image_path), request.prompt, config)
-    if not request.force:
-        cached = cache.load_mask(key)
-        if cached is not None and cached.shape == image.rgb.shape[:2]:
-            reused.append("mask")
-            control.report("segment", 1.0, "reused the cached mask")
-            return cached
-    with clock.stage("segment"):
-        result = segment_image(image, [request.prompt], config, control)[0]
-    cache.save_mask(key, result.mask)
-    return result.mask
+if TYPE_CHECKING:
+    from .stages import Reference
 
 
 def generate(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
     """Run the whole job; raises an :class:`~backend.errors.ImageTo3DError` subclass on any failure."""
-    from ..export import export_gaussians_ply, export_glb, export_obj
-    from ..mesh import extract_mesh, refine_texture
-    from ..models.zero123 import load_zero123_cached
     from ..stage1 import fit_gaussians
-    from .stages import bake_gaussian_texture, cut_out_reference, load_guidance, unwrap_mesh
 
-    # 1. Check inputs before any heavy work.
-    check_request(request)
+    # 1. Check inputs before any heavy work (each method's start checks the request first).
     control = ensure_control(control)
+    if check_method(request.method) == QUICK:  # no Gaussians at all: its own recipe, the same job steps
+        from ..quick.pipeline import generate_quick
+
+        return generate_quick(request, control)
+    job = _start_job(request, control)
+    try:
+        _prepare_job(job)  # 2.-4. and the stage-1 cache
+        if job.gaussians is None:
+            # 5. Stage 1: Gaussians fitted to the reference with the SDS prior (cached by inputs and settings).
+            with job.clock.stage("stage1"):
+                fitted = fit_gaussians(**_stage1_arguments(job), device=job.device)
+            _keep_stage1(job, fitted.gaussians)
+        return _finish_job(job)
+    except torch.cuda.OutOfMemoryError as exc:  # outside any timed stage
+        raise out_of_memory_error(control.stage or "generate") from exc
+    finally:
+        release_gpu_memory()
+
+
+def generate_together(requests: list[GenerateRequest], controls: list[JobControl | None] | None = None
+                      ) -> list[GenerationResult | Exception]:
+    """Several jobs in one process whose stage-1 fits advance together, one batched Zero123 call per step
+    (``backend.stage1.fit_gaussians_together``); everything else runs job by job, as :func:`generate` does.
+
+    Returns each job's result or the exception that ended it, in order: a job fails, cancels (its own
+    control) and is cached alone. Stage 1's seconds in each job.json are the group's. Quick jobs, and jobs
+    whose stage 1 comes from the cache, have no fit to share and simply run.
+    """
+    from ..stage1 import Stage1Job, fit_gaussians_together
+
+    controls = list(controls) if controls is not None else [None] * len(requests)
+    outcomes: list[GenerationResult | Exception | None] = [None] * len(requests)
+    jobs: dict[int, _Job] = {}
+    for index, (request, control) in enumerate(zip(requests, controls, strict=True)):
+        try:
+            if check_method(request.method) == QUICK:
+                outcomes[index] = generate(request, control)
+                continue
+            jobs[index] = job = _start_job(request, ensure_control(control))
+            _prepare_job(job)
+        except Exception as exc:  # noqa: BLE001 - one job's failure is its own
+            jobs.pop(index, None)
+            outcomes[index] = _job_error(exc, controls[index])
+            release_gpu_memory()
+
+    # 5. Stage 1 of every job that needs one, per device, in one group.
+    fitting = [i for i, job in jobs.items() if job.gaussians is None]
+    for device in {jobs[i].device for i in fitting}:
+        members = [i for i in fitting if jobs[i].device == device]
+        clock = StageClock(device)
+        try:
+            with clock.stage("stage1"):
+                fitted = fit_gaussians_together([Stage1Job(**_stage1_arguments(jobs[i])) for i in members],
+                                                device=device)
+        except Exception as exc:  # noqa: BLE001 - only what the group shares can end up here
+            fitted = [exc] * len(members)
+        for i, outcome in zip(members, fitted, strict=True):
+            job = jobs[i]
+            job.clock.seconds.update(clock.seconds)
+            job.clock.peak_memory_mb.update(clock.peak_memory_mb)
+            if isinstance(outcome, Exception):
+                del jobs[i]
+                outcomes[i] = _job_error(outcome, job.control, "stage1")
+            else:
+                _keep_stage1(job, outcome.gaussians)
+        release_gpu_memory()
+
+    # 6.-8. Mesh, texture and export, job by job.
+    for index, job in jobs.items():
+        try:
+            outcomes[index] = _finish_job(job)
+        except Exception as exc:  # noqa: BLE001
+            outcomes[index] = _job_error(exc, job.control)
+        finally:
+            release_gpu_memory()
+    return outcomes
+
+
+def _job_error(exc: Exception, control: JobControl | None, stage: str = "") -> Exception:
+    """What :func:`generate` would have raised: CUDA out-of-memory becomes exit 5, anything else stays."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return out_of_memory_error(stage or (control.stage if control else "") or "generate")
+    return exc
+
+
+@dataclass
+class _Job:
+    """One DreamGaussian (or quick+refine) job between its stages."""
+
+    request: GenerateRequest
+    control: JobControl
+    method: str
+    config: PipelineConfig
+    models: ModelMode
+    device: torch.device
+    out_dir: Path
+    image: LoadedImage
+    clock: StageClock
+    cache: JobCache = field(default_factory=JobCache)
+    reused: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    mask: np.ndarray | None = None
+    reference: Reference | None = None
+    guidance: object = None  # Zero123Guidance
+    stage1_key: str = ""
+    initial: object = None  # GaussianModel: quick+refine's start
+    gaussians: Gaussians | None = None
+
+
+def _start_job(request: GenerateRequest, control: JobControl) -> _Job:
+    """1. Check inputs before any heavy work: the config, the models, the device, the output folder, the photo."""
+    check_request(request)
+    method = check_method(request.method)
     config: PipelineConfig = request.config or pipeline_config(request.preset, request.steps)
     if request.steps is not None and request.config is not None:
         config = dataclasses.replace(config, stage1=dataclasses.replace(config.stage1, steps=request.steps))
+    if method == QUICK_REFINE:
+        from ..quick.refine_config import quick_refine_config
+
+        config = quick_refine_config(config, steps_given=request.steps is not None)
     config = seeded(config, request.seed)  # one seed for every seeded stage
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
@@ -101,82 +172,102 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     # an unwritable folder, or a file of an output's name that is the user's, fails now, not after the job
     check_output_location(out_dir, OUTPUT_NAMES, request.overwrite)
     image = load_image(request.image_path)
-    clock = StageClock(device)
-    cache = JobCache()
-    reused: list[str] = []
-    started = time.perf_counter()
-    _seed_everything(request.seed)
-    try:
-        # 2. Mask: the photo's alpha, the cache, or text-guided segmentation.
-        mask = _object_mask(request, image, models, cache, clock, control, reused)
+    return _Job(request, control, method, config, models, device, out_dir, image, StageClock(device))
 
-        # 3. Reference view: recentred square cut-out.
-        control.report("preprocess", 0.0)
-        with clock.stage("preprocess"):
-            reference = cut_out_reference(image.rgb, mask, config.reference_size, config.border_ratio, device)
-        control.report("preprocess", 1.0)
 
-        # 4. Zero123 guidance, conditioned on the reference over white.
-        control.report("load_guidance", 0.0)
-        with clock.stage("load_guidance"):
-            dtype = torch.float16 if (device.type == "cuda" and request.half) else torch.float32
-            guidance = load_guidance(load_zero123_cached(models, device, dtype), config.guidance, reference)
-        control.report("load_guidance", 1.0)
+def _prepare_job(job: _Job) -> None:
+    """2.-4.: mask, reference view, guidance; then stage 1 from the cache, or quick+refine's start for its fit."""
+    from ..models.zero123 import load_zero123_cached
+    from .stages import cut_out_reference, load_guidance
 
-        # 5. Stage 1: Gaussians fitted to the reference with the SDS prior (cached by inputs and settings).
-        mask_digest = hashlib.sha256(np.packbits(mask).tobytes() + str(mask.shape).encode()).hexdigest()
-        s1_key = job_key("stage1", file_digest(request.image_path), mask_digest, request.prompt, request.mode,
-                         request.sam_variant, models, config.reference_size, config.border_ratio, config.stage1,
-                         config.guidance, request.seed, str(device.type))
-        gaussians = None if request.force else cache.load_gaussians(s1_key, device)
-        if gaussians is not None:
-            reused.append("stage1")
-            control.report("stage1", 1.0, "reused the cached stage-1 Gaussians")
-        else:
-            with clock.stage("stage1"):
-                gaussians = fit_gaussians([reference.target], config.stage1, guidance, device=device, seed=request.seed,
-                                          control=control).gaussians
-            cache.save_gaussians(s1_key, gaussians)
+    request, config, control, clock = job.request, job.config, job.control, job.clock
+    seed_everything(request.seed)
+    # 2. Mask: the photo's alpha, the cache, or text-guided segmentation.
+    job.mask = object_mask(request, job.image, job.models, job.cache, clock, control, job.reused)
 
-        # 6. Mesh: density grid → marching cubes → cleanup → decimation → UVs.
-        with clock.stage("mesh"):
-            mesh = extract_mesh(gaussians, config.mesh, control)
-        with clock.stage("uv_unwrap"):
-            mesh = unwrap_mesh(mesh, config.texture_size, control)
+    # 3. Reference view: recentred square cut-out.
+    control.report("preprocess", 0.0)
+    with clock.stage("preprocess"):
+        job.reference = cut_out_reference(job.image.rgb, job.mask, config.reference_size, config.border_ratio,
+                                          job.device)
+    control.report("preprocess", 1.0)
 
-        # 7. Texture: baked from Gaussian renders, then refined against Zero123 targets and the reference.
-        with clock.stage("bake"):
-            mesh = bake_gaussian_texture(mesh, gaussians, config.bake_size, config.texture_size, control)
-        with clock.stage("stage2"):
-            mesh = refine_texture(mesh, reference.target, guidance, config.texture, control)
-        del guidance
-        release_gpu_memory()
+    # 4. Zero123 guidance, conditioned on the reference over white.
+    control.report("load_guidance", 0.0)
+    with clock.stage("load_guidance"):
+        dtype = torch.float16 if (job.device.type == "cuda" and request.half) else torch.float32
+        job.guidance = load_guidance(load_zero123_cached(job.models, job.device, dtype), config.guidance,
+                                     job.reference)
+    control.report("load_guidance", 1.0)
 
-        # 8. Export, atomically.
-        metadata = _metadata(request, config, models, device, reused)
-        metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
-        metadata["reference_crop"] = reference.crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
-        with clock.stage("export"), AtomicOutputDir(out_dir, OUTPUT_NAMES, request.overwrite) as staging:
-            control.report("export", 0.0, "model.glb")
-            export_glb(mesh, staging / "model.glb", metadata)
-            control.report("export", 0.3, "model.obj")
-            export_obj(mesh, staging)
-            control.report("export", 0.6, "gaussians.ply")
-            export_gaussians_ply(gaussians, staging / "gaussians.ply")
-            _save_png(staging / "mask.png", mask)
-            _save_png(staging / "reference.png",
-                      np.concatenate([reference.image.rgb, reference.image.alpha[..., None]], -1))
-            metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
-            metadata["total_s"] = round(time.perf_counter() - started, 3)
-            metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
-            (staging / "job.json").write_text(json.dumps(metadata, indent=2))
-            # last chance to cancel: inside the staging block, so a cancelled job never leaves its files
-            control.report("export", 1.0)
-    except torch.cuda.OutOfMemoryError as exc:  # outside any timed stage
-        raise out_of_memory_error(control.stage or "generate") from exc
-    finally:
-        release_gpu_memory()
+    # 5. (before the fit) Stage 1 from the cache, keyed by its inputs and settings.
+    mask_digest = hashlib.sha256(np.packbits(job.mask).tobytes() + str(job.mask.shape).encode()).hexdigest()
+    job.stage1_key = job_key("stage1", file_digest(request.image_path), mask_digest, request.prompt, request.mode,
+                             request.sam_variant, job.models, config.reference_size, config.border_ratio,
+                             config.stage1, config.guidance, request.seed, str(job.device.type), job.method)
+    job.gaussians = None if request.force else job.cache.load_gaussians(job.stage1_key, job.device)
+    if job.gaussians is not None:
+        job.reused.append("stage1")
+        control.report("stage1", 1.0, "reused the cached stage-1 Gaussians")
+    elif job.method == QUICK_REFINE:
+        from ..quick.refine import start_from_triposr
 
+        job.initial = start_from_triposr(job.image.rgb, job.mask, request.preset, job.models, job.device,
+                                         config.stage1.num_init, request.seed, clock, control)
+
+
+def _stage1_arguments(job: _Job) -> dict:
+    """What the fit takes (``fit_gaussians`` and ``Stage1Job`` name them alike)."""
+    return dict(targets=[job.reference.target], config=job.config.stage1, guidance=job.guidance,
+                seed=job.request.seed, control=job.control, initial=job.initial)
+
+
+def _keep_stage1(job: _Job, gaussians: Gaussians) -> None:
+    job.gaussians = gaussians
+    job.cache.save_gaussians(job.stage1_key, gaussians)
+
+
+def _finish_job(job: _Job) -> GenerationResult:
+    """6.-8.: mesh, texture, export."""
+    from ..export import export_gaussians_ply
+    from ..mesh import extract_mesh
+    from ..mesh.refine_texture import refine_texture
+    from .stages import bake_gaussian_texture, unwrap_mesh
+
+    request, config, control, clock = job.request, job.config, job.control, job.clock
+    reference, gaussians, image, method = job.reference, job.gaussians, job.image, job.method
+    # 6. Mesh: density grid → marching cubes → cleanup → decimation → UVs.
+    with clock.stage("mesh"):
+        mesh = extract_mesh(gaussians, config.mesh, control)
+    with clock.stage("uv_unwrap"):
+        mesh = unwrap_mesh(mesh, config.texture_size, control)
+
+    # 7. Texture: baked from Gaussian renders, then refined against Zero123 targets and the reference.
+    with clock.stage("bake"):
+        mesh = bake_gaussian_texture(mesh, gaussians, config.bake_size, config.texture_size, control)
+    with clock.stage("stage2"):
+        mesh = refine_texture(mesh, reference.target, job.guidance, config.texture, control)
+    job.guidance = None
+    release_gpu_memory()
+
+    # 8. Export, atomically.
+    metadata = job_metadata(request, config, job.models, job.device, job.reused)
+    if method == QUICK_REFINE:  # its start came from TripoSR: say which, and its licence
+        from ..models.triposr import triposr_provenance
+
+        metadata["triposr"] = triposr_provenance(job.models)
+    metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
+    metadata["reference_crop"] = reference.crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
+    with clock.stage("export"), AtomicOutputDir(job.out_dir, OUTPUT_NAMES, request.overwrite) as staging:
+        write_mesh_files(staging, mesh, metadata, job.mask,
+                         np.concatenate([reference.image.rgb, reference.image.alpha[..., None]], -1), control)
+        control.report("export", 0.8, "gaussians.ply")
+        export_gaussians_ply(gaussians, staging / "gaussians.ply")
+        write_job_json(staging, metadata, clock, job.started)
+        # last chance to cancel: inside the staging block, so a cancelled job never leaves its files
+        control.report("export", 1.0)
+
+    out_dir = job.out_dir
     return GenerationResult(
         out_dir=out_dir,
         glb_path=out_dir / "model.glb",
@@ -186,44 +277,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
         mask_path=out_dir / "mask.png",
         timings=dict(clock.seconds),
         peak_gpu_memory_mb=clock.overall_peak_memory_mb,
-        reused=tuple(reused),
+        reused=tuple(job.reused),
         reference_crop=(reference.crop.x0, reference.crop.y0, reference.crop.side),
         image_size=(int(image.rgb.shape[1]), int(image.rgb.shape[0])),
     )
-
-
-def _save_png(path: Path, array: np.ndarray) -> None:
-    from PIL import Image
-
-    if array.dtype == bool:
-        img = Image.fromarray(array.astype(np.uint8) * 255)
-    else:
-        img = Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    path.write_bytes(buf.getvalue())
-
-
-def _metadata(request: GenerateRequest, config: PipelineConfig, models: ModelMode, device, reused) -> dict:
-    import transformers
-
-    meta = {
-        "generator": f"image_to_3d {__version__}",
-        "image": str(request.image_path),
-        "prompt": request.prompt,
-        "preset": request.preset,
-        "seed": request.seed,
-        "segmentation_mode": request.mode,
-        "segmenter": request.segmenter,
-        "sam3_instance": str(request.sam3_settings().instance) if request.segmenter == "sam3" else None,
-        "sam_variant": request.sam_variant,
-        "models": models.value,
-        "device": str(device),
-        "reused": list(reused),
-        "config": dataclasses.asdict(config),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "numpy": np.__version__},
-    }
-    if models.meaningless:
-        meta["note"] = f"models={models.value}: random weights, the output is meaningless (tests and timing only)"
-    return meta

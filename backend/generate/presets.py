@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from ..choices import DEFAULT_PRESET, check_seed
 from ..errors import BadInputError
 from ..guidance.config import GuidanceConfig
-from ..mesh.extract import MeshConfig
-from ..mesh.refine_texture import TextureConfig
-from ..stage1 import Stage1Config
+from ..mesh.mesh_config import MeshConfig
+from ..mesh.texture_config import TextureConfig
+from ..stage1_config import Stage1Config
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,26 @@ def _preset(stage1_steps: int, grid: int, target_faces: int, texture_steps: int,
     )
 
 
+def _preview_preset() -> PipelineConfig:
+    """A first look at the workflow: stage 1 short and small, a coarse mesh, a small texture, no refinement.
+
+    Even with tiny models this took 106 s on a loaded 2-core CPU (docs/user-guide.md, "How long Preview
+    takes"): stage 1 dominates. With real Zero123 weights each step adds a diffusion forward and backward, so
+    on a CPU it is minutes; "under a minute" on a CPU is the Quick method's preview (QUICK_PRESETS)."""
+    base = PipelineConfig()
+    return dataclasses.replace(
+        base,
+        reference_size=64,
+        stage1=dataclasses.replace(base.stage1, steps=30, num_init=1000, render_sizes=(32, 64)),
+        mesh=dataclasses.replace(base.mesh, resolution=48, target_faces=3_000),
+        texture=dataclasses.replace(base.texture, steps=0),
+        texture_size=128,
+        bake_size=64,
+    )
+
+
 PRESETS: dict[str, PipelineConfig] = {
+    "preview": _preview_preset(),
     "draft": _preset(stage1_steps=250, grid=96, target_faces=20_000, texture_steps=20, texture_size=512, bake_size=256),
     "standard": _preset(stage1_steps=500, grid=128, target_faces=50_000, texture_steps=50, texture_size=1024,
                         bake_size=512),

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 
 from ..choices import (
     DEFAULT_DEVICE,
+    DEFAULT_METHOD,
     DEFAULT_PRESET,
     DEFAULT_SAM,
     DEFAULT_SAM3_INSTANCE,
     DEFAULT_SEGMENTATION_MODE,
     DEFAULT_SEGMENTER,
+    check_method,
     check_seed,
 )
 from ..segment.sam3_config import Box, sam3_settings
@@ -57,10 +59,13 @@ class GenerateRequest:
     # [H, W] bool at the photo's size (after EXIF rotation): a mask made beforehand (one segmentation pass
     # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
     mask: np.ndarray | None = None
+    method: str = DEFAULT_METHOD  # how the object is made: backend.choices.METHODS
 
     def __post_init__(self):
-        check_seed(self.seed)  # a bad seed is bad input (exit 2), found before any work
-        self.sam3_settings()  # so are SAM 3 options with the other segmenter, or a bad instance or box
+        # a bad seed, method or SAM 3 option is bad input (exit 2), found before any work
+        check_seed(self.seed)
+        check_method(self.method)
+        self.sam3_settings()  # SAM 3 options with the other segmenter, or a bad instance or box
 
     def sam3_settings(self):
         """backend.segment.sam3_config.Sam3SegmentConfig of this request's SAM 3 fields."""
@@ -82,7 +87,7 @@ class GenerationResult:
     out_dir: Path
     glb_path: Path
     obj_path: Path
-    ply_path: Path
+    ply_path: Path | None  # None for the quick method (no Gaussians)
     job_json_path: Path
     mask_path: Path | None
     timings: dict[str, float]

@@ -17,5 +17,5 @@ class GuidanceLike(Protocol):
         """Scalar score-distillation loss for ``images`` [B, 3, H, W] in [0, 1]; angle deltas [B] in degrees."""
 
     def refine(self, images: Tensor, d_elevation_deg: Tensor, d_azimuth_deg: Tensor, d_radius: Tensor,
-               strength: float = 0.8, steps: int = 20, guidance_scale: float = 5.0) -> Tensor:
+               strength: float = 0.8, steps: int = 50, guidance_scale: float = 5.0) -> Tensor:
         """Denoised target images [B, 3, H, W] in [0, 1]."""

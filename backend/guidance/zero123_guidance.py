@@ -25,8 +25,10 @@ the UNet always runs without gradient, and ``refine`` runs under ``torch.inferen
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Sequence
-from functools import partial
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -68,12 +70,94 @@ def sds_timestep(step_ratio: float, t_min: float = 0.02, t_max: float = 0.98, nu
     return int(round(high - (high - low) * step_ratio))
 
 
+def refine_timesteps(scheduler: DDIMScheduler, strength: float, steps: int, device=None) -> torch.Tensor:
+    """The timesteps one ``refine`` call runs, as DreamGaussian's ``Zero123.refine`` picks them.
+
+    ``scheduler.set_timesteps(steps)`` (with Zero123's ``steps_offset`` 1: 981, 961, …, 1 for 50), then from
+    index ``int(steps · strength)`` on. Its stage 2 raises strength from 0.8 to 0.95: t 181 → 41.
+    """
+    scheduler.set_timesteps(steps, device=device)
+    return scheduler.timesteps[int(steps * strength):]
+
+
+def sds_losses_together(
+    guidances: Sequence[Zero123Guidance],  # one per object; all with the same ``sds_group_key``
+    images: Sequence[torch.Tensor],  # per object [B_i, 3, H, W] in [0, 1] (one H, W), differentiable renders
+    d_elevation_deg: Sequence[torch.Tensor],  # per object [B_i]
+    d_azimuth_deg: Sequence[torch.Tensor],  # per object [B_i]
+    d_radius: Sequence[torch.Tensor],  # per object [B_i]
+    step_ratios: Sequence[float],  # per object, in [0, 1]
+    guidance_scale: float = 5.0,
+) -> list[torch.Tensor]:  # per object, [] scalar
+    """Score distillation for several objects at once: one VAE encoding and one UNet call for all of them.
+
+    Each object keeps what makes its loss its own: its reference (CLIP embedding and latents, stacked per
+    sample), its timestep (from its own step ratio), and its noise, drawn from its own guidance's generator in
+    the same order as :meth:`Zero123Guidance.sds_loss` draws it, so a batch of one is exactly that method. The
+    classifier-free-guidance batch is [conditional of every object; unconditional of every object], 2·ΣB_i.
+    Each loss's gradient reaches only its own object's images: the VAE encoder and the UNet treat samples
+    independently (group norm, no batch statistics).
+    """
+    lead = guidances[0]
+    if any(g.sds_group_key != lead.sds_group_key for g in guidances):
+        raise BadInputError("sds_losses_together needs guidances that share their models and timestep range")
+    sizes, cameras, timesteps = [], [], []
+    for guidance, image, d_elev, d_azim, d_rad, ratio in zip(guidances, images, d_elevation_deg, d_azimuth_deg,
+                                                             d_radius, step_ratios, strict=True):
+        guidance._check_reference()
+        size = guidance._check_images(image)
+        sizes.append(size)
+        cameras.append(guidance._camera_embedding(d_elev, d_azim, d_rad, size))
+        t = sds_timestep(ratio, lead.config.t_min, lead.config.t_max, lead.num_train_timesteps)
+        timesteps.append(torch.full((size,), t, device=lead.device, dtype=torch.long))
+    timestep = torch.cat(timesteps)  # [ΣB]
+
+    latents = lead._encode(torch.cat(list(images)))  # [ΣB, 4, h, w] float32, with gradient
+    noise = torch.cat([torch.randn((size, *latents.shape[1:]), generator=g.generator, device=lead.device,
+                                   dtype=torch.float32) for g, size in zip(guidances, sizes, strict=True)])
+    with torch.no_grad():
+        noisy = lead._add_noise(latents.detach(), noise, timestep)
+        embedding = torch.cat([g.reference_embedding.expand(n, -1, -1) for g, n in zip(guidances, sizes, strict=True)])
+        concat = torch.cat([g.reference_latents.expand(n, -1, -1, -1) for g, n in zip(guidances, sizes, strict=True)])
+        noise_pred = lead._predict_noise(noisy, timestep, torch.cat(cameras), guidance_scale, embedding, concat)
+        weight = (1.0 - lead.alphas_cumprod[timestep]).view(-1, 1, 1, 1)
+        grad = torch.nan_to_num(weight * (noise_pred - noise))
+        target = latents.detach() - grad
+    return [0.5 * F.mse_loss(own_latents, own_target, reduction="sum")
+            for own_latents, own_target in zip(latents.split(sizes), target.split(sizes), strict=True)]
+
+
 def _is_channels_last(module: torch.nn.Module) -> bool:
     """Whether ``module``'s first 4-D weight is stored channels-last (the layout inputs should match)."""
     for parameter in module.parameters():
         if parameter.ndim == 4:
             return parameter.is_contiguous(memory_format=torch.channels_last) and not parameter.is_contiguous()
     return False
+
+
+@dataclass
+class _ModelGraphs:
+    """The CUDA graphs captured for one set of Zero123 models: the UNet's ε and the VAE encoder's posterior mean
+    (forward and backward), each per input shape."""
+
+    unet: GraphCache
+    encoder: dict[tuple, object] = field(default_factory=dict)  # (shape, dtype, layout) → make_graphed_callables
+
+
+# Keyed by the UNet module, so the graphs go when the models are dropped (the graph cache holds the UNet only
+# through a weak reference, or the entry would keep its own key alive).
+_GRAPHS_BY_UNET: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_GRAPHS_LOCK = threading.Lock()
+
+
+def _shared_graphs(models: Zero123Models) -> _ModelGraphs:
+    with _GRAPHS_LOCK:
+        graphs = _GRAPHS_BY_UNET.get(models.unet)
+        if graphs is None:
+            unet_ref = weakref.ref(models.unet)
+            graphs = _GRAPHS_BY_UNET[models.unet] = _ModelGraphs(
+                GraphCache(lambda sample, timesteps, context: _unet_eps(unet_ref(), sample, timesteps, context)))
+        return graphs
 
 
 def _unet_eps(unet, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -97,18 +181,19 @@ class Zero123Guidance:
         self.config = config or GuidanceConfig()
         self.device = models.device
         self.dtype = models.dtype
-        # Own copy (set_timesteps mutates it). "trailing" spacing puts refine's first step at strength·1000 and
-        # its last at the clean end of the schedule; "leading" (the published default) would start ~1000/steps lower.
-        self.scheduler = DDIMScheduler.from_config(models.scheduler.config, timestep_spacing="trailing")
+        # Own copy (set_timesteps mutates it), with the published config's spacing ("leading", steps_offset 1) as
+        # DreamGaussian's: refine's 50-step schedule is 981, 961, …, 1 and strength 0.8 starts at 181.
+        self.scheduler = DDIMScheduler.from_config(models.scheduler.config)
         self.num_train_timesteps = int(self.scheduler.config.num_train_timesteps)
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(self.device, torch.float32)  # [N]
         self.scaling_factor = float(models.vae.config.scaling_factor)
         self.generator = torch.Generator(self.device).manual_seed(self.config.seed)
         self.unet = models.unet
-        self._encoder_graphs: dict[tuple, object] = {}  # (shape, dtype, layout) → make_graphed_callables result
-        # one CUDA graph per input shape (backend.cuda_graph)
-        graphs = self.device.type == "cuda" and self.config.cuda_graphs
-        self._unet_graphs = GraphCache(partial(_unet_eps, self.unet)) if graphs else None
+        # CUDA graphs per input shape (backend.cuda_graph), shared by every guidance on these models: a batch
+        # worker makes one guidance per row, and each would otherwise capture its graphs again.
+        graphs = _shared_graphs(models) if self.device.type == "cuda" and self.config.cuda_graphs else None
+        self._encoder_graphs: dict[tuple, object] = graphs.encoder if graphs else {}
+        self._unet_graphs = graphs.unet if graphs else None
         self.reference_embedding: torch.Tensor | None = None  # [1, 1, D] CLIP image_embeds of the reference
         self.reference_latents: torch.Tensor | None = None  # [1, 4, h, w] unscaled posterior mean
         self.reference_elevation_deg = 0.0
@@ -150,21 +235,14 @@ class Zero123Guidance:
         loss is ``0.5·Σ(latents - stopgrad(latents - grad))²``, summed over the batch and latent elements, so
         d loss / d latents is exactly ``grad`` per view (DreamGaussian's convention; weight it with lambda_sds).
         """
-        self._check_reference()
-        batch = self._check_images(images)
-        cameras = self._camera_embedding(d_elevation_deg, d_azimuth_deg, d_radius, batch)
-        t = sds_timestep(step_ratio, self.config.t_min, self.config.t_max, self.num_train_timesteps)
-        timesteps = torch.full((batch,), t, device=self.device, dtype=torch.long)
+        return sds_losses_together([self], [images], [d_elevation_deg], [d_azimuth_deg], [d_radius], [step_ratio],
+                                   guidance_scale)[0]
 
-        latents = self._encode(images)  # [B, 4, h, w] float32, with gradient
-        noise = torch.randn(latents.shape, generator=self.generator, device=self.device, dtype=torch.float32)
-        with torch.no_grad():
-            noisy = self._add_noise(latents.detach(), noise, timesteps)
-            noise_pred = self._predict_noise(noisy, timesteps, cameras, guidance_scale)
-            weight = 1.0 - self.alphas_cumprod[t]
-            grad = torch.nan_to_num(weight * (noise_pred - noise))
-            target = latents.detach() - grad
-        return 0.5 * F.mse_loss(latents, target, reduction="sum")
+    @property
+    def sds_group_key(self) -> tuple:
+        """Guidances with equal keys can share one batched SDS call (:func:`sds_losses_together`): the same
+        models, hence the same VAE and UNet, and the same timestep range."""
+        return (id(self.models), self.config.t_min, self.config.t_max)
 
     # --------------------------------------------------------------------------------------------- refine
 
@@ -176,36 +254,31 @@ class Zero123Guidance:
         d_azimuth_deg: torch.Tensor,  # [B]
         d_radius: torch.Tensor,  # [B]
         strength: float = 0.8,
-        steps: int = 20,
+        steps: int = 50,
         guidance_scale: float = 5.0,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:  # [B, 3, H, W] in [0, 1], float32
-        """Multi-step DDIM "image-to-image": encode, noise to ``strength``, denoise ``steps`` steps, decode.
+        """Multi-step DDIM "image-to-image": encode, noise, denoise to t≈0, decode — DreamGaussian's ``refine``.
 
-        ``strength`` follows the diffusers img2img convention: the fraction of the 1000-step noise schedule
-        where denoising starts (1.0 = pure noise, 0.2 = light touch-up; DreamGaussian's ``strength=0.8, steps=50``
-        starts at t≈200, i.e. our strength 0.2). Exactly ``steps`` DDIM steps (η = 0) run from there to t≈0.
+        ``strength`` and ``steps`` mean what they mean there (:func:`refine_timesteps`): the DDIM schedule has
+        ``steps`` steps, the first ``int(steps · strength)`` of them are skipped, and denoising starts at the
+        next one (strength 0.8 of 50: t = 181, 10 steps; 0.95: t = 41, 3 steps; 0: from pure noise).
         ``generator`` (on the guidance's device) makes the result reproducible; by default the guidance's own,
         seeded once from ``GuidanceConfig.seed``.
         """
         self._check_reference()
         batch = self._check_images(images)
-        if not 0.0 < strength <= 1.0:
-            raise BadInputError(f"refine strength must be in (0, 1], got {strength}")
+        if not 0.0 <= strength < 1.0:
+            raise BadInputError(f"refine strength must be in [0, 1), got {strength}")
         if steps < 1:
             raise BadInputError(f"refine needs at least one step, got {steps}")
         generator = generator or self.generator
         cameras = self._camera_embedding(d_elevation_deg, d_azimuth_deg, d_radius, batch)
-
-        # Spread ceil(steps / strength) DDIM steps over the schedule and keep the last ``steps`` of them, so the
-        # first kept timestep sits at about strength·1000.
-        total = max(steps, math.ceil(steps / strength))
-        self.scheduler.set_timesteps(total, device=self.device)
-        timesteps = self.scheduler.timesteps[total - steps:]
+        timesteps = refine_timesteps(self.scheduler, strength, steps, self.device)
 
         latents = self._encode(images)
         noise = torch.randn(latents.shape, generator=generator, device=self.device, dtype=torch.float32)
-        latents = self._add_noise(latents, noise, timesteps[:1].expand(batch))
+        latents = noise if strength == 0 else self._add_noise(latents, noise, timesteps[:1].expand(batch))
         for t in timesteps:
             noise_pred = self._predict_noise(latents, t.expand(batch), cameras, guidance_scale)
             latents = self.scheduler.step(noise_pred, t, latents).prev_sample
@@ -224,12 +297,19 @@ class Zero123Guidance:
         timesteps: torch.Tensor,  # [B] long
         cameras: torch.Tensor,  # [B, 4]
         guidance_scale: float,
+        embedding: torch.Tensor | None = None,  # [B, 1, D] per-sample reference embeddings (default: our own)
+        concat: torch.Tensor | None = None,  # [B, 4, h, w] per-sample reference latents (default: our own)
     ) -> torch.Tensor:  # [B, 4, h, w] float32
-        """ε̂ with classifier-free guidance: one UNet call on [conditional; unconditional] (see module doc)."""
+        """ε̂ with classifier-free guidance: one UNet call on [conditional; unconditional] (see module doc).
+
+        ``embedding`` and ``concat`` let one call condition each sample on its own reference (several objects
+        in one batch, :func:`sds_losses_together`); by default every sample is conditioned on ours."""
         batch = noisy_latents.shape[0]
-        embedding = self.reference_embedding.expand(batch, -1, -1)  # [B, 1, D]
+        if embedding is None:
+            embedding = self.reference_embedding.expand(batch, -1, -1)
+        if concat is None:
+            concat = self.reference_latents.expand(batch, -1, -1, -1)
         context = self.models.clip_camera_projection(torch.cat([embedding, cameras[:, None, :].to(self.dtype)], -1))
-        concat = self.reference_latents.expand(batch, -1, -1, -1)  # [B, 4, h, w]
         use_cfg = guidance_scale != 1.0
         if use_cfg:
             context = torch.cat([context, torch.zeros_like(context)])
@@ -283,7 +363,8 @@ class Zero123Guidance:
         if images.shape[-2:] == (size, size):
             return images
         downscale = images.shape[-1] > size or images.shape[-2] > size
-        return F.interpolate(images, (size, size), mode="bilinear", align_corners=False, antialias=downscale)
+        antialias = downscale and self.config.antialias_downscale
+        return F.interpolate(images, (size, size), mode="bilinear", align_corners=False, antialias=antialias)
 
     def _add_noise(self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         """Forward diffusion q(x_t | x_0) = √ᾱ_t x_0 + √(1-ᾱ_t) ε, per batch element."""

@@ -1,11 +1,17 @@
 """Initial texture: colours of renders from many views, gathered into UV space with visibility.
 
 For every texel covered by a UV chart we know its 3D point and face normal (the mesh rasterized in UV space).
-Each view then projects those points into its render: a texel takes the view's colour there when our
-rasterizer sees the texel's surface from that view (same triangle, or the same depth within a tolerance), with
-weight cos(normal, direction to the camera) × the render's alpha. The weighted average over the views is the
-texture; texels no view saw, and the gutter around the charts, are filled by a few dilation steps and then a
-push-pull pyramid, so bilinear lookups near seams never pick up black.
+Each view then projects those points into its render: a view sees a texel when our rasterizer sees the texel's
+surface from it (same triangle, or the same depth within a tolerance) at a cosine between the normal and the
+camera's viewing axis above ``min_cosine``. Two ways to turn those sightings into a colour (``ownership``):
+
+- ``"first"`` (default, DreamGaussian's ``save_model``): the texel takes its colour from the first view, in
+  :func:`bake_cameras`' order (front first), that sees it at cos > 0.5, and no later view changes it. One
+  view's pixels per texel: no blur from averaging slightly misaligned views.
+- ``"weighted"``: the mean over every view that sees it, weighted by cos × the render's alpha (softer).
+
+Texels no view saw, and the gutter around the charts, are filled by a few dilation steps and then a push-pull
+pyramid, so bilinear lookups near seams never pick up black.
 """
 
 from __future__ import annotations
@@ -21,17 +27,24 @@ from .mesh import Mesh
 from .rasterize import project_vertices, rasterize_mesh, rasterize_uv
 
 STAGE = "bake"
+OWNERSHIPS = ("first", "weighted")
 RenderView = Callable[[Camera], tuple[torch.Tensor, torch.Tensor]]  # camera → (rgb [H, W, 3], alpha [H, W])
 
 
+# DreamGaussian's 26 bake views, in its order (the order decides texel ownership): the equator from the front
+# outwards in pairs, then the same azimuths 45° above and 45° below, then (almost) straight above and below.
+# Its elevation counts the other way (-45 is above); these are ours (+ is above).
+BAKE_AZIMUTHS = (0.0, 45.0, -45.0, 90.0, -90.0, 135.0, -135.0, 180.0)
+BAKE_ELEVATIONS = (0.0, 45.0, -45.0)
+BAKE_POLES = (89.9, -89.9)
+
+
 def bake_cameras(size: int = 512, radius: float = REFERENCE_RADIUS, fovy_deg: float = REFERENCE_FOVY_DEG) -> list[Camera]:
-    """26 orbit cameras covering the sphere: 8 around the equator (every 45° from the reference view),
-    8 at ±45° elevation (offset by 22.5°), one straight above and one straight below."""
-    cameras = [Camera.orbit(0.0, azimuth, size, radius, fovy_deg) for azimuth in range(0, 360, 45)]
-    for elevation in (45.0, -45.0):
-        cameras += [Camera.orbit(elevation, azimuth + 22.5, size, radius, fovy_deg) for azimuth in range(0, 360, 45)]
-    cameras += [Camera.orbit(90.0, 0.0, size, radius, fovy_deg), Camera.orbit(-90.0, 0.0, size, radius, fovy_deg)]
-    return cameras
+    """DreamGaussian's 26 orbit cameras, front first (``BAKE_AZIMUTHS`` at each of ``BAKE_ELEVATIONS``, then
+    ``BAKE_POLES``)."""
+    cameras = [Camera.orbit(elevation, azimuth, size, radius, fovy_deg)
+               for elevation in BAKE_ELEVATIONS for azimuth in BAKE_AZIMUTHS]
+    return cameras + [Camera.orbit(elevation, 0.0, size, radius, fovy_deg) for elevation in BAKE_POLES]
 
 
 def mesh_tensors(mesh: Mesh, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -63,7 +76,8 @@ def bake_texture(
     cameras: Sequence[Camera],
     texture_size: int = 1024,
     *,
-    min_cosine: float = 0.1,
+    min_cosine: float = 0.5,
+    ownership: str = "first",
     dilation: int = 4,
     control: JobControl | None = None,
 ) -> Mesh:
@@ -71,8 +85,11 @@ def bake_texture(
 
     ``render_view(camera)`` returns the colour the texture should reproduce, rgb [H, W, 3] in [0, 1] and
     alpha [H, W] (e.g. the Gaussians rendered at the camera's size). Views meeting the surface at a cosine
-    below ``min_cosine`` are ignored. The texture is computed on the device the renders come back on.
+    at or below ``min_cosine`` are ignored; ``ownership`` (module docstring) says how the others combine. The
+    texture is computed on the device the renders come back on.
     """
+    if ownership not in OWNERSHIPS:
+        raise ValueError(f"bake ownership must be one of {OWNERSHIPS}, got {ownership!r}")
     if not cameras:
         raise ValueError("bake_texture needs at least one camera")
     if texture_size < 4:
@@ -109,14 +126,22 @@ def bake_texture(
         seen_depth = raster.depth[iy, ix]
         tolerance = 0.01 * depth + 2.0 * depth / camera.focal
         visible = in_image & (seen_tri >= 0) & ((seen_tri == texel_tri) | ((seen_depth - depth).abs() < tolerance))
-        eye = torch.as_tensor(camera.c2w[:3, 3], dtype=torch.float32, device=device)
-        cosine = (normals * F.normalize(eye - points, dim=-1)).sum(-1)
+        # DreamGaussian's view-cos: the normal against the camera's viewing axis (its z in camera space), not
+        # against the direction to the eye; the two differ by up to 17° at the rim of the radius-0.6 sphere.
+        back = torch.as_tensor(camera.c2w[:3, 2], dtype=torch.float32, device=device)
+        cosine = normals @ back
         visible &= cosine > min_cosine
+        if ownership == "first":
+            visible &= weight_sum == 0  # an earlier view owns it
         if not visible.any():
             continue
         sel = visible.nonzero()[:, 0]
         colour = _sample_image(rgb.to(device), xy[sel], camera.width, camera.height)
-        weight = cosine[sel] * _sample_image(alpha.to(device)[..., None], xy[sel], camera.width, camera.height)[:, 0]
+        if ownership == "first":
+            weight = torch.ones_like(cosine[sel])
+        else:
+            weight = cosine[sel] * _sample_image(alpha.to(device)[..., None], xy[sel], camera.width,
+                                                 camera.height)[:, 0]
         colour_sum.index_add_(0, sel, colour * weight[:, None])
         weight_sum.index_add_(0, sel, weight)
 

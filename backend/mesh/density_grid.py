@@ -26,9 +26,32 @@ SIGMA_EXTENT = 3.0  # a Gaussian's support: its 3σ box
 PROGRESS_STAGE = "mesh"
 
 
-def grid_coordinates(resolution: int, bound: float, device=None) -> torch.Tensor:
-    """[R] sample positions along each axis: R points from -bound to +bound inclusive."""
-    return torch.linspace(-bound, bound, resolution, device=device, dtype=torch.float32)
+BOX_FILL = 0.9  # the Gaussians' box fills ±0.9 of the grid's ±1 along its longest axis (DreamGaussian)
+BOX_MIN_OPACITY = 0.005  # Gaussians fainter than this do not count towards the box (DreamGaussian's pre-filter)
+
+
+def grid_coordinates(resolution: int, bound: float, device=None, centre: float = 0.0) -> torch.Tensor:
+    """[R] sample positions along one axis: R points from centre - bound to centre + bound inclusive."""
+    return torch.linspace(-bound, bound, resolution, device=device, dtype=torch.float32) + centre
+
+
+def gaussian_box(gaussians: Gaussians) -> tuple[tuple[float, float, float], float]:
+    """(centre, bound): the cube DreamGaussian samples its density in, from the Gaussians themselves.
+
+    The box of the centres of the Gaussians with opacity above ``BOX_MIN_OPACITY``, centred, with its longest
+    side scaled to ``2 · BOX_FILL`` of the cube's side ``2 · bound``: bound = longest side / (2 · 0.9). An
+    empty or single-point set falls back to the unit cube around its centre.
+    """
+    means = gaussians.means.detach().float()
+    visible = gaussians.opacities.detach() > BOX_MIN_OPACITY
+    if bool(visible.any()):
+        means = means[visible]
+    if means.shape[0] == 0:
+        return (0.0, 0.0, 0.0), 1.0
+    low, high = means.amin(0), means.amax(0)
+    centre = tuple(float(c) for c in (low + high) / 2)
+    side = float((high - low).amax())
+    return centre, (side / (2 * BOX_FILL) if side > 1e-6 else 1.0)
 
 
 def _quadratic_coefficients(means: torch.Tensor, inv_cov: torch.Tensor) -> torch.Tensor:
@@ -70,11 +93,13 @@ def density_grid(
     block: int = 32,
     pair_budget: int = 1 << 24,
     control: JobControl | None = None,
+    centre: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> torch.Tensor:
-    """Gaussian density on a resolution³ grid over [-bound, bound]³, on the Gaussians' device.
+    """Gaussian density on a resolution³ grid over centre + [-bound, bound]³, on the Gaussians' device.
 
-    Returns ``[R, R, R]`` float32 indexed ``[ix, iy, iz]``, where index i sits at ``-bound + 2·bound·i/(R-1)``
-    (see :func:`grid_coordinates`). ``block`` is the edge of the cubic blocks (in samples) evaluated together;
+    Returns ``[R, R, R]`` float32 indexed ``[ix, iy, iz]``, where index i along axis k sits at
+    ``centre[k] - bound + 2·bound·i/(R-1)`` (see :func:`grid_coordinates`). ``block`` is the edge of the cubic
+    blocks (in samples) evaluated together;
     ``pair_budget`` caps the point × Gaussian pairs held at once (memory ≈ 4 bytes × budget × a few).
     ``control`` gets a progress report (stage "mesh", first 40%) per slab of blocks, and can cancel.
     """
@@ -83,11 +108,11 @@ def density_grid(
     if bound <= 0:
         raise ValueError(f"density grid bound must be positive, got {bound}")
     with _full_float32_matmul():
-        return _density_grid(gaussians, resolution, bound, block, pair_budget, ensure_control(control))
+        return _density_grid(gaussians, resolution, bound, block, pair_budget, ensure_control(control), centre)
 
 
 def _density_grid(gaussians: Gaussians, resolution: int, bound: float, block: int, pair_budget: int,
-                  control: JobControl) -> torch.Tensor:
+                  control: JobControl, centre: tuple[float, float, float]) -> torch.Tensor:
     device = gaussians.means.device
     means = gaussians.means.detach().float()
     scales = gaussians.scales.detach().float().clamp_min(1e-6)
@@ -100,14 +125,14 @@ def _density_grid(gaussians: Gaussians, resolution: int, bound: float, block: in
     half_extent = SIGMA_EXTENT * cov_diag.sqrt()
     box_lo, box_hi = means - half_extent, means + half_extent
 
-    axis = grid_coordinates(resolution, bound, device)
+    axes = [grid_coordinates(resolution, bound, device, c) for c in centre]
     grid = torch.zeros((resolution,) * 3, dtype=torch.float32, device=device)
     starts = range(0, resolution, block)
     for x0 in starts:
         control.report(PROGRESS_STAGE, 0.4 * x0 / resolution, "density grid")
         for y0 in starts:
             for z0 in starts:
-                xs, ys, zs = axis[x0:x0 + block], axis[y0:y0 + block], axis[z0:z0 + block]
+                xs, ys, zs = axes[0][x0:x0 + block], axes[1][y0:y0 + block], axes[2][z0:z0 + block]
                 lo = torch.stack([xs[0], ys[0], zs[0]])
                 hi = torch.stack([xs[-1], ys[-1], zs[-1]])
                 overlaps = ((box_hi >= lo) & (box_lo <= hi)).all(-1)

@@ -12,23 +12,21 @@ quadric edge collapse through trimesh's ``simplify_quadric_decimation``, which r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import mcubes
 import numpy as np
 import torch
 import trimesh
+from skimage import measure
 
 from ..errors import NoSurfaceError
 from ..gaussians.gaussians import Gaussians
 from ..job_control import JobControl, ensure_control
 from ..numeric_checks import require_finite
-from .density_grid import density_grid
+from .density_grid import density_grid, gaussian_box
 from .iso_level import choose_iso_level
 from .mesh import Mesh
+from .mesh_config import AUTO_THRESHOLD, MeshConfig
 
 STAGE = "mesh"
-AUTO_THRESHOLD = "auto"
 
 
 # The least a surface can be: a closed surface has at least 4 faces, and it spans all three axes. Tiny random
@@ -37,49 +35,10 @@ AUTO_THRESHOLD = "auto"
 MIN_SURFACE_FACES = 4
 
 
-@dataclass(frozen=True)
-class MeshConfig:
-    """Mesh extraction settings.
-
-    resolution:  samples per axis of the density grid (128 → 128³ samples)
-    threshold:   iso-value of the density Σ opacity·exp(-½dᵀΣ⁻¹d); 1.0 as in DreamGaussian — the surface is
-                 where the Gaussians' summed opacity reaches that of one fully opaque Gaussian at its centre.
-                 ``"auto"``: the level among ``iso_level.CANDIDATE_LEVELS`` whose mesh's silhouettes best match
-                 the Gaussians' rendered alpha (backend/mesh/iso_level.py)
-    bound:       the grid spans [-bound, bound]³ (the object is normalised into the unit-ish sphere)
-    target_faces: decimate to at most this many faces (0 disables decimation)
-    min_component_fraction: connected components with fewer faces than this fraction of all faces are dropped
-    smoothing_iterations: Taubin smoothing iterations after cleanup (0 disables it)
-    block:       edge of the density-grid blocks, in samples (memory/speed trade-off only)
-    """
-
-    resolution: int = 128
-    threshold: float | str = 1.0
-    bound: float = 1.0
-    target_faces: int = 20_000
-    min_component_fraction: float = 0.02
-    smoothing_iterations: int = 10
-    block: int = 32
-
-    def __post_init__(self) -> None:
-        if self.resolution < 8:
-            raise ValueError(f"MeshConfig.resolution must be at least 8, got {self.resolution}")
-        if isinstance(self.threshold, str):
-            if self.threshold != AUTO_THRESHOLD:
-                raise ValueError(f"MeshConfig.threshold must be a positive number or {AUTO_THRESHOLD!r}, got "
-                                 f"{self.threshold!r}")
-        elif self.threshold <= 0:
-            raise ValueError(f"MeshConfig.threshold must be positive, got {self.threshold}")
-        if self.target_faces < 0:
-            raise ValueError(f"MeshConfig.target_faces must be >= 0, got {self.target_faces}")
-        if self.smoothing_iterations < 0:
-            raise ValueError(f"MeshConfig.smoothing_iterations must be >= 0, got {self.smoothing_iterations}")
-        if not 0 <= self.min_component_fraction < 1:
-            raise ValueError(f"MeshConfig.min_component_fraction must be in [0, 1), got {self.min_component_fraction}")
-
-
-def marching_cubes(grid: np.ndarray, threshold: float, bound: float) -> tuple[np.ndarray, np.ndarray]:
-    """Iso-surface of a density grid (``[ix, iy, iz]``, as :func:`density_grid` makes) in world coordinates.
+def marching_cubes(grid: np.ndarray, threshold: float, bound: float,
+                   centre: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Iso-surface of a density grid (``[ix, iy, iz]``, as :func:`density_grid` makes over centre ± bound) in
+    world coordinates.
 
     The grid is padded with one layer of zeros so surfaces that touch the border still close. Returns
     (vertices [V, 3] float64, faces [F, 3] int64) with faces wound so normals point out of the dense region.
@@ -92,13 +51,19 @@ def marching_cubes(grid: np.ndarray, threshold: float, bound: float) -> tuple[np
         )
     resolution = grid.shape[0]
     padded = np.pad(grid.astype(np.float64), 1, mode="constant", constant_values=0.0)
-    vertices, faces = mcubes.marching_cubes(padded, threshold)
+    # scikit-image's marching cubes (wheels for every Python we support). gradient_direction="ascent": the
+    # object is the region where density rises above the threshold, so faces wind counter-clockwise seen from
+    # outside and normals point out of the dense region (a Gaussian blob comes out with positive volume; with
+    # the default "descent" every mesh would be inside out).
+    try:
+        vertices, faces, _, _ = measure.marching_cubes(padded, threshold, gradient_direction="ascent",
+                                                       allow_degenerate=False)
+    except RuntimeError:  # "no surface found at the given iso value"
+        faces = np.zeros((0, 3), np.int64)
     if len(faces) == 0:
         raise NoSurfaceError(f"no surface to mesh at threshold {threshold:.3g}")
     step = 2.0 * bound / (resolution - 1)
-    vertices = (vertices - 1.0) * step - bound
-    # PyMCubes already winds faces counter-clockwise seen from the low side, so normals point out of the dense
-    # region (a Gaussian blob comes out with positive volume): keep its order.
+    vertices = (vertices.astype(np.float64) - 1.0) * step - bound + np.asarray(centre, dtype=np.float64)
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     return vertices, faces
 
@@ -158,14 +123,14 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     return simplified
 
 
-def _silhouette_matched_surface(grid: np.ndarray, bound: float, gaussians: Gaussians
-                                ) -> tuple[float, np.ndarray, np.ndarray]:
+def _silhouette_matched_surface(grid: np.ndarray, bound: float, centre: tuple[float, float, float],
+                                gaussians: Gaussians) -> tuple[float, np.ndarray, np.ndarray]:
     """(level, vertices, faces): the auto iso-level and its surface, which the choice already meshed."""
     surfaces: dict[float, tuple[np.ndarray, np.ndarray] | None] = {}
 
     def mesh_at(level: float):
         try:
-            surfaces[level] = marching_cubes(grid, level, bound)
+            surfaces[level] = marching_cubes(grid, level, bound, centre)
         except NoSurfaceError:
             surfaces[level] = None
         return surfaces[level]
@@ -186,17 +151,18 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
     require_finite("the stage-1 Gaussians", gaussians.means, gaussians.scales, gaussians.quats,
                    gaussians.opacities, gaussians.colors)
     control.report(STAGE, 0.0, "density grid")
-    grid = density_grid(gaussians, config.resolution, config.bound, block=config.block, control=control)
+    centre, bound = gaussian_box(gaussians) if config.grid_box == "gaussians" else ((0.0, 0.0, 0.0), config.bound)
+    grid = density_grid(gaussians, config.resolution, bound, block=config.block, control=control, centre=centre)
     if grid.is_cuda:
         torch.cuda.synchronize()
     grid = grid.cpu().numpy()
     if config.threshold == AUTO_THRESHOLD:
         control.report(STAGE, 0.3, "iso-level from silhouettes")
-        threshold, vertices, faces = _silhouette_matched_surface(grid, config.bound, gaussians)
+        threshold, vertices, faces = _silhouette_matched_surface(grid, bound, centre, gaussians)
         control.report(STAGE, 0.4, f"marching cubes at {threshold:g}")
     else:
         control.report(STAGE, 0.4, f"marching cubes at {config.threshold:g}")
-        vertices, faces = marching_cubes(grid, config.threshold, config.bound)
+        vertices, faces = marching_cubes(grid, config.threshold, bound, centre)
     control.report(STAGE, 0.6, "cleanup")
     mesh = clean_mesh(vertices, faces, config.min_component_fraction)
     if config.smoothing_iterations:

@@ -1,18 +1,20 @@
 """Stage 2: refine the baked texture alone (geometry and UVs fixed) against the photo and Zero123 targets.
 
-The texture is an ``nn.Parameter`` in logit space (so it stays in (0, 1)), optimised with Adam. Each step's
-loss is
+DreamGaussian's ``main2.py``, in our code. The texture is an ``nn.Parameter`` in logit space (so it stays in
+(0, 1)), optimised with Adam (lr 0.2). Each of the 50 steps' loss is
 
-    reference_weight · MSE(render at each reference view, the photo on white)
-  + guidance_weight  · MSE(render at novel views, guidance.refine(render) — multi-step denoised targets)
+    reference_weight · MSE(render · valid, photo on white · valid) at the reference view(s)
+  + guidance_weight  · MSE(render, guidance.refine(render)) at one fresh random view
 
-rendered through our rasterizer and ``grid_sample`` (differentiable in the texture). The geometry never moves,
-so each view is rasterized once and its per-pixel UVs cached; a step is then only texture lookups.
+where ``valid`` keeps the pixels the mesh covers and faces the camera at view-cos > 0.5 (the interpolated
+vertex normal against the camera's viewing axis; the mean still runs over the whole image, as theirs), and the
+target is made at that step from the *current* texture with strength rising linearly from 0.8 to 0.95
+(``refine_timesteps``: denoising from t 181 down to t 41). Rendered through our rasterizer and ``grid_sample``
+(differentiable in the texture); the geometry never moves, so each view is rasterized once.
 
-Targets: with ``target_views > 0`` (default) a fixed ring of novel views gets its targets once, from the baked
-texture, in one batched ``refine`` call — cheap, and steady targets. With ``target_views == 0`` every step
-draws ``batch_size`` random views and refreshes their targets from the current texture (DreamGaussian's way;
-one ``refine`` call per step). With ``guidance=None`` only the reference view(s) drive the texture.
+``target_views > 0`` is our cheaper option: a fixed ring of novel views whose targets are made once, from the
+baked texture, in one batched ``refine`` call at the starting strength. With ``guidance=None`` only the
+reference view(s) drive the texture.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..job_control import JobControl, ensure_control
 from .bake import mesh_tensors
 from .mesh import Mesh
 from .rasterize import rasterize_mesh
+from .texture_config import TextureConfig
 from .texture_sampling import interpolate_attributes, sample_texture
 
 STAGE = "texture"
@@ -48,49 +51,8 @@ class RefineGuidance(Protocol):
     """The part of ``Zero123Guidance`` stage 2 uses (INTERFACES.md)."""
 
     def refine(self, images: torch.Tensor, d_elevation_deg: torch.Tensor, d_azimuth_deg: torch.Tensor,
-               d_radius: torch.Tensor, strength: float = 0.8, steps: int = 20,
+               d_radius: torch.Tensor, strength: float = 0.8, steps: int = 50,
                guidance_scale: float = 5.0) -> torch.Tensor: ...
-
-
-@dataclass(frozen=True)
-class TextureConfig:
-    """Texture baking and stage-2 settings.
-
-    steps:            stage-2 optimisation steps (0 keeps the baked texture)
-    lr:               Adam learning rate on the texture logits
-    render_size:      render size of the novel views in stage 2
-    reference_weight / guidance_weight: loss weights (module docstring)
-    refine_strength:  how far guidance.refine re-noises the render (0 = keep, 1 = from pure noise)
-    refine_steps:     DDIM steps of one refine call (over the full schedule; strength scales the steps run)
-    guidance_scale:   classifier-free guidance scale for refine
-    target_views:     cached novel views (0 → fresh random views and targets every step)
-    batch_size:       novel views per step when target_views == 0; views per refine call when caching
-    elevation_range:  elevations (degrees) novel views are drawn from; azimuths cover the full circle
-    seed:             seeds the novel views
-    """
-
-    steps: int = 50
-    lr: float = 0.2
-    render_size: int = 512
-    reference_weight: float = 1.0
-    guidance_weight: float = 1.0
-    # 0.2 re-noises to t≈200 of 1000: DreamGaussian's refine (its strength 0.8 counts the other way) lands there.
-    refine_strength: float = 0.2
-    refine_steps: int = 20
-    guidance_scale: float = 5.0
-    target_views: int = 8
-    batch_size: int = 4
-    elevation_range: tuple[float, float] = (-30.0, 30.0)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise ValueError(f"TextureConfig.steps must be >= 0, got {self.steps}")
-        if not 0.0 < self.refine_strength <= 1.0:
-            raise ValueError(f"TextureConfig.refine_strength must be in (0, 1], got {self.refine_strength}")
-        if self.target_views < 0 or self.batch_size < 1:
-            raise ValueError(f"TextureConfig.target_views must be >= 0 and batch_size >= 1, got "
-                             f"{self.target_views}, {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -99,13 +61,34 @@ class _CachedView:
     uv: torch.Tensor  # [H, W, 2] interpolated UVs
     mask: torch.Tensor  # [H, W, 1] float coverage
     target: torch.Tensor | None = None  # [H, W, 3] on white
+    valid: torch.Tensor | None = None  # [H, W, 1] float: pixels the reference loss counts (None: all)
 
 
-def _cache_view(vertices, faces, uvs, camera: Camera, target: torch.Tensor | None = None) -> _CachedView:
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """[V, 3] unit normals: the area-weighted mean of the adjacent faces' normals."""
+    tri = vertices[faces]
+    face_normals = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)  # length = 2 · area
+    normals = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), face_normals.repeat_interleave(3, dim=0))
+    return F.normalize(normals, dim=-1)
+
+
+def view_cosine(raster, faces: torch.Tensor, normals: torch.Tensor, camera: Camera) -> torch.Tensor:
+    """[H, W] cos between the interpolated vertex normal and the camera's viewing axis (DreamGaussian's
+    ``viewcos``: the normal's z in camera space); 0 on background."""
+    pixel_normals = F.normalize(interpolate_attributes(raster, faces, normals), dim=-1)
+    back = torch.as_tensor(camera.c2w[:3, 2], dtype=pixel_normals.dtype, device=pixel_normals.device)
+    return (pixel_normals * back).sum(-1) * raster.mask.to(pixel_normals.dtype)
+
+
+def _cache_view(vertices, faces, uvs, camera: Camera, target: torch.Tensor | None = None,
+                normals: torch.Tensor | None = None, min_cosine: float | None = None) -> _CachedView:
     with torch.no_grad():
         raster = rasterize_mesh(vertices, faces, camera)
         uv = interpolate_attributes(raster, faces, uvs)
-    return _CachedView(camera, uv, raster.mask[..., None].float(), target)
+        valid = None
+        if normals is not None and min_cosine is not None:
+            valid = (raster.mask & (view_cosine(raster, faces, normals, camera) > min_cosine))[..., None].float()
+    return _CachedView(camera, uv, raster.mask[..., None].float(), target, valid)
 
 
 def _render(view: _CachedView, texture: torch.Tensor) -> torch.Tensor:
@@ -113,20 +96,30 @@ def _render(view: _CachedView, texture: torch.Tensor) -> torch.Tensor:
     return sample_texture(texture, view.uv) * view.mask + (1 - view.mask)
 
 
+def reference_loss(view: _CachedView, texture: torch.Tensor) -> torch.Tensor:
+    """MSE against the photo on white over the valid pixels; the mean runs over the whole image (theirs)."""
+    render = _render(view, texture)
+    if view.valid is None:
+        return F.mse_loss(render, view.target)
+    return F.mse_loss(render * view.valid, view.target * view.valid)
+
+
 def _novel_cameras(config: TextureConfig, count: int, rng: np.random.Generator, radius: float,
                    fovy_deg: float, ring: bool) -> list[Camera]:
     low, high = config.elevation_range
-    elevations = rng.uniform(low, high, count)
     if ring:  # evenly spaced around the object, starting half a step away from the reference
+        elevations = rng.uniform(low, high, count)
         azimuths = (np.arange(count) + 0.5) * 360.0 / count
-    else:
-        azimuths = rng.uniform(-180.0, 180.0, count)
+    else:  # DreamGaussian's np.random.randint(min_ver, max_ver) and randint(-180, 180): whole degrees
+        elevations = rng.integers(int(low), int(high), count)
+        azimuths = rng.integers(-180, 180, count)
     return [Camera.orbit(float(e), float(a), config.render_size, radius, fovy_deg)
             for e, a in zip(elevations, azimuths, strict=True)]
 
 
 def _refine_targets(guidance: RefineGuidance, images: torch.Tensor, cameras: Sequence[Camera],
-                    reference_angles: tuple[float, float, float], config: TextureConfig) -> torch.Tensor:
+                    reference_angles: tuple[float, float, float], config: TextureConfig,
+                    strength: float) -> torch.Tensor:
     """[B, H, W, 3] denoised targets for renders ``images`` [B, H, W, 3] seen from ``cameras``."""
     ref_elevation, ref_azimuth, ref_radius = reference_angles
     angles = torch.tensor([orbit_angles(c) for c in cameras], dtype=torch.float32, device=images.device)
@@ -135,7 +128,7 @@ def _refine_targets(guidance: RefineGuidance, images: torch.Tensor, cameras: Seq
     d_radius = angles[:, 2] - ref_radius
     with torch.no_grad():
         targets = guidance.refine(images.permute(0, 3, 1, 2), d_elevation, d_azimuth, d_radius,
-                                  strength=config.refine_strength, steps=config.refine_steps,
+                                  strength=strength, steps=config.refine_steps,
                                   guidance_scale=config.guidance_scale)
         if targets.shape[-2:] != images.shape[1:3]:
             targets = F.interpolate(targets.float(), size=images.shape[1:3], mode="bilinear", align_corners=False)
@@ -165,7 +158,8 @@ def refine_texture(
     if config.steps == 0:
         return mesh.with_texture(initial.cpu().numpy())
 
-    # 2. Cache the reference views (photo composited on white).
+    # 2. Cache the reference views (photo composited on white) and the pixels their loss counts.
+    normals = vertex_normals(vertices, faces)
     reference_views = []
     for target in references:
         if tuple(target.rgb.shape) != (target.camera.height, target.camera.width, 3):
@@ -173,12 +167,13 @@ def refine_texture(
                              f"({target.camera.height}, {target.camera.width}, 3)")
         alpha = target.alpha.to(device).float().reshape(target.camera.height, target.camera.width, 1)
         on_white = target.rgb.to(device).float() * alpha + (1 - alpha)
-        reference_views.append(_cache_view(vertices, faces, uvs, target.camera, on_white))
+        reference_views.append(_cache_view(vertices, faces, uvs, target.camera, on_white, normals,
+                                           config.reference_min_cosine))
     reference_angles = orbit_angles(references[0].camera)
     radius, fovy = reference_angles[2], references[0].camera.fovy_deg
     rng = np.random.default_rng(config.seed)
 
-    # 3. Novel views with cached targets, from the initial texture.
+    # 3. Our cheaper option: novel views with cached targets, from the initial texture.
     novel_views: list[_CachedView] = []
     if guidance is not None and config.target_views > 0:
         cameras = _novel_cameras(config, config.target_views, rng, radius, fovy, ring=True)
@@ -187,7 +182,8 @@ def refine_texture(
             batch = views[start:start + config.batch_size]
             control.report(STAGE, 0.0, f"targets {start + len(batch)}/{len(views)}")
             renders = torch.stack([_render(v, initial) for v in batch])
-            targets = _refine_targets(guidance, renders, [v.camera for v in batch], reference_angles, config)
+            targets = _refine_targets(guidance, renders, [v.camera for v in batch], reference_angles, config,
+                                      config.refine_strength)
             novel_views += [_CachedView(v.camera, v.uv, v.mask, t) for v, t in zip(batch, targets, strict=True)]
 
     # 4. Optimise the texture logits.
@@ -196,7 +192,7 @@ def refine_texture(
     for step in range(config.steps):
         control.report(STAGE, step / config.steps, f"step {step + 1}/{config.steps}")
         texture = torch.sigmoid(logits)
-        loss = sum(F.mse_loss(_render(v, texture), v.target) for v in reference_views) / len(reference_views)
+        loss = sum(reference_loss(v, texture) for v in reference_views) / len(reference_views)
         loss = config.reference_weight * loss
         if guidance is not None:
             views = novel_views
@@ -205,7 +201,8 @@ def refine_texture(
                 views = [_cache_view(vertices, faces, uvs, camera) for camera in cameras]
                 with torch.no_grad():
                     renders = torch.stack([_render(v, texture) for v in views])
-                targets = _refine_targets(guidance, renders, cameras, reference_angles, config)
+                targets = _refine_targets(guidance, renders, cameras, reference_angles, config,
+                                          config.strength_at(step))
                 views = [_CachedView(v.camera, v.uv, v.mask, t) for v, t in zip(views, targets, strict=True)]
             novel = sum(F.mse_loss(_render(v, texture), v.target) for v in views) / len(views)
             loss = loss + config.guidance_weight * novel

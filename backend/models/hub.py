@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ModelsUnavailableError
+from ..errors import CancelledError, ModelsUnavailableError
 
 LOCAL_DIR_ENV = "IMAGE_TO_3D_MODEL_DIR"  # a folder with one sub-folder per model (see local_model_dir)
 
@@ -87,7 +87,14 @@ def fetch_snapshot(
     level = hub_logger.level
     hub_logger.setLevel(logging.ERROR)
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(allow_patterns), token=token))
+        from .download import expected_bytes, fetch_reporting_bytes  # the running job hears of the bytes
+
+        folder, _ = fetch_reporting_bytes(
+            lambda: snapshot_download(repo_id, revision=revision, allow_patterns=list(allow_patterns), token=token),
+            repo_id, repo_id.rpartition("/")[2], expected_bytes(repo_id, allow_patterns))
+        return folder
+    except CancelledError:
+        raise
     except Exception as exc:  # network errors come in many classes; all mean the same to the user
         raise ModelsUnavailableError(
             f"{_missing_message(repo_id, cache)}; download failed: {type(exc).__name__}"

@@ -64,6 +64,12 @@ HUB_ALLOW_PATTERNS = (
 )
 SUBFOLDERS = ("unet", "vae", "image_encoder", "clip_camera_projection", "scheduler", "feature_extractor")
 
+# Zero123 was trained at 256² images, 32² latents, and DreamGaussian hard-codes both (``zero123_utils.py``
+# resizes every render to 256 and draws 32² noise). A folder whose configs say otherwise is refused (exit 4)
+# rather than run at another size: a UNet config with sample_size 64 would otherwise work at 512 px unnoticed.
+ZERO123_IMAGE_SIZE = 256
+ZERO123_LATENT_SIZE = 32
+
 # OpenAI CLIP normalisation, used where a folder has no feature_extractor/preprocessor_config.json.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -171,7 +177,19 @@ def _load_real(variant: str, device: torch.device, dtype: torch.dtype, local_dir
     else:
         folder = hub.fetch_snapshot(ZERO123_XL_REPO, ZERO123_XL_REVISION, HUB_ALLOW_PATTERNS, local_dir=local_dir)
         model_id, revision, notice = ZERO123_XL_REPO, ZERO123_XL_REVISION, None
-    return load_zero123_folder(folder, device, dtype, ModelMode.REAL, variant, model_id, revision, notice)
+    models = load_zero123_folder(folder, device, dtype, ModelMode.REAL, variant, model_id, revision, notice)
+    check_working_size(models, folder)
+    return models
+
+
+def check_working_size(models: Zero123Models, folder) -> None:
+    """Refuse (exit 4) a model whose configs do not give Zero123's 256 px images and 32² latents."""
+    if (models.image_size, models.latent_size) != (ZERO123_IMAGE_SIZE, ZERO123_LATENT_SIZE):
+        raise ModelsUnavailableError(
+            f"Zero123 in {folder} works at {models.image_size} px (unet sample_size {models.latent_size} × VAE "
+            f"factor {models.image_size // max(1, models.latent_size)}), not the {ZERO123_IMAGE_SIZE} px / "
+            f"{ZERO123_LATENT_SIZE}² latents it was trained at; use the published {ZERO123_XL_REPO} files"
+        )
 
 
 def _stable_zero123_folder(local_dir) -> Path:

@@ -1,0 +1,58 @@
+"""Mesh extraction settings (no torch, trimesh or mcubes here: presets import it cheaply)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+AUTO_THRESHOLD = "auto"
+GRID_BOXES = ("gaussians", "fixed")
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """Mesh extraction settings.
+
+    resolution:  samples per axis of the density grid (128 → 128³ samples)
+    threshold:   iso-value of the density Σ opacity·exp(-½dᵀΣ⁻¹d); 1.0 as in DreamGaussian — the surface is
+                 where the Gaussians' summed opacity reaches that of one fully opaque Gaussian at its centre.
+                 ``"auto"``: the level among ``iso_level.CANDIDATE_LEVELS`` whose mesh's silhouettes best match
+                 the Gaussians' rendered alpha (backend/mesh/iso_level.py)
+    grid_box:    where the grid lies: ``"gaussians"`` (DreamGaussian's) — the box of the Gaussians' centres,
+                 scaled so its longest side fills ±0.9 of the grid (``density_grid.gaussian_box``), so all
+                 ``resolution`` samples fall on the object; ``"fixed"`` — [-bound, bound]³ around the origin
+    bound:       the half-side of the ``"fixed"`` grid
+    target_faces: decimate to at most this many faces (0 disables decimation)
+    min_component_fraction: connected components with fewer faces than this fraction of all faces are dropped
+    smoothing_iterations: Taubin smoothing iterations after cleanup (0 disables it). Our choice where
+                 DreamGaussian remeshes isotropically with pymeshlab (3 iterations, edge 0.015): no new dependency,
+                 and on eval-recon's full-size objects it raised held-out IoU 0.980 → 0.984 (Suzanne), 0.985 →
+                 0.989 (torus) over no smoothing (module docstring)
+    block:       edge of the density-grid blocks, in samples (memory/speed trade-off only)
+    """
+
+    resolution: int = 128
+    threshold: float | str = 1.0
+    grid_box: str = "gaussians"
+    bound: float = 1.0
+    target_faces: int = 20_000
+    min_component_fraction: float = 0.02
+    smoothing_iterations: int = 10
+    block: int = 32
+
+    def __post_init__(self) -> None:
+        if self.resolution < 8:
+            raise ValueError(f"MeshConfig.resolution must be at least 8, got {self.resolution}")
+        if isinstance(self.threshold, str):
+            if self.threshold != AUTO_THRESHOLD:
+                raise ValueError(f"MeshConfig.threshold must be a positive number or {AUTO_THRESHOLD!r}, got "
+                                 f"{self.threshold!r}")
+        elif self.threshold <= 0:
+            raise ValueError(f"MeshConfig.threshold must be positive, got {self.threshold}")
+        if self.grid_box not in GRID_BOXES:
+            raise ValueError(f"MeshConfig.grid_box must be one of {GRID_BOXES}, got {self.grid_box!r}")
+        if self.target_faces < 0:
+            raise ValueError(f"MeshConfig.target_faces must be >= 0, got {self.target_faces}")
+        if self.smoothing_iterations < 0:
+            raise ValueError(f"MeshConfig.smoothing_iterations must be >= 0, got {self.smoothing_iterations}")
+        if not 0 <= self.min_component_fraction < 1:
+            raise ValueError(f"MeshConfig.min_component_fraction must be in [0, 1), got {self.min_component_fraction}")

@@ -1,0 +1,47 @@
+"""scripts/bench_batch.py runs on the CPU with tiny models: four rows, the plain runner and two rows per process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_batch.py"
+
+
+@pytest.fixture(scope="module")
+def bench_batch():
+    spec = importlib.util.spec_from_file_location("bench_batch", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_batch"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["bench_batch"]
+
+
+def test_settings_parse_and_best_takes_the_fastest_one_gpu_setting(bench_batch):
+    best = bench_batch.Setting(1, 2, 4)
+    assert bench_batch.parse_setting("1x4x1", None) == bench_batch.Setting(1, 4, 1)
+    assert bench_batch.parse_setting("2xbest", best) == bench_batch.Setting(2, 2, 4)
+    assert bench_batch.parse_setting("1x1x1", None).uses_ray is False
+    assert bench_batch.parse_setting("2x1x4", None).uses_ray is True
+    for bad in ("1x0x1", "two", "2xbest"):
+        with pytest.raises(SystemExit):
+            bench_batch.parse_setting(bad, None)
+
+
+@pytest.mark.slow
+def test_four_tiny_rows_on_the_cpu_give_rates_and_first_row_times(bench_batch, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGE_TO_3D_MODELS", "tiny")
+    out = tmp_path / "bench.json"
+    code = bench_batch.main(["--models", "tiny", "--device", "cpu", "--preset", "smoke", "--rows", "4",
+                             "--settings", "1x1x2", "--runs", "1", "--out", str(out)])
+    report = json.loads(out.read_text())
+    run = report["runs"][0]
+    assert code == 0, run
+    assert run["rows"] == 4 and run["failed_rows"] == 0 and run["exit_code"] == 0
+    assert 0 < run["first_row_s"] <= run["seconds"] and run["rows_per_min"] > 0
+    assert report["medians"]["1x1x2"]["rows_per_min"] == pytest.approx(run["rows_per_min"], abs=0.01)

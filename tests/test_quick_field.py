@@ -1,0 +1,96 @@
+"""The quick method's field → mesh and field → texture steps, on analytic fields."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import trimesh
+
+from backend.mesh import Mesh, UnwrapConfig, unwrap_uvs
+from backend.mesh.texture_sampling import sample_texture
+from backend.models.triposr import FieldSample, load_triposr
+from backend.quick.field_bake import bake_colour_field
+from backend.quick.field_mesh import density_on_grid, extract_field_mesh
+from backend.quick.field_mesh_config import FieldMeshConfig
+
+
+def _analytic_colour(points: torch.Tensor) -> torch.Tensor:
+    """A smooth colour field with a few periods across the unit sphere."""
+    return 0.5 + 0.4 * torch.sin(torch.stack([3 * points[:, 0] + 1, 2.5 * points[:, 1], 2 * points[:, 2] - 1], -1))
+
+
+def test_colour_field_bake_reproduces_a_known_field_above_30_db():
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.8)
+    mesh = unwrap_uvs(Mesh(vertices=sphere.vertices.astype(np.float32), faces=sphere.faces.astype(np.int64)),
+                      UnwrapConfig(resolution=256))
+    baked = bake_colour_field(mesh, _analytic_colour, texture_size=256, chunk=5000)
+
+    # random points on random faces (not texel centres): their UV → the baked texture, vs the field itself
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, mesh.face_count, 4000)
+    bary = rng.dirichlet(np.ones(3), 4000).astype(np.float32)
+    points = (mesh.vertices[mesh.faces[faces]] * bary[..., None]).sum(1)
+    uv = (mesh.uvs[mesh.faces[faces]] * bary[..., None]).sum(1)
+    looked_up = sample_texture(torch.from_numpy(baked.texture), torch.from_numpy(uv)[None])[0]
+    expected = _analytic_colour(torch.from_numpy(points))
+    mse = float(((looked_up - expected) ** 2).mean())
+    psnr = 10 * np.log10(1.0 / mse)
+    assert psnr >= 30.0, f"baked colour field PSNR {psnr:.1f} dB"
+
+
+def test_density_grid_is_indexed_x_y_z_over_the_triplane_box_and_chunking_does_not_matter():
+    loaded = load_triposr("tiny", "cpu")
+    triplane = torch.randn(3, 8, 8, 8)
+    grid = density_on_grid(loaded.model, triplane, 9, chunk=50)
+    assert torch.allclose(grid, density_on_grid(loaded.model, triplane, 9, chunk=10_000))
+    axis = torch.linspace(-loaded.config.radius, loaded.config.radius, 9)
+    point = torch.stack([axis[1], axis[5], axis[7]])[None]
+    assert torch.allclose(grid[1, 5, 7], loaded.model.query_field(triplane, point).density[0], rtol=1e-5)
+
+
+class _Ellipsoid:
+    """A stand-in model whose density is high inside an ellipsoid long along TripoSR's up axis (+Z)."""
+
+    config = SimpleNamespace(radius=0.87)
+
+    def query_field(self, triplane, points):
+        inside = (points[:, 0] / 0.3) ** 2 + (points[:, 1] / 0.3) ** 2 + (points[:, 2] / 0.6) ** 2
+        return FieldSample(density=50.0 * torch.exp(-inside), colour=torch.zeros(len(points), 3))
+
+
+def test_field_mesh_comes_out_in_our_frame_up_is_y_and_scaled():
+    config = FieldMeshConfig(resolution=40, threshold=25.0, target_faces=0, smoothing_iterations=0)
+    surface = extract_field_mesh(_Ellipsoid(), torch.zeros(3, 1, 2, 2), world_scale=2.0, config=config)
+    mesh = surface.mesh
+    assert surface.level == 25.0
+    extent = mesh.vertices.max(0) - mesh.vertices.min(0)
+    # density 50·exp(-q) = 25 at q = ln 2: semi-axes √ln2 · (0.3, 0.3, 0.6); TripoSR's z → our y, × 2
+    expected = 2 * 2 * np.sqrt(np.log(2)) * np.array([0.3, 0.6, 0.3])
+    np.testing.assert_allclose(extent, expected, rtol=0.06)
+    volume = trimesh.Trimesh(mesh.vertices, mesh.faces).volume
+    assert volume > 0  # outward normals survive the change of frame
+
+
+def test_triposr_frame_meets_our_reference_camera_as_its_own_input_camera():
+    """TripoSR's input camera: on +X, 1.9 away, 40° fov, +Z up, image right = +Y (its renderer's orbit at
+    azimuth 0). After triposr_to_world our reference camera must see the same layout, scaled from its 85 %
+    framing to our 60 % (border 0.2)."""
+    import math
+
+    from backend.camera import reference_camera
+    from backend.mesh.rasterize import project_vertices
+    from backend.models.triposr import triposr_to_world, world_scale
+
+    camera = reference_camera(256)
+    scale = world_scale(0.2)
+    right, up, front = triposr_to_world(np.array([[0, 0.3, 0], [0, 0, 0.3], [0.3, 0, 0]]), scale)
+    xy, depth = project_vertices(torch.tensor(np.stack([right, up, front]), dtype=torch.float32), camera)
+    assert xy[0, 0] > 128 and abs(float(xy[0, 1]) - 128) < 1e-3  # its image-right is our image-right
+    assert xy[1, 1] < 128 and abs(float(xy[1, 0]) - 128) < 1e-3  # its up is our up
+    assert depth[2] < 2.0  # towards its camera is towards ours
+    # apparent size: a point 0.3 to the right, as a fraction of the half image, in each camera
+    theirs = 0.3 / (1.9 * math.tan(math.radians(20)))
+    ours = (float(xy[0, 0]) - 128) / 128
+    assert abs(ours / theirs - 0.6 / 0.85) < 1e-3
