@@ -76,6 +76,7 @@ class SegmentRequest:
     sam3_presence_threshold: float | None = None  # None → backend.choices.DEFAULT_SAM3_PRESENCE_THRESHOLD
     accept_sam3_license: bool = False  # the user accepted the SAM License once: the weights may be downloaded
     hf_token: str | None = field(default=None, repr=False, compare=False)  # None → `hf auth login` / $HF_TOKEN
+    overwrite: bool = False  # replace output names in out_dir that this tool did not write (docs/reliability.md)
 
     def __post_init__(self) -> None:
         self.sam3_settings()  # SAM 3 options with the other segmenter, a bad instance or box: exit 2 up front
@@ -182,7 +183,8 @@ def segment(request: SegmentRequest, control: JobControl | None = None) -> Segme
 
     control = ensure_control(control)
     with reporting_downloads(control):  # a first-use model download shows its bytes as this job's progress
-        return segment_to_folder(request.image_path, prompts, config, request.out_dir, control)
+        return segment_to_folder(request.image_path, prompts, config, request.out_dir, control,
+                                 overwrite=request.overwrite)
 
 
 def correct_mask(request: CorrectMaskRequest, control: JobControl | None = None) -> CorrectedMask:

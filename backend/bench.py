@@ -34,6 +34,7 @@ from .bench_timing import StageTiming, time_stage
 from .camera import reference_camera
 from .choices import DEFAULT_PRESET
 from .device import resolve_device
+from .errors import BadInputError
 from .gaussians import Gaussians
 from .models.mode import ModelMode, resolve_model_mode
 
@@ -186,6 +187,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
     from .images import load_image
 
+    if args.repeats < 1:  # a median of no runs is no measurement
+        raise BadInputError(f"--repeats must be at least 1, got {args.repeats}")
     mode = resolve_model_mode(args.models)
     if mode is ModelMode.REAL:
         mode = ModelMode.FULL_RANDOM  # the benchmark times architectures, never needs weights

@@ -22,6 +22,15 @@ class BadInputError(ImageTo3DError):
     exit_code = 2
 
 
+class NoSurfaceError(BadInputError):
+    """The fitted object has no usable surface: no density above the threshold, a speck too small to texture,
+    or a surface UV unwrapping cannot lay flat (exit 2).
+
+    Usually stage 1 failed to fit anything (an empty or almost empty mask, too few steps), or the threshold is
+    too high. Raised before any texture kernel sees the degenerate geometry (issue 19: NaN UVs crash them).
+    """
+
+
 class NothingMatchedError(ImageTo3DError):
     """Nothing in the image matched the prompt (exit 3)."""
 
@@ -56,13 +65,17 @@ class CancelledError(ImageTo3DError):
         self.stage = stage
 
 
+# batch only: it ran, and summary.csv says which rows failed and why (1 stays "a bug in the batch itself")
+SOME_ROWS_FAILED = 6
+
 EXIT_CODES = {
     0: "done",
     2: "bad input or usage",
     3: "nothing in the image matched the prompt",
     4: "models unavailable",
     5: "out of GPU memory",
-    130: "cancelled",
+    SOME_ROWS_FAILED: "batch: some rows failed (see summary.csv)",
+    130: "cancelled (Ctrl-C or SIGTERM)",
 }
 
 

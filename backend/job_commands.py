@@ -30,7 +30,7 @@ def _box(text: str) -> tuple[float, float, float, float]:
 def run_segment_command(args: argparse.Namespace) -> int:
     request = api.SegmentRequest(image_path=args.image, prompts=tuple(args.prompt), out_dir=args.out, mode=args.mode,
                                  sam_variant=args.sam, threshold=args.threshold, models=args.models,
-                                 device=args.device, **segmenter_fields(args))
+                                 device=args.device, overwrite=args.overwrite, **segmenter_fields(args))
     with progress_printer(quiet=args.quiet) as on_progress:
         outputs = api.segment(request, api.JobControl(on_progress=on_progress))
     for result, files in zip(outputs.results, outputs.files, strict=True):
@@ -44,7 +44,7 @@ def run_generate_command(args: argparse.Namespace) -> int:
     request = api.GenerateRequest(
         image_path=args.image, prompt=args.prompt, out_dir=args.out, preset=args.preset, steps=args.steps,
         seed=args.seed, mode=args.mode, sam_variant=args.sam, models=args.models, device=args.device,
-        force=args.force, method=args.method, **segmenter_fields(args),
+        force=args.force, overwrite=args.overwrite, method=args.method, **segmenter_fields(args),
     )
     with progress_printer(quiet=args.quiet) as on_progress:
         result = api.generate(request, api.JobControl(on_progress=on_progress))

@@ -8,6 +8,7 @@ reads the progress through ``on_progress`` (a thread-safe queue put), the CLI th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -57,3 +58,24 @@ class JobControl:
 def ensure_control(control: JobControl | None) -> JobControl:
     """A do-nothing control where the caller passed none, so stages never test for ``None``."""
     return control if control is not None else JobControl()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM (``kill``, a job scheduler, a closing terminal session) is handled like Ctrl-C:
+    it raises KeyboardInterrupt in the main thread, so the job unwinds the same way (outputs rolled back,
+    exit 130, one line). Outside the main thread, or where signals cannot be set, it changes nothing."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

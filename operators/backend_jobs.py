@@ -59,8 +59,20 @@ class SegmentPreview:
 
 
 def output_root(options: AddonOptions) -> Path:
-    """The folder that holds every job's folder (and history.json)."""
-    return Path(options.output_dir) if options.output_dir else Path(tempfile.gettempdir()) / "image_to_3d"
+    """The folder that holds every job's folder (and history.json): the one chosen in the preferences, else
+    ``jobs/`` in the platform's per-user data folder (never a shared one such as the temp folder, where
+    another user could plant a link and receive our files), created private (0700)."""
+    if options.output_dir:
+        return Path(options.output_dir)
+    from ..backend.errors import ImageTo3DError
+    from ..backend.private_dirs import private_folder, user_data_dir
+
+    root = user_data_dir() / "jobs"
+    try:
+        private_folder(root)
+    except ImageTo3DError:
+        pass  # the job's own write then fails with the one-line reason (exit 2)
+    return root
 
 
 def job_out_dir(options: AddonOptions, kind: str, prompt: str | None) -> Path:

@@ -186,7 +186,7 @@ def note_in_history(config, out_dir, prompt: str | None, status: str, scene_name
                          method=config.method)
     entries = record_job(backend_jobs.output_root(config.options), entry)
     scene = bpy.data.scenes.get(scene_name) or bpy.context.scene
-    sync_history_items(scene.image_to_3d, entries)
+    sync_history_items(scene.image_to_3d, entries, load_thumbnails=status == "done")  # a failure adds no images
 
 
 def push_undo_step(message: str) -> None:

@@ -45,7 +45,7 @@ class ImageTo3DPreferences(bpy.types.AddonPreferences):
     keep_models_loaded: bpy.props.BoolProperty(name="Keep models loaded", default=True,
                                                description="Faster next job; frees memory only when off")
     output_dir: bpy.props.StringProperty(name="Output folder", subtype="DIR_PATH",
-                                         description="Where jobs write their files (empty: a temporary folder)")
+                                         description="Where jobs write their files (empty: jobs/ in your per-user data folder)")
     python_packages_dir: bpy.props.StringProperty(
         name="Python packages folder", subtype="DIR_PATH",
         description="site-packages of an environment with torch (CUDA) and friends, for Blender's Python as the "

@@ -29,7 +29,8 @@ class Row:
 
 
 # Modules that declare rows; the table is written only when all of them were collected and every row came in.
-MODULES = ("test_reliability_inputs", "test_reliability_failures", "test_reliability_models")
+MODULES = ("test_reliability_inputs", "test_reliability_failures", "test_reliability_models",
+           "test_reliability_hostile")
 # (case, surface) pairs a full run must record, in table order.
 EXPECTED: list[tuple[str, str]] = []
 _declared_by: set[str] = set()
@@ -78,7 +79,47 @@ compared with this file: if they differ the file is rewritten and the run fails,
 from the code (commit the rewritten file). Temporary paths are shown as `<tmp>`.
 
 Exit codes (docs/design.md §4): 0 done · 1 internal error (a bug) · 2 bad input or usage · 3 nothing matched ·
-4 models unavailable · 5 out of GPU memory · 130 cancelled. Without `--debug` no traceback is printed.
+4 models unavailable · 5 out of GPU memory · 6 batch: some rows failed (summary.csv says which) · 130 cancelled
+(Ctrl-C or SIGTERM). Without `--debug` no traceback is printed.
+
+## What a run may do to `--out` (the output contract)
+
+Kept by `backend/atomic_output.py` for every command that writes a folder; tested in
+`tests/test_reliability_hostile.py` (rows under *output contract* below).
+
+1. **Only documented names.** `generate` writes `model.glb`, `model.obj`, `model.mtl`, `model_texture.png`,
+   `gaussians.ply`, `mask.png`, `reference.png`, `job.json` (`OUTPUT_NAMES` in `backend/generate/pipeline.py`;
+   `--method quick` the same without `gaussians.ply`, `OUTPUT_NAMES` in `backend/quick/pipeline.py`);
+   `segment` writes `<slug>.mask.png`, `<slug>.cutout.png`, `<slug>.overlay.png` per prompt and `segment.json`
+   (with `--segmenter sam3` also `<slug>.instance-<N>.mask.png` per instance found);
+   `batch` writes one `NNNN-<image>/` folder per row and `summary.csv`. Every run that writes a folder also keeps a hidden
+   file, `.image_to_3d-outputs.json`: the name, size and SHA-256 of each entry this tool wrote there.
+2. **Nothing of yours is replaced.** An existing file of an output's name is replaced only when that record
+   says this tool wrote it and its bytes are unchanged since, or with `--overwrite`; otherwise the run stops
+   with exit 2 naming the file, before any model loads. A folder where a file goes (say a folder named
+   `model.glb`) is never replaced, `--overwrite` or not. `batch` replaces `summary.csv` only when it starts
+   with this tool's header. Files of other names are never touched.
+3. **All or nothing.** Outputs are written into a hidden `.partial-*` folder inside `--out` and moved into
+   place at the end. Before the first move the run writes a journal there and moves each file it replaces
+   aside, next to it. Any failure during the moves — any exception, a full disk, Ctrl-C, SIGTERM — puts every
+   earlier file back and removes the new ones: the folder is exactly as before and no `.partial-*` folder is
+   left. A run killed outright (SIGKILL, power loss) cannot clean up; its `.partial-*` folder keeps the
+   journal and the earlier files, and the next run in that folder (its OS lock on the folder is then free)
+   puts them back and removes it.
+4. **Signals.** SIGTERM is handled like Ctrl-C: the job unwinds, outputs are rolled back, one line
+   `error: cancelled` on stderr, exit 130.
+5. **Private defaults.** The add-on's default output folder is `jobs/` in your per-user data folder
+   (`$XDG_DATA_HOME/image_to_3d` or `~/.local/share/image_to_3d`, `~/Library/Application Support/image_to_3d`,
+   `%LOCALAPPDATA%\\image_to_3d`), created with mode 0700; the job cache (`$IMAGE_TO_3D_CACHE`, else the
+   per-user cache folder) is used only when it is a real folder of yours — a symlink or a folder of another
+   user is not followed. The cache is only an optimisation: when it cannot be used, one `note:` line says so
+   and the job runs without it; an entry that reads but makes no sense (an empty mask, NaN or no Gaussians) is
+   discarded with a note.
+6. **Inputs bounded before work starts.** A photo over 100 Mpx is refused from its header, before decoding
+   (a job peaks at about 52 bytes a photo pixel, so 100 Mpx stays near 5 GB of RAM); NaN or infinite values
+   stop at the first stage that sees them (the photo, model weights, cache entries, Gaussians, mesh vertices,
+   UVs, textures), and a surface too degenerate to texture ends as exit 2 "no usable surface" before any
+   texture kernel runs.
 
 How the harder cases are simulated:
 - *Out of GPU memory*: the named stage's function is replaced by one raising `torch.cuda.OutOfMemoryError`
@@ -94,6 +135,8 @@ How the harder cases are simulated:
 - *Nothing matched*: tiny random CLIPSeg saturates (its heatmap peaks at 1.0 for any prompt), so its heatmap is
   replaced by zeros — the same path a real prompt that matches nothing takes.
 - *Offline*: `HF_HUB_OFFLINE=1`, an empty `HF_HOME`, `--models real`, in a subprocess.
+- *Killed runs and signals*: a subprocess that SIGKILLs itself between two moves of a commit; a
+  `python -m backend generate` subprocess sent SIGTERM once its progress shows stage 1.
 
 """
 

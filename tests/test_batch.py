@@ -51,7 +51,7 @@ def test_local_batch_isolates_rows_resumes_and_forces(tmp_path, isolated_cache, 
     rows = _write_csv(tmp_path, [("disc.png", ""), ("missing.png", ""), ("small.png", "")])
     out = tmp_path / "out"
 
-    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 1
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 6  # some rows failed
     summary = _summary(out)
     assert [r["status"] for r in summary] == ["done", "failed", "done"]
     assert summary[1]["exit_code"] == "2" and "not found" in summary[1]["message"]
@@ -60,12 +60,12 @@ def test_local_batch_isolates_rows_resumes_and_forces(tmp_path, isolated_cache, 
     first_mtime = (out / "0001-disc" / "model.glb").stat().st_mtime_ns
 
     # Same command again: done rows are skipped, the bad row is tried again (and fails again).
-    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 1
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q"]) == 6
     assert [r["status"] for r in _summary(out)] == ["skipped", "failed", "skipped"]
     assert (out / "0001-disc" / "model.glb").stat().st_mtime_ns == first_mtime
 
     # --force redoes them.
-    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q", "--force"]) == 1
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q", "--force"]) == 6
     assert [r["status"] for r in _summary(out)] == ["done", "failed", "done"]
     assert (out / "0001-disc" / "model.glb").stat().st_mtime_ns != first_mtime
     stderr = capsys.readouterr().err
@@ -106,7 +106,7 @@ def test_ray_batch_retries_a_killed_worker_row_and_completes(tmp_path, isolated_
     finally:
         ray.shutdown()
     assert marker.is_file() and int(marker.read_text()) != os.getpid()  # a worker process really died
-    assert code == 1  # the missing image fails alone
+    assert code == 6  # SOME_ROWS_FAILED: the missing image fails alone
     summary = {r["row"]: r for r in _summary(out)}
     assert [summary[str(i)]["status"] for i in range(1, 5)] == ["done", "done", "failed", "done"]
     assert (out / "0002-b" / "model.glb").is_file()  # the killed row was redone by a worker
@@ -119,7 +119,7 @@ def test_rows_per_process_groups_rows_that_fail_and_resume_alone(tmp_path, isola
     out = tmp_path / "out"
     command = ["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q", "--rows-per-process", "3"]
 
-    assert cli.main(command) == 1
+    assert cli.main(command) == 6  # SOME_ROWS_FAILED
     summary = _summary(out)
     assert [r["status"] for r in summary] == ["done", "failed", "done"]
     assert summary[1]["exit_code"] == "2" and "not found" in summary[1]["message"]
@@ -132,7 +132,7 @@ def test_rows_per_process_groups_rows_that_fail_and_resume_alone(tmp_path, isola
     for path in sorted((out / "0003-small").iterdir()):
         path.unlink()
     (out / "0003-small").rmdir()
-    assert cli.main(command) == 1
+    assert cli.main(command) == 6
     assert [r["status"] for r in _summary(out)] == ["skipped", "failed", "done"]
     assert (out / "0001-disc" / "model.glb").stat().st_mtime_ns == kept
     assert (out / "0003-small" / "model.glb").is_file()
@@ -199,7 +199,7 @@ def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, mo
                          "--rows-per-process", "2", "-q"])
     finally:
         ray.shutdown()
-    assert code == 1
+    assert code == 6  # SOME_ROWS_FAILED
     assert [r["status"] for r in _summary(out)] == ["done", "done", "done", "failed"]
     # Both groups started at once, one per worker: two workers fit on the one GPU (a whole GPU each would have
     # left the second waiting forever).

@@ -61,6 +61,34 @@ def test_quick_method_writes_a_textured_glb_obj_and_job_json(tmp_path, capsys):
     assert reference.shape[:2] == (24, 24)  # the tiny model's input size: TripoSR's framing was used
 
 
+def test_quick_method_keeps_the_output_contract(tmp_path, capsys, monkeypatch):
+    """The user's own model.glb stops the quick job before TripoSR loads (exit 2, naming it, untouched); with
+    --overwrite the job replaces it and writes only quick's declared names (no gaussians.ply) plus the manifest.
+    """
+    from backend.atomic_output import MANIFEST_NAME
+    from backend.generate.pipeline import OUTPUT_NAMES as DREAMGAUSSIAN_NAMES
+    from backend.quick.pipeline import OUTPUT_NAMES
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.glb").write_bytes(b"the user's own file")
+    argv = ["generate", cutout_png(tmp_path / "cutout.png"), "--out", out, *QUICK]
+    import backend.quick.pipeline
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("TripoSR loaded although the output folder holds the user's model.glb")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(backend.quick.pipeline, "load_triposr_cached", no_model)
+        code, err = cli(argv, capsys)
+    assert code == 2 and "model.glb" in err, err
+    assert (out / "model.glb").read_bytes() == b"the user's own file"
+    code, err = cli([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert set(OUTPUT_NAMES) == set(DREAMGAUSSIAN_NAMES) - {"gaussians.ply"}
+    assert {p.name for p in out.iterdir()} == set(OUTPUT_NAMES) | {MANIFEST_NAME}
+
+
 def test_unknown_method_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:  # argparse's own usage error
         cli(["generate", cutout_png(tmp_path / "c.png"), "--out", tmp_path / "o", "--method", "fast"], capsys)

@@ -191,16 +191,19 @@ def _commit_fails_on_second_move(monkeypatch, out):
 
 
 def test_full_disk_mid_commit_keeps_the_earlier_files(warm_job, tmp_path, capsys, monkeypatch):
+    from backend.atomic_output import MANIFEST_NAME, AtomicOutputDir
+
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "model.glb").write_bytes(b"earlier result")
+    with AtomicOutputDir(out) as staging:  # an earlier result of this tool, so the new run may replace it
+        (staging / "model.glb").write_bytes(b"earlier result")
     (out / "notes.txt").write_text("mine")
     moves = _commit_fails_on_second_move(monkeypatch, out)
     argv = generate_argv(warm_job, out, "a red blob")
     code, stderr = cli(argv, capsys)
     line = stderr.strip()
     assert len(moves) == 2 and code == 2 and line.startswith("error: disk full while writing")
-    assert files_in(out) == ["model.glb", "notes.txt"] and (out / "model.glb").read_bytes() == b"earlier result"
+    assert files_in(out) == [MANIFEST_NAME, "model.glb", "notes.txt"]
+    assert (out / "model.glb").read_bytes() == b"earlier result"
     record("full disk: mid-commit", "CLI generate", command_text(argv), code, line[7:],
            "only the folder's earlier files (unchanged)", "OSError(ENOSPC) on the 2nd os.replace")
 

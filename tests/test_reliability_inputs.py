@@ -52,17 +52,6 @@ def _photo_for(make, folder):
     return make(folder) if make is not None else photos.write_png(folder / "photo.png")
 
 
-NON_ASCII_PROMPT = "tasse à café ☕ 杯子"
-# These cases check that the prompt's text reaches every output, not the fit: with the tiny models' mask for this
-# prompt, a 2-step stage 1 at seed 0 leaves the Gaussians' peak density at 0.96, just under DreamGaussian's mesh
-# threshold of 1 (a correct "no surface" exit 2); seed 1 gives a surface.
-NON_ASCII_SEED = 1
-
-
-def _seed_for(prompt: str | None) -> tuple[str, ...]:
-    return ("--seed", str(NON_ASCII_SEED)) if prompt == NON_ASCII_PROMPT else ()
-
-
 def _error_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
@@ -90,16 +79,20 @@ def _check_job_outputs(out, shape_hw=None) -> dict:
     return json.loads((out / "job.json").read_text())
 
 
-@pytest.mark.parametrize(("case", "make", "prompt", "shape_hw"), [
-    ("input: 16-bit PNG", photos.sixteen_bit_png, "a red blob", (32, 48)),
-    ("input: CMYK JPEG", photos.cmyk_jpeg, "a red blob", (32, 48)),
-    ("input: palette PNG", photos.palette_png, "a red blob", (32, 48)),
-    ("input: EXIF-rotated JPEG", photos.exif_rotated_jpeg, "a red blob", (48, 32)),  # shown upright: 32 x 48
-    ("input: non-ASCII prompt", None, NON_ASCII_PROMPT, (32, 48)),
+# The seed each case runs at. Tiny models have random weights, so whether stage 1's Gaussians reach the mesh
+# threshold depends on the mask and the seed, not on the input under test: at seed 0 the non-ASCII prompt's
+# mask fits Gaussians whose summed opacity peaks at 0.96 < 1, and the job rightly ends "no surface to mesh"
+# (exit 2). Its prompt is handled correctly (segmentation, the mask's name, job.json), so it runs at seed 1.
+@pytest.mark.parametrize(("case", "make", "prompt", "shape_hw", "seed"), [
+    ("input: 16-bit PNG", photos.sixteen_bit_png, "a red blob", (32, 48), 0),
+    ("input: CMYK JPEG", photos.cmyk_jpeg, "a red blob", (32, 48), 0),
+    ("input: palette PNG", photos.palette_png, "a red blob", (32, 48), 0),
+    ("input: EXIF-rotated JPEG", photos.exif_rotated_jpeg, "a red blob", (48, 32), 0),  # shown upright: 32 x 48
+    ("input: non-ASCII prompt", None, "tasse à café ☕ 杯子", (32, 48), 1),
 ], ids=lambda v: v if isinstance(v, str) else None)
-def test_unusual_but_valid_input_works(tmp_path, capsys, case, make, prompt, shape_hw):
+def test_unusual_but_valid_input_works(tmp_path, capsys, case, make, prompt, shape_hw, seed):
     photo, out = _photo_for(make, tmp_path), tmp_path / "out"
-    argv = generate_argv(photo, out, prompt, *_seed_for(prompt))
+    argv = generate_argv(photo, out, prompt, *(["--seed", str(seed)] if seed else []))
     exit_code, stderr = cli(argv, capsys)
     assert exit_code == 0, stderr
     job = _check_job_outputs(out, shape_hw)
@@ -250,17 +243,16 @@ def test_blender_nothing_matched_and_unwritable_output(real_settings, tmp_path, 
            "scene unchanged", "report == panel last_error")
 
 
-@pytest.mark.parametrize(("case", "make", "prompt"), [
-    ("input: RGBA cut-out, no prompt", photos.rgba_cutout, ""),
-    ("input: non-ASCII prompt", None, NON_ASCII_PROMPT),
+@pytest.mark.parametrize(("case", "make", "prompt", "seed"), [
+    ("input: RGBA cut-out, no prompt", photos.rgba_cutout, "", 0),
+    ("input: non-ASCII prompt", None, "tasse à café ☕ 杯子", 1),  # seed 1: see test_unusual_but_valid_input_works
 ])
-def test_blender_imports_valid_oddities(real_settings, tmp_path, case, make, prompt):
+def test_blender_imports_valid_oddities(real_settings, tmp_path, case, make, prompt, seed):
     import bpy
 
     real_settings.image_path = str(_photo_for(make, tmp_path))
     real_settings.prompt = prompt
-    if prompt == NON_ASCII_PROMPT:
-        real_settings.seed = NON_ASCII_SEED
+    real_settings.seed = seed
     result, report = _blender_generate(real_settings)
     assert result == "FINISHED", report or real_settings.last_error
     new = [obj for obj in bpy.data.objects if obj.type == "MESH"]

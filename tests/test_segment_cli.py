@@ -32,6 +32,7 @@ def test_segment_writes_well_formed_files(bundled_photo, tmp_path, mode, capsys)
     photo = np.asarray(Image.open(bundled_photo).convert("RGB"))
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{s}.{k}.png" for s in ("coffee-cup", "saucer") for k in ("mask", "cutout", "overlay")] + ["segment.json"]
+        + [".image_to_3d-outputs.json"]  # the record of what this tool wrote (docs/reliability.md)
     )
     for slug in ("coffee-cup", "saucer"):
         mask = np.asarray(Image.open(out / f"{slug}.mask.png"))

@@ -3,7 +3,8 @@
 Without Ray the rows run in order on the local device. With Ray, one long-lived worker per GPU keeps its
 models loaded and takes rows as it frees up (see ``ray_runner.py``). Either way: one output folder per row,
 ``DIR/summary.csv`` with every row's status, resumable (rows already done are skipped unless ``--force``),
-and exit code 1 if any row failed.
+and exit code 6 (``SOME_ROWS_FAILED``) if any row failed; 1 stays "a bug". What no row could survive (a bad
+``--out``, a user's own summary.csv there, an unknown model mode) fails once, before the first row.
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from .rows import RowOutcome, read_rows, write_summary
+from ..atomic_output import check_output_location
+from ..errors import SOME_ROWS_FAILED
+from ..models.mode import resolve_model_mode
+from .rows import RowOutcome, check_summary_replaceable, read_rows, write_summary
 from .run_row import run_row
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
     rows = read_rows(args.csv)
+    resolve_model_mode(args.models)  # IMAGE_TO_3D_MODELS=garbage fails here once, not in every row
     out_root = Path(args.out)
+    check_output_location(out_root)
+    check_summary_replaceable(out_root / "summary.csv")
     out_root.mkdir(parents=True, exist_ok=True)
     if args.ray:
         from .ray_runner import run_rows_on_ray
@@ -44,7 +51,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
     failed = sum(o.status == "failed" for o in outcomes)
     print(f"batch: {len(outcomes) - failed} of {len(outcomes)} rows ok; summary in {out_root / 'summary.csv'}",
           file=sys.stderr)
-    return 1 if failed else 0
+    return SOME_ROWS_FAILED if failed else 0
 
 
 def _print_outcome(outcome: RowOutcome) -> None:

@@ -13,6 +13,10 @@ from ..errors import BadInputError
 PRESET_NAMES = tuple(names(PRESETS + TEST_PRESETS))
 
 SUMMARY_FIELDS = ("row", "image", "prompt", "status", "exit_code", "message", "seconds", "out_dir")
+SUMMARY_HEADER = ",".join(SUMMARY_FIELDS)  # how a summary.csv written by this tool starts
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such text gets a
+# leading apostrophe, which spreadsheets show as plain text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,13 @@ class RowOutcome:
     out_dir: str
 
     def as_summary(self) -> dict:
-        return {"row": self.row.index, "image": self.row.image, "prompt": self.row.prompt or "",
-                "status": self.status, "exit_code": self.exit_code, "message": self.message,
-                "seconds": f"{self.seconds:.2f}", "out_dir": self.out_dir}
+        return {"row": self.row.index, "image": _as_text(self.row.image), "prompt": _as_text(self.row.prompt or ""),
+                "status": self.status, "exit_code": self.exit_code, "message": _as_text(self.message),
+                "seconds": f"{self.seconds:.2f}", "out_dir": _as_text(self.out_dir)}
+
+
+def _as_text(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def read_rows(csv_path: str | Path) -> list[BatchRow]:
@@ -88,9 +96,25 @@ def read_rows(csv_path: str | Path) -> list[BatchRow]:
                                      seed=seed, method=method))
     except UnicodeDecodeError as exc:
         raise BadInputError(f"{path} is not a UTF-8 CSV file") from exc
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (131072 characters)
+        raise BadInputError(f"{path} is not a readable CSV file: {exc}") from None
     if not rows:
         raise BadInputError(f"{path} has no rows")
     return rows
+
+
+def check_summary_replaceable(path: Path) -> None:
+    """BadInputError (exit 2) when ``path`` exists and is not a summary this tool wrote (a user's own
+    summary.csv in --out is never replaced); checked before the first row runs."""
+    try:
+        if not (path.exists() or path.is_symlink()):
+            return
+        with open(path, encoding="utf-8", newline="") as fh:
+            first = fh.readline(len(SUMMARY_HEADER) + 3).rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        first = None
+    if path.is_symlink() or not path.is_file() or first != SUMMARY_HEADER:
+        raise BadInputError(f"{path} exists and was not written by this tool: move it away or choose another --out")
 
 
 def write_summary(path: Path, outcomes: list[RowOutcome]) -> None:

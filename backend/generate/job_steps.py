@@ -21,6 +21,7 @@ import torch
 
 from .. import __version__
 from ..errors import BadInputError
+from ..export.obj import MTL_NAME, OBJ_NAME, TEXTURE_NAME
 from ..images import LoadedImage
 from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl
@@ -29,6 +30,9 @@ from ..models.mode import ModelMode
 from .request import GenerateRequest
 from .stage_clock import StageClock
 
+# What every method writes into its output folder (write_mesh_files, write_job_json): part of the output
+# contract (docs/reliability.md); each method's OUTPUT_NAMES adds its own files to these.
+MESH_OUTPUT_NAMES = ("model.glb", OBJ_NAME, MTL_NAME, TEXTURE_NAME, "mask.png", "reference.png", "job.json")
 MIN_ALPHA_COVERAGE = 0.001  # an alpha channel covering less than this is "no object"
 
 

@@ -26,10 +26,14 @@ from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl, ensure_control
 from ..models.mode import ModelMode, resolve_model_mode
 from ..out_of_memory import out_of_memory_error, release_gpu_memory
-from .job_steps import job_metadata, object_mask, seed_everything, write_job_json, write_mesh_files
+from .job_steps import MESH_OUTPUT_NAMES, job_metadata, object_mask, seed_everything, write_job_json, write_mesh_files
 from .presets import PipelineConfig, pipeline_config, seeded
-from .request import GenerateRequest, GenerationResult
+from .request import GenerateRequest, GenerationResult, check_request
 from .stage_clock import StageClock
+
+# Every name a DreamGaussian (or quick+refine) run may write into its output folder: every method's mesh files
+# plus the fitted Gaussians (the output contract, docs/reliability.md).
+OUTPUT_NAMES = (*MESH_OUTPUT_NAMES, "gaussians.ply")
 
 if TYPE_CHECKING:
     from .stages import Reference
@@ -39,7 +43,7 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
     """Run the whole job; raises an :class:`~backend.errors.ImageTo3DError` subclass on any failure."""
     from ..stage1 import fit_gaussians
 
-    # 1. Check inputs before any heavy work.
+    # 1. Check inputs before any heavy work (each method's start checks the request first).
     control = ensure_control(control)
     if check_method(request.method) == QUICK:  # no Gaussians at all: its own recipe, the same job steps
         from ..quick.pipeline import generate_quick
@@ -152,6 +156,7 @@ class _Job:
 
 def _start_job(request: GenerateRequest, control: JobControl) -> _Job:
     """1. Check inputs before any heavy work: the config, the models, the device, the output folder, the photo."""
+    check_request(request)
     method = check_method(request.method)
     config: PipelineConfig = request.config or pipeline_config(request.preset, request.steps)
     if request.steps is not None and request.config is not None:
@@ -164,7 +169,8 @@ def _start_job(request: GenerateRequest, control: JobControl) -> _Job:
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
     out_dir = Path(request.out_dir)
-    check_output_location(out_dir)  # an unwritable folder fails now, not after the whole job
+    # an unwritable folder, or a file of an output's name that is the user's, fails now, not after the job
+    check_output_location(out_dir, OUTPUT_NAMES, request.overwrite)
     image = load_image(request.image_path)
     return _Job(request, control, method, config, models, device, out_dir, image, StageClock(device))
 
@@ -252,7 +258,7 @@ def _finish_job(job: _Job) -> GenerationResult:
         metadata["triposr"] = triposr_provenance(job.models)
     metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
     metadata["reference_crop"] = reference.crop.as_list()  # [x0, y0, side] in photo pixels, see ReferenceCrop
-    with clock.stage("export"), AtomicOutputDir(job.out_dir) as staging:
+    with clock.stage("export"), AtomicOutputDir(job.out_dir, OUTPUT_NAMES, request.overwrite) as staging:
         write_mesh_files(staging, mesh, metadata, job.mask,
                          np.concatenate([reference.image.rgb, reference.image.alpha[..., None]], -1), control)
         control.report("export", 0.8, "gaussians.ply")

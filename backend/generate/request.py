@@ -54,6 +54,7 @@ class GenerateRequest:
     device: str = DEFAULT_DEVICE
     half: bool = True  # fp16 models on CUDA
     force: bool = False  # redo cached mask and stage 1
+    overwrite: bool = False  # replace output names in out_dir that this tool did not write (docs/reliability.md)
     config: PipelineConfig | None = None
     # [H, W] bool at the photo's size (after EXIF rotation): a mask made beforehand (one segmentation pass
     # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
@@ -96,3 +97,12 @@ class GenerationResult:
     # pixels) and the photo's (width, height): what Blender's photo-match camera needs
     reference_crop: tuple[float, float, float] | None = None
     image_size: tuple[int, int] | None = None
+
+
+def check_request(request: GenerateRequest) -> None:
+    """BadInputError (exit 2) for a prompt that is not text (see ``check_prompts``); the seed was checked when
+    the request was made (backend.choices.check_seed). Called first, before any file is read or model loaded."""
+    if request.prompt:
+        from ..segment.config import check_prompts
+
+        check_prompts([request.prompt])

@@ -17,9 +17,10 @@ import torch
 import trimesh
 from skimage import measure
 
-from ..errors import BadInputError
+from ..errors import NoSurfaceError
 from ..gaussians.gaussians import Gaussians
 from ..job_control import JobControl, ensure_control
+from ..numeric_checks import require_finite
 from .density_grid import density_grid, gaussian_box
 from .iso_level import choose_iso_level
 from .mesh import Mesh
@@ -28,11 +29,10 @@ from .mesh_config import AUTO_THRESHOLD, MeshConfig
 STAGE = "mesh"
 
 
-class NoSurfaceError(BadInputError):
-    """The Gaussians' density never crosses the threshold: there is no surface to mesh (exit 2).
-
-    Usually stage 1 failed to fit anything (an empty or almost empty mask), or the threshold is too high.
-    """
+# The least a surface can be: a closed surface has at least 4 faces, and it spans all three axes. Tiny random
+# models fit specks a few thousandths across after 2 steps, which texture fine and keep the smoke tests
+# meaningful; what cannot be textured (xatlas' NaN UVs for some specks) is stopped by uv_unwrap.
+MIN_SURFACE_FACES = 4
 
 
 def marching_cubes(grid: np.ndarray, threshold: float, bound: float,
@@ -87,6 +87,16 @@ def clean_mesh(vertices: np.ndarray, faces: np.ndarray, min_component_fraction: 
     return mesh
 
 
+def require_usable_surface(vertices: np.ndarray, faces: np.ndarray) -> None:
+    """NoSurfaceError unless the surface is finite, has MIN_SURFACE_FACES faces and extends along all three
+    axes — checked here, before UV unwrapping and texturing see it."""
+    require_finite("the extracted mesh", vertices)
+    extent = np.ptp(vertices, axis=0) if len(vertices) else np.zeros(3)
+    if len(faces) < MIN_SURFACE_FACES or not (extent > 0).all():
+        raise NoSurfaceError(f"no usable surface: the fitted object is flat or empty ({len(faces)} faces, "
+                             f"{float(extent.min()):.2g} thick); try more stage-1 steps or another seed")
+
+
 def _manifold_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     """[F] bool: faces none of whose edges is shared by more than two faces."""
     edges = mesh.edges_sorted  # [3F, 2], edge k belongs to face k // 3
@@ -136,6 +146,10 @@ def _silhouette_matched_surface(grid: np.ndarray, bound: float, centre: tuple[fl
 def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), control: JobControl | None = None) -> Mesh:
     """Gaussians → cleaned, decimated :class:`Mesh` (no UVs yet). Raises :class:`NoSurfaceError`."""
     control = ensure_control(control)
+    if len(gaussians) == 0:
+        raise NoSurfaceError("no usable surface: stage 1 produced no Gaussians")
+    require_finite("the stage-1 Gaussians", gaussians.means, gaussians.scales, gaussians.quats,
+                   gaussians.opacities, gaussians.colors)
     control.report(STAGE, 0.0, "density grid")
     centre, bound = gaussian_box(gaussians) if config.grid_box == "gaussians" else ((0.0, 0.0, 0.0), config.bound)
     grid = density_grid(gaussians, config.resolution, bound, block=config.block, control=control, centre=centre)
@@ -155,6 +169,7 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
         trimesh.smoothing.filter_taubin(mesh, iterations=config.smoothing_iterations)
     control.report(STAGE, 0.7, "decimation")
     mesh = decimate(mesh, config.target_faces)
+    require_usable_surface(mesh.vertices, mesh.faces)
     control.report(STAGE, 1.0, f"{len(mesh.faces)} faces")
     return Mesh(
         vertices=np.ascontiguousarray(mesh.vertices, dtype=np.float32),

@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..numeric_checks import require_finite
+
 
 @dataclass(frozen=True)
 class Mesh:
@@ -31,6 +33,10 @@ class Mesh:
             raise ValueError(f"Mesh.uvs has shape {self.uvs.shape}, expected ({v.shape[0]}, 2)")
         if self.texture is not None and (self.texture.ndim != 3 or self.texture.shape[2] != 3):
             raise ValueError(f"Mesh.texture has shape {self.texture.shape}, expected [T, T, 3]")
+        # every mesh stage hands its result on through here: a NaN stops at the stage that made it
+        require_finite("the mesh's vertices", v)
+        require_finite("the mesh's UVs", self.uvs)
+        require_finite("the mesh's texture", self.texture)
 
     @property
     def vertex_count(self) -> int:

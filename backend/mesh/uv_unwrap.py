@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import xatlas
 
+from ..errors import NoSurfaceError
 from .mesh import Mesh
 
 
@@ -58,6 +59,19 @@ def _spatial_parts(vertices: np.ndarray, faces: np.ndarray, parts_per_axis: int)
     return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
+def _require_usable_uvs(uvs: np.ndarray, faces: np.ndarray) -> None:
+    """NoSurfaceError when xatlas could not lay the surface flat: NaN/inf UVs (it gives all-NaN UVs for a
+    degenerate speck) or charts of no area. Texturing samples at these UVs; a NaN there crashes the kernel."""
+    if not np.isfinite(uvs).all():
+        raise NoSurfaceError("no usable surface: UV unwrapping produced NaN coordinates (the mesh is too small "
+                             "or degenerate to lay flat)")
+    corners = uvs[faces]  # [F, 3, 2]
+    edge1, edge2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    area = 0.5 * np.abs(edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0]).sum()
+    if not area > 0:
+        raise NoSurfaceError("no usable surface: UV unwrapping laid every face out with no area")
+
+
 def unwrap_uvs(mesh: Mesh, config: UnwrapConfig = UnwrapConfig()) -> Mesh:
     """A copy of ``mesh`` with per-vertex UVs in [0, 1] (v up, see :class:`Mesh`).
 
@@ -88,11 +102,13 @@ def unwrap_uvs(mesh: Mesh, config: UnwrapConfig = UnwrapConfig()) -> Mesh:
         uvs.append(part_uvs)
         offset += len(part_vmapping)
     vmapping = np.concatenate(vmapping)
+    uvs = np.concatenate(uvs)
+    _require_usable_uvs(uvs, np.concatenate(faces))
     return replace(
         mesh,
         vertices=np.ascontiguousarray(mesh.vertices[vmapping], np.float32),
         faces=np.ascontiguousarray(np.concatenate(faces), np.int64),
-        uvs=np.ascontiguousarray(np.clip(np.concatenate(uvs), 0.0, 1.0), np.float32),
+        uvs=np.ascontiguousarray(np.clip(uvs, 0.0, 1.0), np.float32),
         texture=None,
         vmapping=vmapping if mesh.vmapping is None else mesh.vmapping[vmapping],
     )

@@ -121,6 +121,9 @@ def load_clipseg_folder(folder: str | os.PathLike, model_id: str = CLIPSEG_REPO_
             f"CLIPSeg files in {folder} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}); "
             "delete them and download again"
         ) from None
+    from ..numeric_checks import require_finite_module
+
+    require_finite_module(f"CLIPSeg in {folder}", model, ModelsUnavailableError)
     size, mean, std = _read_preprocessing(folder)
     return ClipSegModels(model.eval(), tokenizer, size, mean, std, ModelMode.REAL, model_id, revision)
 

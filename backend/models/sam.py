@@ -146,25 +146,52 @@ def load_sam_checkpoint(folder: str | os.PathLike, spec: SamSpec) -> SamModels:
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)[:200]
         raise ModelsUnavailableError(f"SAM checkpoint {path} does not fit SAM {spec.variant}: {first}") from None
+    from ..numeric_checks import require_finite_module
+
+    require_finite_module(f"SAM checkpoint {path}", model, ModelsUnavailableError)
     return SamModels(model.eval(), spec.variant, ModelMode.REAL, spec.filename, spec.sha256)
 
 
-def _verify_once(path: Path, expected_sha256: str) -> None:
-    """``hub.verify_checksum``, remembered in a small side file keyed by size and mtime.
+def _verified_records_path() -> Path:
+    """Where verdicts are kept: the user's own job-cache folder, never beside the weights (issue 19: a forged
+    ``.verified.json`` next to a random ``.pth`` was trusted)."""
+    from ..job_cache import cache_root
 
-    Hashing vit_h's 2.5 GB takes seconds; a later run reuses the verdict while the file is unchanged. The
-    side file is advisory: where it cannot be written (read-only cache) we simply hash every time.
+    return cache_root() / "verified-checksums.json"
+
+
+def _file_identity(path: Path) -> str:
+    """What a verdict is keyed by: the real path, inode and the size, mtime and ctime in ns. Changing the bytes
+    changes the ctime, which only the system clock sets, so a verdict cannot be carried over to other bytes."""
+    info = path.stat()
+    return "|".join(str(v) for v in (os.path.realpath(path), info.st_dev, info.st_ino, info.st_size,
+                                      info.st_mtime_ns, info.st_ctime_ns))
+
+
+def _verify_once(path: Path, expected_sha256: str) -> None:
+    """``hub.verify_checksum``, remembered in the user's cache keyed by the file's identity.
+
+    Hashing vit_h's 2.5 GB takes seconds; a later run reuses the verdict while the file is unchanged. Where the
+    record cannot be read or written we simply hash every time: nothing in the model folder is trusted.
     """
-    stat = path.stat()
-    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": expected_sha256}
-    marker = path.with_name(path.name + ".verified.json")
+    records_path = _verified_records_path()
+    identity = _file_identity(path)
     try:
-        if json.loads(marker.read_text()) == stamp:
+        records = json.loads(records_path.read_text(encoding="utf-8"))
+        if isinstance(records, dict) and records.get(identity) == expected_sha256:
             return
     except (OSError, ValueError):
-        pass
+        records = {}
     hub.verify_checksum(path, expected_sha256)
+    if not isinstance(records, dict):
+        records = {}
+    records[identity] = expected_sha256
     try:
-        marker.write_text(json.dumps(stamp))
-    except OSError:
+        from ..atomic_output import write_bytes_atomic
+        from ..errors import ImageTo3DError
+        from ..private_dirs import private_folder
+
+        private_folder(records_path.parent)
+        write_bytes_atomic(records_path, json.dumps(records, indent=1).encode("utf-8"))
+    except (OSError, ImageTo3DError):
         pass

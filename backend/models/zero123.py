@@ -35,11 +35,11 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-from safetensors import SafetensorError
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ..errors import BadInputError, ModelsUnavailableError
+from ..numeric_checks import require_finite_module
 from . import hub
 from .catalog import STABLE_ZERO123_REPO, ZERO123_XL_REPO
 from .mode import ModelMode
@@ -241,12 +241,15 @@ def load_zero123_folder(
             use_safetensors=_has_safetensors(folder / "image_encoder"), trust_remote_code=False,
         )
         projection = _load_camera_projection(folder / "clip_camera_projection")
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # a damaged file: exit 4
-        raise ModelsUnavailableError(
-            f"could not load Zero123 from {folder}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        ) from exc
-    scheduler = _load_scheduler(folder / "scheduler")
-    clip_size, clip_mean, clip_std = _read_feature_extractor(folder / "feature_extractor", image_encoder)
+        scheduler = _load_scheduler(folder / "scheduler")
+        clip_size, clip_mean, clip_std = _read_feature_extractor(folder / "feature_extractor", image_encoder)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any damaged part (JSON, config values, tensors, a pickle): exit 4
+        raise ModelsUnavailableError(_load_failure(folder, exc)) from exc
+    for name, module in (("unet", unet), ("vae", vae), ("image_encoder", image_encoder),
+                         ("clip_camera_projection", projection)):
+        require_finite_module(f"Zero123 {name} in {folder}", module, ModelsUnavailableError)
     return _finish(
         unet, vae, image_encoder, projection, scheduler, clip_size, clip_mean, clip_std,
         image_size=unet.config.sample_size * _vae_factor(vae), dtype=dtype, device=device, mode=mode,
@@ -259,12 +262,26 @@ def load_zero123_folder(
 _HAS_ACCELERATE = importlib.util.find_spec("accelerate") is not None
 
 
+def _load_failure(folder: Path, exc: Exception) -> str:
+    """One line: torch's refusal of a pickle spans paragraphs and advises ``weights_only=False``, which would
+    run the file's code — so that case gets our own words."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        return (f"could not load Zero123 from {folder}: a .bin file holds more than plain tensors (a pickle that "
+                "would run code); use the safetensors files")
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"could not load Zero123 from {folder}: {type(exc).__name__}: {first}"
+
+
 def _has_safetensors(subfolder: Path) -> bool:
     return any(subfolder.glob("*.safetensors"))
 
 
 def _load_camera_projection(subfolder: Path) -> CLIPCameraProjection:
     config = json.loads((subfolder / "config.json").read_text())
+    if not isinstance(config, dict):
+        raise ValueError(f"{subfolder / 'config.json'} is not a JSON object")
     module = CLIPCameraProjection(
         embedding_dim=int(config.get("embedding_dim", 768)),
         additional_embeddings=int(config.get("additional_embeddings", 4)),
@@ -304,11 +321,18 @@ def _read_feature_extractor(subfolder: Path, image_encoder) -> tuple[int, tuple,
     size = int(image_encoder.config.image_size)
     if not path.is_file():
         return size, CLIP_MEAN, CLIP_STD
-    config = json.loads(path.read_text())
-    crop = config.get("crop_size", size)
-    if isinstance(crop, dict):
-        crop = crop.get("height", size)
-    return int(crop), tuple(config.get("image_mean", CLIP_MEAN)), tuple(config.get("image_std", CLIP_STD))
+    try:
+        config = json.loads(path.read_text())
+        crop = config.get("crop_size", size)
+        if isinstance(crop, dict):
+            crop = crop.get("height", size)
+        mean = tuple(float(v) for v in config.get("image_mean", CLIP_MEAN))
+        std = tuple(float(v) for v in config.get("image_std", CLIP_STD))
+        if int(crop) < 1 or len(mean) != 3 or len(std) != 3 or not all(v > 0 for v in std):
+            raise ValueError("crop_size, image_mean or image_std out of range")
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} is damaged ({type(exc).__name__}: {exc})") from None
+    return int(crop), mean, std
 
 
 def _vae_factor(vae: AutoencoderKL) -> int:

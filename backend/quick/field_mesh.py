@@ -16,9 +16,10 @@ import torch
 import trimesh
 
 from ..job_control import JobControl, ensure_control
-from ..mesh.extract import clean_mesh, decimate, marching_cubes
+from ..mesh.extract import clean_mesh, decimate, marching_cubes, require_usable_surface
 from ..mesh.mesh import Mesh
 from ..models.triposr import TripoSR, triposr_to_world
+from ..numeric_checks import require_finite
 from .field_mesh_config import FieldMeshConfig
 
 STAGE = "mesh"
@@ -62,6 +63,7 @@ def extract_field_mesh(model: TripoSR, triplane: torch.Tensor, world_scale: floa
     control = ensure_control(control)
     control.report(STAGE, 0.0, f"density grid {config.resolution}³")
     grid = density_on_grid(model, triplane, config.resolution, config.chunk).float().cpu().numpy()
+    require_finite("TripoSR's density grid", grid)
     threshold = config.threshold
     if random_weights:
         threshold = float(np.quantile(grid, 1.0 - RANDOM_WEIGHTS_INSIDE_FRACTION))
@@ -73,6 +75,7 @@ def extract_field_mesh(model: TripoSR, triplane: torch.Tensor, world_scale: floa
         trimesh.smoothing.filter_taubin(mesh, iterations=config.smoothing_iterations)
     control.report(STAGE, 0.7, "decimation")
     mesh = decimate(mesh, config.target_faces)
+    require_usable_surface(mesh.vertices, mesh.faces)  # the same guard as DreamGaussian's mesh, before UVs
     control.report(STAGE, 1.0, f"{len(mesh.faces)} faces")
     return FieldMesh(mesh=Mesh(vertices=np.ascontiguousarray(mesh.vertices, np.float32),
                                faces=np.ascontiguousarray(mesh.faces, np.int64)), level=threshold)

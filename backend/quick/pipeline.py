@@ -19,8 +19,15 @@ import torch
 
 from ..atomic_output import AtomicOutputDir, check_output_location
 from ..device import resolve_device
-from ..generate.job_steps import job_metadata, object_mask, seed_everything, write_job_json, write_mesh_files
-from ..generate.request import GenerateRequest, GenerationResult
+from ..generate.job_steps import (
+    MESH_OUTPUT_NAMES,
+    job_metadata,
+    object_mask,
+    seed_everything,
+    write_job_json,
+    write_mesh_files,
+)
+from ..generate.request import GenerateRequest, GenerationResult, check_request
 from ..generate.stage_clock import StageClock
 from ..generate.stages import unwrap_mesh
 from ..images import LoadedImage, load_image
@@ -34,6 +41,10 @@ from .config import QuickConfig, quick_config
 from .field_bake import bake_colour_field
 from .field_mesh import extract_field_mesh
 from .preprocess import TripoSRInput, prepare_triposr_input
+
+# Every name a quick run may write into its output folder (the output contract, docs/reliability.md): every
+# method's mesh files, and no gaussians.ply.
+OUTPUT_NAMES = MESH_OUTPUT_NAMES
 
 
 @dataclass(frozen=True)
@@ -91,12 +102,14 @@ def generate_quick(request: GenerateRequest, control: JobControl | None = None) 
     from ..preprocess import reference_crop
 
     # 1. Check inputs before any heavy work.
+    check_request(request)
     control = ensure_control(control)
     config = quick_config(request.preset)
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
     out_dir = Path(request.out_dir)
-    check_output_location(out_dir)
+    # an unwritable folder, or a file of an output's name that is the user's, fails now, not after the job
+    check_output_location(out_dir, OUTPUT_NAMES, request.overwrite)
     image: LoadedImage = load_image(request.image_path)
     clock = StageClock(device)
     cache = JobCache()
@@ -121,7 +134,7 @@ def generate_quick(request: GenerateRequest, control: JobControl | None = None) 
         metadata = quick_metadata(request, config, models, device, reused, quick)
         metadata["image_size"] = [int(image.rgb.shape[1]), int(image.rgb.shape[0])]
         metadata["reference_crop"] = crop.as_list()
-        with clock.stage("export"), AtomicOutputDir(out_dir) as staging:
+        with clock.stage("export"), AtomicOutputDir(out_dir, OUTPUT_NAMES, request.overwrite) as staging:
             write_mesh_files(staging, mesh, metadata, mask, quick.input.image, control)
             write_job_json(staging, metadata, clock, started)
             control.report("export", 1.0)

@@ -87,5 +87,10 @@ def check_prompts(prompts) -> list[str]:
             raise BadInputError(f"empty prompt: {prompt!r}")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise BadInputError(f"prompt too long: {len(prompt)} characters (at most {MAX_PROMPT_CHARS})")
+        try:  # bytes that are not UTF-8 reach us from argv as lone surrogates, which nothing can encode
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = prompt.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+            raise BadInputError(f"the prompt is not valid UTF-8 text: {shown[:80]}") from None
         checked.append(prompt.strip())
     return checked

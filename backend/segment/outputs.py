@@ -17,13 +17,14 @@ from PIL import Image
 from scipy import ndimage
 
 from .. import __version__
-from ..atomic_output import AtomicOutputDir
+from ..atomic_output import AtomicOutputDir, check_output_location
 from ..errors import BadInputError
 from ..images import LoadedImage, load_image, resize_mask, to_uint8
 from ..job_control import JobControl, ensure_control
 from .api import ModelInfo, run_segmentation
 from .config import SegmentConfig, check_prompts
 from .result import SegmentationResult
+from .slug import unique_slugs
 
 OVERLAY_TINT = np.array([0.12, 0.56, 1.0], dtype=np.float32)  # blue wash over the selected pixels
 OVERLAY_TINT_STRENGTH = 0.45
@@ -57,16 +58,35 @@ class SegmentOutputs:
     results: list[SegmentationResult]
 
 
+def output_names(prompts: Sequence[str]) -> list[str]:
+    """Every name a segment run for ``prompts`` may write into its folder (the output contract), but for SAM 3's
+    instance masks, whose count is known only once it ran (:func:`instance_output_names`)."""
+    return [f"{slug}.{kind}.png" for slug in unique_slugs(list(prompts)) for kind in ("mask", "cutout", "overlay")
+            ] + ["segment.json"]
+
+
+def instance_output_names(results: Sequence[SegmentationResult]) -> list[str]:
+    """The instance mask names :func:`write_instance_masks` will write for ``results`` (SAM 3 only)."""
+    return [instance_mask_name(result.slug, rank) for result in results
+            if result.mode == "sam3" and result.kept_masks is not None
+            for rank in range(1, len(result.kept_masks) + 1)]
+
+
 def segment_to_folder(image_path: str | os.PathLike, prompts: Sequence[str], config: SegmentConfig,
-                      out_dir: str | os.PathLike, control: JobControl | None = None) -> SegmentOutputs:
-    """load_image → segment → write every output file atomically into ``out_dir``."""
+                      out_dir: str | os.PathLike, control: JobControl | None = None,
+                      overwrite: bool = False) -> SegmentOutputs:
+    """load_image → segment → write every output file atomically into ``out_dir``.
+
+    ``overwrite``: replace files of the output names that this tool did not write (docs/reliability.md)."""
     control = ensure_control(control)
     prompts = check_prompts(prompts)  # before reading the image or loading any model
+    out_dir = Path(out_dir)
+    names = output_names(prompts)
+    check_output_location(out_dir, names, overwrite)
     image = load_image(image_path)
     results, info = run_segmentation(image, prompts, config, control)
-    out_dir = Path(out_dir)
     files = []
-    with AtomicOutputDir(out_dir) as staging:
+    with AtomicOutputDir(out_dir, names + instance_output_names(results), overwrite) as staging:
         for i, result in enumerate(results):
             control.report("write", i / len(results), result.slug)
             files.append(write_prompt_images(staging, image, result))

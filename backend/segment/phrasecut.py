@@ -106,13 +106,22 @@ def read_dataset(data_dir: str | Path, split: str) -> tuple[list[PhraseCutTask],
         raw_images = json.loads(sizes_path.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
         raise BadInputError(f"cannot read PhraseCut files in {data_dir}: {exc}") from None
-    if isinstance(raw_images, dict):
-        raw_images = list(raw_images.values())
-    sizes = {int(img["image_id"]): (int(img["width"]), int(img["height"])) for img in raw_images}
+    try:  # parsable JSON of the wrong shape is as unusable as a broken file: exit 2, naming which
+        if isinstance(raw_images, dict):
+            raw_images = list(raw_images.values())
+        sizes = {int(img["image_id"]): (int(img["width"]), int(img["height"])) for img in raw_images}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadInputError(f"{sizes_path} is malformed ({type(exc).__name__}: {exc}); expected a list of "
+                            "{image_id, width, height}") from None
     tasks = []
-    for raw in raw_tasks:
-        polygons = [polygon for instance in raw["Polygons"] for polygon in instance]
-        tasks.append(PhraseCutTask(str(raw["task_id"]), int(raw["image_id"]), str(raw["phrase"]), polygons))
+    try:
+        for raw in raw_tasks:
+            polygons = [[(float(x), float(y)) for x, y in polygon] for instance in raw["Polygons"]
+                        for polygon in instance]
+            tasks.append(PhraseCutTask(str(raw["task_id"]), int(raw["image_id"]), str(raw["phrase"]), polygons))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadInputError(f"{refer_path} is malformed ({type(exc).__name__}: {exc}); expected a list of "
+                            "{task_id, image_id, phrase, Polygons}") from None
     unknown = {t.image_id for t in tasks} - set(sizes)
     if unknown:
         raise BadInputError(f"image_data_split.json lacks images {sorted(unknown)[:5]}")

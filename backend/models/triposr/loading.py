@@ -80,6 +80,9 @@ def load_triposr_folder(folder: str | os.PathLike, device: torch.device | str, d
         raise ModelsUnavailableError(
             f"TripoSR checkpoint in {folder} does not fit its config.yaml: {str(exc).splitlines()[0][:200]}"
         ) from exc
+    from ...numeric_checks import require_finite_module
+
+    require_finite_module(f"TripoSR checkpoint in {folder}", model, ModelsUnavailableError)
     return _finish(model, ModelMode.REAL, torch.device(device), dtype, model_id or str(folder), revision)
 
 
