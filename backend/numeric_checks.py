@@ -52,6 +52,8 @@ def require_finite(what: str, *values, error: type[ImageTo3DError] | None = None
 def require_finite_module(what: str, module, error: type[ImageTo3DError]) -> None:
     """Every parameter and buffer of a ``torch.nn.Module`` finite, else ``error`` naming the first bad tensor."""
     for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_meta:  # not loaded from the checkpoint (e.g. a buffer the model recomputes): no values yet
+            continue
         finite, nan = _all_finite(tensor.detach())
         if not finite:
             raise error(f"{what}: weight {name} contains {'NaN' if nan else 'infinite'} values (a damaged or "
