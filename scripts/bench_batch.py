@@ -113,7 +113,10 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
     out = work / f"{setting.name}-run{run}"
     env = dict(os.environ, IMAGE_TO_3D_CACHE=str(work / f"cache-{setting.name}-{run}"), PYTHONUNBUFFERED="1")
     if args.device != "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(setting.gpus))
+        # The first G of the GPUs this script may use (an outer CUDA_VISIBLE_DEVICES lets two one-GPU benches
+        # run side by side on a two-GPU host, one per GPU).
+        visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        env["CUDA_VISIBLE_DEVICES"] = ",".join((visible or [str(i) for i in range(setting.gpus)])[:setting.gpus])
     finished: list[float] = []
     failed = 0
     start = time.perf_counter()
