@@ -4,9 +4,9 @@
     python scripts/bench_sam3.py --models tiny --device cpu --repeats 2      # the smoke run (CI, no GPU)
 
 On scikit-image's coffee.png (600×400, as ``python -m backend bench``), the model loaded once per dtype and run
-two ways: ``plain`` (transformers' ``Sam3Model.forward``) and ``static`` (``backend.segment.sam3_static``: no
+three ways: ``plain`` (transformers' ``Sam3Model.forward``), ``static`` (``backend.segment.sam3_static``: no
 host syncs inside the model, text features cached per phrase, CUDA graphs for the vision pass, the text
-encoder and the decoding; the same numbers, tested on the CPU). Each number is the median of ``--repeats``
+encoder and the decoding; the same numbers, tested on the CPU) and ``static_eager`` (the same without graphs). Each number is the median of ``--repeats``
 runs after one warm-up (``backend.bench_timing.time_stage``, CUDA synchronised around every run), with the
 peak GPU memory of those runs:
 
@@ -51,14 +51,16 @@ from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached, s
 from backend.segment.sam3_static import static_decoder_for  # noqa: E402
 
 MAX_SIDE = 1024  # SegmentConfig's default working resolution
-VARIANTS = {"plain": dict(static_decoding=False), "static": dict(static_decoding=True, cuda_graphs=True)}
+# name → (Sam3SegmentConfig.static_decoding, CUDA graphs): static_eager tells the graphs' share from the rest
+VARIANTS = {"plain": (False, False), "static_eager": (True, False), "static": (True, True)}
 
 
 def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: torch.device, repeats: int,
                   photo, work) -> dict:
     dtype = getattr(torch, dtype_name)
     half_dtype = dtype_name if dtype != torch.float32 else "bfloat16"
-    settings = Sam3SegmentConfig(half_dtype=half_dtype, **VARIANTS[name])
+    static, graphs = VARIANTS[name]
+    settings = Sam3SegmentConfig(half_dtype=half_dtype, static_decoding=static)
     half = dtype != torch.float32
     fresh = itertools.count()  # phrases never asked before: each run pays for its text encoder
 
@@ -66,9 +68,10 @@ def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: t
         return f"{base} {next(fresh)}"
 
     def first_prompt():
-        return segment_concepts(photo, [new_phrase(BENCH_PROMPTS[0])], settings, mode, device, half, MAX_SIDE)
+        return segment_concepts(photo, [new_phrase(BENCH_PROMPTS[0])], settings, mode, device, half, MAX_SIDE,
+                                graphs=graphs)
 
-    segmenter = ConceptSegmenter(models, settings, device, dtype)
+    segmenter = ConceptSegmenter(models, settings, device, dtype, graphs)
     stages = [time_stage("first_prompt", first_prompt, device, repeats),
               time_stage("vision", lambda: segmenter.set_image(work, photo.size), device, repeats)]
     segmenter.set_image(work, photo.size)
@@ -76,8 +79,8 @@ def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: t
         time_stage("further_prompt", lambda: segmenter.segment([new_phrase(BENCH_PROMPTS[1])]), device, repeats),
         time_stage("repeated_prompt", lambda: segmenter.segment(BENCH_PROMPTS[2:3]), device, repeats),
     ]
-    six = ConceptSegmenter(models, Sam3SegmentConfig(prompts_per_batch=6, half_dtype=half_dtype, **VARIANTS[name]),
-                           device, dtype)
+    six = ConceptSegmenter(models, Sam3SegmentConfig(prompts_per_batch=6, half_dtype=half_dtype,
+                                                     static_decoding=static), device, dtype, graphs)
     six.set_image(work, photo.size)
     stages.append(time_stage("six_prompts", lambda: six.segment([new_phrase(p) for p in BENCH_PROMPTS[:6]]),
                              device, repeats))
@@ -88,7 +91,7 @@ def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: t
     report["finite_outputs"] = bool(answer.presence == answer.presence and all(i.score == i.score
                                                                                for i in answer.instances))
     report["instances_per_prompt"] = len(answer.instances)
-    if settings.static_decoding and settings.cuda_graphs:
+    if static and graphs and device.type == "cuda":
         decoder = static_decoder_for(models, graphs=True)
         report["cuda_graphs"] = {part: {"captured": len(getattr(cache, "graphs", ())),
                                         "fell_back_to_eager": len(getattr(cache, "eager_signatures", ()))}
@@ -173,7 +176,8 @@ def main(argv=None) -> int:
     report = {"models": mode.value, "device": str(device), "torch": torch.__version__,
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
               "targets": {"first_prompt_s": 0.040, "further_prompt_s": 0.005}, "repeats": args.repeats,
-              "variants": {name: VARIANTS[name] for name in variants}, "dtypes": {}}
+              "variants": {name: dict(zip(("static_decoding", "cuda_graphs"), VARIANTS[name], strict=True))
+                           for name in variants}, "dtypes": {}}
     for name in dtypes:
         try:
             report["dtypes"][name] = bench_dtype(name, mode, device, args.repeats, variants)

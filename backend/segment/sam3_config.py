@@ -72,12 +72,10 @@ class Sam3SegmentConfig:
     # exemplar boxes that refine every phrase of the photo (they are part of the question, so of the cache key)
     boxes: tuple[BoxPrompt, ...] = ()
     half_dtype: str = "bfloat16"  # on CUDA with SegmentConfig.half: "bfloat16" (as SAM 3 ships) or "float16"
-    # How it runs, not what it answers (same numbers; left out of comparisons, so of job cache keys):
-    # the static decoder (backend.segment.sam3_static: text features cached per phrase, no host syncs inside
-    # the model, one read-back) instead of Sam3Model.forward, and with it CUDA graphs for the vision pass,
-    # the text encoder and the decoding (CUDA only).
+    # How it runs, not what it answers (the same numbers; left out of comparisons, so of job cache keys): the
+    # static decoder (backend.segment.sam3_static: no host syncs inside the model, text features cached per
+    # phrase, CUDA graphs where SegmentConfig.cuda_graphs allows) instead of Sam3Model.forward
     static_decoding: bool = field(default=True, compare=False)
-    cuda_graphs: bool = field(default=True, compare=False)
     # Access, not part of the question: left out of comparisons, so of job cache keys (a token is never hashed
     # into a key, written to a file or shown in a repr).
     accept_license: bool = field(default=False, compare=False)  # the user accepted the SAM License: may download

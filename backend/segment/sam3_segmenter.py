@@ -74,7 +74,8 @@ class ConceptSegmenter:
     """SAM 3 on one photo at a time: :meth:`set_image` runs the vision pass, :meth:`segment` the phrases."""
 
     def __init__(self, models: Sam3Models, config: Sam3SegmentConfig, device: torch.device,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, graphs: bool = True):
+        """graphs: with ``config.static_decoding`` on CUDA, replay from CUDA graphs (SegmentConfig.cuda_graphs)."""
         self.models = models
         self.config = config
         self.device = device
@@ -86,7 +87,7 @@ class ConceptSegmenter:
         # the static path (backend.segment.sam3_static): same numbers, cached text, CUDA graphs, one host copy
         self._static: StaticPromptDecoder | None = None
         if config.static_decoding and supports_static_decoding(models.model):
-            self._static = static_decoder_for(models, graphs=config.cuda_graphs)
+            self._static = static_decoder_for(models, graphs=graphs)
 
     def set_image(self, rgb: np.ndarray, photo_size: tuple[int, int] | None = None) -> None:
         """Run the vision encoder once on ``rgb`` ([h, w, 3] float32 in [0, 1], the working image).
@@ -280,7 +281,7 @@ class Sam3Run:
 
 def segment_concepts(image: LoadedImage, prompts: Sequence[str], config: Sam3SegmentConfig, mode: ModelMode,
                      device: torch.device, half: bool, max_side: int, model_dir: str | None = None,
-                     boxes: Sequence[BoxPrompt] = ()) -> Sam3Run:
+                     boxes: Sequence[BoxPrompt] = (), graphs: bool = True) -> Sam3Run:
     """Load (cached), one vision pass on the photo scaled to ``max_side``, every phrase, the chosen masks."""
     # 1. models
     clock = time.perf_counter()
@@ -292,7 +293,7 @@ def segment_concepts(image: LoadedImage, prompts: Sequence[str], config: Sam3Seg
     clock = time.perf_counter()
     height, width = image.size
     work = resize_rgb(image.rgb, *fit_within(height, width, max_side))
-    segmenter = ConceptSegmenter(models, config, device, dtype)
+    segmenter = ConceptSegmenter(models, config, device, dtype, graphs)
     segmenter.set_image(work, photo_size=(height, width))
     shared["sam3_vision"] = _lap(device, clock)
 
