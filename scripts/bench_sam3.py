@@ -17,8 +17,8 @@ peak GPU memory of those runs:
   post-processing to working-size instance masks included.
 - ``repeated_prompt``: a phrase asked before on this model (the static path's text cache serves it).
 - ``six_prompts``: six new phrases in one batch against the kept features; ``per_prompt_s`` = median / 6.
-- ``ops_further_prompt``: what one further prompt launches, counted once with ``torch.profiler``: CUDA kernels
-  on a GPU (what a launch-bound call pays for), ATen operators on the CPU.
+- ``ops_further_prompt``: what one further prompt launches, counted once with ``torch.profiler``: ATen
+  operators and scalar reads everywhere; on a GPU also CUDA kernels, graph launches and the host's waits.
 
 Random weights make every query an instance (thresholds 0), so each phrase post-processes
 ``Sam3SegmentConfig.max_instances`` (20) masks: more than real weights usually keep, so the times are an upper
@@ -110,13 +110,14 @@ def count_ops(work, device: torch.device) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     events = prof.events()
-    aten = sum(1 for e in events if e.name.startswith("aten::"))
-    syncs = sum(1 for e in events if e.name in ("aten::item", "aten::_local_scalar_dense", "cudaStreamSynchronize",
-                                                "cudaDeviceSynchronize"))
-    counts = {"aten_ops": aten, "host_syncs": syncs}
+    counts = {"aten_ops": sum(1 for e in events if e.name.startswith("aten::")),
+              "scalar_reads": sum(1 for e in events if e.name == "aten::_local_scalar_dense")}  # .item() & co
     if device.type == "cuda":
         counts["cuda_kernels"] = sum(1 for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
         counts["graph_launches"] = sum(1 for e in events if e.name == "cudaGraphLaunch")
+        # the host waiting for the GPU (reads of device values, copies to pageable memory); the count
+        # includes the one synchronize after the call
+        counts["stream_syncs"] = sum(1 for e in events if e.name in ("cudaStreamSynchronize", "cudaDeviceSynchronize"))
     return counts
 
 
