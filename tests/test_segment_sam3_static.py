@@ -123,6 +123,18 @@ def test_exemplar_boxes_take_the_plain_forward():
     assert [i.score for i in answers[0].instances] == pytest.approx([i.score for i in answers[1].instances], abs=1e-6)
 
 
+def test_a_batch_larger_than_the_text_cache_still_gets_every_prompts_features():
+    tiny = build_tiny_sam3(seed=1)
+    roomy = StaticPromptDecoder(tiny.model, tiny.tokenizer, MAX_PROMPT_TOKENS, graphs=False)
+    cramped = StaticPromptDecoder(tiny.model, tiny.tokenizer, MAX_PROMPT_TOKENS, graphs=False)
+    cramped.text_cache.max_prompts = 1
+    with torch.inference_mode():
+        expected, expected_valid = roomy.text_features(PROMPTS, torch.device("cpu"))
+        got, got_valid = cramped.text_features(PROMPTS, torch.device("cpu"))
+    torch.testing.assert_close(got, expected)
+    assert torch.equal(got_valid, expected_valid) and len(cramped.text_cache.entries) == 1
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cuda_graphs_replay_the_static_path(dtype):

@@ -109,7 +109,8 @@ class StaticPromptDecoder:
 
     def text_features(self, prompts: Sequence[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """([P, T, C] projected text features, [P, T] bool valid-token mask); cached prompts skip the encoder."""
-        missing = [p for p in dict.fromkeys(prompts) if self.text_cache.get(p) is None]
+        found = {p: self.text_cache.get(p) for p in dict.fromkeys(prompts)}  # held here: a batch may outgrow the cache
+        missing = [p for p, entry in found.items() if entry is None]
         if missing:
             tokens = self.tokenizer(missing, padding="max_length", truncation=True, max_length=self.max_tokens,
                                     return_tensors="pt")
@@ -118,9 +119,10 @@ class StaticPromptDecoder:
             features = self._text(ids, mask)
             valid = mask.bool()
             for row, prompt in enumerate(missing):
-                self.text_cache.put(prompt, features[row:row + 1], valid[row:row + 1])
+                found[prompt] = (features[row:row + 1], valid[row:row + 1])
+                self.text_cache.put(prompt, *found[prompt])
             self.text_encoder_runs += len(missing)
-        entries = [self.text_cache.get(p) for p in prompts]
+        entries = [found[p] for p in prompts]
         if len(entries) == 1:
             return entries[0]
         return torch.cat([e[0] for e in entries]), torch.cat([e[1] for e in entries])
