@@ -97,13 +97,16 @@ class StaticPromptDecoder:
         from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput
 
         last, *levels = self._vision(pixels)
-        half = len(levels) // 2
-        return Sam3VisionEncoderOutput(last_hidden_state=last, fpn_hidden_states=tuple(levels[:half]),
-                                       fpn_position_encoding=tuple(levels[half:]))
+        # The position encodings depend on the levels' shapes only, and the neck keeps them in an lru cache:
+        # read here, after the graph, so no graph holds on to cached memory that an eviction could free.
+        encode = self.model.vision_encoder.neck.position_encoding
+        positions = tuple(encode(level.shape, level.device, level.dtype) for level in levels)
+        return Sam3VisionEncoderOutput(last_hidden_state=last, fpn_hidden_states=tuple(levels),
+                                       fpn_position_encoding=positions)
 
     def _vision_tensors(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model.get_vision_features(pixel_values=pixels)
-        return (out.last_hidden_state, *out.fpn_hidden_states, *out.fpn_position_encoding)
+        return (out.last_hidden_state, *out.fpn_hidden_states)
 
     # --- text ----------------------------------------------------------------------------------------------------
 
@@ -169,7 +172,7 @@ class StaticPromptDecoder:
         hidden = torch.cat([decoder.presence_token.weight[None].expand(count, -1, -1), queries], dim=1)
         for layer in decoder.layers:
             query_pos = decoder.ref_point_head(decoder.position_encoding.encode_boxes(boxes))
-            box_bias = decoder._get_rpb_matrix(boxes, (height, width))  # [P, heads, Q, h*w]
+            box_bias = _box_position_bias(decoder, boxes, height, width)  # [P, heads, Q, h*w]
             box_bias = torch.nn.functional.pad(box_bias, (0, 0, 1, 0))  # the presence token attends everywhere
             hidden = layer(hidden, query_pos=query_pos, text_features=text, vision_features=vision,
                            vision_pos_encoding=vision_pos, text_cross_attn_mask=attend,
@@ -192,6 +195,36 @@ class StaticPromptDecoder:
         masks = torch.einsum("bqc,bchw->bqhw", head.mask_embedder(normed), head.instance_projection(pixels))
         semantic = head.semantic_projection(pixels)
         return presence, logits, boxes_xyxy, masks, semantic
+
+
+def _box_position_bias(
+    decoder: torch.nn.Module,  # Sam3DetrDecoder: its box_rpb_embed_x / _y MLPs
+    boxes: torch.Tensor,  # [P, Q, 4] (cx, cy, w, h) in [0, 1]
+    height: int,
+    width: int,
+) -> torch.Tensor:  # [P, heads, Q, height * width]
+    """SAM 3's box-relative position bias: each query's attention to a feature cell depends on the cell's
+    log-scaled offsets from the query's box edges.
+
+    ``Sam3DetrDecoder._get_rpb_matrix`` computes the same, but takes its coordinate grids from an lru cache of
+    size one: a graph would keep reading those grids' memory after another call evicted and freed them. Here
+    the grids are made inside the call, so a captured graph owns them.
+    """
+    xyxy = _cxcywh_to_xyxy(boxes)
+    rows = torch.arange(0, height, device=boxes.device, dtype=boxes.dtype) / height
+    cols = torch.arange(0, width, device=boxes.device, dtype=boxes.dtype) / width
+    to_rows = rows[None, None, :, None] - xyxy[:, :, None, 1::2]  # [P, Q, h, 2]: from the top and bottom edges
+    to_cols = cols[None, None, :, None] - xyxy[:, :, None, 0::2]  # [P, Q, w, 2]: from the left and right edges
+    bias_rows = decoder.box_rpb_embed_y(_log_scale(to_rows))  # [P, Q, h, heads]
+    bias_cols = decoder.box_rpb_embed_x(_log_scale(to_cols))  # [P, Q, w, heads]
+    bias = (bias_rows[:, :, :, None] + bias_cols[:, :, None]).flatten(2, 3)  # [P, Q, h*w, heads]
+    return bias.permute(0, 3, 1, 2).contiguous()
+
+
+def _log_scale(offsets: torch.Tensor) -> torch.Tensor:
+    """sign(8d)·log2(|8d| + 1) / log2(8): fine near the box edge, compressed far from it."""
+    scaled = offsets * 8
+    return torch.sign(scaled) * torch.log2(torch.abs(scaled) + 1.0) / 3.0
 
 
 def _inverse_sigmoid(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
