@@ -22,7 +22,6 @@ from .choices import (
     DEFAULT_METHOD,
     DEFAULT_PRESET,
     DEFAULT_SAM,
-    DEFAULT_SAM3_INSTANCE,
     DEFAULT_SEGMENTATION_MODE,
     DEFAULT_SEGMENTER,
     DEVICES,
@@ -40,7 +39,7 @@ from .errors import EXIT_CODES, BadInputError, ImageTo3DError, describe_error
 from .generate.request import GenerateRequest, GenerationResult
 from .job_control import JobControl, Progress, ensure_control
 from .models.download import reporting_downloads
-from .segment.sam3_config import Box, sam3_settings
+from .segment.sam3_config import Sam3Options
 
 if TYPE_CHECKING:
     from .generate.multi import ManyGenerationResult, ObjectDone
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChooseInstanceRequest", "Choice", "CorrectMaskRequest", "CorrectedMask", "DeclaredChoices", "EXIT_CODES", "GenerateObjectsRequest",
-    "GenerateRequest", "GenerationResult", "ImageTo3DError", "JobControl", "Progress", "SegmentRequest",
+    "GenerateRequest", "GenerationResult", "ImageTo3DError", "JobControl", "Progress", "Sam3Options", "SegmentRequest",
     "check_seed", "choose_instance", "correct_mask", "declared_choices", "describe_error", "generate", "generate_objects",
     "generate_together", "segment",
 ]
@@ -69,13 +68,7 @@ class SegmentRequest:
     device: str = DEFAULT_DEVICE
     half: bool = True  # fp16 on CUDA
     segmenter: str = DEFAULT_SEGMENTER  # backend.choices.SEGMENTERS: clipseg-sam | sam3
-    # SAM 3 only (segmenter "sam3"): as GenerateRequest's fields of the same names
-    sam3_instance: str = DEFAULT_SAM3_INSTANCE  # best | union | a rank N (1 = best)
-    sam3_boxes: tuple[Box, ...] = ()  # examples of the object, x0, y0, x1, y1 in photo pixels
-    sam3_exclude_boxes: tuple[Box, ...] = ()  # examples of what is not the object
-    sam3_presence_threshold: float | None = None  # None → backend.choices.DEFAULT_SAM3_PRESENCE_THRESHOLD
-    accept_sam3_license: bool = False  # the user accepted the SAM License once: the weights may be downloaded
-    hf_token: str | None = field(default=None, repr=False, compare=False)  # None → `hf auth login` / $HF_TOKEN
+    sam3: Sam3Options = Sam3Options()  # SAM 3 only (segmenter "sam3"): instance, boxes, consent, token
     overwrite: bool = False  # replace output names in out_dir that this tool did not write (docs/reliability.md)
 
     def __post_init__(self) -> None:
@@ -83,8 +76,7 @@ class SegmentRequest:
 
     def sam3_settings(self):
         """backend.segment.sam3_config.Sam3SegmentConfig of this request's SAM 3 fields."""
-        return sam3_settings(self.segmenter, self.sam3_instance, self.sam3_boxes, self.sam3_exclude_boxes,
-                             self.sam3_presence_threshold, self.accept_sam3_license, self.hf_token)
+        return self.sam3.settings(self.segmenter)
 
     def segment_config(self) -> SegmentConfig:
         from .models.mode import resolve_model_mode

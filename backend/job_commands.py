@@ -14,11 +14,13 @@ from .progress_bar import progress_printer
 def segmenter_fields(args: argparse.Namespace) -> dict:
     """The request fields of cli.py's segmenter options (--segmenter, --instance, --box, --exclude-box,
     --presence-threshold, --accept-sam3-license, --hf-token), shared by SegmentRequest and GenerateRequest."""
-    return {"segmenter": args.segmenter, "sam3_instance": args.instance,
-            "sam3_boxes": tuple(_box(text) for text in args.box),
-            "sam3_exclude_boxes": tuple(_box(text) for text in args.exclude_box),
-            "sam3_presence_threshold": args.presence_threshold,
-            "accept_sam3_license": args.accept_sam3_license, "hf_token": args.hf_token}
+    from .segment.sam3_config import Sam3Options
+
+    return {"segmenter": args.segmenter,
+            "sam3": Sam3Options(instance=args.instance, boxes=tuple(_box(text) for text in args.box),
+                                exclude_boxes=tuple(_box(text) for text in args.exclude_box),
+                                presence_threshold=args.presence_threshold,
+                                accept_license=args.accept_sam3_license, hf_token=args.hf_token)}
 
 
 def _box(text: str) -> tuple[float, float, float, float]:

@@ -157,10 +157,7 @@ def segment_request(config: JobConfig, out_dir: Path):
     return api.SegmentRequest(image_path=config.image_path, prompts=config.prompts, out_dir=str(out_dir),
                               mode=request.mode, sam_variant=request.sam_variant, device=request.device,
                               half=request.half, models=request.models, segmenter=request.segmenter,
-                              sam3_instance=request.sam3_instance, sam3_boxes=request.sam3_boxes,
-                              sam3_exclude_boxes=request.sam3_exclude_boxes,
-                              sam3_presence_threshold=request.sam3_presence_threshold,
-                              accept_sam3_license=request.accept_sam3_license, hf_token=request.hf_token)
+                              sam3=request.sam3)
 
 
 def build_choose_instance_work(config: JobConfig, instance_masks: tuple[str, ...], instance: str,

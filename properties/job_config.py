@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..backend.choices import DEFAULT_DEVICE, DEFAULT_METHOD, DEFAULT_SAM, DEFAULT_SEGMENTER
 from ..backend.generate.request import GenerateRequest
+from ..backend.segment.sam3_config import Sam3Options
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,8 @@ class JobConfig:
         request = GenerateRequest(image_path=image_path, prompt=prompts[0] if prompts else None, out_dir="",
                                   preset=preset, seed=seed, mode=mode, method=method, sam_variant=options.sam_variant,
                                   device=options.device, half=options.half_precision, segmenter=segmenter,
-                                  accept_sam3_license=options.accept_sam3_license,
-                                  hf_token=options.hf_token or None)
+                                  sam3=Sam3Options(accept_license=options.accept_sam3_license,
+                                                   hf_token=options.hf_token or None))
         return cls(request=request, prompts=tuple(prompts), options=options, **addon_only)
 
     @property

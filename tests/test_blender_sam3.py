@@ -24,7 +24,7 @@ def test_segmenter_choice_consent_and_token_reach_the_requests(addon_settings, t
 
     assert addon_settings.segmenter == "clipseg-sam"  # the default, from backend.choices
     assert addon_settings.to_config().request.segmenter == "clipseg-sam"
-    assert addon_settings.to_config().request.accept_sam3_license is False
+    assert addon_settings.to_config().request.sam3.accept_license is False
     addon_settings.segmenter = "sam3"
     prefs = _prefs()
     prefs.accept_sam3_license = True
@@ -32,11 +32,11 @@ def test_segmenter_choice_consent_and_token_reach_the_requests(addon_settings, t
     assert type(prefs).bl_rna.properties["hf_token"].subtype == "PASSWORD"
     config = addon_settings.to_config()
     for request in (segment_request(config, tmp_path / "s"), generate_request(config, tmp_path / "g")):
-        assert (request.segmenter, request.accept_sam3_license, request.hf_token) == ("sam3", True, TOKEN)
+        assert (request.segmenter, request.sam3.accept_license, request.sam3.hf_token) == ("sam3", True, TOKEN)
     assert segment_request(config, tmp_path / "s").prompts == ("a coffee cup",)
     assert TOKEN not in repr(config)  # JobConfig, its options and its request
     prefs.hf_token = ""
-    assert addon_settings.to_config().request.hf_token is None  # empty: the stored Hugging Face login
+    assert addon_settings.to_config().request.sam3.hf_token is None  # empty: the stored Hugging Face login
 
 
 def _draw_instances_panel(addon_package, context) -> list:

@@ -44,7 +44,7 @@ def test_declared_choices_name_both_segmenters_with_the_default():
 
 
 def test_sam3_segment_saves_every_instance_and_lists_them(photo, tmp_path):
-    outputs = _segment(photo, tmp_path, sam3_instance="2", accept_sam3_license=True, hf_token=TOKEN)
+    outputs = _segment(photo, tmp_path, sam3=api.Sam3Options(instance="2", accept_license=True, hf_token=TOKEN))
     files, result = outputs.files[0], outputs.results[0]
     assert [i.rank for i in files.instances] == list(range(1, len(result.kept_scores) + 1))
     assert len(files.instances) == 8  # tiny SAM 3: 8 queries, thresholds 0 with random weights
@@ -81,11 +81,11 @@ def test_choosing_an_instance_recuts_the_mask_from_the_saved_files(photo, tmp_pa
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"sam3_instance": "2"}, "--instance 2 needs --segmenter sam3"),
-    ({"sam3_boxes": ((1, 2, 3, 4),)}, "--box / --exclude-box need --segmenter sam3"),
+    ({"sam3": api.Sam3Options(instance="2")}, "--instance 2 needs --segmenter sam3"),
+    ({"sam3": api.Sam3Options(boxes=((1, 2, 3, 4),))}, "--box / --exclude-box need --segmenter sam3"),
     ({"segmenter": "grounded-sam"}, "unknown segmenter 'grounded-sam'"),
-    ({"segmenter": "sam3", "sam3_instance": "first"}, "unknown instance choice 'first'"),
-    ({"segmenter": "sam3", "sam3_exclude_boxes": ((5, 5, 1, 9),)}, "bad box"),
+    ({"segmenter": "sam3", "sam3": api.Sam3Options(instance="first")}, "unknown instance choice 'first'"),
+    ({"segmenter": "sam3", "sam3": api.Sam3Options(exclude_boxes=((5, 5, 1, 9),))}, "bad box"),
 ])
 def test_bad_segmenter_fields_are_bad_input_when_the_request_is_made(fields, message):
     for make in (lambda: api.SegmentRequest("p.png", ("cup",), "o", **fields),
@@ -95,18 +95,20 @@ def test_bad_segmenter_fields_are_bad_input_when_the_request_is_made(fields, mes
 
 
 def test_the_token_stays_out_of_reprs_and_cache_keys():
-    plain = api.GenerateRequest("p.png", "cup", "o", segmenter="sam3", accept_sam3_license=True)
-    with_token = dataclasses.replace(plain, hf_token=TOKEN)
+    plain = api.GenerateRequest("p.png", "cup", "o", segmenter="sam3", sam3=api.Sam3Options(accept_license=True))
+    with_token = dataclasses.replace(plain, sam3=dataclasses.replace(plain.sam3, hf_token=TOKEN))
+    assert with_token == plain  # the token is not part of what the request asks
     assert TOKEN not in repr(with_token) and TOKEN not in repr(with_token.segment_config())
     assert with_token.segment_config().sam3.hf_token == TOKEN  # it does reach the loader
     assert job_key("mask", with_token.segment_config()) == job_key("mask", plain.segment_config())
-    other = dataclasses.replace(plain, sam3_instance="union")
+    other = dataclasses.replace(plain, sam3=dataclasses.replace(plain.sam3, instance="union"))
     assert job_key("mask", other.segment_config()) != job_key("mask", plain.segment_config())
 
 
 def test_generate_with_sam3_records_the_segmenter_in_job_json(photo, tmp_path):
     request = api.GenerateRequest(str(photo), "red block", str(tmp_path / "gen"), preset="smoke", steps=2,
-                                  models="tiny", device="cpu", segmenter="sam3", sam3_instance="union", hf_token=TOKEN)
+                                  models="tiny", device="cpu", segmenter="sam3",
+                                  sam3=api.Sam3Options(instance="union", hf_token=TOKEN))
     result = api.generate(request)
     record = json.loads(result.job_json_path.read_text(encoding="utf-8"))
     assert (record["segmenter"], record["sam3_instance"]) == ("sam3", "union")

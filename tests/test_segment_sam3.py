@@ -206,9 +206,11 @@ def test_bench_script_runs_on_the_cpu_with_tiny_models(repo_root, tmp_path):
     out = tmp_path / "bench.json"
     assert bench.main(["--models", "tiny", "--device", "cpu", "--repeats", "1", "--out", str(out)]) == 0
     row = json.loads(out.read_text())["dtypes"]["float32"]
-    for stage in ("first_prompt", "vision", "further_prompt", "six_prompts"):
-        assert row[stage]["median_s"] > 0
-    assert row["finite_outputs"] and row["instances_per_prompt"] == 8
+    for variant in ("plain", "static_eager", "static"):
+        for stage in ("first_prompt", "vision", "further_prompt", "repeated_prompt", "six_prompts"):
+            assert row[variant][stage]["median_s"] > 0
+        assert row[variant]["finite_outputs"] and row[variant]["instances_per_prompt"] == 8
+        assert row[variant]["ops_further_prompt"]["aten_ops"] > 100
 
 
 def test_cli_boxes_reach_sam3(tmp_path):

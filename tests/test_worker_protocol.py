@@ -92,7 +92,7 @@ def test_hello_at_start_states_versions_and_device(session):
     ('{"type": "generate", "id": "bad-6", "request": {"image_path": "p.png", "prompt": "a", "out_dir": "x", '
      '"method": "teleport"}}', "unknown method 'teleport'"),
     ('{"type": "segment", "id": "bad-7", "request": {"image_path": "p.png", "prompts": ["a"], "out_dir": "x", '
-     '"sam3_instance": "2"}}', "sam3"),
+     '"sam3": {"instance": "2"}}}', "sam3"),
 ])
 def test_malformed_or_unknown_messages_get_an_error_event_and_the_worker_carries_on(session, line, expected):
     session.send_line(line)
@@ -111,18 +111,18 @@ def test_malformed_or_unknown_messages_get_an_error_event_and_the_worker_carries
 def test_unknown_fields_are_ignored_and_an_api_request_round_trips():
     request = decode_request('{"type": "release_models", "id": "r", "colour": "blue"}')
     assert request == ReleaseModelsRequest("r")
-    sent = generate_job("g", "p.png", "a cup", "out", segmenter="sam3", sam3_instance="union",
-                        sam3_boxes=((1.0, 2.0, 30.0, 40.0),), method="quick", seed=7, accept_sam3_license=True,
-                        hf_token=TOKEN)
+    options = api.Sam3Options(instance="union", boxes=((1.0, 2.0, 30.0, 40.0),), accept_license=True, hf_token=TOKEN)
+    sent = generate_job("g", "p.png", "a cup", "out", segmenter="sam3", sam3=options, method="quick", seed=7)
+    assert sent.request["sam3"]["boxes"] == [[1.0, 2.0, 30.0, 40.0]]  # a nested object on the pipe
     received = decode_request(encode(sent))
     assert received == sent and TOKEN not in repr(received)  # the token crosses the pipe, never a repr
     from backend.worker.backend_calls import api_request
 
     rebuilt = api_request(api.GenerateRequest, {**received.request, "colour": "blue"}, "generate")
     assert rebuilt == api.GenerateRequest("p.png", "a cup", "out", device="cpu", preset="smoke", segmenter="sam3",
-                                          sam3_instance="union", sam3_boxes=((1.0, 2.0, 30.0, 40.0),), method="quick",
-                                          seed=7, accept_sam3_license=True)
-    assert rebuilt.hf_token == TOKEN and rebuilt.sam3_boxes == ((1.0, 2.0, 30.0, 40.0),)
+                                          sam3=options, method="quick", seed=7)
+    assert isinstance(rebuilt.sam3, api.Sam3Options)
+    assert rebuilt.sam3.hf_token == TOKEN and rebuilt.sam3.boxes == ((1.0, 2.0, 30.0, 40.0),)
     with pytest.raises(ValueError, match="mask_path"):  # an array cannot cross: the mask goes as a file
         request_fields(api.GenerateRequest("p.png", "a", "o", mask=np.zeros((2, 2), bool)))
 
@@ -215,7 +215,7 @@ def test_models_stay_loaded_between_jobs_unless_asked_and_release_frees_them(ses
 
 def test_sam3_segment_lists_instances_and_choose_instance_makes_one_the_mask(session, small_photo, tmp_path):
     session.send(segment_job("sam3-1", small_photo, ("a coffee cup",), tmp_path / "seg", segmenter="sam3",
-                             accept_sam3_license=True, hf_token=TOKEN))
+                             sam3=api.Sam3Options(accept_license=True, hf_token=TOKEN)))
     events = session.events_until_final("sam3-1")
     done = _final(events)
     assert isinstance(done, Done) and isinstance(done.result, SegmentOutcome), done

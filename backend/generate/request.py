@@ -6,7 +6,7 @@ builds a request without loading the pipeline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,13 +15,12 @@ from ..choices import (
     DEFAULT_METHOD,
     DEFAULT_PRESET,
     DEFAULT_SAM,
-    DEFAULT_SAM3_INSTANCE,
     DEFAULT_SEGMENTATION_MODE,
     DEFAULT_SEGMENTER,
     check_method,
     check_seed,
 )
-from ..segment.sam3_config import Box, sam3_settings
+from ..segment.sam3_config import Sam3Options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,13 +42,7 @@ class GenerateRequest:
     mode: str = DEFAULT_SEGMENTATION_MODE  # segmentation: see backend.choices.SEGMENTATION_MODES
     sam_variant: str = DEFAULT_SAM
     segmenter: str = DEFAULT_SEGMENTER  # backend.choices.SEGMENTERS: clipseg-sam | sam3
-    # SAM 3 only (segmenter "sam3"; backend.segment.sam3_config.sam3_settings checks them):
-    sam3_instance: str = DEFAULT_SAM3_INSTANCE  # best | union | a rank N (1 = best)
-    sam3_boxes: tuple[Box, ...] = ()  # examples of the object, x0, y0, x1, y1 in photo pixels
-    sam3_exclude_boxes: tuple[Box, ...] = ()  # examples of what is not the object
-    sam3_presence_threshold: float | None = None  # None → backend.choices.DEFAULT_SAM3_PRESENCE_THRESHOLD
-    accept_sam3_license: bool = False  # the user accepted the SAM License once: the weights may be downloaded
-    hf_token: str | None = field(default=None, repr=False, compare=False)  # None → `hf auth login` / $HF_TOKEN
+    sam3: Sam3Options = Sam3Options()  # SAM 3 only (segmenter "sam3"): instance, boxes, consent, token
     models: str | None = None  # real | tiny | full-random; None → $IMAGE_TO_3D_MODELS, else real
     device: str = DEFAULT_DEVICE
     half: bool = True  # fp16 models on CUDA
@@ -69,8 +62,7 @@ class GenerateRequest:
 
     def sam3_settings(self):
         """backend.segment.sam3_config.Sam3SegmentConfig of this request's SAM 3 fields."""
-        return sam3_settings(self.segmenter, self.sam3_instance, self.sam3_boxes, self.sam3_exclude_boxes,
-                             self.sam3_presence_threshold, self.accept_sam3_license, self.hf_token)
+        return self.sam3.settings(self.segmenter)
 
     def segment_config(self) -> SegmentConfig:
         """The segmentation settings of this job (when it segments: a prompt and no mask given)."""

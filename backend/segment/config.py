@@ -31,7 +31,8 @@ class SegmentConfig:
     half_weights: bool = True  # with half: weights converted to fp16 once, at load; False: fp32 weights + autocast
     sdpa_attention: bool = True  # SAM's image-encoder attention through F.scaled_dot_product_attention
     cuda_graphs: bool = True  # CLIPSeg's forward and SAM's image encoder replayed from CUDA graphs (not with
-    #                           autocast: graphs run with fp16 weights, or fp32 weights when half is off)
+    #                           autocast: graphs run with fp16 weights, or fp32 weights when half is off); with
+    #                           segmenter sam3, its vision pass, text encoder and decoding (sam3_static)
     model_dir: str | None = None  # folder holding model files (see backend.models.hub.fetch_snapshot)
     max_side: int = 1024  # working resolution: photos are downscaled to this longest side for the models;
     #                       SAM sees 1024 px anyway, so more only costs time. The mask is returned full size.

@@ -72,6 +72,10 @@ class Sam3SegmentConfig:
     # exemplar boxes that refine every phrase of the photo (they are part of the question, so of the cache key)
     boxes: tuple[BoxPrompt, ...] = ()
     half_dtype: str = "bfloat16"  # on CUDA with SegmentConfig.half: "bfloat16" (as SAM 3 ships) or "float16"
+    # How it runs, not what it answers (the same numbers; left out of comparisons, so of job cache keys): the
+    # static decoder (backend.segment.sam3_static: no host syncs inside the model, text features cached per
+    # phrase, CUDA graphs where SegmentConfig.cuda_graphs allows) instead of Sam3Model.forward
+    static_decoding: bool = field(default=True, compare=False)
     # Access, not part of the question: left out of comparisons, so of job cache keys (a token is never hashed
     # into a key, written to a file or shown in a repr).
     accept_license: bool = field(default=False, compare=False)  # the user accepted the SAM License: may download
@@ -112,20 +116,30 @@ def check_segmenter(name: str) -> str:
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in photo pixels
 
 
-def sam3_settings(segmenter: str = DEFAULT_SEGMENTER, instance: str = DEFAULT_SAM3_INSTANCE,
-                  boxes: tuple[Box, ...] = (), exclude_boxes: tuple[Box, ...] = (),
-                  presence_threshold: float | None = None, accept_license: bool = False,
-                  hf_token: str | None = None) -> Sam3SegmentConfig:
-    """SAM 3's settings from a request's plain fields (backend.api: SegmentRequest, GenerateRequest); options
-    that only SAM 3 understands are bad input (exit 2) with the other segmenter."""
-    check_segmenter(segmenter)
-    choice = InstanceChoice.parse(instance)
-    if segmenter != "sam3" and choice.kind != "best":
-        raise BadInputError(f"--instance {choice} needs --segmenter sam3 (the CLIPSeg + SAM segmenter returns "
-                            "one mask per prompt)")
-    prompts = tuple([BoxPrompt.parse(",".join(map(str, box))) for box in boxes]
-                    + [BoxPrompt.parse(",".join(map(str, box)), positive=False) for box in exclude_boxes])
-    if segmenter != "sam3" and prompts:
-        raise BadInputError("--box / --exclude-box need --segmenter sam3")
-    return Sam3SegmentConfig(instance=choice, presence_threshold=presence_threshold, boxes=prompts,
-                             accept_license=bool(accept_license), hf_token=hf_token or None)
+@dataclass(frozen=True)
+class Sam3Options:
+    """SAM 3's options as a request carries them, declared once: backend.api.SegmentRequest and GenerateRequest
+    (field ``sam3``), the CLI's flags, the add-on and the worker's job messages all hold this. Plain values;
+    :meth:`settings` checks them against the chosen segmenter and makes the segmenter's config."""
+
+    instance: str = DEFAULT_SAM3_INSTANCE  # best | union | a rank N (1 = best)
+    boxes: tuple[Box, ...] = ()  # examples of the object, x0, y0, x1, y1 in photo pixels
+    exclude_boxes: tuple[Box, ...] = ()  # examples of what is not the object
+    presence_threshold: float | None = None  # None → backend.choices.DEFAULT_SAM3_PRESENCE_THRESHOLD
+    accept_license: bool = False  # the user accepted the SAM License once: the weights may be downloaded
+    hf_token: str | None = field(default=None, repr=False, compare=False)  # None → `hf auth login` / $HF_TOKEN
+
+    def settings(self, segmenter: str = DEFAULT_SEGMENTER) -> Sam3SegmentConfig:
+        """The Sam3SegmentConfig of these options; options that only SAM 3 understands are bad input (exit 2)
+        with the other segmenter."""
+        check_segmenter(segmenter)
+        choice = InstanceChoice.parse(self.instance)
+        if segmenter != "sam3" and choice.kind != "best":
+            raise BadInputError(f"--instance {choice} needs --segmenter sam3 (the CLIPSeg + SAM segmenter returns "
+                                "one mask per prompt)")
+        prompts = tuple([BoxPrompt.parse(",".join(map(str, box))) for box in self.boxes]
+                        + [BoxPrompt.parse(",".join(map(str, box)), positive=False) for box in self.exclude_boxes])
+        if segmenter != "sam3" and prompts:
+            raise BadInputError("--box / --exclude-box need --segmenter sam3")
+        return Sam3SegmentConfig(instance=choice, presence_threshold=self.presence_threshold, boxes=prompts,
+                                 accept_license=bool(self.accept_license), hf_token=self.hf_token or None)

@@ -32,7 +32,7 @@ def run_sam3_segmentation(image: LoadedImage, prompts: Sequence[str], config: Se
     device = resolve_device(config.device)
     control.report("sam3", 0.0, f"{len(prompts)} prompt(s)")
     run = segment_concepts(image, prompts, config.sam3, mode, device, config.half, config.max_side,
-                           config.model_dir, config.sam3.boxes)
+                           config.model_dir, config.sam3.boxes, graphs=config.cuda_graphs)
     failed = [f"{p!r} ({why})" for p, why in zip(prompts, run.failures, strict=True) if why]
     if failed and not allow_empty:
         raise NothingMatchedError("nothing in the image matched " + "; ".join(failed))

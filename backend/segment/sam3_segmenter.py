@@ -34,6 +34,7 @@ from ..models.loaded import ModelKey, get_or_load
 from ..models.mode import ModelMode
 from ..models.sam3 import MAX_PROMPT_TOKENS, Sam3Access, Sam3Models, load_sam3
 from .sam3_config import BoxPrompt, InstanceChoice, Sam3SegmentConfig
+from .sam3_static import PromptDecoding, StaticPromptDecoder, static_decoder_for, supports_static_decoding
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class ConceptSegmenter:
     """SAM 3 on one photo at a time: :meth:`set_image` runs the vision pass, :meth:`segment` the phrases."""
 
     def __init__(self, models: Sam3Models, config: Sam3SegmentConfig, device: torch.device,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, graphs: bool = True):
+        """graphs: with ``config.static_decoding`` on CUDA, replay from CUDA graphs (SegmentConfig.cuda_graphs)."""
         self.models = models
         self.config = config
         self.device = device
@@ -82,6 +84,10 @@ class ConceptSegmenter:
         self._features = None
         self._photo_size: tuple[int, int] | None = None
         self._working_size: tuple[int, int] | None = None
+        # the static path (backend.segment.sam3_static): same numbers, cached text, CUDA graphs, one host copy
+        self._static: StaticPromptDecoder | None = None
+        if config.static_decoding and supports_static_decoding(models.model):
+            self._static = static_decoder_for(models, graphs=graphs)
 
     def set_image(self, rgb: np.ndarray, photo_size: tuple[int, int] | None = None) -> None:
         """Run the vision encoder once on ``rgb`` ([h, w, 3] float32 in [0, 1], the working image).
@@ -98,7 +104,10 @@ class ConceptSegmenter:
         std = torch.tensor(self.models.image_std, device=self.device).view(1, 3, 1, 1)
         pixels = ((image - mean) / std).to(self.dtype)
         with torch.inference_mode():
-            self._features = self.models.model.get_vision_features(pixel_values=pixels)
+            if self._static is not None:
+                self._features = self._static.vision_features(pixels)
+            else:
+                self._features = self.models.model.get_vision_features(pixel_values=pixels)
         self._working_size = (int(rgb.shape[0]), int(rgb.shape[1]))
         self._photo_size = photo_size or self._working_size
 
@@ -113,6 +122,8 @@ class ConceptSegmenter:
         return results
 
     def _segment_batch(self, prompts: list[str], boxes: Sequence[BoxPrompt]) -> list[ConceptSegmentation]:
+        if self._static is not None and not boxes:  # exemplar boxes need the geometry encoder: the plain forward
+            return self._segment_batch_static(prompts)
         from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput
 
         count = len(prompts)
@@ -157,6 +168,31 @@ class ConceptSegmenter:
                               for k, q in enumerate(keep.tolist()))
         return ConceptSegmentation(prompt, presence, instances, semantic, (h, w), float(scores[order[0]]))
 
+    def _segment_batch_static(self, prompts: list[str]) -> list[ConceptSegmentation]:
+        """:meth:`_segment_batch` through the static decoder, its answer read back in two copies: first the
+        scores, boxes and semantic maps (one buffer), then only the masks of the instances that are kept."""
+        with torch.inference_mode():
+            text, valid = self._static.text_features(prompts, self.device)
+            raw = self._static.decode(text, valid, self._features)
+            small, top_index, top_masks = _read_scores(raw, min(self.config.max_instances, raw.logits.shape[1]),
+                                                       self._working_size)
+            presence, top_scores, top_boxes, semantic = small
+            keep = (top_scores > self.instance_threshold) & (presence[:, None] >= self.presence_threshold)
+            binary = _kept_masks(top_masks, keep, self._working_size, self.config.mask_threshold)
+        h, w = self._working_size
+        big_h, big_w = self._photo_size
+        scale = torch.tensor([big_w, big_h, big_w, big_h], dtype=torch.float32)
+        results, start = [], 0
+        for i, prompt in enumerate(prompts):
+            kept = int(keep[i].sum())
+            pixel_boxes = (top_boxes[i, :kept] * scale).tolist()
+            instances = tuple(Sam3Instance(float(top_scores[i, k]), binary[start + k], tuple(pixel_boxes[k]))
+                              for k in range(kept))
+            start += kept
+            results.append(ConceptSegmentation(prompt, float(presence[i]), instances, semantic[i], (h, w),
+                                               float(top_scores[i, 0])))
+        return results
+
     def _box_inputs(self, boxes: Sequence[BoxPrompt], count: int) -> dict:
         """Boxes as Sam3Model wants them: [P, B, 4] (cx, cy, w, h) in [0, 1] and labels [P, B] (1 / 0)."""
         if not boxes:
@@ -173,6 +209,39 @@ class ConceptSegmenter:
         box_t = torch.tensor(rows, dtype=self.dtype, device=self.device)[None].expand(count, -1, -1)
         label_t = torch.tensor(labels, dtype=torch.long, device=self.device)[None].expand(count, -1)
         return {"input_boxes": box_t, "input_boxes_labels": label_t}
+
+
+def _read_scores(raw: PromptDecoding, count: int, size: tuple[int, int]):
+    """The best ``count`` queries per prompt, read back in one copy.
+
+    Returns ((presence [P], scores [P, K] best first, boxes [P, K, 4], semantic [P, h, w] float32) on the CPU,
+    top query indices [P, K] and their mask logits [P, K, m, m] on the device). Scores are SAM 3's:
+    sigmoid(logit) × presence. The semantic map travels as float16 (a probability: 5e-4 at worst).
+    """
+    presence = raw.presence_logits.float().sigmoid()
+    scores, index = (raw.logits.float().sigmoid() * presence[:, None]).topk(count, dim=1)  # sorted, best first
+    boxes = raw.boxes.float().gather(1, index[..., None].expand(-1, -1, 4))
+    masks = raw.masks.gather(1, index[..., None, None].expand(-1, -1, *raw.masks.shape[-2:]))
+    semantic = F.interpolate(raw.semantic.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+    parts = (presence, scores, boxes, semantic.sigmoid().half())
+    host = torch.cat([part.contiguous().view(torch.uint8).reshape(-1) for part in parts]).cpu()
+    unpacked, offset = [], 0
+    for part in parts:
+        size_bytes = part.numel() * part.element_size()
+        unpacked.append(host[offset:offset + size_bytes].view(part.dtype).reshape(part.shape).float())
+        offset += size_bytes
+    presence, scores, boxes, semantic = unpacked
+    return (presence, scores, boxes, semantic.numpy()), index, masks
+
+
+def _kept_masks(masks: torch.Tensor, keep: torch.Tensor, size: tuple[int, int], threshold: float) -> np.ndarray:
+    """masks [P, K, m, m] logits on the device, keep [P, K] bool on the CPU (a prefix per row) → [N, h, w] bool
+    for the kept ones in row order, scaled to ``size`` and thresholded on the device, copied once."""
+    if not bool(keep.any()):
+        return np.zeros((0, *size), dtype=bool)
+    chosen = masks[keep.to(masks.device, non_blocking=True)]  # [N, m, m]
+    logits = F.interpolate(chosen[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+    return (logits > math.log(threshold / (1 - threshold))).cpu().numpy()
 
 
 # --- models as the segment path uses them ------------------------------------------------------------------
@@ -212,7 +281,7 @@ class Sam3Run:
 
 def segment_concepts(image: LoadedImage, prompts: Sequence[str], config: Sam3SegmentConfig, mode: ModelMode,
                      device: torch.device, half: bool, max_side: int, model_dir: str | None = None,
-                     boxes: Sequence[BoxPrompt] = ()) -> Sam3Run:
+                     boxes: Sequence[BoxPrompt] = (), graphs: bool = True) -> Sam3Run:
     """Load (cached), one vision pass on the photo scaled to ``max_side``, every phrase, the chosen masks."""
     # 1. models
     clock = time.perf_counter()
@@ -224,7 +293,7 @@ def segment_concepts(image: LoadedImage, prompts: Sequence[str], config: Sam3Seg
     clock = time.perf_counter()
     height, width = image.size
     work = resize_rgb(image.rgb, *fit_within(height, width, max_side))
-    segmenter = ConceptSegmenter(models, config, device, dtype)
+    segmenter = ConceptSegmenter(models, config, device, dtype, graphs)
     segmenter.set_image(work, photo_size=(height, width))
     shared["sam3_vision"] = _lap(device, clock)
 

@@ -152,7 +152,10 @@ def request_fields(request: Any) -> dict[str, Any]:
 
 
 def _as_json(value: Any) -> Any:
-    """Tuples as lists, as JSON carries them (so a message equals itself after a round trip)."""
+    """Tuples as lists and nested dataclasses (SegmentRequest.sam3) as objects, as JSON carries them (so a
+    message equals itself after a round trip)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {item.name: _as_json(getattr(value, item.name)) for item in dataclasses.fields(value)}
     if isinstance(value, (tuple, list)):
         return [_as_json(item) for item in value]
     return value
