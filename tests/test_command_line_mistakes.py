@@ -160,3 +160,71 @@ def test_a_cutout_needs_no_prompt_and_passes_the_checks(files):
     assert not is_cutout(files / "opaque.png") and not is_cutout(files / "photo.png")
     check_photo_job(files / "cutout.png", files / "out-cutout", prompt_given=False)
     assert not (files / "out-cutout").exists()  # checking creates nothing
+
+
+# Run the CLI in a Python where one package cannot be imported, as if it were not installed.
+_WITHOUT_PACKAGE = """
+import importlib.abc, sys
+blocked = sys.argv.pop(1)
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NotInstalled())
+from backend.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(("package", "says"), [
+    ("PIL", "missing Python package 'PIL' (pillow): install the project's environment with `make venv`"),
+    ("backend.input_checks", "internal error (ModuleNotFoundError"),  # our own module missing stays a bug
+], ids=["third-party package", "own module"])
+def test_a_missing_package_is_named_with_how_to_install_it(files, package, says):
+    argv = ["generate", str(files / "photo.png"), "--prompt", "cup", "--out", str(files / "out")]
+    blocked = package if package != "backend.input_checks" else "backend"
+    code = _WITHOUT_PACKAGE if blocked != "backend" else _WITHOUT_PACKAGE.replace(
+        'name.split(".")[0] == blocked', f'name == {package!r}')
+    done = subprocess.run([sys.executable, "-c", code, blocked, *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "IMAGE_TO_3D_MODELS": "tiny"})
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], done.stderr
+    if blocked == "backend":
+        assert done.returncode == 1 and "report it" in lines[0]
+    else:
+        assert done.returncode == 4 and "report it" not in lines[0] and "pip install -r requirements.txt" in lines[0]
+
+
+def test_missing_package_lines_name_the_distribution_and_the_requirements_file():
+    from backend.missing_package import missing_package_message
+
+    def missing(name: str) -> ModuleNotFoundError:
+        return ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    assert missing_package_message(missing("skimage")).startswith("missing Python package 'skimage' (scikit-image): ")
+    assert missing_package_message(missing("torch")).startswith("missing Python package 'torch': ")
+    assert "pip install -r requirements-ray.txt" in missing_package_message(missing("ray"))
+    broken = ImportError("cannot import name 'Sam3Model' from 'transformers'", name="transformers")
+    assert missing_package_message(broken).startswith("Python package 'transformers' is installed but does not import")
+    assert missing_package_message(missing("backend.segment")) is None
+    assert missing_package_message(ImportError("no name given")) is None
+
+
+def test_make_venv_torch_cpu_installs_requirements_without_the_cuda_libraries(tmp_path):
+    """`make venv TORCH=cpu`: torch and torchvision at the pinned versions from PyTorch's CPU index, then every
+    other pinned requirement except the CUDA libraries (checked on make's plan, which installs nothing)."""
+    venv = tmp_path / "venv"
+    plan = subprocess.run(["make", "--no-print-directory", "-n", "-B", "venv", "TORCH=cpu", f"VENV={venv}"],
+                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "--index-url https://download.pytorch.org/whl/cpu $(grep -E '^(torch|torchvision)==' requirements.txt)" in plan
+    assert f"-m pip install --quiet -r {venv}/requirements-without-cuda.txt" in plan
+    assert "-r requirements.txt" not in plan
+    filtered = tmp_path / "filtered.txt"
+    subprocess.run(["make", "--no-print-directory", "-B", f"CPU_REQUIREMENTS={filtered}", str(filtered)], cwd=ROOT,
+                   check=True, capture_output=True)
+    pinned = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line]
+    kept = [line for line in filtered.read_text().splitlines() if "==" in line]
+    left_out = {line.split("==")[0] for line in pinned} - {line.split("==")[0] for line in kept}
+    assert {"torch", "torchvision", "triton", "cuda-toolkit", "nvidia-cudnn-cu13"} <= left_out
+    assert all(name in ("torch", "torchvision", "triton") or name.startswith(("nvidia-", "cuda-")) for name in left_out)
+    assert "diffusers==" in filtered.read_text() and "pillow==" in filtered.read_text()
