@@ -228,3 +228,28 @@ def test_make_venv_torch_cpu_installs_requirements_without_the_cuda_libraries(tm
     assert {"torch", "torchvision", "triton", "cuda-toolkit", "nvidia-cudnn-cu13"} <= left_out
     assert all(name in ("torch", "torchvision", "triton") or name.startswith(("nvidia-", "cuda-")) for name in left_out)
     assert "diffusers==" in filtered.read_text() and "pillow==" in filtered.read_text()
+
+
+@pytest.mark.parametrize("no_hub", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}],
+                         ids=["offline mode", "unreachable endpoint"])
+def test_make_demo_without_weights_says_what_to_do_in_one_line_at_once(tmp_path, no_hub):
+    """What `make demo` runs (scripts/demo.py), with real models, an empty Hugging Face cache and no hub: one
+    line naming the weights, why they cannot be fetched and what to do, exit 4, in seconds (no torch, no retries)."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("IMAGE_TO_3D_MODELS", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_HUB_CACHE", "IMAGE_TO_3D_MODEL_DIR")}
+    env.update(HF_HOME=str(tmp_path / "empty-hf"), **no_hub)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "scripts" / "demo.py")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - started
+    lines = done.stderr.splitlines()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
+    said = [line for line in lines if not line.startswith("import time:")]
+    assert done.returncode == 4 and len(said) == 1, done.stderr
+    assert said[0].startswith("demo: pretrained weights missing: CIDAS/clipseg-rd64-refined")
+    assert "ashawkey/zero123-xl-diffusers" in said[0] and str(tmp_path / "empty-hf") in said[0]
+    assert ("HF_HUB_OFFLINE is set" if "HF_HUB_OFFLINE" in no_hub else "http://127.0.0.1:9 cannot be reached") in said[0]
+    assert said[0].endswith("`IMAGE_TO_3D_MODELS=tiny make demo` is the offline smoke run (random tiny models, "
+                            "no download)")
+    assert "backend.models.availability" in imported and not imported & set(HEAVY_MODULES), imported & set(HEAVY_MODULES)
+    assert seconds < 10, f"{seconds:.1f} s"
