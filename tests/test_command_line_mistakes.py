@@ -253,3 +253,48 @@ def test_make_demo_without_weights_says_what_to_do_in_one_line_at_once(tmp_path,
                             "no download)")
     assert "backend.models.availability" in imported and not imported & set(HEAVY_MODULES), imported & set(HEAVY_MODULES)
     assert seconds < 10, f"{seconds:.1f} s"
+
+
+def _rgba(alpha: np.ndarray) -> Image.Image:
+    rgba = np.full((*alpha.shape, 4), 120, np.uint8)
+    rgba[..., 3] = alpha
+    return Image.fromarray(rgba)
+
+
+def _alpha_with(values: dict[int, int], size: int = 100) -> np.ndarray:
+    """A size x size alpha channel of 255 with ``count`` pixels of each ``value`` (value → count)."""
+    flat = np.full(size * size, 255, np.uint8)
+    start = 0
+    for value, count in values.items():
+        flat[start:start + count] = value
+        start += count
+    return flat.reshape(size, size)
+
+
+CUTOUT_CASES = {  # case → (photo, whether it is a cut-out)
+    "a few transparent pixels, above the share": (_rgba(_alpha_with({0: 11})), True),  # 0.11 % of 10 000
+    "a few transparent pixels, at the share": (_rgba(_alpha_with({0: 10})), False),  # 0.10 %: not more than it
+    "alpha 127 counts as transparent": (_rgba(_alpha_with({127: 50})), True),
+    "alpha 128 does not": (_rgba(_alpha_with({128: 50})), False),
+    "all transparent (constant alpha)": (_rgba(np.zeros((20, 20), np.uint8)), False),
+    "LA cut-out": (_rgba(_alpha_with({0: 400}, 40)).convert("LA"), True),
+    "palette with a transparent index": (Image.fromarray(np.array([[0, 1] * 8] * 16, np.uint8), "P"), True),
+}
+
+
+@pytest.mark.parametrize("case", list(CUTOUT_CASES))
+def test_the_quick_cutout_test_agrees_with_the_pipelines(case, tmp_path):
+    """input_checks.is_cutout (Pillow's histogram, before any import of numpy) and the pipeline's has_cutout
+    (on the loaded float image) must take the same photos as cut-outs, or a job would fail late or not at all."""
+    from backend.generate.job_steps import has_cutout
+    from backend.images import load_image
+    from backend.input_checks import is_cutout
+
+    image, expected = CUTOUT_CASES[case]
+    path = tmp_path / "photo.png"
+    if image.mode == "P":
+        image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+        image.save(path, transparency=1)
+    else:
+        image.save(path)
+    assert is_cutout(path) == has_cutout(load_image(path)) == expected
