@@ -36,7 +36,8 @@ from .choices import (
     check_seed,
 )
 from .errors import EXIT_CODES, BadInputError, ImageTo3DError, describe_error
-from .generate.request import GenerateRequest, GenerationResult
+from .generate.request import GenerateRequest, GenerationResult, check_request
+from .input_checks import check_photo_job
 from .job_control import JobControl, Progress, ensure_control
 from .models.download import reporting_downloads
 from .segment.sam3_config import Sam3Options
@@ -171,6 +172,7 @@ def segment(request: SegmentRequest, control: JobControl | None = None) -> Segme
 
     config = request.segment_config()
     prompts = check_prompts(request.prompts)  # before torch and co. load
+    check_photo_job(request.image_path, request.out_dir, prompt_given=True)  # so are the photo and --out
     from .segment.outputs import segment_to_folder
 
     control = ensure_control(control)
@@ -214,6 +216,10 @@ def choose_instance(request: ChooseInstanceRequest, control: JobControl | None =
 def generate(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
     """Photo (+ prompt, or a given mask) → model.glb, model.obj, job.json (and gaussians.ply unless the method is
     quick) in ``request.out_dir``; ``request.method`` picks how (backend.choices.METHODS)."""
+    # mistakes that need no model are answered before the pipeline (torch and co.) is imported
+    check_request(request)
+    check_photo_job(request.image_path, request.out_dir,
+                    prompt_given=bool(request.prompt) or request.mask is not None)
     from .generate.pipeline import generate as run_pipeline
 
     control = ensure_control(control)

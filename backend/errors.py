@@ -72,7 +72,7 @@ EXIT_CODES = {
     0: "done",
     2: "bad input or usage",
     3: "nothing in the image matched the prompt",
-    4: "models unavailable",
+    4: "models or Python packages unavailable",
     5: "out of GPU memory",
     SOME_ROWS_FAILED: "batch: some rows failed (see summary.csv)",
     130: "cancelled (Ctrl-C or SIGTERM)",

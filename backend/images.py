@@ -10,19 +10,23 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadInputError
+from .input_checks import (  # the limits and checks a command also applies before loading anything
+    MAX_IMAGE_PIXELS,
+    MIN_IMAGE_SIDE,
+    check_image_path,
+    check_image_side,
+    check_pixel_count,
+    has_alpha_channel,
+)
 from .numeric_checks import NonFiniteError
 
-MIN_IMAGE_SIDE = 8  # px; below this neither CLIPSeg's 16-px patches nor SAM's masks mean anything
-# Checked from the file's header, before anything is decoded. A whole job peaks at about 52 bytes a pixel of
-# the photo (the float32 RGB copy, full-size masks, cut-out and overlay; issue 19 measured 8.8 GB for 169 Mpx),
-# so 100 Mpx (a 12000x8000 photo is 96) keeps it near 5 GB of RAM, which a 16 GB machine can spare.
-MAX_IMAGE_PIXELS = 100_000_000
+__all__ = ["MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE", "LoadedImage", "fit_within", "load_image", "resize_mask",
+           "resize_rgb", "to_uint8"]
 
 
 @dataclass(frozen=True)
@@ -39,22 +43,14 @@ class LoadedImage:
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
     """Read an image file; BadInputError (exit 2) for anything missing, unreadable, truncated or too small."""
-    path = Path(path)
-    try:
-        exists, is_file = path.exists(), path.is_file()
-    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES on a parent: a path that cannot be read
-        raise BadInputError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    if not exists:
-        raise BadInputError(f"image not found: {path}")
-    if not is_file:
-        raise BadInputError(f"image path is not a file: {path}")
+    path = check_image_path(path)
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89 Mpx (a 12000x8000 photo is 96 Mpx) and refuses from 179 Mpx: the refusal
             # stays (DecompressionBombError below), the warning would only be noise on stderr
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                _check_pixel_count(img, path)
+                check_pixel_count(*img.size, path)
                 img.load()  # decodes now, so a truncated file fails here and not later
                 img = ImageOps.exif_transpose(img)
                 rgb, alpha = _to_float_rgb(img)
@@ -66,17 +62,8 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
         raise NonFiniteError(f"the image {path}", exc.nan) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadInputError(f"cannot read image {path}: {exc}") from None
-    height, width = rgb.shape[:2]
-    if min(height, width) < MIN_IMAGE_SIDE:
-        raise BadInputError(f"image too small: {width}x{height} px (need at least {MIN_IMAGE_SIDE} px a side): {path}")
+    check_image_side(rgb.shape[1], rgb.shape[0], path)
     return LoadedImage(rgb=rgb, alpha=alpha, path=str(path))
-
-
-def _check_pixel_count(img: Image.Image, path: Path) -> None:
-    width, height = img.size
-    if width * height > MAX_IMAGE_PIXELS:
-        raise BadInputError(f"image too large: {width}x{height} px = {width * height / 1e6:.0f} Mpx (at most "
-                            f"{MAX_IMAGE_PIXELS / 1e6:.0f} Mpx; scale it down first): {path}")
 
 
 def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -94,8 +81,7 @@ def _to_float_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         peak = float(gray.max()) if gray.size else 1.0
         gray = np.clip(gray / (peak if peak > 1.0 else 1.0), 0.0, 1.0)
         return np.repeat(gray[..., None], 3, axis=2), None
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info)
-    if has_alpha:
+    if has_alpha_channel(mode, img.info):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         alpha = rgba[..., 3]
         real_alpha = alpha if float(alpha.min()) != float(alpha.max()) else None

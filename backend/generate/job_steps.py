@@ -23,6 +23,7 @@ from .. import __version__
 from ..errors import BadInputError
 from ..export.obj import MTL_NAME, OBJ_NAME, TEXTURE_NAME
 from ..images import LoadedImage
+from ..input_checks import MIN_ALPHA_COVERAGE, PROMPT_NEEDED
 from ..job_cache import JobCache, file_digest, job_key
 from ..job_control import JobControl
 from ..mesh.mesh import Mesh
@@ -33,7 +34,6 @@ from .stage_clock import StageClock
 # What every method writes into its output folder (write_mesh_files, write_job_json): part of the output
 # contract (docs/reliability.md); each method's OUTPUT_NAMES adds its own files to these.
 MESH_OUTPUT_NAMES = ("model.glb", OBJ_NAME, MTL_NAME, TEXTURE_NAME, "mask.png", "reference.png", "job.json")
-MIN_ALPHA_COVERAGE = 0.001  # an alpha channel covering less than this is "no object"
 
 
 def seed_everything(seed: int) -> None:
@@ -65,7 +65,7 @@ def object_mask(request: GenerateRequest, image: LoadedImage, models: ModelMode,
     if not request.prompt:
         if has_cutout(image):
             return image.alpha >= 0.5
-        raise BadInputError("a prompt is needed: the image has no transparent background to cut the object from")
+        raise BadInputError(PROMPT_NEEDED)
     config = dataclasses.replace(request.segment_config(), models=models)
     key = job_key("mask", file_digest(request.image_path), request.prompt, config)
     if not request.force:

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import CancelledError, ModelsUnavailableError
-
-LOCAL_DIR_ENV = "IMAGE_TO_3D_MODEL_DIR"  # a folder with one sub-folder per model (see local_model_dir)
+from .availability import LOCAL_DIR_ENV, hub_unreachable_reason, offline_mode
 
 
 def hf_cache_dir() -> Path:
@@ -41,10 +40,6 @@ def model_source(repo_id: str, local_dir: str | os.PathLike | None = None) -> st
     it, so pointing at another folder loads again while a fresh link to the same folder does not."""
     folder = Path(local_dir) if local_dir is not None else local_model_dir(repo_id)
     return str(folder.resolve()) if folder is not None else ""
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
 def fetch_snapshot(
@@ -80,7 +75,7 @@ def fetch_snapshot(
         )
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         pass
-    if not allow_download or _offline():
+    if not allow_download or offline_mode():
         raise ModelsUnavailableError(_missing_message(repo_id, cache))
     # huggingface_hub logs each failed request as a warning; our one-line error says it all (exit 4).
     hub_logger = logging.getLogger("huggingface_hub")
@@ -95,10 +90,10 @@ def fetch_snapshot(
         return folder
     except CancelledError:
         raise
-    except Exception as exc:  # network errors come in many classes; all mean the same to the user
-        raise ModelsUnavailableError(
-            f"{_missing_message(repo_id, cache)}; download failed: {type(exc).__name__}"
-        ) from exc
+    except Exception as exc:  # network errors come in many classes; the cause in words, else the first line
+        first_line = next(iter(str(exc).strip().splitlines()), "")
+        cause = hub_unreachable_reason() or f"{type(exc).__name__}: {first_line}"
+        raise ModelsUnavailableError(f"{_missing_message(repo_id, cache)}; download failed: {cause}") from exc
     finally:
         hub_logger.setLevel(level)
 
