@@ -10,7 +10,7 @@ Reports, in seconds:
 - in-process job 1 / job 2: ``backend.generate.generate`` called twice in one fresh Python (the old add-on path);
 - CLI: ``python -m backend generate`` as a whole process (what a user of the CLI waits for), run first (its time
   reported apart as ``cli_first_run_s``: a fresh machine's first process reads the CUDA libraries from disk) and
-  again last (``cli_whole_s``, the one the worker is compared with).
+  again in turns with the worker (``--rounds``; ``cli_whole_s`` is their median, the one the worker is compared with).
 The worker should match in-process job for job (same code, same process type) and its cold start + job 1
 should be within a few % of the CLI's wall time. Without --image the script uses scikit-image's coffee photo.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,20 +114,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="draft", choices=["smoke", "draft", "standard", "high"])
     parser.add_argument("--models", default=None, choices=["real", "tiny", "full-random"])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--rounds", type=int, default=2, help="CLI and worker runs, taking turns; default 2")
     parser.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="measure_worker_") as scratch:
         scratch = Path(scratch)
         args.image = args.image or default_photo(scratch)
-        # The first process of a fresh machine pays for reading the CUDA libraries from disk (cold page cache):
-        # a CLI run goes first and is reported apart, then the worker, the in-process path and the CLI again.
+        # The first process of a fresh machine pays for reading the CUDA libraries from disk (cold page cache),
+        # and a fresh process's first job varies by seconds with what else the CPUs do: the CLI and the worker
+        # take turns, ``--rounds`` times each, after one CLI run reported apart; the medians are compared.
         first_cli = time_cli(args, scratch)["cli_whole_s"]
-        numbers = {"cli_first_run_s": first_cli, **time_worker(args, scratch), **time_in_process(args, scratch),
-                   **time_cli(args, scratch)}
+        rounds = [(time_cli(args, scratch), time_worker(args, scratch)) for _ in range(args.rounds)]
+        numbers = {"cli_first_run_s": first_cli,
+                   "cli_runs_s": [cli["cli_whole_s"] for cli, _ in rounds],
+                   "worker_cold_start_plus_job1_runs_s": [w["worker_cold_start_plus_job1_s"] for _, w in rounds],
+                   **{key: statistics.median(w[key] for _, w in rounds) for key in rounds[0][1]},
+                   "cli_whole_s": statistics.median(cli["cli_whole_s"] for cli, _ in rounds),
+                   **time_in_process(args, scratch)}
     numbers["worker_vs_cli"] = numbers["worker_cold_start_plus_job1_s"] / numbers["cli_whole_s"] - 1.0
     numbers["warm_worker_vs_in_process"] = numbers["worker_job2_s"] / numbers["in_process_job2_s"] - 1.0
     for key, value in numbers.items():
-        print(f"{key:34} {value:+.1%}" if key.endswith(("_cli", "_process")) else f"{key:34} {value:8.2f}")
+        if isinstance(value, list):
+            print(f"{key:34} {', '.join(f'{v:.2f}' for v in value)}")
+        else:
+            print(f"{key:34} {value:+.1%}" if key.endswith(("_cli", "_process")) else f"{key:34} {value:8.2f}")
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), **numbers}, indent=2) + "\n")
     return 0
