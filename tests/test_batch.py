@@ -205,3 +205,21 @@ def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, mo
     # left the second waiting forever).
     ran_in = {p.name: p.read_text() for p in pids.iterdir()}
     assert sorted(ran_in) == ["1.pid", "3.pid"] and len(set(ran_in.values())) == 2
+
+
+def test_ray_that_cannot_start_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    # An unpacked Ray wheel whose gcs_server lost its executable bit failed this way on the H200 (PermissionError
+    # out of ray.init), which batch reported as an internal error.
+    import ray
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/tmp/site/ray/core/src/ray/gcs/gcs_server")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text("image,prompt\nphoto.png,a cup\n")
+    code = cli.main(["batch", "--csv", str(csv_path), "--out", str(tmp_path / "out"), "--ray", "auto", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "Ray could not start" in err[0] and "gcs_server" in err[0]

@@ -68,11 +68,16 @@ def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, fo
         raise BadInputError("--ray needs Ray: pip install 'ray[default]' (the project's 'ray' extra)") from None
 
     if not ray.is_initialized():
-        if address == "auto" and not os.environ.get("RAY_ADDRESS"):
-            # A local cluster: its worker processes inherit this process's environment (model mode, caches).
-            ray.init(include_dashboard=False, log_to_driver=False, num_cpus=workers or None)
-        else:
-            ray.init(address=address, log_to_driver=False)
+        try:
+            if address == "auto" and not os.environ.get("RAY_ADDRESS"):
+                # A local cluster: its worker processes inherit this process's environment (model mode, caches).
+                ray.init(include_dashboard=False, log_to_driver=False, num_cpus=workers or None)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        except (OSError, ConnectionError, RuntimeError, TimeoutError) as exc:
+            # e.g. an unpacked wheel whose gcs_server lost its executable bit, or an unreachable cluster address:
+            # the installation or the address is at fault, not a row.
+            raise BadInputError(f"Ray could not start or reach a cluster ({type(exc).__name__}: {exc})") from None
     placement = place_workers(int(ray.cluster_resources().get("GPU", 0)), workers, workers_per_gpu, device)
     actor_cls = ray.remote(num_gpus=placement.num_gpus, num_cpus=placement.num_cpus, max_restarts=0)(RowWorker)
 
