@@ -49,8 +49,8 @@ def _preview_preset() -> PipelineConfig:
     """A rough shape to try the workflow, not final quality: stage 1 short (30 steps, 1000 Gaussians, 32-64 px
     views), a coarse mesh (48³ grid, 3000 faces), a small texture (128 px baked from 64 px views), no stage 2.
 
-    With the tiny models on a shared 2-core CPU at load average 11 the whole command takes 41 s wall, stage 1
-    9 s of it (docs/user-guide.md, "How long Preview takes"; the 106 s measured before were torch's threads
+    With the tiny models on a shared 2-core CPU at load average 12 the whole command takes 39 s wall, stage 1
+    7.7 s of it (docs/user-guide.md, "How long Preview takes"; the 106 s measured before were torch's threads
     spinning against each other, backend/openmp_wait.py). With real Zero123-XL each step adds a diffusion
     forward and a VAE backward at 256 px, so on a CPU it is minutes; the Quick method's preview
     (QUICK_PRESETS) is the one for a CPU."""
