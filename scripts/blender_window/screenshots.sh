@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole real-Blender-window run in one command: build the small extension zip, install it into the
-# chroot's Blender (Debian trixie's blender 4.3.2, Python 3.13), drive the panel under Xvfb (Segment,
-# Generate, a cancelled Generate, the preferences), take the screenshots, time the same jobs under
-# `blender -b`, and copy the cropped screenshots into docs/images/.
+# chroot's Blender (Debian trixie's blender 4.3.2, Python 3.13), drive the panel under Xvfb (the Method menu,
+# Segment, Generate with Preview, a cancelled Generate, an error and its Details, the preferences' Models
+# section), take the screenshots, time the same jobs under `blender -b`, and copy the cropped screenshots
+# into docs/images/ (about 6 minutes on a loaded 2-core CPU).
 #
 # Usage (as root, from anywhere; the chroot comes from setup_chroot.sh):
 #   bash scripts/blender_window/screenshots.sh
