@@ -5,4 +5,8 @@ worker thread alike. Heavy libraries (torch, transformers, …) are imported ins
 ``import backend`` stays cheap.
 """
 
+from .openmp_wait import prefer_sleeping_threads
+
 __version__ = "0.1.0"
+
+prefer_sleeping_threads()  # before anything imports torch (backend/openmp_wait.py says why)

@@ -36,8 +36,9 @@ METHODS: tuple[Choice, ...] = (
 DEFAULT_METHOD = DREAMGAUSSIAN  # until quick and quick+refine are compared with real weights
 
 PRESETS: tuple[Choice, ...] = (
-    Choice("preview", "Preview", "A rough object to try the workflow: under a minute on a CPU with the Quick "
-                                 "method; with Best, the shortest fit (still minutes without a GPU)"),
+    Choice("preview", "Preview", "Rough shape to try the workflow; not final quality. The fewest steps, a coarse "
+                                 "mesh, a small texture: seconds on a GPU once the models are loaded; on a "
+                                 "laptop CPU about a minute with Quick, minutes with Best"),
     Choice("draft", "Draft", "Few steps: a usable object, quicker than Standard"),
     Choice("standard", "Standard", "The default"),
     Choice("high", "High", "Most steps, best texture"),

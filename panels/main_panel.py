@@ -74,7 +74,8 @@ def draw_options(layout, settings) -> None:
     col.prop(settings, "make_preview_plane")
     col.prop(settings, "photo_match")
     if settings.preset == "preview" and settings.method != "quick":
-        draw_wrapped(layout, "Preview takes under a minute on a CPU only with the Quick method", icon="INFO")
+        draw_wrapped(layout, "Preview: a rough shape to try the workflow. With Best on a CPU it still takes "
+                     "minutes; Quick is faster", icon="INFO")
 
 
 def draw_status(layout, settings, job) -> None:

@@ -174,3 +174,18 @@ def test_a_model_download_shows_bytes_and_speed_in_the_sidebar(busy_settings, mo
         texts = _draw_sidebar()
     _assert_fits(texts, "downloading")
     assert "1.2 of 2.6 GB · 14.0 MB/s" in [t.text for t in texts]
+
+
+def test_preview_preset_tooltip_and_note_say_what_it_is_for(addon_settings):
+    """Requirement 6: the Preview preset's tooltip says it is a rough shape to try the workflow; with Best the
+    panel adds that it still takes minutes on a CPU, with Quick it says nothing more."""
+    item = addon_settings.bl_rna.properties["preset"].enum_items["preview"]
+    assert item.name == "Preview"
+    assert item.description.startswith("Rough shape to try the workflow; not final quality")
+    addon_settings.preset, addon_settings.method = "preview", "dreamgaussian"
+    texts = _draw_sidebar()
+    _assert_fits(texts, "preview with Best")
+    note = " ".join(t.text for t in texts if t.kind == "label")
+    assert "rough shape to try the workflow" in note and "minutes; Quick is faster" in note
+    addon_settings.method = "quick"
+    assert "rough shape to try the workflow" not in " ".join(t.text for t in _draw_sidebar())

@@ -1,7 +1,7 @@
 """Pipeline configuration in one place: one config dataclass per stage, composed, and the named presets.
 
-Presets trade time for quality: ``draft`` for a quick look, ``standard`` (the default: the reference
-method's 500 stage-1 steps), ``high`` for a final asset. ``--steps`` overrides the stage-1 step count.
+Presets trade time for quality: ``preview`` a rough shape to try the workflow, ``draft`` for a quick look,
+``standard`` (the default: the reference method's 500 stage-1 steps), ``high`` for a final asset. ``--steps`` overrides the stage-1 step count.
 Their names, descriptions and the default are declared in backend.choices; this module says what each does.
 """
 
@@ -46,11 +46,14 @@ def _preset(stage1_steps: int, grid: int, target_faces: int, texture_steps: int,
 
 
 def _preview_preset() -> PipelineConfig:
-    """A first look at the workflow: stage 1 short and small, a coarse mesh, a small texture, no refinement.
+    """A rough shape to try the workflow, not final quality: stage 1 short (30 steps, 1000 Gaussians, 32-64 px
+    views), a coarse mesh (48³ grid, 3000 faces), a small texture (128 px baked from 64 px views), no stage 2.
 
-    Even with tiny models this took 106 s on a loaded 2-core CPU (docs/user-guide.md, "How long Preview
-    takes"): stage 1 dominates. With real Zero123 weights each step adds a diffusion forward and backward, so
-    on a CPU it is minutes; "under a minute" on a CPU is the Quick method's preview (QUICK_PRESETS)."""
+    With the tiny models on a shared 2-core CPU at load average 12 the whole command takes 39 s wall, stage 1
+    7.7 s of it (docs/user-guide.md, "How long Preview takes"; the 106 s measured before were torch's threads
+    spinning against each other, backend/openmp_wait.py). With real Zero123-XL each step adds a diffusion
+    forward and a VAE backward at 256 px, so on a CPU it is minutes; the Quick method's preview
+    (QUICK_PRESETS) is the one for a CPU."""
     base = PipelineConfig()
     return dataclasses.replace(
         base,

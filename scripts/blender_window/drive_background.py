@@ -29,11 +29,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--results", required=True)
     args = parser.parse_args(argv)
 
-    use_smoke_preset({"stage1": None})
+    use_smoke_preset({"stage1": None}, preset=None)  # the panel's Preview, as drive_panel.py runs it
     settings = bpy.context.scene.image_to_3d
     settings.image = bpy.data.images.load(args.photo, check_existing=True)
     settings.prompt = args.prompt
-    settings.preset = "draft"
+    settings.preset = "preview"
     results: dict = {"blender": {"version": bpy.app.version_string, "python": sys.version.split()[0]}}
     for name, operator in (("segment", bpy.ops.image_to_3d.segment), ("generate", bpy.ops.image_to_3d.generate)):
         cpu_before, load_before = worker_cpu_s(), os.getloadavg()[0]

@@ -5,19 +5,22 @@ measurements. Run by the GUI Blender (under xvfb-run) after install_extension.py
         --prompt "a coffee cup" --shots /tmp/shots --results /tmp/results.json
 
 What it does, each step on Blender's main thread from a ``bpy.app.timers`` callback, calling the operators the
-panel's buttons call, with the 3D Viewport's sidebar as their context (no mouse clicks):
-1. opens the 3D Viewport's sidebar on the "Image to 3D" tab, loads the photo, types the prompt → shot
-   ``panel-idle``;
+panel's buttons call, with the 3D Viewport's sidebar as their context (no mouse clicks; xdotool only moves the
+pointer to where a popup should open):
+1. opens the 3D Viewport's sidebar on the "Image to 3D" tab, loads the photo, types the prompt, chooses the
+   Preview preset → shot ``panel-idle``; the Method menu opened under the pointer (xdotool) → ``method-choice``;
 2. Segment, waits for the overlay → shot ``panel-segmented``;
-3. Generate (the smoke preset, see below) while a 50 ms timer records when it fires → shot ``after-import``;
+3. Generate with Preview while a 50 ms timer records when it fires → shot ``after-import`` (the 3D View:
+   the new object beside the default cube, the panel's notes of what changed);
 4. Generate again with 2000 stage-1 steps, a shot ``progress`` once the bar moves, then Cancel → shot
    ``cancelling`` taken before the main thread can end the job; the time from Cancel to the worker's answer;
-5. the Preferences, the add-on expanded, after *Check backend* → shot ``preferences-backend``;
-6. writes the measurements as JSON and quits Blender.
+5. Segment with the prompt emptied → shot ``error`` (the short line and Details), then Details → ``error-details``;
+6. the Preferences, the add-on expanded, after *Check backend*, scrolled a page down so the backend box and
+   the Models section show → shot ``preferences-models``;
+7. writes the measurements as JSON and quits Blender.
 
-The add-on offers Draft/Standard/High only; with the tiny random models (``IMAGE_TO_3D_MODELS=tiny``) on a
-CPU even Draft takes minutes, so the request sent to the worker is switched to the CLI's ``smoke`` preset, the
-way tests/test_blender_worker.py shrinks it. The panel still shows the preset it was set to.
+Generate runs the panel's Preview preset (with the tiny random models, ``IMAGE_TO_3D_MODELS=tiny``, it takes
+seconds); only the cancelled run's stage-1 step count is raised, so Cancel lands mid-fit.
 
 A screenshot redraws the window (``wm.redraw_timer``) and runs ImageMagick's ``import -window root`` while the
 main thread waits, so the picture is exactly the state the step set; those pauses are left out of the timer
@@ -48,7 +51,16 @@ TAB = "Image to 3D"
 TICK_S = 0.05  # the probe timer's interval, as issue 17 measured it
 CANCEL_RUN_STEPS = 2000  # long enough that Cancel lands mid stage 1
 STEP_TIMEOUT_S = 600.0
-MAX_SHOT_BYTES = 290_000  # docs images stay under 300 KB
+MENU_POINTER_PX = 40  # the pointer on the Method field's left part
+METHOD_FIELD_FRACTION = 0.27  # where the Method field sits down the sidebar (at 1600 × 1150, UI scale 1)
+MENU_ITEM_PX = 21  # one menu row at UI scale 1
+MENU_ROOM_PX = 170  # the menu reaches about 150 px left of the pointer, into the 3D View
+DETAILS_BUTTON_FRACTION = 0.57  # where the error's Details button sits down the sidebar
+# The Method menu's tooltips and the Details popup (420 px, operators/panel_helpers.py) open right of the pointer
+# and reach over the Outliner and Properties editors beside the sidebar.
+POPUP_ROOM_PX = 330
+MAX_SHOT_BYTES = 150_000  # each docs image; together they stay a few hundred KB
+SHOT_COLOURS = 64  # Blender's dark theme is a few greys, the text's antialiasing and the icons' colours
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -148,9 +160,11 @@ class Window:
         """(width, height, left, top) in screen pixels of a box given in Blender's window coordinates (y up)."""
         return width, height, self.window.x + x, self.window.y + self.window.height - (y + height)
 
-    def sidebar_box(self, extra_left: int = 0):
+    def sidebar_box(self, extra_left: int = 0, extra_right: int = 0):
+        """The sidebar, widened by ``extra_left`` px into the 3D View and ``extra_right`` px over the editors
+        right of it (a popup or tooltip may reach there)."""
         region = self.sidebar
-        return self.box_of(region.x - extra_left, region.y, region.width + extra_left, region.height)
+        return self.box_of(region.x - extra_left, region.y, region.width + extra_left + extra_right, region.height)
 
     def area_box(self):
         return self.box_of(self.area.x, self.area.y, self.area.width, self.area.height)
@@ -166,9 +180,10 @@ class Window:
         width, height, left, top = box
         # 256 colours keep a UI picture small (docs images stay under 300 KB) without visible loss.
         crop = ["convert", str(full), "-crop", f"{width}x{height}+{left}+{top}", "+repage", "-strip"]
-        subprocess.run([*crop, str(cropped)], check=True, timeout=60)
-        if cropped.stat().st_size > MAX_SHOT_BYTES:  # 256 colours, undithered: small, and text stays crisp
-            subprocess.run([*crop, "+dither", "-colors", "256", f"PNG8:{cropped}"], check=True, timeout=60)
+        # A palette, undithered: a UI picture stays crisp and several times smaller than in full colour.
+        subprocess.run([*crop, "+dither", "-colors", str(SHOT_COLOURS), f"PNG8:{cropped}"], check=True, timeout=60)
+        if cropped.stat().st_size > MAX_SHOT_BYTES:
+            raise RuntimeError(f"{cropped} is {cropped.stat().st_size} bytes, over {MAX_SHOT_BYTES}: crop it smaller")
         self.pauses.append((started, time.perf_counter()))
         return str(cropped)
 
@@ -188,7 +203,7 @@ def steps(args, results: dict):
     shots.mkdir(parents=True, exist_ok=True)
     job_runner = addon_module("operators.job_runner")
     stage1_steps: dict[str, int | None] = {"stage1": None}
-    use_smoke_preset(stage1_steps)
+    use_smoke_preset(stage1_steps, preset=None)  # the panel's Preview, as a user would run it
     settings = bpy.context.scene.image_to_3d
     probe = TickProbe(settings)
     bpy.app.timers.register(probe, first_interval=TICK_S, persistent=True)
@@ -201,7 +216,7 @@ def steps(args, results: dict):
     window.area.spaces.active.show_region_ui = True
     settings.image = bpy.data.images.load(args.photo, check_existing=True)
     settings.prompt = args.prompt
-    settings.preset = "draft"
+    settings.preset = "preview"
     yield 1.0  # the sidebar draws once before its tabs exist
     window.sidebar.active_panel_category = TAB
     yield 1.0
@@ -209,6 +224,13 @@ def steps(args, results: dict):
     idle_from = time.perf_counter()
     yield 3.0  # a baseline: the timer with nothing running (software OpenGL, a shared CPU)
     results["timer_idle_before_jobs"] = summarise(probe.intervals_ms(idle_from, time.perf_counter(), []))
+
+    # 1b. the Method menu open over the panel: the mouse on the sidebar, the menu the Method field opens
+    yield from open_enum_menu(window, "scene.image_to_3d.method", results)
+    results["screenshots"]["method-choice"] = window.shot("method-choice", window.sidebar_box(
+        extra_left=MENU_ROOM_PX, extra_right=POPUP_ROOM_PX))
+    close_menu()
+    yield 1.0
 
     # 2. Segment (the worker's cold start is part of it)
     started = time.perf_counter()
@@ -220,7 +242,7 @@ def steps(args, results: dict):
     yield 1.0
     results["screenshots"]["panel-segmented"] = window.shot("panel-segmented", window.sidebar_box())
 
-    # 3. Generate, measured: no screenshot while it runs
+    # 3. Generate with Preview, measured: no screenshot while it runs
     objects_before = set(bpy.data.objects.keys())
     cpu_before, load_before = worker_cpu_s(), os.getloadavg()[0]
     started = time.perf_counter()
@@ -238,9 +260,16 @@ def steps(args, results: dict):
     yield 3.0  # the timer right after the import
     results["timer_after_import"] = summarise(probe.intervals_ms(ended, time.perf_counter(), []))
     results["timer_after_import_longest_gaps"] = probe.longest_gaps(ended, time.perf_counter(), sampler)
+    # The add-on framed the new object itself (its "Frame new objects" preference); widen the view so the
+    # default cube it was placed beside shows too, then leave the selection as the import left it.
+    results["selected_after_import"] = sorted(o.name for o in bpy.context.selected_objects)
+    cube = bpy.data.objects.get("Cube")
+    if cube is not None:
+        cube.select_set(True)
     with window.override("WINDOW"):
         bpy.ops.view3d.view_selected()
-        bpy.ops.view3d.zoom(delta=-2)  # some room around the object: the grid, the default cube
+    if cube is not None:
+        cube.select_set(False)
     yield 1.0
     results["screenshots"]["after-import"] = window.shot("after-import", window.area_box())
 
@@ -250,6 +279,8 @@ def steps(args, results: dict):
         bpy.ops.image_to_3d.generate()
     job = job_runner.current_job()
     yield from wait_for(lambda: "stage1" in settings.stage and settings.progress > 0.002, "stage 1 progress")
+    yield 3.0  # the time left needs a few progress events to estimate
+    results["progress_text"] = [job.label, settings.stage]
     results["screenshots"]["progress"] = window.shot("progress", window.sidebar_box())
     yield 0.5
     answered: dict[str, float] = {}
@@ -273,7 +304,26 @@ def steps(args, results: dict):
                                "error": settings.last_error, "exit_code": settings.last_exit_code}
     results["torch_in_blender"] = sorted(name for name in sys.modules if name == "torch" or name.startswith("torch."))
 
-    # 5. the preferences with the backend section, after Check backend
+    # 5. an error: Segment with the prompt box emptied → the short line and Details, then the Details popup
+    settings.prompt = ""
+    try:
+        with window.override():
+            bpy.ops.image_to_3d.segment()
+    except RuntimeError as exc:  # bpy.ops raises what the operator reported as an error: the expected outcome
+        results["error_operator"] = str(exc)
+    results["error_shown"] = {"error": settings.last_error, "exit_code": settings.last_exit_code}
+    yield 1.0
+    results["screenshots"]["error"] = window.shot("error", window.sidebar_box())
+    yield from move_mouse_to_sidebar(window, down_fraction=DETAILS_BUTTON_FRACTION)  # the popup opens by Details
+    with window.override():
+        bpy.ops.image_to_3d.error_details("INVOKE_DEFAULT")
+    yield 1.0
+    results["screenshots"]["error-details"] = window.shot("error-details", window.sidebar_box(extra_right=POPUP_ROOM_PX))
+    close_menu()
+    settings.prompt = args.prompt
+    yield 1.0
+
+    # 6. the preferences after Check backend, scrolled to the Models section
     backend_setup = addon_module("operators.backend_setup")
     prefs = bpy.context.preferences.addons[EXTENSION_MODULE].preferences
     with window.override():
@@ -288,8 +338,37 @@ def steps(args, results: dict):
     with bpy.context.temp_override(window=window.window, area=window.area):
         bpy.ops.preferences.addon_expand(module=EXTENSION_MODULE)
     yield 1.5
-    results["screenshots"]["preferences-backend"] = window.shot("preferences-backend", window.area_box())
+    with window.override("WINDOW"):
+        bpy.ops.view2d.scroll_down(deltax=0, deltay=0, page=True)
+    yield 1.5
+    results["screenshots"]["preferences-models"] = window.shot("preferences-models", window.area_box())
     results["ok"] = True
+
+
+def move_mouse_to_sidebar(window: Window, left_px: int = 0, down_fraction: float = 0.25, extra_down_px: int = 0):
+    """Put the pointer ``left_px`` into the sidebar (default: a third of its width), ``down_fraction`` of its
+    height from its top (a popup opens under it) and let Blender see the move."""
+    region = window.sidebar
+    x = window.window.x + region.x + (left_px or region.width // 3)
+    y = window.window.y + window.window.height - (region.y + round(region.height * (1 - down_fraction)))
+    subprocess.run(["xdotool", "mousemove", str(x), str(y + extra_down_px)], check=True, timeout=30)
+    yield 0.5
+
+
+def open_enum_menu(window: Window, data_path: str, results: dict):
+    """Open the menu of an enum property (what clicking its field shows) under the pointer, near the Method
+    field, then rest the pointer on the second item so its tooltip shows."""
+    yield from move_mouse_to_sidebar(window, left_px=MENU_POINTER_PX, down_fraction=METHOD_FIELD_FRACTION)
+    with window.override():
+        results[f"menu {data_path}"] = sorted(bpy.ops.wm.context_menu_enum("INVOKE_DEFAULT", data_path=data_path))
+    yield 0.5
+    yield from move_mouse_to_sidebar(window, left_px=MENU_POINTER_PX, down_fraction=METHOD_FIELD_FRACTION,
+                                     extra_down_px=MENU_ITEM_PX)
+    yield 2.0  # Blender shows a tooltip after a short rest
+
+
+def close_menu() -> None:
+    subprocess.run(["xdotool", "key", "Escape"], check=True, timeout=30)
 
 
 def run(args) -> None:

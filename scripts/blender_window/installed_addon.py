@@ -18,18 +18,20 @@ def addon_module(name: str):
     return sys.modules[f"{EXTENSION_MODULE}.{name}"]
 
 
-def use_smoke_preset(stage1_steps: dict[str, int | None]) -> None:
-    """Send generate requests to the worker with the CLI's smoke preset, and ``stage1_steps['stage1']`` stage-1
-    steps when that is set (read per request, so a caller can change it between jobs).
+def use_smoke_preset(stage1_steps: dict[str, int | None], preset: str | None = "smoke") -> None:
+    """Send generate requests to the worker with ``preset`` (the CLI's smoke preset by default; None keeps the
+    panel's), and ``stage1_steps['stage1']`` stage-1 steps when that is set (read per request, so a caller can
+    change it between jobs).
 
-    The add-on offers Draft/Standard/High only; with tiny random models on a CPU even Draft takes minutes.
+    With tiny random models on a CPU, Draft and above take minutes; Preview and smoke take seconds.
     """
     worker_requests = addon_module("operators.worker_requests")
     build = worker_requests.generate_request
 
     def smoke_request(request_id, config, out_dir):
         job = build(request_id, config, out_dir)
-        return dataclasses.replace(job, request={**job.request, "preset": "smoke", "steps": stage1_steps["stage1"]})
+        changes = {"steps": stage1_steps["stage1"]} | ({"preset": preset} if preset else {})
+        return dataclasses.replace(job, request={**job.request, **changes})
 
     worker_requests.generate_request = smoke_request
 

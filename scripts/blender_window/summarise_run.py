@@ -20,7 +20,7 @@ def main(run_dir: Path) -> int:
         print(f"summarise_run: no {run_dir / 'window.json'}: the window run ended before writing it (a crash?)")
         return 1
     blender = window.get("blender", {})
-    print(f"Blender {blender.get('version')} (Python {blender.get('python')}), tiny models, smoke preset, CPU")
+    print(f"Blender {blender.get('version')} (Python {blender.get('python')}), tiny models, Preview preset, CPU")
     if "error" in window:
         print(f"window run FAILED: {window['error']}")
     timer = window.get("timer_during_generate", {})
@@ -49,7 +49,7 @@ def main(run_dir: Path) -> int:
         for name, run in (("window", window), ("background", background)):
             if run.get(error_key):
                 print(f"{name} {error_key}: {run[error_key]}")
-    return 0 if window.get("ok") and background.get("ok") else 1
+    return 0 if window.get("ok") and (background.get("ok") or not background) else 1
 
 
 if __name__ == "__main__":
