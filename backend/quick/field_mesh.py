@@ -24,13 +24,14 @@ from ..numeric_checks import require_finite
 from .field_mesh_config import FieldMeshConfig
 
 STAGE = "mesh"
-# Random weights (tiny, full-random) give a density field with no object in it: noise at the triplane's texel
-# scale, whose level sets are a froth of millions of faces at 256³ (1.3 M at 128³ for full-random) that no
-# real object makes, and whose cleanup alone took minutes. So with random weights the mesh is of a stand-in
-# field: a ball of STAND_IN_RADIUS (TripoSR units; a real object fills about that much of the box) whose
-# radius the model's own density, averaged into STAND_IN_BUMP_CELLS³ lumps, moves by up to STAND_IN_BUMP·3
-# of it. Its surface has a real object's size (about 1.5·10⁵ marching-cubes faces at 256³), so the mesh, UV and bake stages do a real job's amount of
-# work; the grid itself is still the model's, queried in full. The output is meaningless either way.
+# Random weights (tiny, full-random) give a density field with no object in it: full-random's is flat up to
+# rounding (within 2e-6 of e⁻¹), and its level sets are a froth that no real object makes (1.3 M faces and 24 s
+# of cleanup at 128³ on a 2-core CPU, about four times that at 256³). So with random weights the mesh is of a
+# stand-in field: a ball of STAND_IN_RADIUS (TripoSR units; a real object fills about that much of the box)
+# whose radius the model's own density, averaged into STAND_IN_BUMP_CELLS³ lumps, moves by up to
+# STAND_IN_BUMP·3 of it. Its surface has a real object's size (about 2·10⁵ marching-cubes faces at 256³), so
+# the mesh, UV and bake stages do a real job's amount of work; the grid itself is still the model's, queried in
+# full. The output is meaningless either way.
 STAND_IN_RADIUS = 0.5
 STAND_IN_BUMP = 0.05
 STAND_IN_BUMP_CELLS = 8
