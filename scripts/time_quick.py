@@ -231,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         time_stages(report, loaded, models, device, args.preset, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         time_jobs(report, models, args.device, args.preset, methods, args.repeats, args.steps, Path(tmp))
-    if device.type == "cuda":
-        report.data["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    # each stage and job resets CUDA's peak counter: the overall peak is the largest of theirs
+    peaks = [stage["peak_gpu_memory_mb"] for stage in report.data["stages"].values()]
+    peaks += [run["peak_gpu_memory_mb"] for job in report.data["jobs"].values() for run in job.get("runs", [])]
+    report.data["peak_gpu_memory_mb"] = max(peaks, default=0.0)
     report.save()
     report.say("done")
     print(json.dumps(report.data, indent=2), flush=True)

@@ -30,6 +30,7 @@ def test_tiny_cpu_run_times_every_stage_and_the_quick_job_and_prints_as_it_goes(
     assert code == 0
     report = json.loads(out.read_text())
     assert report["models"] == "tiny" and report["preset"] == "smoke" and report["build_s"]["triposr"] >= 0
+    assert report["peak_gpu_memory_mb"] == 0.0  # reported, and none on the CPU
     assert set(report["stages"]) == STAGES  # no bf16 comparison on the CPU
     assert all(stage["median_s"] > 0 for stage in report["stages"].values())
     assert report["stages"]["marching_cubes"]["faces"] >= report["stages"]["mesh_cpu"]["faces"] > 0
