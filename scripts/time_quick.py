@@ -17,7 +17,7 @@ run stopped by a timeout still leaves everything measured until then.
    gives: ``quick`` ``--repeats`` times, ``quick+refine`` and ``dreamgaussian`` once each, all at ``--preset``
    (named in the output). A method runs one untimed warm-up job first unless an earlier method already built
    its models (dreamgaussian after quick+refine: the same Zero123 and renderer). Each job's own per-stage times
-   come from its job.json.
+   (export included) come from its result.
 
 With random weights the mesh is of a stand-in ball of a real object's size (backend/quick/field_mesh.py), so
 the mesh, UV and bake stages do a real job's amount of work; the outputs are meaningless.
@@ -174,9 +174,9 @@ def run_job(models: ModelMode, device_name: str, preset: str, method: str, steps
     start = time.perf_counter()
     result = generate(request)
     wall = time.perf_counter() - start
-    job = json.loads(result.job_json_path.read_text())
-    return wall, {"wall_s": round(wall, 3), "stages_s": job["timings_s"],
-                  "peak_gpu_memory_mb": round(result.peak_gpu_memory_mb, 1)}
+    # the result's stage times, not job.json's: job.json is written inside the export stage, so lacks its time
+    stages = {name: round(seconds, 4) for name, seconds in result.timings.items()}
+    return wall, {"wall_s": round(wall, 3), "stages_s": stages, "peak_gpu_memory_mb": round(result.peak_gpu_memory_mb, 1)}
 
 
 def time_jobs(report: Report, models: ModelMode, device_name: str, preset: str, methods: list[str], repeats: int,

@@ -36,7 +36,7 @@ def test_tiny_cpu_run_times_every_stage_and_the_quick_job_and_prints_as_it_goes(
     assert report["stages"]["marching_cubes"]["faces"] >= report["stages"]["mesh_cpu"]["faces"] > 0
     job = report["jobs"]["quick"]
     assert job["preset"] == "smoke" and "warmup_wall_s" not in job  # TripoSR was built by the first step
-    assert {"triposr", "mesh", "bake"} <= set(job["runs"][0]["stages_s"]) and job["median_wall_s"] > 0
+    assert {"triposr", "mesh", "bake", "export"} <= set(job["runs"][0]["stages_s"]) and job["median_wall_s"] > 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     assert any("stage triposr_forward: median" in line for line in lines)
     assert lines.index(next(line for line in lines if "stage colour_bake" in line)) < \
