@@ -53,11 +53,15 @@ def marching_cubes(grid: np.ndarray, threshold: float, bound: float,
     # float32: scikit-image converts to it anyway. Only the box around the inside cells (one cell of margin, so
     # every cube with a crossing is kept) is padded and meshed: the same triangles, in a fraction of the time
     # for an object that fills part of the grid.
-    padded = np.pad(grid.astype(np.float32), 1, mode="constant", constant_values=0.0)
-    inside = np.nonzero(padded >= threshold)
-    low = [max(int(axis.min()) - 1, 0) for axis in inside]
-    high = [min(int(axis.max()) + 2, size) for axis, size in zip(inside, padded.shape, strict=True)]
-    padded = padded[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
+    inside = grid >= threshold
+    low, high = [], []  # the box, in the indices of the grid padded by one zero layer (grid index + 1)
+    for axis in range(3):
+        hits = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
+        low.append(int(hits[0]))  # (first inside + 1) - 1 margin
+        high.append(min(int(hits[-1]) + 3, grid.shape[axis] + 2))  # (last inside + 1) + 1 margin, exclusive
+    padded = np.zeros([h - lo for lo, h in zip(low, high, strict=True)], np.float32)
+    source = tuple(slice(max(lo - 1, 0), min(h - 1, n)) for lo, h, n in zip(low, high, grid.shape, strict=True))
+    padded[tuple(slice(s.start - lo + 1, s.stop - lo + 1) for s, lo in zip(source, low, strict=True))] = grid[source]
     # scikit-image's marching cubes (wheels for every Python we support). gradient_direction="ascent": the
     # object is the region where density rises above the threshold, so faces wind counter-clockwise seen from
     # outside and normals point out of the dense region (a Gaussian blob comes out with positive volume; with
