@@ -134,7 +134,12 @@ def time_stages(report: Report, loaded, models: ModelMode, device: torch.device,
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
                 return loaded.model(image)[0]
 
-        report.stage(timed("triposr_forward_bf16", forward_bf16, "bf16 autocast: for comparison, not used"))
+        try:  # a comparison only: its failure must not cost the measurements after it
+            report.stage(timed("triposr_forward_bf16", forward_bf16, "bf16 autocast: for comparison, not used"))
+        except RuntimeError as exc:
+            report.data["stages"]["triposr_forward_bf16"] = {"error": str(exc).splitlines()[0][:300]}
+            report.say(f"stage triposr_forward_bf16 failed: {str(exc).splitlines()[0][:300]}")
+            report.save()
     triplane = forward()
 
     def grid():
@@ -232,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         time_jobs(report, models, args.device, args.preset, methods, args.repeats, args.steps, Path(tmp))
     # each stage and job resets CUDA's peak counter: the overall peak is the largest of theirs
-    peaks = [stage["peak_gpu_memory_mb"] for stage in report.data["stages"].values()]
+    peaks = [stage["peak_gpu_memory_mb"] for stage in report.data["stages"].values() if "peak_gpu_memory_mb" in stage]
     peaks += [run["peak_gpu_memory_mb"] for job in report.data["jobs"].values() for run in job.get("runs", [])]
     report.data["peak_gpu_memory_mb"] = max(peaks, default=0.0)
     report.save()
