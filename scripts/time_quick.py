@@ -185,29 +185,46 @@ def run_job(models: ModelMode, device_name: str, preset: str, method: str, steps
 
 
 def time_jobs(report: Report, models: ModelMode, device_name: str, preset: str, methods: list[str], repeats: int,
-              steps: int | None, folder: Path) -> None:
+              steps: int | None, folder: Path) -> list[str]:
+    """Time each method's jobs; a method whose job fails is recorded with its error and the next one still
+    runs. Returns the failed methods."""
     photo = cutout(folder / "cutout.png")
     built: set[str] = {"triposr"}  # by time_model_build, in this process's model cache
+    failed = []
     for index, method in enumerate(methods):
         entry: dict = {"preset": preset, "steps": None if method == QUICK else steps}
         report.data["jobs"][method] = entry
-        stem = method.replace("+", "_")
-        if not MODEL_FAMILIES[method] <= built:
-            report.say(f"job {method}: warm-up (builds its models)")
-            wall, _ = run_job(models, device_name, preset, method, steps, photo, folder / f"{stem}_warmup", index)
-            entry["warmup_wall_s"] = round(wall, 3)
-            built |= MODEL_FAMILIES[method]
-            report.say(f"job {method}: warm-up took {wall:.2f} s")
+        try:
+            time_method(report, models, device_name, preset, method, repeats, steps, photo, folder, index, entry,
+                        built)
+        except Exception as exc:  # noqa: BLE001 - recorded in the report; the exit status says it failed
+            entry["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            report.say(f"job {method} failed: {entry['error']}")
             report.save()
-        runs = []
-        for attempt in range(repeats if method == QUICK else 1):
-            report.say(f"job {method}: timed run {attempt + 1}")
-            wall, job = run_job(models, device_name, preset, method, steps, photo, folder / f"{stem}_{attempt}", index)
-            runs.append(job)
-            entry.update(runs=runs, median_wall_s=round(statistics.median(r["wall_s"] for r in runs), 3))
-            report.say(f"job {method}: {wall:.2f} s, peak {job['peak_gpu_memory_mb']:.0f} MB, stages "
-                       + ", ".join(f"{name} {seconds:.2f}" for name, seconds in job["stages_s"].items()))
-            report.save()
+            failed.append(method)
+    return failed
+
+
+def time_method(report: Report, models: ModelMode, device_name: str, preset: str, method: str, repeats: int,
+                steps: int | None, photo: Path, folder: Path, index: int, entry: dict, built: set[str]) -> None:
+    """One method's warm-up (when its models are not built yet) and timed jobs, into ``entry``."""
+    stem = method.replace("+", "_")
+    if not MODEL_FAMILIES[method] <= built:
+        report.say(f"job {method}: warm-up (builds its models)")
+        wall, _ = run_job(models, device_name, preset, method, steps, photo, folder / f"{stem}_warmup", index)
+        entry["warmup_wall_s"] = round(wall, 3)
+        built |= MODEL_FAMILIES[method]
+        report.say(f"job {method}: warm-up took {wall:.2f} s")
+        report.save()
+    runs = []
+    for attempt in range(repeats if method == QUICK else 1):
+        report.say(f"job {method}: timed run {attempt + 1}")
+        wall, job = run_job(models, device_name, preset, method, steps, photo, folder / f"{stem}_{attempt}", index)
+        runs.append(job)
+        entry.update(runs=runs, median_wall_s=round(statistics.median(r["wall_s"] for r in runs), 3))
+        report.say(f"job {method}: {wall:.2f} s, peak {job['peak_gpu_memory_mb']:.0f} MB, stages "
+                   + ", ".join(f"{name} {seconds:.2f}" for name, seconds in job["stages_s"].items()))
+        report.save()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,15 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_stages:
         time_stages(report, loaded, models, device, args.preset, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
-        time_jobs(report, models, args.device, args.preset, methods, args.repeats, args.steps, Path(tmp))
+        failed = time_jobs(report, models, args.device, args.preset, methods, args.repeats, args.steps, Path(tmp))
     # each stage and job resets CUDA's peak counter: the overall peak is the largest of theirs
     peaks = [stage["peak_gpu_memory_mb"] for stage in report.data["stages"].values() if "peak_gpu_memory_mb" in stage]
     peaks += [run["peak_gpu_memory_mb"] for job in report.data["jobs"].values() for run in job.get("runs", [])]
     report.data["peak_gpu_memory_mb"] = max(peaks, default=0.0)
     report.save()
-    report.say("done")
+    report.say(f"done; failed: {', '.join(failed)}" if failed else "done")
     print(json.dumps(report.data, indent=2), flush=True)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

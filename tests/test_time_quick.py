@@ -64,3 +64,25 @@ def test_jobs_warm_up_once_per_model_family_and_are_saved_one_by_one(time_quick,
     assert len(jobs["quick"]["runs"]) == 2 and jobs["quick"]["steps"] is None
     assert jobs["quick+refine"]["warmup_wall_s"] == 0.5 and jobs["quick+refine"]["steps"] == 3
     assert "warmup_wall_s" not in jobs["dreamgaussian"] and jobs["dreamgaussian"]["median_wall_s"] == 0.5
+
+
+def test_a_failed_job_is_recorded_and_the_next_method_still_runs(time_quick, tmp_path, monkeypatch):
+    out = tmp_path / "time.json"
+    report = time_quick.Report(out, {"models": "tiny"})
+    calls = []
+
+    def fake_run_job(models, device_name, preset, method, steps, photo, folder, seed):
+        calls.append(folder.name)
+        if method == "quick+refine":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore")
+        return 0.5, {"wall_s": 0.5, "stages_s": {}, "peak_gpu_memory_mb": 0.0}
+
+    monkeypatch.setattr(time_quick, "run_job", fake_run_job)
+    failed = time_quick.time_jobs(report, time_quick.ModelMode.TINY, "cpu", "smoke",
+                                  ["quick+refine", "dreamgaussian"], 1, None, tmp_path)
+    assert failed == ["quick+refine"]
+    # Zero123 never got built by the failed warm-up, so dreamgaussian warms up itself
+    assert calls == ["quick_refine_warmup", "dreamgaussian_warmup", "dreamgaussian_0"]
+    jobs = json.loads(out.read_text())["jobs"]
+    assert jobs["quick+refine"]["error"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert jobs["dreamgaussian"]["median_wall_s"] == 0.5
