@@ -17,7 +17,8 @@ run stopped by a timeout still leaves everything measured until then.
    gives: ``quick`` ``--repeats`` times, ``quick+refine`` and ``dreamgaussian`` once each, all at ``--preset``
    (named in the output). A method runs one untimed warm-up job first unless an earlier method already built
    its models (dreamgaussian after quick+refine: the same Zero123 and renderer). Each job's own per-stage times
-   (export included) come from its result.
+   (export included) come from its result. A failed job is recorded with its error, the next method still
+   runs, and the script exits 1 at the end.
 
 With random weights the mesh is of a stand-in ball of a real object's size (backend/quick/field_mesh.py), so
 the mesh, UV and bake stages do a real job's amount of work; the outputs are meaningless.
