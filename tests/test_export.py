@@ -140,6 +140,22 @@ def _read_ply(path: Path) -> tuple[list[str], np.ndarray]:
     return names, rows
 
 
+def test_obj_rows_are_the_text_numpy_savetxt_writes():
+    """The OBJ writer formats all rows at once; its text must be np.savetxt's, row for row."""
+    import io
+
+    from backend.export.obj import _rows
+
+    rng = np.random.default_rng(0)
+    cases = [("v", np.vstack([[-0.0, 1e-9, -1e-9], rng.normal(size=(99, 3))]), "%.6f %.6f %.6f"),
+             ("vt", rng.random((50, 2)), "%.6f %.6f"), ("f", rng.integers(1, 10**6, (40, 6)), "%d/%d %d/%d %d/%d"),
+             ("v", np.zeros((0, 3)), "%.6f %.6f %.6f")]
+    for prefix, values, fmt in cases:
+        buffer = io.StringIO()
+        np.savetxt(buffer, values, fmt=f"{prefix} {fmt}")
+        assert _rows(prefix, values, fmt) == buffer.getvalue()
+
+
 def test_gaussians_ply_round_trips(tmp_path):
     gaussians = random_gaussians(37, seed=5)
     path = export_gaussians_ply(gaussians, tmp_path / "gaussians.ply")

@@ -209,3 +209,22 @@ def test_auto_iso_level_rejects_bad_values_and_reports_no_surface():
     faint = type(faint)(faint.means, faint.scales, faint.quats, faint.opacities * 0.001, faint.colors)
     with pytest.raises(NoSurfaceError, match="every candidate iso-level"):
         extract_mesh(faint, MeshConfig(resolution=16, threshold="auto"))
+
+
+@pytest.mark.parametrize("centre", [(0.0, 0.1, -0.2), (0.8, -0.8, 0.8)])  # inside, and cut by the grid's border
+def test_marching_cubes_on_the_box_around_the_object_gives_the_whole_grids_triangles(centre):
+    """marching_cubes meshes only the box around the inside cells: the triangles of scikit-image on the whole
+    zero-padded grid, in the same world coordinates (as sorted corner lists, vertex numbering aside)."""
+    from skimage import measure
+
+    axis = np.linspace(-1.0, 1.0, 48, dtype=np.float32)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    grid = 10 * np.exp(-((x - centre[0]) ** 2 + (y - centre[1]) ** 2 / 0.5 + (z - centre[2]) ** 2) / 0.1)
+    vertices, faces = marching_cubes(grid, 2.0, 1.0)
+    whole_v, whole_f, _, _ = measure.marching_cubes(np.pad(grid, 1), 2.0, gradient_direction="ascent",
+                                                    allow_degenerate=False)
+    whole_v = (whole_v - 1.0) * (2.0 / 47) - 1.0
+    assert len(faces) == len(whole_f) > 100
+    ours = np.sort(vertices[faces].reshape(len(faces), -1), axis=0)
+    theirs = np.sort(whole_v[whole_f].reshape(len(whole_f), -1), axis=0)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)

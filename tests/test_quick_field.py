@@ -94,3 +94,25 @@ def test_triposr_frame_meets_our_reference_camera_as_its_own_input_camera():
     theirs = 0.3 / (1.9 * math.tan(math.radians(20)))
     ours = (float(xy[0, 0]) - 128) / 128
     assert abs(ours / theirs - 0.6 / 0.85) < 1e-3
+
+
+def test_random_weights_mesh_a_lumpy_ball_not_the_froth_of_a_flat_field():
+    """Full-random TripoSR's density is flat up to rounding (all 2·10⁶ samples of a 128³ grid lie within 10⁻⁶ of
+    e⁻¹): meshing its own level sets gave 1.3 M faces at 128³ and minutes of cleanup. The stand-in is one ball
+    of STAND_IN_RADIUS with a few lumps, whatever the noise, and the density level leaves some grid inside."""
+    from backend.quick.field_mesh import STAND_IN_BUMP, STAND_IN_RADIUS, mesh_from_grid, random_weights_stand_in
+
+    generator = torch.Generator().manual_seed(0)
+    density = 0.3679 + 1e-7 * torch.randn(64, 64, 64, generator=generator)
+    field, density_level = random_weights_stand_in(density, 0.87)
+    assert 0.0 < float((density >= density_level).float().mean()) < 1.0
+    mesh = mesh_from_grid(field.numpy(), 1.0, 0.87, world_scale=1.0,
+                          config=FieldMeshConfig(resolution=64, target_faces=0, smoothing_iterations=0))
+    surface = trimesh.Trimesh(mesh.vertices, mesh.faces)
+    assert len(surface.split(only_watertight=False)) == 1
+    radii = np.linalg.norm(mesh.vertices, axis=1)
+    assert STAND_IN_RADIUS * (1 - 3 * STAND_IN_BUMP) - 0.03 <= radii.min()
+    assert radii.max() <= STAND_IN_RADIUS * (1 + 3 * STAND_IN_BUMP) + 0.03
+    assert radii.std() > 1e-3  # lumpy: the model's field still shapes it
+    # a smooth ball of this radius has about 4π(r/cell)²·2 ≈ 9·10³ marching-cubes faces at 64³; no froth
+    assert mesh.face_count < 3 * 4 * np.pi * (STAND_IN_RADIUS / (1.74 / 63)) ** 2 * 2

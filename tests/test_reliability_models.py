@@ -105,10 +105,10 @@ def test_loading_never_unpickles_or_runs_remote_code():
 
 
 def test_every_real_model_revision_is_pinned_to_a_commit():
-    from backend.models import clipseg, sam, sam3, zero123
+    from backend.models import catalog, clipseg, sam, sam3, zero123
 
     pins = {"CLIPSeg": clipseg.CLIPSEG_REVISION, "SAM": sam.SAM_REVISION, "Zero123-XL": zero123.ZERO123_XL_REVISION,
-            "SAM 3": sam3.SAM3_REVISION}
+            "SAM 3": sam3.SAM3_REVISION, "TripoSR": catalog.TRIPOSR_REVISION}
     for name, revision in pins.items():
         assert re.fullmatch(r"[0-9a-f]{40}", revision), (name, revision)
     calls = [m for path in _backend_sources() for m in re.findall(r"fetch_snapshot\((\w+), (\w+),",

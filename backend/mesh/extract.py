@@ -50,7 +50,18 @@ def marching_cubes(grid: np.ndarray, threshold: float, bound: float,
             f"no surface to mesh: the Gaussians' peak density {peak:.3g} is below the threshold {threshold:.3g}"
         )
     resolution = grid.shape[0]
-    padded = np.pad(grid.astype(np.float64), 1, mode="constant", constant_values=0.0)
+    # float32: scikit-image converts to it anyway. Only the box around the inside cells (one cell of margin, so
+    # every cube with a crossing is kept) is padded and meshed: the same triangles, in a fraction of the time
+    # for an object that fills part of the grid.
+    inside = grid >= threshold
+    low, high = [], []  # the box, in the indices of the grid padded by one zero layer (grid index + 1)
+    for axis in range(3):
+        hits = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
+        low.append(int(hits[0]))  # (first inside + 1) - 1 margin
+        high.append(min(int(hits[-1]) + 3, grid.shape[axis] + 2))  # (last inside + 1) + 1 margin, exclusive
+    padded = np.zeros([h - lo for lo, h in zip(low, high, strict=True)], np.float32)
+    source = tuple(slice(max(lo - 1, 0), min(h - 1, n)) for lo, h, n in zip(low, high, grid.shape, strict=True))
+    padded[tuple(slice(s.start - lo + 1, s.stop - lo + 1) for s, lo in zip(source, low, strict=True))] = grid[source]
     # scikit-image's marching cubes (wheels for every Python we support). gradient_direction="ascent": the
     # object is the region where density rises above the threshold, so faces wind counter-clockwise seen from
     # outside and normals point out of the dense region (a Gaussian blob comes out with positive volume; with
@@ -63,7 +74,8 @@ def marching_cubes(grid: np.ndarray, threshold: float, bound: float,
     if len(faces) == 0:
         raise NoSurfaceError(f"no surface to mesh at threshold {threshold:.3g}")
     step = 2.0 * bound / (resolution - 1)
-    vertices = (vertices.astype(np.float64) - 1.0) * step - bound + np.asarray(centre, dtype=np.float64)
+    vertices = (vertices.astype(np.float64) + np.asarray(low, np.float64) - 1.0) * step - bound \
+        + np.asarray(centre, dtype=np.float64)
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     return vertices, faces
 
@@ -99,8 +111,10 @@ def require_usable_surface(vertices: np.ndarray, faces: np.ndarray) -> None:
 
 def _manifold_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     """[F] bool: faces none of whose edges is shared by more than two faces."""
-    edges = mesh.edges_sorted  # [3F, 2], edge k belongs to face k // 3
-    _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+    edges = mesh.edges_sorted.astype(np.int64)  # [3F, 2], edge k belongs to face k // 3
+    # one integer per edge: np.unique on a 1-D key is several times faster than on rows (axis=0)
+    keys = edges[:, 0] * (int(edges.max(initial=0)) + 1) + edges[:, 1]
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     bad_edge = counts[inverse.reshape(-1)] > 2
     return ~bad_edge.reshape(-1, 3).any(axis=1)
 

@@ -14,10 +14,13 @@ SAM_REPO_ID = "ybelkada/segment-anything"  # hub mirror of the official SAM file
 ZERO123_XL_REPO = "ashawkey/zero123-xl-diffusers"
 STABLE_ZERO123_REPO = "stabilityai/stable-zero123"
 TRIPOSR_REPO_ID = "stabilityai/TripoSR"  # MIT, code and weights; the quick methods (backend/models/triposr)
-# Pinned revision of TripoSR's hub repository. The commit hash could not be looked up offline; the lead replaces
-# "main" with the hash of the revision the facts in tests/facts were checked against before `real` ships
-# (hub.fetch_snapshot accepts either).
-TRIPOSR_REVISION = "main"
+# Pinned revision of TripoSR's hub repository: the head of its main branch as the model page's public history
+# shows it ("Callout to SF3D", Aug 2024: https://huggingface.co/stabilityai/TripoSR/tree/5b521936b01fbe1890f6f9baed0254ab6351c04a),
+# holding config.yaml and model.ckpt (whose last change is the earlier "update model" commit); the
+# model.safetensors conversion lives only on unmerged pull-request branches, so model.ckpt is what loads. Read
+# from a stored copy of that page, not downloaded here: the checkpoint itself has not been loaded against our
+# model (the facts in tests/facts come from the official code, github VAST-AI-Research/TripoSR d26e331).
+TRIPOSR_REVISION = "5b521936b01fbe1890f6f9baed0254ab6351c04a"
 # SAM 3 (promptable concept segmentation, transformers layout). Gated: each user requests access on the model
 # page and downloads with their own token; weights under Meta's SAM License (shown before the first download).
 SAM3_REPO_ID = "facebook/sam3"
