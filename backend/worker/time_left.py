@@ -1,0 +1,133 @@
+"""A job's completion and time left, from its stages' progress events and its plan (backend/generate/stage_costs.py).
+
+Why not ``elapsed × (1 − fraction) / fraction``: stages differ in length by a factor of hundreds, and stages
+whose result came from the cache finish at once, so that formula said "0:01 left" at the start of a
+2000-step stage 1 and grew from 48 s to 290 s while one stage ran. Instead:
+
+- the job's ``fraction`` weighs each stage by its expected work;
+- the pace (seconds per unit of work) is measured only on work this job really did: a stage that arrives
+  complete (its result came from the cache) or is passed over, a stage not in the plan (a model download has
+  its own progress) and model loading count neither time nor work;
+- the stage running now is finished at its own observed step rate, the stages after it at the job's pace;
+- there is no estimate until there is enough to go by: ``MIN_STEPS`` steps of a stage that counts steps, or
+  ``MIN_WORK_FRACTION`` of the job's work measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..generate.stage_costs import StageCost
+
+MIN_STEPS = 3  # steps of the current stage before its step rate is trusted
+MIN_WORK_FRACTION = 0.05  # or this share of the job's (timed) work measured, for stages without steps
+
+
+@dataclass(frozen=True)
+class JobEstimate:
+    fraction: float  # the whole job's completion in [0, 1], stages weighed by their expected work
+    eta_s: float | None  # seconds left; None until there is enough to go by
+
+
+@dataclass
+class _StageRecord:
+    cost: StageCost
+    started: float  # the clock when its first event came
+    fraction: float = 0.0
+    measured_s: float = 0.0  # time spent in it while it was the stage running
+    free: bool = False  # its result came from the cache, or it was passed over: no pace to learn from
+
+
+@dataclass
+class TimeLeftEstimator:
+    """Feed it every progress event (``observe``) with the clock's reading; it answers with a JobEstimate."""
+
+    plan: tuple[StageCost, ...]
+    records: list[_StageRecord] = field(default_factory=list)  # one per planned stage reached, in plan order
+    extra: str = ""  # a stage not in the plan running now (its time is not the job's pace)
+    last_time: float | None = None
+    best_fraction: float = 0.0
+
+    @property
+    def total_work(self) -> float:
+        return sum(cost.work for cost in self.plan)
+
+    def observe(self, stage: str, stage_fraction: float, now: float) -> JobEstimate:
+        self._close_interval(now)
+        position = self._position_of(stage)
+        if position is None:
+            self.extra = stage
+        else:
+            self.extra = ""
+            self._advance_to(position, stage_fraction, now)
+            current = self.records[-1]
+            current.fraction = max(current.fraction, stage_fraction)
+        self.best_fraction = max(self.best_fraction, self._fraction())
+        return JobEstimate(self.best_fraction, self._eta(now))
+
+    def _close_interval(self, now: float) -> None:
+        """The time since the last event belongs to the stage that was running."""
+        if self.last_time is not None and self.records and not self.extra:
+            self.records[-1].measured_s += now - self.last_time
+        self.last_time = now
+
+    def _position_of(self, stage: str) -> int | None:
+        """The plan index of ``stage``: the current one, or the next of that name (a name may repeat)."""
+        if self.records and self.records[-1].cost.name == stage:
+            return len(self.records) - 1
+        for index in range(len(self.records), len(self.plan)):
+            if self.plan[index].name == stage:
+                return index
+        return None
+
+    def _advance_to(self, position: int, stage_fraction: float, now: float) -> None:
+        if position < len(self.records):
+            return
+        if self.records:
+            self.records[-1].fraction = 1.0  # a later stage began: this one is done
+        while len(self.records) < position:  # passed over: nothing to do for them in this job
+            self.records.append(_StageRecord(self.plan[len(self.records)], now, fraction=1.0, free=True))
+        self.records.append(_StageRecord(self.plan[position], now, free=stage_fraction >= 1.0))
+
+    def _fraction(self) -> float:
+        total = self.total_work
+        if not self.records:
+            return 0.0
+        if total <= 0:  # nothing weighed: count stages
+            return min(1.0, (len(self.records) - 1 + self.records[-1].fraction) / len(self.plan))
+        return min(1.0, sum(record.cost.work * record.fraction for record in self.records) / total)
+
+    def _measured(self) -> list[_StageRecord]:
+        return [record for record in self.records if record.cost.timed and not record.free and record.cost.work > 0]
+
+    def _eta(self, now: float) -> float | None:
+        if not self.records:
+            return None
+        current = self.records[-1]
+        measured = self._measured()
+        work_done = sum(record.cost.work * record.fraction for record in measured)
+        seconds = sum(record.measured_s for record in measured)
+        pace = seconds / work_done if work_done > 0 and seconds > 0 else None  # seconds per unit of work
+        current_rate = self._stage_rate(current)  # seconds per unit of the current stage's fraction
+        timed_work = sum(cost.work for cost in self.plan if cost.timed)
+        enough = current_rate is not None or (pace is not None and work_done >= MIN_WORK_FRACTION * timed_work)
+        if not enough:
+            return None
+        if current_rate is not None:
+            current_left = current_rate * (1.0 - current.fraction)
+        elif pace is not None:
+            current_left = pace * current.cost.work * (1.0 - current.fraction)
+        else:
+            return None
+        later_work = sum(cost.work for cost in self.plan[len(self.records):])
+        if later_work > 0 and pace is None:
+            return None
+        return current_left + (pace or 0.0) * later_work
+
+    def _stage_rate(self, record: _StageRecord) -> float | None:
+        """Seconds per unit of the stage's own fraction, once ``MIN_STEPS`` of its steps were seen."""
+        if self.extra or record.free or record.cost.steps <= 0 or record.fraction <= 0:
+            return None
+        if record.fraction * record.cost.steps < MIN_STEPS or record.measured_s <= 0:
+            return None
+        return record.measured_s / record.fraction
