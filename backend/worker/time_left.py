@@ -8,9 +8,11 @@ whose result came from the cache finish at once, so that formula said "0:01 left
 - the pace (seconds per unit of work) is measured only on work this job really did: a stage that arrives
   complete (its result came from the cache) or is passed over, a stage not in the plan (a model download has
   its own progress) and model loading count neither time nor work;
-- the stage running now is finished at its own observed step rate, the stages after it at the job's pace;
+- the stage running now is finished at its own observed step rate (from its first step on: its set-up is
+  not a step), the stages after it at the job's pace;
 - there is no estimate until there is enough to go by: ``MIN_STEPS`` steps of a stage that counts steps, or
-  ``MIN_WORK_FRACTION`` of the job's work measured.
+  ``MIN_WORK_FRACTION`` of the job's work measured outside one; from then on a stage's first steps are
+  estimated at the job's pace, but never as less than its steps left at the rate they have shown.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..generate.stage_costs import StageCost
 
 MIN_STEPS = 3  # steps of the current stage before its step rate is trusted
 MIN_WORK_FRACTION = 0.05  # or this share of the job's (timed) work measured, for stages without steps
+LONG_STAGE_SHARE = 0.25  # a stage with steps and this share of the job's work is waited for: its own rate decides
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class _StageRecord:
     fraction: float = 0.0
     measured_s: float = 0.0  # time spent in it while it was the stage running
     free: bool = False  # its result came from the cache, or it was passed over: no pace to learn from
+    first_step: tuple[float, float] | None = None  # (clock, fraction) of its first event past 0: after set-up
 
 
 @dataclass
@@ -47,6 +51,7 @@ class TimeLeftEstimator:
     extra: str = ""  # a stage not in the plan running now (its time is not the job's pace)
     last_time: float | None = None
     best_fraction: float = 0.0
+    estimating: bool = False  # once there was enough to go by, the job's pace carries over stage changes
 
     @property
     def total_work(self) -> float:
@@ -62,6 +67,8 @@ class TimeLeftEstimator:
             self._advance_to(position, stage_fraction, now)
             current = self.records[-1]
             current.fraction = max(current.fraction, stage_fraction)
+            if current.first_step is None and 0.0 < stage_fraction < 1.0:
+                current.first_step = (now, stage_fraction)
         self.best_fraction = max(self.best_fraction, self._fraction())
         return JobEstimate(self.best_fraction, self._eta(now))
 
@@ -108,26 +115,36 @@ class TimeLeftEstimator:
         work_done = sum(record.cost.work * record.fraction for record in measured)
         seconds = sum(record.measured_s for record in measured)
         pace = seconds / work_done if work_done > 0 and seconds > 0 else None  # seconds per unit of work
-        current_rate = self._stage_rate(current)  # seconds per unit of the current stage's fraction
+        step_rate, steps_measured = self._step_rate(current, now)  # seconds per unit of the stage's fraction
+        trusted = step_rate is not None and steps_measured >= MIN_STEPS
         timed_work = sum(cost.work for cost in self.plan if cost.timed)
-        enough = current_rate is not None or (pace is not None and work_done >= MIN_WORK_FRACTION * timed_work)
-        if not enough:
-            return None
-        if current_rate is not None:
-            current_left = current_rate * (1.0 - current.fraction)
-        elif pace is not None:
-            current_left = pace * current.cost.work * (1.0 - current.fraction)
-        else:
+        # The first estimate waits for a long stage with steps (stage 1) to show its own rate: the earlier stages
+        # say little about it (its set-up alone can last as long as they did); without one, for
+        # MIN_WORK_FRACTION of the work measured.
+        long_ahead = any(cost.steps > 0 and cost.work >= LONG_STAGE_SHARE * timed_work
+                         for cost in self.plan[len(self.records) - 1:])
+        self.estimating = self.estimating or trusted or (
+            pace is not None and work_done >= MIN_WORK_FRACTION * timed_work and not long_ahead)
+        if not self.estimating or (not trusted and pace is None):
             return None
         later_work = sum(cost.work for cost in self.plan[len(self.records):])
+        if trusted:
+            current_left = step_rate * (1.0 - current.fraction)
+        else:
+            current_left = pace * current.cost.work * (1.0 - current.fraction)
+            if step_rate is not None:  # never less than the steps left at the rate seen so far
+                current_left = max(current_left, step_rate * (1.0 - current.fraction))
         if later_work > 0 and pace is None:
             return None
         return current_left + (pace or 0.0) * later_work
 
-    def _stage_rate(self, record: _StageRecord) -> float | None:
-        """Seconds per unit of the stage's own fraction, once ``MIN_STEPS`` of its steps were seen."""
-        if self.extra or record.free or record.cost.steps <= 0 or record.fraction <= 0:
-            return None
-        if record.fraction * record.cost.steps < MIN_STEPS or record.measured_s <= 0:
-            return None
-        return record.measured_s / record.fraction
+    def _step_rate(self, record: _StageRecord, now: float) -> tuple[float | None, float]:
+        """Seconds per unit of the stage's own fraction, measured from its first step on (its set-up is not a
+        step), and over how many steps it was measured; (None, 0) where it counts no steps or none were seen."""
+        if self.extra or record.free or record.cost.steps <= 0 or record.first_step is None:
+            return None, 0.0
+        first_time, first_fraction = record.first_step
+        stepped = record.fraction - first_fraction
+        if stepped <= 0 or now <= first_time:
+            return None, 0.0
+        return (now - first_time) / stepped, stepped * record.cost.steps
