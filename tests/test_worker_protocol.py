@@ -261,6 +261,9 @@ def test_generate_quick_method_through_the_worker(session, small_photo, tmp_path
     job = json.loads(Path(made.job_json_path).read_text(encoding="utf-8"))
     assert job["method"] == "quick" and job["seed"] == 3
     assert any(isinstance(e, ProgressEvent) and e.label == "Guessing the shape" for e in events)
+    _assert_stages_follow_the_plan(generate_job("quick-1", small_photo, "a coffee cup", tmp_path / "quick",
+                                                method="quick", seed=3),
+                                   [e for e in events if isinstance(e, ProgressEvent)])
 
 
 def test_worker_killed_mid_job_is_reported_once_in_one_line(small_photo, tmp_path):

@@ -58,12 +58,9 @@ class PreparedJob:
     """A job message made into its api call: ``run(control, on_object)`` → the outcome message."""
 
     run: Callable[[api.JobControl, Callable[[ObjectFinished], None]], Outcome]
-    plan: tuple[StageCost, ...]  # the stages it is expected to report, in order, with their expected work
-
-    @property
-    def expected_steps(self) -> int:
-        """What "step i of n" counts: an estimate only, a stage not planned still gets its step (n grows)."""
-        return len(self.plan)
+    # The stages it is expected to report, in order, with their expected work: what "step i of n" counts (an
+    # estimate only: a stage not planned still gets its step, n grows) and what the progress is weighed by.
+    plan: tuple[StageCost, ...]
 
 
 def api_request(cls: type, fields: dict[str, Any], what: str):

@@ -10,9 +10,10 @@ whose result came from the cache finish at once, so that formula said "0:01 left
   its own progress) and model loading count neither time nor work;
 - the stage running now is finished at its own observed step rate (from its first step on: its set-up is
   not a step), the stages after it at the job's pace;
-- there is no estimate until there is enough to go by: ``MIN_STEPS`` steps of a stage that counts steps, or
-  ``MIN_WORK_FRACTION`` of the job's work measured outside one; from then on a stage's first steps are
-  estimated at the job's pace, but never as less than its steps left at the rate they have shown.
+- there is no estimate until there is enough to go by: ``MIN_STEPS`` steps of the running stage where it
+  counts steps, or, while no long stage with steps lies ahead (``LONG_STAGE_SHARE``), ``MIN_WORK_FRACTION``
+  of the job's work measured; from then on a stage's first steps are estimated at the job's pace, but never
+  as less than its steps left at the rate they have shown.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ class JobEstimate:
 @dataclass
 class _StageRecord:
     cost: StageCost
-    started: float  # the clock when its first event came
     fraction: float = 0.0
     measured_s: float = 0.0  # time spent in it while it was the stage running
     free: bool = False  # its result came from the cache, or it was passed over: no pace to learn from
@@ -64,7 +64,7 @@ class TimeLeftEstimator:
             self.extra = stage
         else:
             self.extra = ""
-            self._advance_to(position, stage_fraction, now)
+            self._advance_to(position, stage_fraction)
             current = self.records[-1]
             current.fraction = max(current.fraction, stage_fraction)
             if current.first_step is None and 0.0 < stage_fraction < 1.0:
@@ -87,14 +87,14 @@ class TimeLeftEstimator:
                 return index
         return None
 
-    def _advance_to(self, position: int, stage_fraction: float, now: float) -> None:
+    def _advance_to(self, position: int, stage_fraction: float) -> None:
         if position < len(self.records):
             return
         if self.records:
             self.records[-1].fraction = 1.0  # a later stage began: this one is done
         while len(self.records) < position:  # passed over: nothing to do for them in this job
-            self.records.append(_StageRecord(self.plan[len(self.records)], now, fraction=1.0, free=True))
-        self.records.append(_StageRecord(self.plan[position], now, free=stage_fraction >= 1.0))
+            self.records.append(_StageRecord(self.plan[len(self.records)], fraction=1.0, free=True))
+        self.records.append(_StageRecord(self.plan[position], free=stage_fraction >= 1.0))
 
     def _fraction(self) -> float:
         total = self.total_work
