@@ -64,6 +64,18 @@ def session():
     worker.close()
 
 
+def _assert_stages_follow_the_plan(message, progress) -> None:
+    """The stages a job reported are its plan's (backend/generate/stage_costs.py), in the plan's order: a name
+    that drifted would leave its stage unweighed in the fraction and the time left."""
+    from backend.worker.backend_calls import prepare
+
+    plan = [cost.name for cost in prepare(message).plan]
+    position = 0
+    for stage in dict.fromkeys(e.stage for e in progress):  # each stage once, in the order first reported
+        assert stage in plan[position:], (stage, plan[position:])
+        position = plan.index(stage, position)
+
+
 def _final(events):
     assert events, "no events"
     return events[-1]
@@ -137,6 +149,7 @@ def test_segment_reports_progress_and_done_with_files(session, small_photo, tmp_
         assert all(Path(path).is_file() for path in (files.mask_path, files.cutout_path, files.overlay_path))
     progress = [e for e in events if isinstance(e, ProgressEvent)]
     assert progress and all(1 <= e.step <= e.steps for e in progress)
+    _assert_stages_follow_the_plan(segment_job("seg-1", small_photo, ("a coffee cup", "the saucer"), tmp_path), progress)
     fractions = [e.fraction for e in progress]
     assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] <= 1.0
     assert progress[0].label == "Loading the models" and progress[-1].stage == "write"
@@ -177,6 +190,9 @@ def test_generate_several_prompts_announces_each_object_then_done(session, small
     assert events.index(finished[0]) < events.index(finished[1]) < events.index(done)
     labels = {e.label for e in events if isinstance(e, ProgressEvent)}
     assert "Object 2 of 2: Fitting the shape" in labels
+    _assert_stages_follow_the_plan(generate_job("gen-2", small_photo, "a coffee cup", tmp_path / "two",
+                                                ("a coffee cup", "the saucer"), steps=3),
+                                   [e for e in events if isinstance(e, ProgressEvent)])
     assert any(isinstance(e, ProgressEvent) and e.eta_s is not None for e in events)
 
 
@@ -245,6 +261,9 @@ def test_generate_quick_method_through_the_worker(session, small_photo, tmp_path
     job = json.loads(Path(made.job_json_path).read_text(encoding="utf-8"))
     assert job["method"] == "quick" and job["seed"] == 3
     assert any(isinstance(e, ProgressEvent) and e.label == "Guessing the shape" for e in events)
+    _assert_stages_follow_the_plan(generate_job("quick-1", small_photo, "a coffee cup", tmp_path / "quick",
+                                                method="quick", seed=3),
+                                   [e for e in events if isinstance(e, ProgressEvent)])
 
 
 def test_worker_killed_mid_job_is_reported_once_in_one_line(small_photo, tmp_path):

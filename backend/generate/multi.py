@@ -19,6 +19,7 @@ from ..images import load_image
 from ..job_control import JobControl, Progress, ensure_control
 from .pipeline import generate
 from .request import GenerateRequest, GenerationResult
+from .stage_costs import object_prefix, segmentation_prefix
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,6 @@ class ManyGenerationResult:
     out_root: Path
     objects: tuple[ObjectDone, ...]  # in prompt order
     segment_seconds: float  # the one shared segmentation pass
-
-
-def object_stage(index: int, count: int, stage: str) -> str:
-    """The stage name a queued object reports under, e.g. "object 2 of 3: stage1"."""
-    return f"object {index + 1} of {count}: {stage}"
 
 
 def generate_many(image_path: str | os.PathLike, prompts: Sequence[str], out_root: str | os.PathLike,
@@ -69,7 +65,7 @@ def generate_many(image_path: str | os.PathLike, prompts: Sequence[str], out_roo
     # 2. One segmentation pass: every prompt's mask from one SAM embedding.
     started = time.perf_counter()
     config = template.segment_config()
-    masks = segment_image(image, prompts, config, _prefixed(control, f"{count} objects"))
+    masks = segment_image(image, prompts, config, _prefixed(control, segmentation_prefix(count)))
     segment_seconds = time.perf_counter() - started
 
     # 3. The queue: the rest of the pipeline per object, each with its own mask.
@@ -77,7 +73,7 @@ def generate_many(image_path: str | os.PathLike, prompts: Sequence[str], out_roo
     for index, (prompt, segmentation) in enumerate(zip(prompts, masks, strict=True)):
         request = dataclasses.replace(template, image_path=str(image_path), prompt=prompt, mask=segmentation.mask,
                                       out_dir=str(Path(out_root) / f"{index + 1}-{segmentation.slug}"))
-        object_control = _prefixed(control, object_stage(index, count, "").rstrip(": "))
+        object_control = _prefixed(control, object_prefix(index, count))
         result = generate(request, object_control)
         item = ObjectDone(index=index, count=count, prompt=prompt, result=result)
         done.append(item)

@@ -22,6 +22,15 @@ from typing import Any
 
 from .. import api
 from ..errors import BadInputError
+from ..generate.stage_costs import (
+    StageCost,
+    generate_costs,
+    object_prefix,
+    prefixed,
+    segment_costs,
+    segmentation_prefix,
+    write_masks_cost,
+)
 from .messages import (
     Acknowledged,
     ChooseInstanceJob,
@@ -40,16 +49,6 @@ from .messages import (
     convert_value,
 )
 
-# The stages each job goes through, in order (the names the backend reports): what "step i of n" counts.
-# An estimate only: a stage not listed still gets its step (the count grows).
-SEGMENT_STAGES = {"clipseg-sam": ("load models", "clipseg", "sam embedding", "sam masks", "write"),
-                  "sam3": ("load models", "sam3", "write")}
-GENERATE_STAGES = {
-    "dreamgaussian": ("preprocess", "load_guidance", "stage1", "mesh", "uv_unwrap", "bake", "texture", "export"),
-    "quick": ("load_triposr", "preprocess", "triposr", "mesh", "uv_unwrap", "bake", "export"),
-    "quick+refine": ("load_triposr", "preprocess", "triposr", "triposr_mesh", "load_guidance", "stage1", "mesh",
-                     "uv_unwrap", "bake", "texture", "export"),
-}
 # Annotations of api request fields that never cross the protocol (messages.NOT_CARRIED), for get_type_hints.
 _NOT_CARRIED_TYPES = {"np": types.SimpleNamespace(ndarray=object), "PipelineConfig": object, "SegmentConfig": object}
 
@@ -59,7 +58,9 @@ class PreparedJob:
     """A job message made into its api call: ``run(control, on_object)`` → the outcome message."""
 
     run: Callable[[api.JobControl, Callable[[ObjectFinished], None]], Outcome]
-    expected_steps: int
+    # The stages it is expected to report, in order, with their expected work: what "step i of n" counts (an
+    # estimate only: a stage not planned still gets its step, n grows) and what the progress is weighed by.
+    plan: tuple[StageCost, ...]
 
 
 def api_request(cls: type, fields: dict[str, Any], what: str):
@@ -82,14 +83,16 @@ def prepare(message) -> PreparedJob:
     """The api call for a job message; raises BadInputError (exit 2) for a request the api would refuse."""
     if isinstance(message, SegmentJob):
         request = api_request(api.SegmentRequest, message.request, "segment")
-        stages = SEGMENT_STAGES.get(request.segmenter, SEGMENT_STAGES["clipseg-sam"])
-        return PreparedJob(lambda control, _: segment_outcome(api.segment(request, control)), len(stages))
+        plan = (*segment_costs(request.segmenter, request.mode), write_masks_cost())
+        return PreparedJob(lambda control, _: segment_outcome(api.segment(request, control)), plan)
     if isinstance(message, CorrectMaskJob):
         request = api_request(api.CorrectMaskRequest, message.request, "correct_mask")
-        return PreparedJob(lambda control, _: corrected_outcome(api.correct_mask(request, control)), 1)
+        return PreparedJob(lambda control, _: corrected_outcome(api.correct_mask(request, control)),
+                           (StageCost("correct mask", 1.0),))
     if isinstance(message, ChooseInstanceJob):
         request = api_request(api.ChooseInstanceRequest, message.request, "choose_instance")
-        return PreparedJob(lambda control, _: corrected_outcome(api.choose_instance(request, control)), 1)
+        return PreparedJob(lambda control, _: corrected_outcome(api.choose_instance(request, control)),
+                           (StageCost("choose instance", 1.0),))
     if isinstance(message, GenerateJob):
         return _prepare_generate(message)
     if isinstance(message, DownloadModelJob):
@@ -99,14 +102,15 @@ def prepare(message) -> PreparedJob:
             result = api.download_model(request, control)
             return Acknowledged(f"downloaded {result.key}: {result.bytes / 1e6:.0f} MB in {result.seconds:.0f} s")
 
-        return PreparedJob(run_download, 1)
+        return PreparedJob(run_download, (StageCost("download", 1.0),))
     raise BadInputError(f"{type(message).__name__} is not a job")
 
 
 def _prepare_generate(message: GenerateJob) -> PreparedJob:
     request = api_request(api.GenerateRequest, message.request, "generate")
-    per_object = len(GENERATE_STAGES.get(request.method, GENERATE_STAGES["dreamgaussian"]))
-    segment_steps = len(SEGMENT_STAGES.get(request.segmenter, SEGMENT_STAGES["clipseg-sam"])) - 1  # no "write"
+    per_object = generate_costs(request.method, request.preset, request.steps)
+    segmentation = segment_costs(request.segmenter, request.mode)
+    given_mask = (StageCost("segment", 0.0),)  # a given mask is reported as a finished "segment" stage
     if len(message.prompts) > 1:
         if message.mask_path:
             raise BadInputError("a mask is for one object; several prompts are segmented together")
@@ -119,7 +123,11 @@ def _prepare_generate(message: GenerateJob) -> PreparedJob:
             result = api.generate_objects(many, control, announce)
             return GenerateOutcome(str(result.out_root), tuple(generated_object(item.result) for item in result.objects))
 
-        return PreparedJob(run_many, segment_steps + per_object * len(message.prompts))
+        count = len(message.prompts)
+        plan = prefixed(segmentation, segmentation_prefix(count)) + tuple(
+            cost for index in range(count)
+            for cost in prefixed(given_mask + per_object, object_prefix(index, count)))
+        return PreparedJob(run_many, plan)
     segments = bool(request.prompt) and not message.mask_path
 
     def run_one(control, _) -> GenerateOutcome:
@@ -131,7 +139,7 @@ def _prepare_generate(message: GenerateJob) -> PreparedJob:
         result = api.generate(one, control)
         return GenerateOutcome(str(result.out_dir), (generated_object(result),))
 
-    return PreparedJob(run_one, per_object + (segment_steps + 1 if segments else 0))
+    return PreparedJob(run_one, (segmentation if segments else given_mask if message.mask_path else ()) + per_object)
 
 
 @contextmanager

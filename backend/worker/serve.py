@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..generate.stage_costs import StageCost
 from ..job_control import JobControl, Progress
 from ..stage_labels import stage_label
 from . import backend_calls
@@ -34,11 +35,11 @@ from .messages import (
     ShutdownRequest,
     decode_request,
 )
+from .time_left import TimeLeftEstimator
 from .transport import LineTransport, stdio_transport
 
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress events a second per job (stage changes always go out)
 SHUTDOWN_WAIT_S = 10.0  # how long shutdown waits for a cancelled job before the process exits anyway
-ETA_MIN_FRACTION = 0.02  # no time-left estimate before this much of the job is done
 
 
 def run_serve_command(args: argparse.Namespace) -> int:
@@ -53,17 +54,26 @@ def run_serve_command(args: argparse.Namespace) -> int:
 
 @dataclass
 class ProgressTracker:
-    """Turns the backend's per-stage progress into the job-wide ``progress`` events."""
+    """Turns the backend's per-stage progress into the job-wide ``progress`` events; the fraction and the time
+    left come from the job's plan (backend/worker/time_left.py), which sees every event, sent or not."""
 
     request_id: str
-    expected_steps: int
+    plan: tuple[StageCost, ...]
     send: Callable[[ProgressEvent], None]
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    started: float = -1.0  # the clock's reading when the job began (taken at construction when not given)
     stages_seen: list[str] = field(default_factory=list)
-    last_sent: float = 0.0
+    last_sent: float = float("-inf")
+    estimator: TimeLeftEstimator = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.started < 0:
+            self.started = self.clock()
+        self.estimator = TimeLeftEstimator(self.plan)
 
     def on_progress(self, event: Progress) -> None:
-        now = time.monotonic()
+        now = self.clock()
+        estimate = self.estimator.observe(event.stage, event.fraction, now)
         new_stage = not self.stages_seen or self.stages_seen[-1] != event.stage
         if new_stage and event.stage not in self.stages_seen:
             self.stages_seen.append(event.stage)
@@ -71,13 +81,10 @@ class ProgressTracker:
             return
         self.last_sent = now
         step = self.stages_seen.index(event.stage) + 1
-        steps = max(self.expected_steps, len(self.stages_seen))
-        fraction = min(1.0, (step - 1 + event.fraction) / steps)
-        elapsed = now - self.started
-        eta = elapsed * (1.0 - fraction) / fraction if fraction >= ETA_MIN_FRACTION else None
+        steps = max(len(self.plan), len(self.stages_seen))
         self.send(ProgressEvent(id=self.request_id, stage=event.stage, label=stage_label(event.stage), step=step,
-                                steps=steps, stage_fraction=event.fraction, fraction=fraction, elapsed_s=elapsed,
-                                eta_s=eta, message=event.message))
+                                steps=steps, stage_fraction=event.fraction, fraction=estimate.fraction,
+                                elapsed_s=now - self.started, eta_s=estimate.eta_s, message=event.message))
 
 
 @dataclass
@@ -150,7 +157,7 @@ class WorkerServer:
             except Exception as exc:  # noqa: BLE001 - answered as an error event like any job failure
                 self.transport.send(ErrorEvent(request.id, *backend_calls.describe_error(exc)))
                 return
-            tracker = ProgressTracker(request.id, prepared.expected_steps, self.transport.send)
+            tracker = ProgressTracker(request.id, prepared.plan, self.transport.send)
             control = JobControl(on_progress=tracker.on_progress)
             thread = threading.Thread(target=self._run_job, args=(request, prepared, control, tracker.started),
                                       name=f"job {request.id}", daemon=True)
