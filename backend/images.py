@@ -39,6 +39,8 @@ class LoadedImage:
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
     """Read an image file; BadInputError (exit 2) for anything missing, unreadable, truncated or too small."""
+    if not os.fspath(path):  # Path("") is the current folder: say what is really wrong
+        raise BadInputError("no image given (the image path is empty)")
     path = Path(path)
     try:
         exists, is_file = path.exists(), path.is_file()
