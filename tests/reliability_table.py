@@ -30,7 +30,7 @@ class Row:
 
 # Modules that declare rows; the table is written only when all of them were collected and every row came in.
 MODULES = ("test_reliability_inputs", "test_reliability_failures", "test_reliability_models",
-           "test_reliability_hostile", "test_reliability_usage")
+           "test_reliability_hostile", "test_reliability_usage", "test_reliability_addon")
 # (case, surface) pairs a full run must record, in table order.
 EXPECTED: list[tuple[str, str]] = []
 _declared_by: set[str] = set()
