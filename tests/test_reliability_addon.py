@@ -96,6 +96,7 @@ def test_disabling_the_addon_mid_job_stops_a_deaf_worker_within_a_second(addon_p
             os.kill(process.pid, signal.SIGCONT)
         addon_package.register()  # for the fixture's own unregister
     assert took <= job_runner.UNREGISTER_BLOCKS_AT_MOST_S + 0.5, f"unregister blocked {took:.2f} s (was 5.8 s)"
+    assert job.cancelled, "unregister did not ask the job to cancel first"
     assert process.poll() is not None, "the worker outlived the add-on"
     left = files_in(tmp_path / "out")
     time.sleep(1.0)

@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 
 from backend import cli
-from tests.reliability_helpers import write_png
+from backend.errors import one_line
+from tests.reliability_helpers import command_text, write_png
 from tests.reliability_table import expect, record
 
 ROOT = Path(__file__).resolve().parents[1]
 USAGE_EXIT = 2  # docs/design.md §4: bad input or usage
-SURFACE = "CLI, every subcommand"
+SURFACE = "CLI matrix"
 
 
 @dataclass(frozen=True)
@@ -198,9 +199,9 @@ def _check_kind(kind: str, cases: list[Case], capsys) -> None:
     assert not failures, "\n".join(failures)
     case, code, line = first
     commands = sorted({c.command or "(top level)" for c in cases})
-    record(f"usage: {kind}", SURFACE, "python -m backend " + " ".join(repr(a) if not a or not a.isprintable() or " " in a
-                                                                     else a for a in case.argv[:4]),
-           code, line, "none", f"{len(cases)} cases over {', '.join(commands)}: one line, exit 2, no traceback")
+    plural = "s" if len(cases) != 1 else ""
+    record(f"usage: {kind}", SURFACE, one_line(command_text(list(case.argv))), code, line, "none",
+           f"{len(cases)} case{plural} over {', '.join(commands)}: one line, exit 2, no traceback")
 
 
 @pytest.mark.parametrize("kind", list(GENERATED))
