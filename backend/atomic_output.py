@@ -49,6 +49,14 @@ _UNLOCKED_GRACE_S = 60.0  # a staging folder younger than this without a lock fi
 _STALE_TEMP_FILE_S = 3600.0  # a single-file write takes well under this: an older temp file's writer is gone
 
 
+def output_path(path: str | os.PathLike) -> Path:
+    """``path`` (an output folder or file the user named) as a Path; exit 2 when it is empty, which ``Path``
+    would silently turn into the current folder (``--out ""`` from a script whose variable was unset)."""
+    if not os.fspath(path):
+        raise BadInputError("no output path given (it is empty)")
+    return Path(path)
+
+
 def _check_writable(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .atomic_output import output_path
 from .bench_timing import StageTiming, time_stage
 from .camera import reference_camera
 from .choices import DEFAULT_PRESET
@@ -182,6 +183,24 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
                                   note="generate(), warm, --force (no cached stages)"))
 
 
+def _report_path(text: str) -> Path:
+    """``--out`` checked before any timing: exit 2 when the report could never be written (an empty path, a
+    folder, a parent that is a file), not a crash after the first stage."""
+    out = output_path(text)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_dir():
+            raise BadInputError(f"--out must name a file, not a folder: {out}")
+        existed = out.exists()
+        with open(out, "a", encoding="utf-8"):  # appends nothing: only proves the report can be written
+            pass
+        if not existed:
+            out.unlink()
+    except OSError as exc:
+        raise BadInputError(f"cannot write the report {out}: {exc.strerror or exc}") from None
+    return out
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
     import skimage
 
@@ -199,8 +218,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     image = load_image(photo)
     started = time.perf_counter()
     timings: list[StageTiming] = []
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _report_path(args.out)
 
     def add(timing: StageTiming) -> StageTiming:
         """Record a stage and rewrite the report, so a run cut short still leaves what it measured."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import choices
-from .errors import EXIT_CODES, describe_error
+from .errors import EXIT_CODES, describe_error, one_line
 from .job_control import sigterm_as_interrupt
 from .missing_package import MISSING_PACKAGE_EXIT_CODE, missing_package_message
 from .third_party_output import silence_third_party_output
@@ -55,8 +55,9 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors in one line naming the (sub)command, a close match for a mistyped option, and where the
-    full usage is; exit 2 (argparse's own code for them)."""
+    """Usage errors in one line (issue 19): the (sub)command, what is wrong, a close match for a mistyped
+    option, and where the full usage is; exit 2 (argparse's own code for them). What the user typed is
+    quoted escaped, so an argument holding a newline or bytes that are not UTF-8 cannot break the line."""
 
     def error(self, message: str):
         unknown = message.removeprefix("unrecognized arguments: ")
@@ -66,7 +67,7 @@ class _Parser(argparse.ArgumentParser):
                        for m in difflib.get_close_matches(word.split("=")[0], known, n=1)]
             if guesses:
                 message += f" (did you mean {guesses[0]}?)"
-        self.exit(2, f"{self.prog}: error: {message}\nusage: see {self.prog} --help\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -237,9 +238,9 @@ def _resolve_handler(command: str) -> Callable[[argparse.Namespace], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)  # argparse itself exits 2 on usage errors
-    if not args.command:
-        parser.print_help(sys.stderr)
-        return 2
+    if not args.command:  # one line like every usage error; the commands are in --help
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}" if unknown
+                     else f"a command is needed: {', '.join(COMMANDS)}")
     if unknown:  # answered by the subcommand's parser: its name, its options, its --help
         parser._subparsers._group_actions[0].choices[args.command].error(
             f"unrecognized arguments: {' '.join(unknown)}")

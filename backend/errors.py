@@ -6,6 +6,7 @@ through :func:`describe_error`; anything that is not one of these errors is a bu
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 
@@ -79,13 +80,31 @@ EXIT_CODES = {
 }
 
 
+# What can break a message's one line or drive the terminal showing it: C0/C1 control characters (newline,
+# carriage return, escape, …), Unicode's line and paragraph separators, and lone surrogates (the bytes of a
+# path or argument that are not UTF-8, as Python's surrogateescape keeps them).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with each character that could break its line or drive a terminal written as its escape
+    (``\\n``, ``\\x1b``, ``\\udcff``), as ``repr`` would: a path with a newline stays one line and says so."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def describe_error(error: BaseException, stage: str = "") -> tuple[int, str]:
     """The exit code and the one-line message for anything a job raised.
 
     ``stage`` names where a CUDA out-of-memory struck (torch raises its own class, not ours). Anything that
     is not an :class:`ImageTo3DError` is a bug: exit 1, "internal error (Type: message)"; the caller adds
-    where the traceback went. Torch is only looked for if it is already loaded.
+    where the traceback went. Torch is only looked for if it is already loaded. Whatever the message quotes
+    (a path, a prompt, a library's text) is escaped here, once for every surface, by :func:`one_line`.
     """
+    code, message = _code_and_message(error, stage)
+    return code, one_line(message)
+
+
+def _code_and_message(error: BaseException, stage: str) -> tuple[int, str]:
     if isinstance(error, ImageTo3DError):
         return error.exit_code, str(error)
     if isinstance(error, KeyboardInterrupt):

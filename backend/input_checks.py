@@ -41,6 +41,8 @@ class ImageHeader:
 
 def check_image_path(path: str | os.PathLike) -> Path:
     """``path`` as a Path when it names an existing file; BadInputError (exit 2) otherwise."""
+    if not os.fspath(path):  # Path("") is the current folder: an empty argument must not mean "here"
+        raise BadInputError("no image given (the image path is empty)")
     path = Path(path)
     try:
         exists, is_file = path.exists(), path.is_file()

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .atomic_output import write_bytes_atomic
-from .errors import ImageTo3DError
+from .errors import ImageTo3DError, one_line
 from .gaussians import Gaussians
 from .private_dirs import private_folder, user_cache_dir
 
@@ -35,7 +35,7 @@ CACHE_ENV = "IMAGE_TO_3D_CACHE"
 
 def _note(text: str) -> None:
     """One line on stderr: the job goes on, but the user should know why it is slower than expected."""
-    print(f"note: {text}", file=sys.stderr)
+    print(f"note: {one_line(text)}", file=sys.stderr)
 
 
 def cache_root() -> Path:

@@ -302,13 +302,22 @@ def tag_sidebar_redraw() -> None:
                     region.tag_redraw()
 
 
+# Disabling the add-on (or quitting) mid-job blocks Blender at most about this long: the job is asked to cancel,
+# then the worker to shut down, and a worker still there at the end is killed (issue 19 measured 5.8 s, and the
+# job kept writing after the add-on was gone). A killed job's half-written output is rolled back by the next
+# run in that folder (docs/reliability.md, output contract 3).
+UNREGISTER_BLOCKS_AT_MOST_S = 1.0
+
+
 def unregister() -> None:
-    """Cancel a running job and stop the timer (disabling the add-on mid-job)."""
+    """Cancel a running job, stop the timer and the worker (disabling the add-on mid-job), within
+    :data:`UNREGISTER_BLOCKS_AT_MOST_S`."""
     global _current
+    deadline = time.monotonic() + UNREGISTER_BLOCKS_AT_MOST_S
     job = current_job()
     if job is not None:
         job.cancel()
-        job.join(5.0)
+        job.join(UNREGISTER_BLOCKS_AT_MOST_S / 2)  # a cooperative cancel rolls its outputs back itself
         job.restore_env()
         job.finished = True
     _current = None
@@ -316,4 +325,4 @@ def unregister() -> None:
         bpy.app.timers.unregister(poll_running_job)
     from .worker_client import stop_worker
 
-    stop_worker()
+    stop_worker(timeout=max(0.1, deadline - time.monotonic()))

@@ -18,7 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backend.worker.client import BACKEND_ROOT, WorkerExited, WorkerJobError, WorkerProcess, WorkerStartError
+from ..backend.worker.client import (
+    BACKEND_ROOT,
+    STOP_TIMEOUT_S,
+    WorkerExited,
+    WorkerJobError,
+    WorkerProcess,
+    WorkerStartError,
+)
 from ..backend.worker.messages import (
     CancelRequest,
     Done,
@@ -121,12 +128,13 @@ def current_worker() -> WorkerConnection | None:
     return _connection if _connection is not None and _connection.alive else None
 
 
-def stop_worker() -> None:
-    """Shut the session's worker down (disabling the add-on, quitting Blender)."""
+def stop_worker(timeout: float = STOP_TIMEOUT_S) -> None:
+    """Shut the session's worker down (disabling the add-on, quitting Blender); killed if still there after
+    ``timeout`` seconds, so a worker busy with a job (or hung) never outlives the add-on."""
     global _connection
     with _connection_lock:
         if _connection is not None:
-            _connection.process.stop()
+            _connection.process.stop(timeout)
         _connection = None
 
 

@@ -1,7 +1,7 @@
 """``scene.image_to_3d``: what the user chose for the next job, the status the panel shows, and ``to_config()``."""
 
 import os
-import tempfile
+from pathlib import Path
 
 import bpy
 
@@ -128,6 +128,14 @@ def read_addon_options(context) -> AddonOptions:
     return entry.preferences.to_options(online_access=online)
 
 
+def photo_copies_folder() -> Path:
+    """Where copies of images that exist only inside Blender go for the worker to read: ``photo-copies/`` in the
+    per-user data folder, private (0700); BadInputError (exit 2) when it cannot be ours (a planted link)."""
+    from ..backend.private_dirs import private_folder, user_data_dir
+
+    return private_folder(user_data_dir() / "photo-copies")
+
+
 def resolve_photo_path(settings: ImageTo3DSettings) -> str:
     """An absolute path the worker can read: the picked image's file, a saved copy of it, or the path field."""
     from ..backend.errors import BadInputError
@@ -137,8 +145,9 @@ def resolve_photo_path(settings: ImageTo3DSettings) -> str:
         on_disk = bpy.path.abspath(image.filepath) if image.filepath else ""
         if on_disk and os.path.isfile(on_disk):
             return os.path.abspath(on_disk)
-        # Packed, generated or edited in memory: the worker gets a copy (written here, on the main thread).
-        copy = os.path.join(tempfile.mkdtemp(prefix="image_to_3d_photo_"), bpy.path.clean_name(image.name) + ".png")
+        # Packed, generated or edited in memory: the worker gets a copy (written here, on the main thread), one
+        # file per image in one private folder, rewritten at each press (a temp folder per press piled up).
+        copy = str(photo_copies_folder() / (bpy.path.clean_name(image.name) + ".png"))
         try:
             image.save(filepath=copy, save_copy=True)
         except RuntimeError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 # Isolate every per-user cache before anything (bpy, torch, huggingface_hub) reads it.
 _SCRATCH = Path(tempfile.mkdtemp(prefix="image_to_3d_tests_"))
-for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CACHE_HOME", "cache"),
+for _var, _sub in (("BLENDER_USER_RESOURCES", "blender"), ("XDG_CACHE_HOME", "cache"), ("XDG_DATA_HOME", "data"),
                    ("HF_HOME", "hf"), ("TORCH_EXTENSIONS_DIR", "torch_extensions")):
     os.environ.setdefault(_var, str(_SCRATCH / _sub))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -30,7 +30,7 @@ class Row:
 
 # Modules that declare rows; the table is written only when all of them were collected and every row came in.
 MODULES = ("test_reliability_inputs", "test_reliability_failures", "test_reliability_models",
-           "test_reliability_hostile")
+           "test_reliability_hostile", "test_reliability_usage", "test_reliability_addon")
 # (case, surface) pairs a full run must record, in table order.
 EXPECTED: list[tuple[str, str]] = []
 _declared_by: set[str] = set()
@@ -114,12 +114,22 @@ Kept by `backend/atomic_output.py` for every command that writes a folder; teste
    per-user cache folder) is used only when it is a real folder of yours — a symlink or a folder of another
    user is not followed. The cache is only an optimisation: when it cannot be used, one `note:` line says so
    and the job runs without it; an entry that reads but makes no sense (an empty mask, NaN or no Gaussians) is
-   discarded with a note.
+   discarded with a note. A photo that exists only inside Blender (generated, packed, edited) is handed to the
+   worker as one file per image in `photo-copies/` of the same per-user folder (0700), rewritten at each press.
 6. **Inputs bounded before work starts.** A photo over 100 Mpx is refused from its header, before decoding
    (a job peaks at about 52 bytes a photo pixel, so 100 Mpx stays near 5 GB of RAM); NaN or infinite values
    stop at the first stage that sees them (the photo, model weights, cache entries, Gaussians, mesh vertices,
    UVs, textures), and a surface too degenerate to texture ends as exit 2 "no usable surface" before any
    texture kernel runs.
+7. **One line, whatever was typed.** Every usage error (unknown or mistyped option, missing value, bad choice,
+   a word where a number goes, no command) is one line naming the subcommand and its `--help`, exit 2. Whatever
+   an error quotes (a path, an argument, a library's text) is shown escaped (`\\n`, `\\x1b`, `\\udcff` for
+   bytes that are not UTF-8), so a path holding a newline cannot split the line (`one_line` in
+   `backend/errors.py`, applied by `describe_error` for every surface). An empty path (`--out ""`, an empty
+   image or CSV path) is exit 2, never the current folder.
+8. **Disabling the add-on mid-job** blocks Blender about a second at most: the job is told to cancel, the
+   worker to shut down, and a worker still there after that is killed (its half-written outputs are undone by
+   the next run in that folder, point 3).
 
 How the harder cases are simulated:
 - *Out of GPU memory*: the named stage's function is replaced by one raising `torch.cuda.OutOfMemoryError`
@@ -135,6 +145,10 @@ How the harder cases are simulated:
 - *Nothing matched*: tiny random CLIPSeg saturates (its heatmap peaks at 1.0 for any prompt), so its heatmap is
   replaced by zeros — the same path a real prompt that matches nothing takes.
 - *Offline*: `HF_HUB_OFFLINE=1`, an empty `HF_HOME`, `--models real`, in a subprocess.
+- *Usage matrix*: the cases are generated from the parser (`cli.build_parser`): every option with choices gets a
+  bad choice, every numeric option a word, every option that takes a value is left without one, every long
+  option is mistyped; the paths each subcommand reads or writes get the awkward values. They run in the test
+  process through `cli.main(argv)`; four run as real processes (argv bytes that are not UTF-8, a newline).
 - *Killed runs and signals*: a subprocess that SIGKILLs itself between two moves of a commit; a
   `python -m backend generate` subprocess sent SIGTERM once its progress shows stage 1.
 

@@ -45,7 +45,7 @@ def test_a_typo_in_a_subcommand_option_is_answered_by_that_subcommand(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert info.value.code == 2
     assert lines == [f"{cli.MODULE_COMMAND} generate: error: unrecognized arguments: --promt a mug "
-                     "(did you mean --prompt?)", f"usage: see {cli.MODULE_COMMAND} generate --help"]
+                     f"(did you mean --prompt?) (see {cli.MODULE_COMMAND} generate --help)"]
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

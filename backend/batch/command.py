@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..atomic_output import check_output_location
+from ..atomic_output import check_output_location, output_path
 from ..errors import SOME_ROWS_FAILED
 from ..models.mode import resolve_model_mode
 from .rows import RowOutcome, check_summary_replaceable, read_rows, write_summary
@@ -23,7 +22,7 @@ from .run_row import run_row
 def run_batch_command(args: argparse.Namespace) -> int:
     rows = read_rows(args.csv)
     resolve_model_mode(args.models)  # IMAGE_TO_3D_MODELS=garbage fails here once, not in every row
-    out_root = Path(args.out)
+    out_root = output_path(args.out)
     check_output_location(out_root)
     check_summary_replaceable(out_root / "summary.csv")
     out_root.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,15 @@ def read_rows(csv_path: str | Path) -> list[BatchRow]:
     of batch CSVs (``batch`` and scripts/batch.py): an unknown preset or method or an unusable seed is bad input
     before any row runs.
     """
+    if not os.fspath(csv_path):
+        raise BadInputError("no CSV file given (the path is empty)")
     path = Path(csv_path)
-    if not path.is_file():
-        raise BadInputError(f"CSV file not found: {path}")
+    try:
+        is_file, exists = path.is_file(), path.exists()
+    except OSError as exc:  # ENAMETOOLONG, EACCES on a parent: a path that cannot be read
+        raise BadInputError(f"cannot read CSV file {path}: {exc.strerror or exc}") from None
+    if not is_file:
+        raise BadInputError(f"CSV {'path is not a file' if exists else 'file not found'}: {path}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)

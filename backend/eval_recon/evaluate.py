@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..atomic_output import AtomicOutputDir
+from ..atomic_output import AtomicOutputDir, output_path
 from ..errors import BadInputError
 from ..job_control import JobControl
 from . import metrics
@@ -322,7 +322,7 @@ def run_eval_recon(config: EvalReconConfig | None, objects: Sequence[ObjectSpec]
     """
     if phase not in PHASES:
         raise BadInputError(f"unknown eval-recon phase {phase!r} (choose from {', '.join(PHASES)})")
-    out_dir = Path(out_dir)
+    out_dir = output_path(out_dir)
     if phase == "all":
         if config is None or objects is None:
             raise BadInputError("eval-recon --phase all needs a size and objects")

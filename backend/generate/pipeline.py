@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..atomic_output import AtomicOutputDir, check_output_location
+from ..atomic_output import AtomicOutputDir, check_output_location, output_path
 from ..choices import QUICK, QUICK_REFINE, check_method
 from ..device import resolve_device
 from ..gaussians.gaussians import Gaussians
@@ -168,7 +168,7 @@ def _start_job(request: GenerateRequest, control: JobControl) -> _Job:
     config = seeded(config, request.seed)  # one seed for every seeded stage
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
-    out_dir = Path(request.out_dir)
+    out_dir = output_path(request.out_dir)
     # an unwritable folder, or a file of an output's name that is the user's, fails now, not after the job
     check_output_location(out_dir, OUTPUT_NAMES, request.overwrite)
     image = load_image(request.image_path)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..atomic_output import AtomicOutputDir, check_output_location
+from ..atomic_output import AtomicOutputDir, check_output_location, output_path
 from ..device import resolve_device
 from ..generate.job_steps import (
     MESH_OUTPUT_NAMES,
@@ -107,7 +106,7 @@ def generate_quick(request: GenerateRequest, control: JobControl | None = None) 
     config = quick_config(request.preset)
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)
-    out_dir = Path(request.out_dir)
+    out_dir = output_path(request.out_dir)
     # an unwritable folder, or a file of an output's name that is the user's, fails now, not after the job
     check_output_location(out_dir, OUTPUT_NAMES, request.overwrite)
     image: LoadedImage = load_image(request.image_path)

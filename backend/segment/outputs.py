@@ -17,7 +17,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .. import __version__
-from ..atomic_output import AtomicOutputDir, check_output_location
+from ..atomic_output import AtomicOutputDir, check_output_location, output_path
 from ..errors import BadInputError
 from ..images import LoadedImage, load_image, resize_mask, to_uint8
 from ..job_control import JobControl, ensure_control
@@ -80,7 +80,7 @@ def segment_to_folder(image_path: str | os.PathLike, prompts: Sequence[str], con
     ``overwrite``: replace files of the output names that this tool did not write (docs/reliability.md)."""
     control = ensure_control(control)
     prompts = check_prompts(prompts)  # before reading the image or loading any model
-    out_dir = Path(out_dir)
+    out_dir = output_path(out_dir)
     names = output_names(prompts)
     check_output_location(out_dir, names, overwrite)
     image = load_image(image_path)

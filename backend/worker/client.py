@@ -155,7 +155,7 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process.wait()
-        self._reader.join(2.0)
+        self._reader.join(min(2.0, timeout))  # the reader reports the exit; never waited on past the caller's bound
 
     # --- reader threads --------------------------------------------------------------------------------
 
