@@ -183,7 +183,10 @@ addon.unregister()
         "image_to_3d.backend.segment", "image_to_3d.backend.segment.sam3_config", "image_to_3d.backend.worker",
         "image_to_3d.backend.worker.client", "image_to_3d.backend.worker.messages",
         "image_to_3d.backend.stage_labels", "image_to_3d.backend.models.cache_state",
-        "image_to_3d.backend.models.download"}  # these three: stdlib only (huggingface_hub only when fetching)
+        "image_to_3d.backend.models.download",  # these three: stdlib only (huggingface_hub only when fetching)
+        # stdlib only: the package's OpenMP setting (a no-op inside Blender), the api's pre-import input checks
+        # and the output-folder rules they use
+        "image_to_3d.backend.openmp_wait", "image_to_3d.backend.input_checks", "image_to_3d.backend.atomic_output"}
 
 
 @pytest.fixture
