@@ -61,7 +61,7 @@ class EvalReconConfig:
 SMALL = EvalReconConfig()
 FULL = EvalReconConfig(
     name="full", image_size=256, train_views=16, held_out_views=8, cycles_samples=64, stage1_steps=4000,
-    stage1_num_init=None, views_per_step=4, densify_stop_fraction=0.5, mesh_threshold="auto", cull_unseen_faces=True,
+    stage1_num_init=None, views_per_step=4, densify_stop_fraction=0.75, mesh_threshold="auto", cull_unseen_faces=True,
     grid_resolution=256, texture_size=1024, bake_size=512, chamfer_points=100000,
     thresholds=Thresholds(min_psnr_db=30.0, min_iou=0.97, max_chamfer_fraction=0.005),
 )
