@@ -16,9 +16,9 @@ geometry and appearance):
 - ``iso-auto``, ``iso-0.1``, ``iso-0.3``, ``iso-1.0``: another marching-cubes iso-level (``auto`` = backend/mesh/iso_level.py).
 - ``no-smoothing``: Taubin smoothing off.      ``no-decimation``: keep every marching-cubes face.
 - ``bake-x4``: bake renders 4× larger and a 2× texture.
-- ``visible-only``: the run's mesh without the faces no bake view sees (rasterized at 4× the render size): a
-  density that is high only near the surface meshes as a thick shell, whose inner wall no render shows but
-  Chamfer counts.
+- ``visible-only``: the run's mesh without the faces no bake view sees (rasterized at 4× the render size;
+  ``MeshConfig.cull_unseen_faces``): a density that is high only near the surface meshes as a thick shell, whose
+  inner wall no render shows but Chamfer counts. (On a run made with that option already on, it changes nothing.)
 - ``true-surface``: the ground-truth surface, unwrapped and baked from the Gaussians (geometry error removed).
 - ``true-surface-gt-views``: the ground-truth surface baked from the ground-truth training views: what UVs, seams,
   texture resolution and the few views of the bake alone lose.
@@ -56,8 +56,8 @@ from backend.gaussians.gaussians import Gaussians  # noqa: E402
 from backend.mesh.bake import bake_cameras, bake_texture  # noqa: E402
 from backend.mesh.extract import extract_mesh  # noqa: E402
 from backend.mesh.mesh import Mesh  # noqa: E402
-from backend.mesh.rasterize import rasterize_mesh  # noqa: E402
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs  # noqa: E402
+from backend.mesh.visibility import drop_unseen_faces  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -109,18 +109,6 @@ def load_gaussians(path: Path, device: torch.device) -> Gaussians:
     return Gaussians(**{name: tensor.to(device) for name, tensor in tensors.items()})
 
 
-def visible_faces(mesh: Mesh, cameras: list) -> Mesh:
-    """``mesh`` without the faces that are nearest to none of ``cameras`` at any pixel (unused vertices dropped)."""
-    vertices, faces = torch.from_numpy(mesh.vertices), torch.from_numpy(mesh.faces)
-    seen = torch.zeros(len(faces), dtype=torch.bool)
-    for camera in cameras:
-        ids = rasterize_mesh(vertices, faces, camera).tri_id
-        seen[ids[ids >= 0].unique()] = True
-    kept = mesh.faces[seen.numpy()]
-    used, remapped = np.unique(kept, return_inverse=True)
-    return Mesh(mesh.vertices[used], remapped.reshape(-1, 3).astype(np.int64))
-
-
 def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians | None, object_dir: Path,
                truth: GroundTruthRecord) -> Mesh:
     texture_size = config.texture_size * variant.texture_scale
@@ -133,7 +121,7 @@ def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians |
             changes["resolution"] = 2 * config.grid_resolution
         mesh = extract_mesh(gaussians, replace(mesh_config(config), **changes))
     if variant.visible_only:
-        mesh = visible_faces(mesh, bake_cameras(4 * config.image_size))
+        mesh = drop_unseen_faces(mesh, bake_cameras(4 * config.image_size))
     mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=texture_size))
     if variant.colours_from_ground_truth:
         views = load_ground_truth(object_dir, truth.train)

@@ -133,3 +133,40 @@ def test_object_option_is_refused_by_later_phases(repo_root, tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "--object is for --phase render-gt or all" in done.stderr
+
+
+def _manifest_of(config, out):
+    from backend.eval_recon.layout import MANIFEST_NAME, Manifest, write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / MANIFEST_NAME, Manifest(config, [], 1.0).to_json())
+
+
+def test_later_phases_take_fit_settings_from_config_and_only_the_ground_truth_from_the_manifest(tmp_path):
+    """A change to a size's fit settings needs no new ground truth; a change to how it renders does."""
+    from backend.eval_recon.config import FULL
+    from backend.eval_recon.layout import read_manifest
+
+    _manifest_of(replace(FULL, stage1_steps=FULL.stage1_steps // 2, grid_resolution=64), tmp_path / "old-fit")
+    assert read_manifest(tmp_path / "old-fit").config == FULL
+    assert read_manifest(tmp_path / "old-fit", FULL).config == FULL
+
+    _manifest_of(replace(FULL, image_size=FULL.image_size // 2), tmp_path / "old-renders")
+    with pytest.raises(BadInputError, match=r"image_size 128 → 256\): run --phase render-gt again"):
+        read_manifest(tmp_path / "old-renders")
+    with pytest.raises(BadInputError, match="other ground-truth settings"):
+        read_manifest(tmp_path / "old-renders", FULL)
+
+    _manifest_of(TINY, tmp_path / "own-size")  # a size config.py does not define keeps the manifest's settings
+    assert read_manifest(tmp_path / "own-size").config == TINY
+
+
+def test_score_refuses_a_fit_made_with_other_fit_settings(tmp_path):
+    from backend.eval_recon.config import FULL, fit_settings
+    from backend.eval_recon.layout import FitRecord, check_fit_settings
+
+    record = FitRecord(10, 20, False, 1.0, {}, json.loads(json.dumps(fit_settings(FULL))))
+    check_fit_settings(record, replace(FULL, chamfer_points=10), tmp_path)  # scoring settings are the score's own
+    check_fit_settings(replace(record, config=None), replace(FULL, stage1_steps=1), tmp_path)  # older fit.json
+    with pytest.raises(BadInputError, match=r"other settings than size 'full' has now \(stage1_steps\): run --phase fit"):
+        check_fit_settings(record, replace(FULL, stage1_steps=1), tmp_path)

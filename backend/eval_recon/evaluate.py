@@ -9,6 +9,7 @@ silhouette IoU) and the two surfaces (Chamfer distance). ``all`` runs the three 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -23,7 +24,7 @@ from ..job_control import JobControl
 from . import metrics
 from .blender_job import load_surface, render_views
 from .cameras import NamedCamera, held_out_cameras, training_cameras
-from .config import BUILTIN_OBJECTS, EvalReconConfig
+from .config import BUILTIN_OBJECTS, EvalReconConfig, fit_settings
 from .contact_sheet import make_contact_sheet, stack_contact_sheets
 from .layout import (
     FIT_NAME,
@@ -38,6 +39,7 @@ from .layout import (
     FitRecord,
     GroundTruthRecord,
     Manifest,
+    check_fit_settings,
     load_ground_truth,
     read_fit,
     read_manifest,
@@ -194,7 +196,8 @@ def fit_object(truth: GroundTruthRecord, config: EvalReconConfig, object_dir: Pa
                                 alpha=np.stack([alpha for _, alpha in renders]))
             save_gaussians(rebuilt.gaussians, staging / GAUSSIANS_NAME)
         record = FitRecord(rebuilt.gaussian_count, int(rebuilt.faces.shape[0]), rebuilt.gaussians is not None,
-                           time.perf_counter() - started, dict(rebuilt.timings))
+                           time.perf_counter() - started, dict(rebuilt.timings),
+                           json.loads(json.dumps(fit_settings(config))))
         write_json(staging / FIT_NAME, asdict(record))
     return record
 
@@ -297,6 +300,8 @@ def _score_phase(manifest: Manifest, out_dir: Path, *, seed: int, blender: str |
                  control: JobControl | None) -> EvalReconResult:
     started = time.perf_counter()
     fits = [read_fit(out_dir / truth.name) for truth in manifest.objects]  # all fitted, before Blender starts
+    for truth, fit in zip(manifest.objects, fits, strict=True):
+        check_fit_settings(fit, manifest.config, out_dir / truth.name)
     results = [score_object(truth, manifest.config, out_dir / truth.name, seed=seed, blender=blender,
                             control=control) for truth in manifest.objects]
     # wall time of the whole evaluation: the three phases' own times, wherever each ran

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import BadInputError
 from .blender_job import load_render
 from .cameras import NamedCamera
-from .config import EvalReconConfig, config_from_json
+from .config import EvalReconConfig, config_for_ground_truth, config_from_json, fit_settings, ground_truth_settings
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -85,6 +85,19 @@ class FitRecord:
     has_gaussian_views: bool  # gaussian_views.npz was written (a stand-in reconstructor may fit no Gaussians)
     wall_time_s: float
     timings: dict[str, float] = field(default_factory=dict)
+    config: dict | None = None  # the fit settings it was made with (config.fit_settings); None in older fit.json
+
+
+def check_fit_settings(record: FitRecord, config: EvalReconConfig, object_dir: Path) -> None:
+    """BadInputError when ``record`` was fitted with other fit settings than ``config`` has (scores would be
+    reported under settings the fit never used); a fit.json from before fit settings were recorded passes."""
+    if record.config is None:
+        return
+    now = json.loads(json.dumps(fit_settings(config)))
+    changed = sorted(k for k in set(now) | set(record.config) if now.get(k) != record.config.get(k))
+    if changed:
+        raise BadInputError(f"{object_dir} was fitted with other settings than size {config.name!r} has now "
+                            f"({', '.join(changed)}): run --phase fit again")
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -101,21 +114,29 @@ def _read_json(path: Path, missing: str) -> dict:
 
 
 def read_manifest(out_dir: Path, config: EvalReconConfig | None = None) -> Manifest:
-    """The manifest of ``out_dir``; BadInputError when there is none or it was made for another ``config``."""
+    """The manifest of ``out_dir``; BadInputError when there is none or its ground truth was made for another ``config``.
+
+    The manifest's config is the one the later phases use: ``config`` when given, else the size of the ground truth
+    as :mod:`.config` defines it now (:func:`.config.config_for_ground_truth`): the manifest freezes only the
+    ground-truth settings, so a fit with new fit settings needs no new ground truth.
+    """
     data = _read_json(out_dir / MANIFEST_NAME,
                       f"no ground truth in {out_dir} ({MANIFEST_NAME} missing): run --phase render-gt first")
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         raise BadInputError(f"{out_dir / MANIFEST_NAME} is not an eval-recon manifest of format {MANIFEST_FORMAT}")
     rendered = config_from_json(data.get("config", {}))
-    if config is not None and json.loads(json.dumps(asdict(config))) != data["config"]:
+    if config is not None and config.name != rendered.name:
         raise BadInputError(f"{out_dir} was rendered for size {rendered.name!r}, not {config.name!r}: pass "
                             f"--size {rendered.name} (or leave --size out), or run --phase render-gt again")
+    if config is not None and ground_truth_settings(config) != ground_truth_settings(rendered):
+        raise BadInputError(f"{out_dir} was rendered for size {rendered.name!r} with other ground-truth settings "
+                            f"than it has now: run --phase render-gt again")
     try:
         objects = [GroundTruthRecord.from_json(o) for o in data["objects"]]
         wall_time = float(data["wall_time_s"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BadInputError(f"bad eval-recon manifest {out_dir / MANIFEST_NAME}: {exc!r}") from exc
-    return Manifest(rendered, objects, wall_time)
+    return Manifest(config if config is not None else config_for_ground_truth(rendered), objects, wall_time)
 
 
 def load_ground_truth(object_dir: Path, cameras: list[NamedCamera]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -132,8 +153,10 @@ def read_fit(object_dir: Path) -> FitRecord:
     data = _read_json(object_dir / FIT_NAME,
                       f"no reconstruction in {object_dir} ({FIT_NAME} missing): run --phase fit first")
     try:
+        settings = data.get("config")
         record = FitRecord(int(data["gaussian_count"]), int(data["mesh_faces"]), bool(data["has_gaussian_views"]),
-                           float(data["wall_time_s"]), {k: float(v) for k, v in data["timings"].items()})
+                           float(data["wall_time_s"]), {k: float(v) for k, v in data["timings"].items()},
+                           dict(settings) if settings is not None else None)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadInputError(f"bad {object_dir / FIT_NAME}: {exc!r}") from exc
     needed = [GLB_NAME, MODEL_SURFACE_NAME] + ([GAUSSIAN_VIEWS_NAME] if record.has_gaussian_views else [])

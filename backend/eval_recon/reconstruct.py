@@ -29,21 +29,27 @@ from .reconstruction import ReconstructionResult, TrainingView, check_views
 
 
 def stage1_config(config: EvalReconConfig) -> Stage1Config:
-    """``generate``'s stage-1 defaults with the evaluation's step count and views per step (no SDS: no guidance).
+    """``generate``'s stage-1 defaults with the evaluation's step count, views per step and, if it sets one, the step
+    densification stops at (no SDS: no guidance).
 
     The background of the fitted views is random black/white per step, so colour and coverage cannot trade
     against each other at the silhouette as they can over one fixed background.
     """
     defaults = Stage1Config()
+    densify = defaults.densify
+    if config.densify_stop_fraction is not None:
+        densify = replace(densify, stop_step=round(config.densify_stop_fraction * config.stage1_steps))
     return replace(defaults, steps=config.stage1_steps, views_per_step=config.views_per_step,
-                   num_init=config.stage1_num_init or defaults.num_init, reference_background=None)
+                   num_init=config.stage1_num_init or defaults.num_init, reference_background=None, densify=densify)
 
 
 def mesh_config(config: EvalReconConfig) -> MeshConfig:
-    """``generate``'s meshing defaults with the evaluation's grid resolution (and iso-value, if it sets one)."""
+    """``generate``'s meshing defaults with the evaluation's grid resolution, unseen-face culling (and iso-value,
+    if it sets one)."""
     defaults = MeshConfig()
     threshold = config.mesh_threshold if config.mesh_threshold is not None else defaults.threshold
-    return replace(defaults, resolution=config.grid_resolution, threshold=threshold)
+    return replace(defaults, resolution=config.grid_resolution, threshold=threshold,
+                   cull_unseen_faces=config.cull_unseen_faces)
 
 
 def render_gaussian_views(gaussians: Gaussians, cameras: Sequence[Camera]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -21,10 +21,12 @@ from ..errors import NoSurfaceError
 from ..gaussians.gaussians import Gaussians
 from ..job_control import JobControl, ensure_control
 from ..numeric_checks import require_finite
+from .bake import bake_cameras
 from .density_grid import density_grid, gaussian_box
 from .iso_level import choose_iso_level
 from .mesh import Mesh
 from .mesh_config import AUTO_THRESHOLD, MeshConfig
+from .visibility import drop_unseen_faces
 
 STAGE = "mesh"
 
@@ -183,9 +185,11 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
         trimesh.smoothing.filter_taubin(mesh, iterations=config.smoothing_iterations)
     control.report(STAGE, 0.7, "decimation")
     mesh = decimate(mesh, config.target_faces)
-    require_usable_surface(mesh.vertices, mesh.faces)
-    control.report(STAGE, 1.0, f"{len(mesh.faces)} faces")
-    return Mesh(
-        vertices=np.ascontiguousarray(mesh.vertices, dtype=np.float32),
-        faces=np.ascontiguousarray(mesh.faces, dtype=np.int64),
-    )
+    result = Mesh(vertices=np.ascontiguousarray(mesh.vertices, dtype=np.float32),
+                  faces=np.ascontiguousarray(mesh.faces, dtype=np.int64))
+    if config.cull_unseen_faces:
+        control.report(STAGE, 0.85, "dropping faces no bake view sees")
+        result = drop_unseen_faces(result, bake_cameras(config.cull_view_size))
+    require_usable_surface(result.vertices, result.faces)
+    control.report(STAGE, 1.0, f"{result.face_count} faces")
+    return result

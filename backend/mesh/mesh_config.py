@@ -27,6 +27,11 @@ class MeshConfig:
                  DreamGaussian remeshes isotropically with pymeshlab (3 iterations, edge 0.015): no new dependency,
                  and on eval-recon's full-size objects it raised held-out IoU 0.980 → 0.984 (Suzanne), 0.985 →
                  0.989 (torus) over no smoothing (module docstring)
+    cull_unseen_faces: drop, after decimation, the faces that none of the 26 bake views (``bake.bake_cameras``)
+                 sees at any pixel (``visibility.drop_unseen_faces``): the inner wall of the shell-shaped density,
+                 which no render shows and the bake cannot colour. Off by default (DreamGaussian keeps every face)
+    cull_view_size: the square size, in pixels, of the views that decide what is seen (a face smaller than a
+                 pixel there can be missed)
     block:       edge of the density-grid blocks, in samples (memory/speed trade-off only)
     """
 
@@ -37,6 +42,8 @@ class MeshConfig:
     target_faces: int = 20_000
     min_component_fraction: float = 0.02
     smoothing_iterations: int = 10
+    cull_unseen_faces: bool = False
+    cull_view_size: int = 1024
     block: int = 32
 
     def __post_init__(self) -> None:
@@ -54,5 +61,7 @@ class MeshConfig:
             raise ValueError(f"MeshConfig.target_faces must be >= 0, got {self.target_faces}")
         if self.smoothing_iterations < 0:
             raise ValueError(f"MeshConfig.smoothing_iterations must be >= 0, got {self.smoothing_iterations}")
+        if self.cull_view_size < 8:
+            raise ValueError(f"MeshConfig.cull_view_size must be at least 8, got {self.cull_view_size}")
         if not 0 <= self.min_component_fraction < 1:
             raise ValueError(f"MeshConfig.min_component_fraction must be in [0, 1), got {self.min_component_fraction}")

@@ -1,0 +1,42 @@
+"""eval-recon's sizes: issue 25's targets, and its own fit and meshing settings on top of generate's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from backend.errors import BadInputError
+from backend.eval_recon.config import FULL, SMALL, EvalReconConfig, Thresholds
+from backend.eval_recon.reconstruct import mesh_config, stage1_config
+from backend.mesh.mesh_config import MeshConfig
+from backend.stage1_config import Stage1Config
+
+
+def test_pass_fail_thresholds_are_issue_25s_targets():
+    assert FULL.thresholds == Thresholds(min_psnr_db=30.0, min_iou=0.97, max_chamfer_fraction=0.005)
+    assert SMALL.thresholds == Thresholds(min_psnr_db=22.0, min_iou=0.90, max_chamfer_fraction=None)
+
+
+def test_the_full_size_stops_densifying_part_way_and_leaves_generates_stage1_defaults_alone():
+    config = stage1_config(FULL)
+    assert config.steps == FULL.stage1_steps
+    assert config.densify.stop_step == round(FULL.densify_stop_fraction * FULL.stage1_steps) < config.steps
+    assert not config.densify.is_densify_step(config.steps)  # nothing new, unoptimised, in the result
+    generate = Stage1Config()
+    assert generate.densify.is_densify_step(generate.steps)  # DreamGaussian's recipe densifies at its last step
+    assert replace(config.densify, stop_step=generate.densify.stop_step) == generate.densify
+    assert (config.lrs, config.lambda_rgb, config.lambda_mask) == (generate.lrs, generate.lambda_rgb,
+                                                                   generate.lambda_mask)
+    assert stage1_config(SMALL).densify == generate.densify  # the small size keeps generate's densification
+
+
+def test_unseen_faces_are_culled_at_the_full_size_only_and_not_by_default():
+    assert mesh_config(FULL).cull_unseen_faces and not mesh_config(SMALL).cull_unseen_faces
+    assert MeshConfig().cull_unseen_faces is False  # generate's meshing keeps every face
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.5, -0.1])
+def test_densify_stop_fraction_is_checked(fraction):
+    with pytest.raises(BadInputError, match="densify_stop_fraction"):
+        EvalReconConfig(densify_stop_fraction=fraction)
