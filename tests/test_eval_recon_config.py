@@ -18,17 +18,17 @@ def test_pass_fail_thresholds_are_issue_25s_targets():
     assert SMALL.thresholds == Thresholds(min_psnr_db=22.0, min_iou=0.90, max_chamfer_fraction=None)
 
 
-def test_the_full_size_stops_densifying_part_way_and_leaves_generates_stage1_defaults_alone():
-    config = stage1_config(FULL)
-    assert config.steps == FULL.stage1_steps
-    assert config.densify.stop_step == round(FULL.densify_stop_fraction * FULL.stage1_steps) < config.steps
+@pytest.mark.parametrize("size", [FULL, SMALL], ids=["full", "small"])
+def test_both_sizes_stop_densifying_part_way_and_leave_generates_stage1_defaults_alone(size):
+    config = stage1_config(size)
+    assert config.steps == size.stage1_steps
+    assert config.densify.stop_step == round(size.densify_stop_fraction * size.stage1_steps) < config.steps
     assert not config.densify.is_densify_step(config.steps)  # nothing new, unoptimised, in the result
     generate = Stage1Config()
     assert generate.densify.is_densify_step(generate.steps)  # DreamGaussian's recipe densifies at its last step
     assert replace(config.densify, stop_step=generate.densify.stop_step) == generate.densify
     assert (config.lrs, config.lambda_rgb, config.lambda_mask) == (generate.lrs, generate.lambda_rgb,
                                                                    generate.lambda_mask)
-    assert stage1_config(SMALL).densify == generate.densify  # the small size keeps generate's densification
 
 
 def test_unseen_faces_are_culled_at_the_full_size_only_and_not_by_default():
