@@ -159,9 +159,7 @@ class ConceptSegmenter:
         instances: tuple[Sam3Instance, ...] = ()
         if len(keep):
             on_device = keep.to(masks.device)
-            logits = F.interpolate(masks[on_device][None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
-            cut = math.log(self.config.mask_threshold / (1 - self.config.mask_threshold))
-            binary = (logits > cut).cpu().numpy()
+            binary = _binary_masks(masks[on_device], (h, w), self.config.mask_threshold)
             scale = torch.tensor([big_w, big_h, big_w, big_h], dtype=torch.float32)
             pixel_boxes = (boxes[on_device].float().cpu() * scale).tolist()
             instances = tuple(Sam3Instance(float(scores[q]), binary[k], tuple(pixel_boxes[k]))
@@ -239,9 +237,14 @@ def _kept_masks(masks: torch.Tensor, keep: torch.Tensor, size: tuple[int, int], 
     for the kept ones in row order, scaled to ``size`` and thresholded on the device, copied once."""
     if not bool(keep.any()):
         return np.zeros((0, *size), dtype=bool)
-    chosen = masks[keep.to(masks.device, non_blocking=True)]  # [N, m, m]
-    logits = F.interpolate(chosen[None].float(), size=size, mode="bilinear", align_corners=False)[0]
-    return (logits > math.log(threshold / (1 - threshold))).cpu().numpy()
+    return _binary_masks(masks[keep.to(masks.device, non_blocking=True)], size, threshold)
+
+
+def _binary_masks(logits: torch.Tensor, size: tuple[int, int], threshold: float) -> np.ndarray:
+    """Mask logits [N, m, m] on the device → [N, h, w] bool on the CPU: scaled to ``size`` bilinearly and cut at
+    probability ``threshold`` (compared as a logit, so no sigmoid over the full-size masks), copied once."""
+    scaled = F.interpolate(logits[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+    return (scaled > math.log(threshold / (1 - threshold))).cpu().numpy()
 
 
 # --- models as the segment path uses them ------------------------------------------------------------------
