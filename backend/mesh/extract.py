@@ -139,6 +139,25 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     return simplified
 
 
+def tidy_surface(vertices: np.ndarray, faces: np.ndarray, min_component_fraction: float, smoothing_iterations: int,
+                 target_faces: int, *, decimate_first: bool = False, control: JobControl) -> trimesh.Trimesh:
+    """A marching-cubes surface made usable: :func:`clean_mesh`, Taubin smoothing, :func:`decimate` to
+    ``target_faces`` — or, with ``decimate_first``, decimation before cleanup and smoothing (cheaper on a large
+    raw surface: backend.quick.field_mesh_config.FieldMeshConfig.decimate_first)."""
+    if decimate_first:
+        control.report(STAGE, 0.6, "decimation")
+        raw = decimate(trimesh.Trimesh(vertices=vertices, faces=faces, process=False), target_faces)
+        vertices, faces = raw.vertices, raw.faces
+    control.report(STAGE, 0.7 if decimate_first else 0.6, "cleanup")
+    mesh = clean_mesh(vertices, faces, min_component_fraction)
+    if smoothing_iterations:
+        trimesh.smoothing.filter_taubin(mesh, iterations=smoothing_iterations)
+    if not decimate_first:
+        control.report(STAGE, 0.7, "decimation")
+        mesh = decimate(mesh, target_faces)
+    return mesh
+
+
 def _silhouette_matched_surface(grid: np.ndarray, bound: float, centre: tuple[float, float, float],
                                 gaussians: Gaussians) -> tuple[float, np.ndarray, np.ndarray]:
     """(level, vertices, faces): the auto iso-level and its surface, which the choice already meshed."""
@@ -179,12 +198,8 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
     else:
         control.report(STAGE, 0.4, f"marching cubes at {config.threshold:g}")
         vertices, faces = marching_cubes(grid, config.threshold, bound, centre)
-    control.report(STAGE, 0.6, "cleanup")
-    mesh = clean_mesh(vertices, faces, config.min_component_fraction)
-    if config.smoothing_iterations:
-        trimesh.smoothing.filter_taubin(mesh, iterations=config.smoothing_iterations)
-    control.report(STAGE, 0.7, "decimation")
-    mesh = decimate(mesh, config.target_faces)
+    mesh = tidy_surface(vertices, faces, config.min_component_fraction, config.smoothing_iterations,
+                        config.target_faces, control=control)
     result = Mesh(vertices=np.ascontiguousarray(mesh.vertices, dtype=np.float32),
                   faces=np.ascontiguousarray(mesh.faces, dtype=np.int64))
     if config.cull_unseen_faces:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-import trimesh
 
 from ..job_control import JobControl, ensure_control
-from ..mesh.extract import clean_mesh, decimate, marching_cubes, require_usable_surface
+from ..mesh.extract import marching_cubes, require_usable_surface, tidy_surface
 from ..mesh.mesh import Mesh
 from ..models.triposr import TripoSR, triposr_to_world
 from ..numeric_checks import require_finite
@@ -98,18 +97,9 @@ def mesh_from_grid(grid: np.ndarray, level: float, radius: float, world_scale: f
     require_finite("TripoSR's density grid", grid)
     control.report(STAGE, 0.4, f"marching cubes at {level:g}")
     vertices, faces = marching_cubes(grid, level, radius)
-    vertices = triposr_to_world(vertices, world_scale)
-    if config.decimate_first:  # see FieldMeshConfig.decimate_first
-        control.report(STAGE, 0.6, "decimation")
-        raw = decimate(trimesh.Trimesh(vertices=vertices, faces=faces, process=False), config.target_faces)
-        vertices, faces = raw.vertices, raw.faces
-    control.report(STAGE, 0.7, "cleanup")
-    mesh = clean_mesh(vertices, faces, config.min_component_fraction)
-    if config.smoothing_iterations:
-        trimesh.smoothing.filter_taubin(mesh, iterations=config.smoothing_iterations)
-    if not config.decimate_first:
-        control.report(STAGE, 0.8, "decimation")
-        mesh = decimate(mesh, config.target_faces)
+    mesh = tidy_surface(triposr_to_world(vertices, world_scale), faces, config.min_component_fraction,
+                        config.smoothing_iterations, config.target_faces, decimate_first=config.decimate_first,
+                        control=control)
     require_usable_surface(mesh.vertices, mesh.faces)  # the same guard as DreamGaussian's mesh, before UVs
     control.report(STAGE, 1.0, f"{len(mesh.faces)} faces")
     return Mesh(vertices=np.ascontiguousarray(mesh.vertices, np.float32),
