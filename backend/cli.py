@@ -18,7 +18,6 @@ from pathlib import Path
 from . import choices
 from .errors import EXIT_CODES, describe_error, one_line
 from .job_control import sigterm_as_interrupt
-from .missing_package import MISSING_PACKAGE_EXIT_CODE, missing_package_message
 from .third_party_output import silence_third_party_output
 
 # command → "module:function" (relative to this package, so it also works inside the extension);
@@ -252,8 +251,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(_resolve_handler(args.command)(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
         code, message = describe_error(exc, args.command)
-        if isinstance(exc, ImportError) and (missing := missing_package_message(exc)):
-            code, message = MISSING_PACKAGE_EXIT_CODE, missing  # an install to fix, not a bug to report
         if debug and not isinstance(exc, KeyboardInterrupt):
             traceback.print_exc()
         if code == 1:

@@ -96,7 +96,8 @@ def describe_error(error: BaseException, stage: str = "") -> tuple[int, str]:
     """The exit code and the one-line message for anything a job raised.
 
     ``stage`` names where a CUDA out-of-memory struck (torch raises its own class, not ours). Anything that
-    is not an :class:`ImageTo3DError` is a bug: exit 1, "internal error (Type: message)"; the caller adds
+    is not an :class:`ImageTo3DError` is a bug: exit 1, "internal error (Type: message)" — except an import of
+    a package outside this project that fails (exit 4, backend.missing_package), on every surface; the caller adds
     where the traceback went. Torch is only looked for if it is already loaded. Whatever the message quotes
     (a path, a prompt, a library's text) is escaped here, once for every surface, by :func:`one_line`.
     """
@@ -113,6 +114,11 @@ def _code_and_message(error: BaseException, stage: str) -> tuple[int, str]:
     if torch is not None and isinstance(error, torch.cuda.OutOfMemoryError):
         oom = OutOfGPUMemoryError(stage or "the job")
         return oom.exit_code, str(oom)
+    if isinstance(error, ImportError):  # a package the environment lacks: an install to fix, not a bug to report
+        from .missing_package import MISSING_PACKAGE_EXIT_CODE, missing_package_message
+
+        if missing := missing_package_message(error):
+            return MISSING_PACKAGE_EXIT_CODE, missing
     return 1, f"internal error ({type(error).__name__}: {error})"
 
 

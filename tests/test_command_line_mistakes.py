@@ -298,3 +298,13 @@ def test_the_quick_cutout_test_agrees_with_the_pipelines(case, tmp_path):
     else:
         image.save(path)
     assert is_cutout(path) == has_cutout(load_image(path)) == expected
+
+
+def test_every_surface_reports_a_missing_package_as_exit_4_and_our_own_broken_import_as_a_bug():
+    # describe_error is what the CLI, batch rows, the worker's error events and the add-on all go through
+    from backend.errors import describe_error
+
+    code, message = describe_error(ModuleNotFoundError("No module named 'PIL'", name="PIL"))
+    assert code == 4 and message.startswith("missing Python package 'PIL' (pillow): ")
+    code, message = describe_error(ModuleNotFoundError("No module named 'backend.x'", name="backend.x"))
+    assert code == 1 and message.startswith("internal error (ModuleNotFoundError")
