@@ -1,0 +1,158 @@
+"""Where one further SAM 3 prompt spends its time: GPU time per part of the decoding, and the top kernels.
+
+    python scripts/profile_sam3.py --models full-random --device cuda --dtype bfloat16 --out profile_sam3.json
+    python scripts/profile_sam3.py --models tiny --device cpu --repeats 1        # smoke run
+
+Runs the static path without CUDA graphs (``static_eager``: the same kernels the graph replays, launched one by
+one, so they can be timed) on scikit-image's coffee.png, after the photo's vision pass. Each named part (every
+DETR encoder and decoder layer, the scoring head, the mask head's parts, the text encoder) gets a CUDA event
+before and after it; the report gives each part's median GPU milliseconds over ``--repeats`` prompts, and the
+``--top`` kernels by total GPU time from one ``torch.profiler`` run. On the CPU the events are wall clocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backend.device import resolve_device  # noqa: E402
+from backend.images import fit_within, load_image, resize_rgb  # noqa: E402
+from backend.models.mode import ModelMode  # noqa: E402
+from backend.segment.sam3_config import Sam3SegmentConfig  # noqa: E402
+from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached  # noqa: E402
+
+MAX_SIDE = 1024
+
+
+class PartClock:
+    """Start/end marks around modules' forward calls: CUDA events on a GPU, perf_counter on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list[tuple[str, object, object]] = []
+        self.open: dict[int, object] = {}
+
+    def _mark(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def watch(self, name: str, module: torch.nn.Module) -> None:
+        def before(mod, args):
+            self.open[id(mod)] = self._mark()
+
+        def after(mod, args, out):
+            self.marks.append((name, self.open.pop(id(mod)), self._mark()))
+
+        module.register_forward_pre_hook(before)
+        module.register_forward_hook(after)
+
+    def collect(self) -> dict[str, float]:
+        if self.cuda:
+            torch.cuda.synchronize()
+        totals: dict[str, float] = {}
+        for name, start, end in self.marks:
+            ms = start.elapsed_time(end) if self.cuda else (end - start) * 1e3
+            totals[name] = totals.get(name, 0.0) + ms
+        self.marks.clear()
+        return totals
+
+
+def watch_parts(model: torch.nn.Module, clock: PartClock) -> None:
+    for i, layer in enumerate(model.detr_encoder.layers):
+        clock.watch(f"detr_encoder.layer{i}", layer)
+    decoder = model.detr_decoder
+    for i, layer in enumerate(decoder.layers):
+        clock.watch(f"detr_decoder.layer{i}", layer)
+    for name in ("ref_point_head", "box_rpb_embed_x", "box_rpb_embed_y", "box_head", "presence_head"):
+        if hasattr(decoder, name):
+            clock.watch(f"detr_decoder.{name}", getattr(decoder, name))
+    clock.watch("dot_product_scoring", model.dot_product_scoring)
+    head = model.mask_decoder
+    for name in ("prompt_cross_attn", "pixel_decoder", "mask_embedder", "instance_projection", "semantic_projection"):
+        clock.watch(f"mask_decoder.{name}", getattr(head, name))
+    clock.watch("text_encoder", model.text_encoder)
+    clock.watch("text_projection", model.text_projection)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", choices=["tiny", "full-random"], default="full-random")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    dtype = getattr(torch, args.dtype) if device.type == "cuda" else torch.float32
+    settings = Sam3SegmentConfig(half_dtype=args.dtype if dtype != torch.float32 else "bfloat16",
+                                 static_decoding=True)
+    models = load_sam3_cached(ModelMode(args.models), settings, device, dtype)
+    photo = load_image(Path(__import__("skimage").__file__).parent / "data" / "coffee.png")
+    work = resize_rgb(photo.rgb, *fit_within(*photo.size, MAX_SIDE))
+    segmenter = ConceptSegmenter(models, settings, device, dtype, False)
+    segmenter.set_image(work, photo.size)
+    fresh = itertools.count()
+    for _ in range(2):  # warm-up: cuDNN / cuBLAS choose their kernels
+        segmenter.segment([f"a coffee cup {next(fresh)}"])
+
+    clock = PartClock(device)
+    watch_parts(models.model, clock)
+    per_part: dict[str, list[float]] = {}
+    walls = []
+    for _ in range(args.repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        segmenter.segment([f"a coffee cup {next(fresh)}"])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        walls.append((time.perf_counter() - started) * 1e3)
+        for name, ms in clock.collect().items():
+            per_part.setdefault(name, []).append(ms)
+    parts = {name: round(statistics.median(values), 3) for name, values in per_part.items()}
+
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        segmenter.segment([f"a coffee cup {next(fresh)}"])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    sort_key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    table = prof.key_averages(group_by_input_shape=device.type != "cuda").table(sort_by=sort_key,
+                                                                                   row_limit=args.top)
+    kernels = []
+    if device.type == "cuda":
+        for event in prof.key_averages():
+            gpu_us = getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0)
+            if event.device_type == torch.autograd.DeviceType.CUDA:
+                kernels.append({"name": event.key[:160], "count": event.count, "total_ms": round(gpu_us / 1e3, 3)})
+        kernels.sort(key=lambda k: -k["total_ms"])
+    report = {"models": args.models, "device": str(device), "dtype": str(dtype).removeprefix("torch."),
+              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "wall_ms_median": round(statistics.median(walls), 3),
+              "parts_ms_median": dict(sorted(parts.items(), key=lambda kv: -kv[1])),
+              "parts_ms_sum": round(sum(parts.values()), 3),
+              "top_kernels": kernels[:args.top]}
+    print(json.dumps({k: v for k, v in report.items() if k != "top_kernels"}, indent=1))
+    print(table)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1))
+        Path(args.out).with_suffix(".txt").write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
