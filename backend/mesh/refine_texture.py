@@ -249,11 +249,11 @@ def _make_targets(requests: dict[int, tuple[_TextureFit, _RefineRequest]]) -> di
     for members in groups.values():
         fits = [requests[i][0] for i in members]
         asked = [requests[i][1] for i in members]
-        images = [r.renders.permute(0, 3, 1, 2) for r in asked]
-        angles = [_relative_angles(r.cameras, f.reference_angles, r.renders.device) for f, r in zip(fits, asked,
-                                                                                                  strict=True)]
         config, strength = fits[0].config, asked[0].strength
         try:
+            images = [r.renders.permute(0, 3, 1, 2) for r in asked]
+            angles = [_relative_angles(r.cameras, fit.reference_angles, r.renders.device)
+                      for fit, r in zip(fits, asked, strict=True)]
             with torch.no_grad():
                 if isinstance(fits[0].guidance, Zero123Guidance):
                     found = refine_together([f.guidance for f in fits], images, *zip(*angles, strict=True),
