@@ -38,8 +38,8 @@ def _cutout(path: Path, radius: float, red: int = 200) -> str:
 
 def _request(tmp_path: Path, name: str, radius: float, seed: int = 0, force: bool = False) -> GenerateRequest:
     return GenerateRequest(image_path=_cutout(tmp_path / f"{name}.png", radius, red=100 + 40 * seed), prompt=None,
-                           out_dir=str(tmp_path / "out" / name), preset="smoke", seed=seed, models="tiny",
-                           device="cpu", force=force)
+                           out_dir=str(tmp_path / "out" / name), preset="smoke", steps=4, seed=seed, models="tiny",
+                           device="cpu", force=force)  # 4 stage-1 steps: stage 2 is what is tested
 
 
 def test_a_group_shares_stage_2_and_a_row_failing_or_cancelled_there_drops_out_alone(tmp_path, monkeypatch):
