@@ -229,8 +229,8 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
 
 def generate_together(requests: list[GenerateRequest], controls: list[JobControl | None] | None = None
                       ) -> list[GenerationResult | ImageTo3DError | Exception]:
-    """Several independent jobs in one process, their stage-1 fits sharing batched Zero123 calls (batch's
-    ``--rows-per-process``). Each job's result or the error that ended it, in order; a job fails and cancels
+    """Several independent jobs in one process, their stage-1 fits and stage-2 texture refinements sharing
+    batched Zero123 calls (batch's ``--rows-per-process``). Each job's result or the error that ended it, in order; a job fails and cancels
     (its own control) alone."""
     from .generate.pipeline import generate_together as run_together
 

@@ -217,8 +217,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--workers-per-gpu", type=_positive_int, default=1, metavar="K",
                    help="Ray workers sharing each GPU (each asks Ray for 1/K of one); default 1")
     p.add_argument("--rows-per-process", type=_positive_int, default=1, metavar="K",
-                   help="rows whose stage-1 fits run together in one process, sharing batched Zero123 calls; "
-                        "default 1")
+                   help="rows whose stage-1 fits and stage-2 textures run together in one process, sharing "
+                        "batched Zero123 calls; default 1")
     p.add_argument("--force", action="store_true", help="redo rows that are already done")
     _add_common(p)
 

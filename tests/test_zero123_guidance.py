@@ -144,9 +144,9 @@ def test_refine_runs_exactly_the_requested_steps(guidance, monkeypatch):
     calls = []
     predict = guidance._predict_noise
 
-    def counting(noisy_latents, timesteps, cameras, guidance_scale):
+    def counting(noisy_latents, timesteps, *conditioning):
         calls.append(int(timesteps[0]))
-        return predict(noisy_latents, timesteps, cameras, guidance_scale)
+        return predict(noisy_latents, timesteps, *conditioning)
 
     monkeypatch.setattr(guidance, "_predict_noise", counting)
     # DreamGaussian's convention: a 4-step schedule, the first int(4 · 0.5) = 2 steps skipped, 2 run

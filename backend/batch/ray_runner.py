@@ -29,7 +29,7 @@ class RowWorker:
         return run_row(row, Path(out_root), self.models, self.device, force)
 
     def run_group(self, rows: list[BatchRow], out_root: str, force: bool) -> list[RowOutcome]:
-        """Rows whose stage-1 fits advance together (backend/batch/row_groups.py)."""
+        """Rows whose stage-1 fits and stage-2 textures advance together (backend/batch/row_groups.py)."""
         from .row_groups import run_row_group
 
         return run_row_group(rows, Path(out_root), self.models, self.device, force)

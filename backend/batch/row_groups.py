@@ -1,8 +1,10 @@
-"""Several rows in one process at once: their stage-1 fits share one batched Zero123 call per step.
+"""Several rows in one process at once: their stage-1 fits, and then their stage-2 texture refinements, share
+one batched Zero123 call per step.
 
 One object's SDS step is launch-bound (a UNet call on a batch of 2); the same call on 2·K samples costs little
 more, so K rows advancing together raise a GPU's throughput where more processes only time-slice it
-(docs/batch.md). Each row still fails, cancels and resumes alone (``backend.stage1.fit_gaussians_together``).
+(docs/batch.md). Each row still fails, cancels and resumes alone (``backend.stage1.fit_gaussians_together``,
+``backend.mesh.refine_texture.refine_textures_together``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def run_row_group(rows: list[BatchRow], out_root: Path, models: str | None, devi
                   ) -> list[RowOutcome]:
     """Generate ``rows`` together (``api.generate_together``); rows already done are skipped unless ``force``.
 
-    Each row's seconds are the whole group's wall time: its stage 1 ran with the others'.
+    Each row's seconds are the whole group's wall time: its stages 1 and 2 ran with the others'.
     """
     from .. import api
 

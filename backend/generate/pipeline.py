@@ -36,11 +36,13 @@ from .stage_clock import StageClock
 OUTPUT_NAMES = (*MESH_OUTPUT_NAMES, "gaussians.ply")
 
 if TYPE_CHECKING:
+    from ..mesh.mesh import Mesh
     from .stages import Reference
 
 
 def generate(request: GenerateRequest, control: JobControl | None = None) -> GenerationResult:
     """Run the whole job; raises an :class:`~backend.errors.ImageTo3DError` subclass on any failure."""
+    from ..mesh.refine_texture import refine_texture
     from ..stage1 import fit_gaussians
 
     # 1. Check inputs before any heavy work (each method's start checks the request first).
@@ -57,7 +59,11 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
             with job.clock.stage("stage1"):
                 fitted = fit_gaussians(**_stage1_arguments(job), device=job.device)
             _keep_stage1(job, fitted.gaussians)
-        return _finish_job(job)
+        # 6.-7. Mesh, UVs, bake; stage 2; 8. export.
+        _mesh_and_bake(job)
+        with job.clock.stage("stage2"):
+            refined = refine_texture(**_stage2_arguments(job))
+        return _export_job(job, refined)
     except torch.cuda.OutOfMemoryError as exc:  # outside any timed stage
         raise out_of_memory_error(control.stage or "generate") from exc
     finally:
@@ -66,13 +72,16 @@ def generate(request: GenerateRequest, control: JobControl | None = None) -> Gen
 
 def generate_together(requests: list[GenerateRequest], controls: list[JobControl | None] | None = None
                       ) -> list[GenerationResult | Exception]:
-    """Several jobs in one process whose stage-1 fits advance together, one batched Zero123 call per step
-    (``backend.stage1.fit_gaussians_together``); everything else runs job by job, as :func:`generate` does.
+    """Several jobs in one process whose stage-1 fits, and then their stage-2 texture refinements, advance
+    together, one batched Zero123 call per step (``backend.stage1.fit_gaussians_together``,
+    ``backend.mesh.refine_texture.refine_textures_together``); mask, reference, mesh, UVs, bake and export run
+    job by job, as :func:`generate` does.
 
     Returns each job's result or the exception that ended it, in order: a job fails, cancels (its own
-    control) and is cached alone. Stage 1's seconds in each job.json are the group's. Quick jobs, and jobs
-    whose stage 1 comes from the cache, have no fit to share and simply run.
+    control) and is cached alone. Stage 1's and stage 2's seconds in each job.json are the group's. Quick jobs
+    have no fit to share and simply run; jobs whose stage 1 comes from the cache join at stage 2.
     """
+    from ..mesh.refine_texture import TextureJob, refine_textures_together
     from ..stage1 import Stage1Job, fit_gaussians_together
 
     controls = list(controls) if controls is not None else [None] * len(requests)
@@ -112,10 +121,39 @@ def generate_together(requests: list[GenerateRequest], controls: list[JobControl
                 _keep_stage1(job, outcome.gaussians)
         release_gpu_memory()
 
-    # 6.-8. Mesh, texture and export, job by job.
+    # 6.-7. Mesh, UVs and the baked texture, job by job.
+    for index, job in list(jobs.items()):
+        try:
+            _mesh_and_bake(job)
+        except Exception as exc:  # noqa: BLE001
+            del jobs[index]
+            outcomes[index] = _job_error(exc, job.control)
+            release_gpu_memory()
+
+    # 7. Stage 2 of every job, per device, in one group.
+    for device in {job.device for job in jobs.values()}:
+        members = [i for i, job in jobs.items() if job.device == device]
+        clock = StageClock(device)
+        try:
+            with clock.stage("stage2"):
+                refined = refine_textures_together([TextureJob(**_stage2_arguments(jobs[i])) for i in members])
+        except Exception as exc:  # noqa: BLE001 - only what the group shares can end up here
+            refined = [exc] * len(members)
+        for i, outcome in zip(members, refined, strict=True):
+            job = jobs[i]
+            job.clock.seconds.update(clock.seconds)
+            job.clock.peak_memory_mb.update(clock.peak_memory_mb)
+            if isinstance(outcome, Exception):
+                del jobs[i]
+                outcomes[i] = _job_error(outcome, job.control, "stage2")
+            else:
+                job.mesh = outcome
+        release_gpu_memory()
+
+    # 8. Export, job by job.
     for index, job in jobs.items():
         try:
-            outcomes[index] = _finish_job(job)
+            outcomes[index] = _export_job(job, job.mesh)
         except Exception as exc:  # noqa: BLE001
             outcomes[index] = _job_error(exc, job.control)
         finally:
@@ -152,6 +190,7 @@ class _Job:
     stage1_key: str = ""
     initial: object = None  # GaussianModel: quick+refine's start
     gaussians: Gaussians | None = None
+    mesh: Mesh | None = None  # with UVs and the baked texture, then the refined one
 
 
 def _start_job(request: GenerateRequest, control: JobControl) -> _Job:
@@ -227,27 +266,36 @@ def _keep_stage1(job: _Job, gaussians: Gaussians) -> None:
     job.cache.save_gaussians(job.stage1_key, gaussians)
 
 
-def _finish_job(job: _Job) -> GenerationResult:
-    """6.-8.: mesh, texture, export."""
-    from ..export import export_gaussians_ply
+def _mesh_and_bake(job: _Job) -> None:
+    """6.-7. (before stage 2): mesh, UVs, and the texture baked from Gaussian renders, into ``job.mesh``."""
     from ..mesh import extract_mesh
-    from ..mesh.refine_texture import refine_texture
     from .stages import bake_gaussian_texture, unwrap_mesh
 
-    request, config, control, clock = job.request, job.config, job.control, job.clock
-    reference, gaussians, image, method = job.reference, job.gaussians, job.image, job.method
+    config, control, clock, gaussians = job.config, job.control, job.clock, job.gaussians
     # 6. Mesh: density grid → marching cubes → cleanup → decimation → UVs.
     with clock.stage("mesh"):
         mesh = extract_mesh(gaussians, config.mesh, control)
     with clock.stage("uv_unwrap"):
         mesh = unwrap_mesh(mesh, config.texture_size, control)
 
-    # 7. Texture: baked from Gaussian renders, then refined against Zero123 targets and the reference.
+    # 7. Texture: baked from Gaussian renders (then refined against Zero123 targets and the reference: stage 2).
     with clock.stage("bake"):
-        mesh = bake_gaussian_texture(mesh, gaussians, config.bake_size, config.texture_size, control)
-    with clock.stage("stage2"):
-        mesh = refine_texture(mesh, reference.target, job.guidance, config.texture, control)
-    job.guidance = None
+        job.mesh = bake_gaussian_texture(mesh, gaussians, config.bake_size, config.texture_size, control)
+
+
+def _stage2_arguments(job: _Job) -> dict:
+    """What stage 2 takes (``refine_texture`` and ``TextureJob`` name them alike)."""
+    return dict(mesh=job.mesh, reference=job.reference.target, guidance=job.guidance, config=job.config.texture,
+                control=job.control)
+
+
+def _export_job(job: _Job, mesh: Mesh) -> GenerationResult:
+    """8. (after stage 2): the refined ``mesh``, the Gaussians, the mask and job.json, written atomically."""
+    from ..export import export_gaussians_ply
+
+    request, config, control, clock = job.request, job.config, job.control, job.clock
+    reference, gaussians, image, method = job.reference, job.gaussians, job.image, job.method
+    job.guidance = job.mesh = None
     release_gpu_memory()
 
     # 8. Export, atomically.

@@ -127,6 +127,69 @@ def sds_losses_together(
             for own_latents, own_target in zip(latents.split(sizes), target.split(sizes), strict=True)]
 
 
+@torch.inference_mode()
+def refine_together(
+    guidances: Sequence[Zero123Guidance],  # one per object; all with the same ``refine_group_key``
+    images: Sequence[torch.Tensor],  # per object [B_i, 3, H_i, W_i] in [0, 1]
+    d_elevation_deg: Sequence[torch.Tensor | float],  # per object [B_i] (or one value for all its images)
+    d_azimuth_deg: Sequence[torch.Tensor | float],  # per object [B_i]
+    d_radius: Sequence[torch.Tensor | float],  # per object [B_i]
+    strength: float = 0.8,
+    steps: int = 50,
+    guidance_scale: float = 5.0,
+    generators: Sequence[torch.Generator | None] | None = None,  # per object; None: that guidance's own
+) -> list[torch.Tensor]:  # per object [B_i, 3, H_i, W_i] in [0, 1], float32
+    """:meth:`Zero123Guidance.refine` for several objects at once: one VAE encoding, one DDIM loop whose every
+    step is one UNet call for all of them, one decoding.
+
+    As :func:`sds_losses_together`, each object keeps its own reference (CLIP embedding and latents, stacked per
+    sample) and its own noise, drawn from its own generator in the order ``refine`` draws it, so a batch of one is
+    exactly that method and each object's result is its result alone up to the float rounding of a larger batch
+    (the VAE and UNet treat samples independently; DDIM with η = 0 draws nothing more). The objects share the
+    schedule (``strength``, ``steps``) and the scale; each object's images are resized to the model's side on
+    their own and its result back to their size, so the objects may differ in image size.
+    """
+    lead = guidances[0]
+    if any(g.refine_group_key != lead.refine_group_key for g in guidances):
+        raise BadInputError("refine_together needs guidances that share their models")
+    if not 0.0 <= strength < 1.0:
+        raise BadInputError(f"refine strength must be in [0, 1), got {strength}")
+    if steps < 1:
+        raise BadInputError(f"refine needs at least one step, got {steps}")
+    generators = list(generators) if generators is not None else [None] * len(guidances)
+    sizes, cameras, resized = [], [], []
+    for guidance, image, d_elev, d_azim, d_rad in zip(guidances, images, d_elevation_deg, d_azimuth_deg, d_radius,
+                                                      strict=True):
+        guidance._check_reference()
+        size = guidance._check_images(image)
+        sizes.append(size)
+        cameras.append(guidance._camera_embedding(d_elev, d_azim, d_rad, size))
+        resized.append(lead._resize(image.to(lead.device, torch.float32)))
+    batch = sum(sizes)
+    timesteps = refine_timesteps(lead.scheduler, strength, steps, lead.device)
+
+    latents = lead._encode(torch.cat(resized))  # [ΣB, 4, h, w]
+    noise = torch.cat([torch.randn((size, *latents.shape[1:]), generator=generator or guidance.generator,
+                                   device=lead.device, dtype=torch.float32)
+                       for guidance, generator, size in zip(guidances, generators, sizes, strict=True)])
+    latents = noise if strength == 0 else lead._add_noise(latents, noise, timesteps[:1].expand(batch))
+    embedding = torch.cat([g.reference_embedding.expand(n, -1, -1) for g, n in zip(guidances, sizes, strict=True)])
+    concat = torch.cat([g.reference_latents.expand(n, -1, -1, -1) for g, n in zip(guidances, sizes, strict=True)])
+    camera = torch.cat(cameras)
+    for t in timesteps:
+        noise_pred = lead._predict_noise(latents, t.expand(batch), camera, guidance_scale, embedding, concat)
+        latents = lead.scheduler.step(noise_pred, t, latents).prev_sample
+
+    decoded = lead.models.vae.decode((latents / lead.scaling_factor).to(lead.dtype)).sample.float()
+    refined = ((decoded + 1.0) / 2.0).clamp(0.0, 1.0)
+    outputs = []
+    for own, image in zip(refined.split(sizes), images, strict=True):
+        if own.shape[-2:] != image.shape[-2:]:
+            own = F.interpolate(own, image.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
+        outputs.append(own)
+    return outputs
+
+
 def _is_channels_last(module: torch.nn.Module) -> bool:
     """Whether ``module``'s first 4-D weight is stored channels-last (the layout inputs should match)."""
     for parameter in module.parameters():
@@ -246,6 +309,12 @@ class Zero123Guidance:
 
     # --------------------------------------------------------------------------------------------- refine
 
+    @property
+    def refine_group_key(self) -> tuple:
+        """Guidances with equal keys can share one batched refine call (:func:`refine_together`): the same
+        models, hence the same VAE, UNet and DDIM schedule."""
+        return (id(self.models),)
+
     @torch.inference_mode()
     def refine(
         self,
@@ -264,30 +333,10 @@ class Zero123Guidance:
         ``steps`` steps, the first ``int(steps · strength)`` of them are skipped, and denoising starts at the
         next one (strength 0.8 of 50: t = 181, 10 steps; 0.95: t = 41, 3 steps; 0: from pure noise).
         ``generator`` (on the guidance's device) makes the result reproducible; by default the guidance's own,
-        seeded once from ``GuidanceConfig.seed``.
+        seeded once from ``GuidanceConfig.seed``. A batch of one object of :func:`refine_together`.
         """
-        self._check_reference()
-        batch = self._check_images(images)
-        if not 0.0 <= strength < 1.0:
-            raise BadInputError(f"refine strength must be in [0, 1), got {strength}")
-        if steps < 1:
-            raise BadInputError(f"refine needs at least one step, got {steps}")
-        generator = generator or self.generator
-        cameras = self._camera_embedding(d_elevation_deg, d_azimuth_deg, d_radius, batch)
-        timesteps = refine_timesteps(self.scheduler, strength, steps, self.device)
-
-        latents = self._encode(images)
-        noise = torch.randn(latents.shape, generator=generator, device=self.device, dtype=torch.float32)
-        latents = noise if strength == 0 else self._add_noise(latents, noise, timesteps[:1].expand(batch))
-        for t in timesteps:
-            noise_pred = self._predict_noise(latents, t.expand(batch), cameras, guidance_scale)
-            latents = self.scheduler.step(noise_pred, t, latents).prev_sample
-
-        decoded = self.models.vae.decode((latents / self.scaling_factor).to(self.dtype)).sample.float()
-        refined = ((decoded + 1.0) / 2.0).clamp(0.0, 1.0)
-        if refined.shape[-2:] != images.shape[-2:]:
-            refined = F.interpolate(refined, images.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
-        return refined
+        return refine_together([self], [images], [d_elevation_deg], [d_azimuth_deg], [d_radius], strength, steps,
+                               guidance_scale, [generator])[0]
 
     # ------------------------------------------------------------------------------------------ internals
 

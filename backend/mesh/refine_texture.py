@@ -15,11 +15,15 @@ target is made at that step from the *current* texture with strength rising line
 ``target_views > 0`` is our cheaper option: a fixed ring of novel views whose targets are made once, from the
 baked texture, in one batched ``refine`` call at the starting strength. With ``guidance=None`` only the
 reference view(s) drive the texture.
+
+Several meshes (a batch's rows) refine together in :func:`refine_textures_together`: each keeps its own state,
+and the Zero123 targets of all of them come from one batched ``refine`` call per step; :func:`refine_texture`
+is a group of one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -117,22 +121,24 @@ def _novel_cameras(config: TextureConfig, count: int, rng: np.random.Generator, 
             for e, a in zip(elevations, azimuths, strict=True)]
 
 
-def _refine_targets(guidance: RefineGuidance, images: torch.Tensor, cameras: Sequence[Camera],
-                    reference_angles: tuple[float, float, float], config: TextureConfig,
-                    strength: float) -> torch.Tensor:
-    """[B, H, W, 3] denoised targets for renders ``images`` [B, H, W, 3] seen from ``cameras``."""
+def _relative_angles(cameras: Sequence[Camera], reference_angles: tuple[float, float, float],
+                     device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Δelevation, Δazimuth (in [-180, 180)), Δradius of ``cameras`` from the reference view, each [B]."""
     ref_elevation, ref_azimuth, ref_radius = reference_angles
-    angles = torch.tensor([orbit_angles(c) for c in cameras], dtype=torch.float32, device=images.device)
-    d_elevation = angles[:, 0] - ref_elevation
+    angles = torch.tensor([orbit_angles(c) for c in cameras], dtype=torch.float32, device=device)
     d_azimuth = torch.remainder(angles[:, 1] - ref_azimuth + 180.0, 360.0) - 180.0
-    d_radius = angles[:, 2] - ref_radius
-    with torch.no_grad():
-        targets = guidance.refine(images.permute(0, 3, 1, 2), d_elevation, d_azimuth, d_radius,
-                                  strength=strength, steps=config.refine_steps,
-                                  guidance_scale=config.guidance_scale)
-        if targets.shape[-2:] != images.shape[1:3]:
-            targets = F.interpolate(targets.float(), size=images.shape[1:3], mode="bilinear", align_corners=False)
-    return targets.float().permute(0, 2, 3, 1).clamp(0, 1)
+    return angles[:, 0] - ref_elevation, d_azimuth, angles[:, 2] - ref_radius
+
+
+@dataclass(frozen=True)
+class TextureJob:
+    """One mesh's stage 2, as :func:`refine_texture` takes it (see there)."""
+
+    mesh: Mesh
+    reference: ViewTargetLike | Sequence[ViewTargetLike]
+    guidance: RefineGuidance | None
+    config: TextureConfig = TextureConfig()
+    control: JobControl | None = None
 
 
 def refine_texture(
@@ -145,69 +151,234 @@ def refine_texture(
     device=None,
 ) -> Mesh:
     """Stage 2 (module docstring): a copy of ``mesh`` with the refined texture. Needs UVs; starts from
-    ``mesh.texture`` (grey if it has none). ``device`` defaults to the reference images' device."""
-    # 1. Check inputs and move data.
-    control = ensure_control(control)
-    references = [reference] if hasattr(reference, "camera") else list(reference)
-    if not references:
-        raise ValueError("refine_texture needs at least one reference view")
-    device = torch.device(device) if device is not None else references[0].rgb.device
-    vertices, faces, uvs = mesh_tensors(mesh, device)
-    initial = (torch.as_tensor(mesh.texture, dtype=torch.float32, device=device) if mesh.texture is not None
-               else torch.full((UNTEXTURED_SIZE, UNTEXTURED_SIZE, 3), 0.5, device=device))
-    if config.steps == 0:
-        return mesh.with_texture(initial.cpu().numpy())
+    ``mesh.texture`` (grey if it has none). ``device`` defaults to the reference images' device.
 
-    # 2. Cache the reference views (photo composited on white) and the pixels their loss counts.
-    normals = vertex_normals(vertices, faces)
-    reference_views = []
-    for target in references:
-        if tuple(target.rgb.shape) != (target.camera.height, target.camera.width, 3):
-            raise ValueError(f"reference rgb has shape {tuple(target.rgb.shape)}, expected "
-                             f"({target.camera.height}, {target.camera.width}, 3)")
-        alpha = target.alpha.to(device).float().reshape(target.camera.height, target.camera.width, 1)
-        on_white = target.rgb.to(device).float() * alpha + (1 - alpha)
-        reference_views.append(_cache_view(vertices, faces, uvs, target.camera, on_white, normals,
-                                           config.reference_min_cosine))
-    reference_angles = orbit_angles(references[0].camera)
-    radius, fovy = reference_angles[2], references[0].camera.fovy_deg
-    rng = np.random.default_rng(config.seed)
+    A group of one of :func:`refine_textures_together`: one loop, whichever way stage 2 is called.
+    """
+    outcome = refine_textures_together([TextureJob(mesh, reference, guidance, config, control)], device=device)[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
-    # 3. Our cheaper option: novel views with cached targets, from the initial texture.
-    novel_views: list[_CachedView] = []
-    if guidance is not None and config.target_views > 0:
-        cameras = _novel_cameras(config, config.target_views, rng, radius, fovy, ring=True)
-        views = [_cache_view(vertices, faces, uvs, camera) for camera in cameras]
-        for start in range(0, len(views), config.batch_size):
-            batch = views[start:start + config.batch_size]
-            control.report(STAGE, 0.0, f"targets {start + len(batch)}/{len(views)}")
-            renders = torch.stack([_render(v, initial) for v in batch])
-            targets = _refine_targets(guidance, renders, [v.camera for v in batch], reference_angles, config,
-                                      config.refine_strength)
-            novel_views += [_CachedView(v.camera, v.uv, v.mask, t) for v, t in zip(batch, targets, strict=True)]
 
-    # 4. Optimise the texture logits.
-    logits = torch.nn.Parameter(torch.logit(initial.clamp(1e-3, 1 - 1e-3)))
-    optimizer = torch.optim.Adam([logits], lr=config.lr)
-    for step in range(config.steps):
-        control.report(STAGE, step / config.steps, f"step {step + 1}/{config.steps}")
-        texture = torch.sigmoid(logits)
-        loss = sum(reference_loss(v, texture) for v in reference_views) / len(reference_views)
+def refine_textures_together(jobs: Sequence[TextureJob], *, device=None) -> list[Mesh | Exception]:
+    """Several meshes' texture refinements advanced step by step together, sharing one batched Zero123
+    ``refine`` call per step (and per round of cached ring targets) among the jobs whose guidances share their
+    models and whose step asks for the same schedule (:func:`_make_targets`).
+
+    Each job keeps its own texture logits, Adam, camera generator and cancel; its guidance draws its noise from
+    its own generator, so its result is the one :func:`refine_texture` gives alone, up to the float rounding of a
+    larger batch. A job that raises (its cancel included) drops out with its exception in its place and the
+    others go on; a failure of a shared refine call is the failure of every job that shared it. Jobs may differ
+    in step count: a short one finishes first. ``device`` defaults to each job's reference images' device.
+    """
+    outcomes: list[Mesh | Exception | None] = [None] * len(jobs)
+    fits: dict[int, _TextureFit] = {}
+    for index, job in enumerate(jobs):
+        try:
+            fits[index] = _TextureFit(job, device)
+        except Exception as exc:  # noqa: BLE001 - one mesh's bad input is its own failure
+            outcomes[index] = exc
+
+    def drop(failed: dict[int, Exception]) -> None:
+        for index, exc in failed.items():
+            outcomes[index] = exc
+            del fits[index]
+
+    # 3. Cached ring targets (target_views > 0): one round per batch, each round one call per compatible group.
+    while waiting := {i: fit for i, fit in fits.items() if fit.pending_ring}:
+        drop(_advance(waiting, _TextureFit.ring_request, _TextureFit.keep_ring_targets))
+    # 4. The optimisation steps.
+    while running := {i: fit for i, fit in fits.items() if not fit.finished}:
+        drop(_advance(running, _TextureFit.begin_step, _TextureFit.finish_step))
+    for index, fit in fits.items():
+        try:
+            outcomes[index] = fit.result()
+        except Exception as exc:  # noqa: BLE001 - its cancel at the last report is its own
+            outcomes[index] = exc
+    return outcomes
+
+
+@dataclass(frozen=True)
+class _RefineRequest:
+    """Renders [B, H, W, 3] seen from ``cameras`` that want Zero123 targets at ``strength``."""
+
+    renders: torch.Tensor
+    cameras: list[Camera]
+    strength: float
+
+
+def _advance(fits: dict[int, _TextureFit], ask: Callable[[_TextureFit], _RefineRequest | None],
+             answer: Callable[[_TextureFit, torch.Tensor | None], None]) -> dict[int, Exception]:
+    """One round: each fit ``ask``s (a :class:`_RefineRequest` or None), the requests become targets in as few
+    refine calls as the guidances allow, and each fit takes its ``answer``. Returns the fits that failed."""
+    failed: dict[int, Exception] = {}
+    requests: dict[int, _RefineRequest | None] = {}
+    for index, fit in fits.items():
+        try:
+            requests[index] = ask(fit)
+        except Exception as exc:  # noqa: BLE001 - this mesh's failure (or cancel) only
+            failed[index] = exc
+    targets = _make_targets({i: (fits[i], r) for i, r in requests.items() if r is not None})
+    for index in requests:
+        found = targets.get(index)
+        if isinstance(found, Exception):
+            failed[index] = found
+            continue
+        try:
+            answer(fits[index], found)
+        except Exception as exc:  # noqa: BLE001
+            failed[index] = exc
+    return failed
+
+
+def _make_targets(requests: dict[int, tuple[_TextureFit, _RefineRequest]]) -> dict[int, torch.Tensor | Exception]:
+    """Each request's targets [B, H, W, 3] on white, or the error of the call that made them. Zero123 guidances
+    on the same models asking for the same strength, schedule length and scale share one ``refine_together``
+    call; any other guidance (tests' stand-ins) goes alone through its ``refine``."""
+    from ..guidance.zero123_guidance import Zero123Guidance, refine_together
+
+    groups: dict[tuple, list[int]] = {}
+    for index, (fit, request) in requests.items():
+        config = fit.config
+        shared = isinstance(fit.guidance, Zero123Guidance)
+        key = ((fit.guidance.refine_group_key, request.strength, config.refine_steps, config.guidance_scale)
+               if shared else (index,))
+        groups.setdefault(key, []).append(index)
+    targets: dict[int, torch.Tensor | Exception] = {}
+    for members in groups.values():
+        fits = [requests[i][0] for i in members]
+        asked = [requests[i][1] for i in members]
+        config, strength = fits[0].config, asked[0].strength
+        try:
+            images = [r.renders.permute(0, 3, 1, 2) for r in asked]
+            angles = [_relative_angles(r.cameras, fit.reference_angles, r.renders.device)
+                      for fit, r in zip(fits, asked, strict=True)]
+            with torch.no_grad():
+                if isinstance(fits[0].guidance, Zero123Guidance):
+                    found = refine_together([f.guidance for f in fits], images, *zip(*angles, strict=True),
+                                            strength=strength, steps=config.refine_steps,
+                                            guidance_scale=config.guidance_scale)
+                else:
+                    found = [fits[0].guidance.refine(images[0], *angles[0], strength=strength,
+                                                     steps=config.refine_steps, guidance_scale=config.guidance_scale)]
+                for i, request, made in zip(members, asked, found, strict=True):
+                    if made.shape[-2:] != request.renders.shape[1:3]:
+                        made = F.interpolate(made.float(), size=request.renders.shape[1:3], mode="bilinear",
+                                             align_corners=False)
+                    targets[i] = made.float().permute(0, 2, 3, 1).clamp(0, 1)
+        except Exception as exc:  # noqa: BLE001 - a shared call fails for all who shared it
+            targets.update({i: exc for i in members})
+    return targets
+
+
+class _TextureFit:
+    """One mesh's stage-2 state between steps: its cached views, texture logits, Adam and camera generator,
+    and its own progress and cancel (steps 1-2 of the recipe in the constructor)."""
+
+    def __init__(self, job: TextureJob, device):
+        # 1. Check inputs and move data.
+        self.control = ensure_control(job.control)
+        self.mesh, self.guidance, self.config = job.mesh, job.guidance, job.config
+        config = self.config
+        references = [job.reference] if hasattr(job.reference, "camera") else list(job.reference)
+        if not references:
+            raise ValueError("refine_texture needs at least one reference view")
+        device = torch.device(device) if device is not None else references[0].rgb.device
+        self.vertices, self.faces, self.uvs = mesh_tensors(job.mesh, device)
+        self.initial = (torch.as_tensor(job.mesh.texture, dtype=torch.float32, device=device)
+                        if job.mesh.texture is not None
+                        else torch.full((UNTEXTURED_SIZE, UNTEXTURED_SIZE, 3), 0.5, device=device))
+        self.step = 0
+        self.pending_ring: list[list[_CachedView]] = []
+        self.novel_views: list[_CachedView] = []
+        if config.steps == 0:  # nothing to refine: the texture stays as it came
+            return
+
+        # 2. Cache the reference views (photo composited on white) and the pixels their loss counts.
+        normals = vertex_normals(self.vertices, self.faces)
+        self.reference_views = []
+        for target in references:
+            if tuple(target.rgb.shape) != (target.camera.height, target.camera.width, 3):
+                raise ValueError(f"reference rgb has shape {tuple(target.rgb.shape)}, expected "
+                                 f"({target.camera.height}, {target.camera.width}, 3)")
+            alpha = target.alpha.to(device).float().reshape(target.camera.height, target.camera.width, 1)
+            on_white = target.rgb.to(device).float() * alpha + (1 - alpha)
+            self.reference_views.append(self._cache_view(target.camera, on_white, normals,
+                                                         config.reference_min_cosine))
+        self.reference_angles = orbit_angles(references[0].camera)
+        self.radius, self.fovy = self.reference_angles[2], references[0].camera.fovy_deg
+        self.rng = np.random.default_rng(config.seed)
+
+        # 3. (set up) Our cheaper option: novel views on a ring, their targets made from the initial texture.
+        if self.guidance is not None and config.target_views > 0:
+            cameras = _novel_cameras(config, config.target_views, self.rng, self.radius, self.fovy, ring=True)
+            views = [self._cache_view(camera) for camera in cameras]
+            self.ring_count = len(views)
+            self.pending_ring = [views[start:start + config.batch_size]
+                                 for start in range(0, len(views), config.batch_size)]
+
+        # 4. (set up) The texture logits and their optimiser.
+        self.logits = torch.nn.Parameter(torch.logit(self.initial.clamp(1e-3, 1 - 1e-3)))
+        self.optimizer = torch.optim.Adam([self.logits], lr=config.lr)
+        self.step_state: tuple[torch.Tensor, torch.Tensor, list[_CachedView]] | None = None
+
+    def _cache_view(self, camera: Camera, target: torch.Tensor | None = None, normals: torch.Tensor | None = None,
+                    min_cosine: float | None = None) -> _CachedView:
+        return _cache_view(self.vertices, self.faces, self.uvs, camera, target, normals, min_cosine)
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.config.steps
+
+    def ring_request(self) -> _RefineRequest:
+        """3. The next batch of ring views, rendered from the initial texture."""
+        batch = self.pending_ring[0]
+        self.control.report(STAGE, 0.0, f"targets {len(self.novel_views) + len(batch)}/{self.ring_count}")
+        renders = torch.stack([_render(v, self.initial) for v in batch])
+        return _RefineRequest(renders, [v.camera for v in batch], self.config.refine_strength)
+
+    def keep_ring_targets(self, targets: torch.Tensor) -> None:
+        batch = self.pending_ring.pop(0)
+        self.novel_views += [_CachedView(v.camera, v.uv, v.mask, t) for v, t in zip(batch, targets, strict=True)]
+
+    def begin_step(self) -> _RefineRequest | None:
+        """4a. Progress (where a cancel is raised), the reference loss, and this step's fresh random views (their
+        targets, made from the current texture, come from the shared refine call)."""
+        config = self.config
+        self.control.report(STAGE, self.step / config.steps, f"step {self.step + 1}/{config.steps}")
+        texture = torch.sigmoid(self.logits)
+        loss = sum(reference_loss(v, texture) for v in self.reference_views) / len(self.reference_views)
         loss = config.reference_weight * loss
-        if guidance is not None:
-            views = novel_views
-            if config.target_views == 0:  # fresh random views, targets from the current texture
-                cameras = _novel_cameras(config, config.batch_size, rng, radius, fovy, ring=False)
-                views = [_cache_view(vertices, faces, uvs, camera) for camera in cameras]
-                with torch.no_grad():
-                    renders = torch.stack([_render(v, texture) for v in views])
-                targets = _refine_targets(guidance, renders, cameras, reference_angles, config,
-                                          config.strength_at(step))
+        views = self.novel_views
+        request = None
+        if self.guidance is not None and config.target_views == 0:
+            cameras = _novel_cameras(config, config.batch_size, self.rng, self.radius, self.fovy, ring=False)
+            views = [self._cache_view(camera) for camera in cameras]
+            with torch.no_grad():
+                renders = torch.stack([_render(v, texture) for v in views])
+            request = _RefineRequest(renders, cameras, config.strength_at(self.step))
+        self.step_state = (texture, loss, views)
+        return request
+
+    def finish_step(self, targets: torch.Tensor | None) -> None:
+        """4b. The novel views' loss against their targets, the backward pass and the optimiser step."""
+        config = self.config
+        texture, loss, views = self.step_state
+        self.step_state = None
+        if self.guidance is not None:
+            if targets is not None:
                 views = [_CachedView(v.camera, v.uv, v.mask, t) for v, t in zip(views, targets, strict=True)]
             novel = sum(F.mse_loss(_render(v, texture), v.target) for v in views) / len(views)
             loss = loss + config.guidance_weight * novel
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-    control.report(STAGE, 1.0, "done")
-    return mesh.with_texture(torch.sigmoid(logits).detach().cpu().numpy())
+        self.optimizer.step()
+        self.step += 1
+
+    def result(self) -> Mesh:
+        """5. The mesh with its refined texture."""
+        if self.config.steps == 0:
+            return self.mesh.with_texture(self.initial.cpu().numpy())
+        self.control.report(STAGE, 1.0, "done")
+        return self.mesh.with_texture(torch.sigmoid(self.logits).detach().cpu().numpy())
