@@ -11,7 +11,7 @@ from backend.models.mode import ModelMode
 from backend.models.sam3 import MAX_PROMPT_TOKENS, build_tiny_sam3, tiny_sam3_config
 from backend.segment.sam3_config import BoxPrompt, Sam3SegmentConfig
 from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached
-from backend.segment.sam3_static import StaticPromptDecoder, static_decoder_for
+from backend.segment.sam3_static import StaticPromptDecoder, group_norm, static_decoder_for
 
 PROMPTS = ["a red mug", "cat", "the small wooden spoon on the left of the plate"]  # three padding lengths
 
@@ -60,6 +60,27 @@ def test_static_decoding_matches_sam3_forward(attention):
     torch.testing.assert_close(ours.masks, reference.pred_masks)
     torch.testing.assert_close(ours.semantic, reference.semantic_seg)
     assert ours.logits.std() > 0  # the comparison compared something
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_group_norm_matches_torchs(dtype):
+    generator = torch.Generator().manual_seed(5)
+    norm = torch.nn.GroupNorm(8, 32)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(32, generator=generator))
+        norm.bias.copy_(torch.randn(32, generator=generator))
+    # an offset per channel far above the spread: a one-pass E[x²] - E[x]² would lose the variance
+    x = torch.randn(1, 32, 64, 64, generator=generator) * 0.5 + torch.linspace(-20, 20, 32)[None, :, None, None]
+    x, norm = x.to(dtype), norm.to(dtype)  # the reference sees the same rounded inputs
+    with torch.inference_mode():
+        got = group_norm(x, norm)
+        expected = torch.nn.functional.group_norm(x.double(), 8, norm.weight.double(), norm.bias.double(), norm.eps)
+    assert got.dtype == dtype and got.shape == x.shape
+    if dtype == torch.float32:
+        torch.testing.assert_close(got, expected.float(), atol=1e-5, rtol=1e-5)
+    else:  # within one bf16 rounding of the exact value
+        error = (got.double() - expected).abs()
+        assert bool((error <= expected.abs() * 2.0 ** -8 + 1e-6).all()), float(error.max())
 
 
 def _segmenters(**settings):
