@@ -10,7 +10,7 @@ import torch
 from backend.models.mode import ModelMode
 from backend.models.sam3 import MAX_PROMPT_TOKENS, build_tiny_sam3, tiny_sam3_config
 from backend.segment.sam3_config import BoxPrompt, Sam3SegmentConfig
-from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached
+from backend.segment.sam3_segmenter import ConceptSegmenter, _bools_to_host, _kept_masks, load_sam3_cached
 from backend.segment.sam3_static import StaticPromptDecoder, group_norm, static_decoder_for
 
 PROMPTS = ["a red mug", "cat", "the small wooden spoon on the left of the plate"]  # three padding lengths
@@ -81,6 +81,27 @@ def test_group_norm_matches_torchs(dtype):
     else:  # within one bf16 rounding of the exact value
         error = (got.double() - expected).abs()
         assert bool((error <= expected.abs() * 2.0 ** -8 + 1e-6).all()), float(error.max())
+
+
+@pytest.mark.parametrize("size", [(7, 13), (683, 1023), (1, 1), (16, 16)], ids=str)
+def test_packed_mask_read_back_gives_the_same_bools(size):
+    generator = torch.Generator().manual_seed(6)
+    logits = torch.randn(3, 9, 11, generator=generator)
+    threshold = torch.nn.functional.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0] > 0
+    expected = threshold.numpy()
+    got = _bools_to_host(threshold, packed=True)  # the CUDA route (bytes packed on the device), here on the CPU
+    assert got.dtype == bool and got.shape == expected.shape and np.array_equal(got, expected)
+    assert 0 < expected.sum() < expected.size  # both values occur
+
+
+def test_kept_masks_are_the_kept_rows_in_order():
+    logits = torch.randn(2, 4, 6, 6, generator=torch.Generator().manual_seed(7))
+    keep = torch.tensor([[True, True, False, False], [True, False, False, False]])
+    got = _kept_masks(logits, keep, (9, 15), threshold=0.5)
+    scaled = torch.nn.functional.interpolate(logits[keep][None], size=(9, 15), mode="bilinear",
+                                             align_corners=False)[0]
+    assert np.array_equal(got, (scaled > 0).numpy())
+    assert _kept_masks(logits, keep & False, (9, 15), threshold=0.5).shape == (0, 9, 15)
 
 
 def _segmenters(**settings):
