@@ -256,7 +256,8 @@ def _bools_to_host(bits: torch.Tensor, packed: bool) -> np.ndarray:
     if not packed:
         return bits.cpu().numpy()
     flat = bits.reshape(-1).view(torch.uint8)
-    flat = F.pad(flat, (0, -flat.numel() % 8))  # np.packbits pads the last byte with zero bits, as here
+    if flat.numel() % 8:  # np.packbits pads the last byte with zero bits, as here (a pad of 0 would still copy)
+        flat = F.pad(flat, (0, -flat.numel() % 8))
     shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=flat.device)
     bytes_ = (flat.view(-1, 8) << shifts).sum(dim=1, dtype=torch.uint8)  # the bits are disjoint: sum = or
     unpacked = np.unpackbits(_to_host(bytes_).numpy(), count=bits.numel())
