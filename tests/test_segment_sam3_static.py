@@ -204,3 +204,31 @@ def test_cuda_graphs_replay_the_static_path(dtype):
                 assert len(ours.instances) == len(ref.instances)
     for cache in (decoder._vision, decoder._text, decoder._decode):
         assert cache.graphs and not cache.eager_signatures  # captured, and never fell back to eager
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_group_norm_on_cuda_matches_torchs_at_the_finest_level(dtype):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    generator = torch.Generator(device="cuda").manual_seed(8)
+    x = torch.randn(1, 256, 288, 288, device="cuda", generator=generator).to(dtype) * 3 + 1  # SAM 3's finest level
+    norm = torch.nn.GroupNorm(8, 256).to("cuda", dtype)
+    with torch.no_grad():
+        norm.weight.normal_(generator=generator)
+        norm.bias.normal_(generator=generator)
+    with torch.inference_mode():
+        got = group_norm(x, norm)
+        expected = torch.nn.functional.group_norm(x.double(), 8, norm.weight.double(), norm.bias.double(), norm.eps)
+    error = (got.double() - expected).abs()
+    tolerance = 1e-5 if dtype == torch.float32 else 2.0 ** -8 if dtype == torch.bfloat16 else 2.0 ** -10
+    assert bool((error <= expected.abs() * tolerance + 1e-5).all()), float(error.max())
+
+
+@pytest.mark.gpu
+def test_packed_mask_read_back_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    bits = torch.rand(20, 683, 1023, device="cuda") > 0.5
+    got = _bools_to_host(bits, packed=True)
+    assert got.dtype == bool and np.array_equal(got, bits.cpu().numpy())
