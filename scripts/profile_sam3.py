@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.device import resolve_device  # noqa: E402
 from backend.images import fit_within, load_image, resize_rgb  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
+from backend.segment import sam3_static  # noqa: E402
 from backend.segment.sam3_config import Sam3SegmentConfig  # noqa: E402
 from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached  # noqa: E402
 
@@ -57,6 +58,18 @@ class PartClock:
         module.register_forward_pre_hook(before)
         module.register_forward_hook(after)
 
+    def watch_function(self, name: str, owner, attribute: str) -> None:
+        """Time a module-level function that callers look up at call time (``owner.attribute``)."""
+        inner = getattr(owner, attribute)
+
+        def timed(*args, **kwargs):
+            start = self._mark()
+            out = inner(*args, **kwargs)
+            self.marks.append((name, start, self._mark()))
+            return out
+
+        setattr(owner, attribute, timed)
+
     def collect(self) -> dict[str, float]:
         if self.cuda:
             torch.cuda.synchronize()
@@ -79,8 +92,12 @@ def watch_parts(model: torch.nn.Module, clock: PartClock) -> None:
             clock.watch(f"detr_decoder.{name}", getattr(decoder, name))
     clock.watch("dot_product_scoring", model.dot_product_scoring)
     head = model.mask_decoder
-    for name in ("prompt_cross_attn", "pixel_decoder", "mask_embedder", "instance_projection", "semantic_projection"):
+    for name in ("prompt_cross_attn", "mask_embedder", "instance_projection", "semantic_projection"):
         clock.watch(f"mask_decoder.{name}", getattr(head, name))
+    # the static path runs the pixel decoder's convs and norms itself (sam3_static._pixel_embeddings), so its
+    # forward is never called: time the function, and its group norms apart
+    clock.watch_function("mask_decoder.pixel_decoder", sam3_static, "_pixel_embeddings")
+    clock.watch_function("mask_decoder.pixel_decoder.group_norms", sam3_static, "group_norm")
     clock.watch("text_encoder", model.text_encoder)
     clock.watch("text_projection", model.text_projection)
 

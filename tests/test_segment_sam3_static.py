@@ -10,8 +10,8 @@ import torch
 from backend.models.mode import ModelMode
 from backend.models.sam3 import MAX_PROMPT_TOKENS, build_tiny_sam3, tiny_sam3_config
 from backend.segment.sam3_config import BoxPrompt, Sam3SegmentConfig
-from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached
-from backend.segment.sam3_static import StaticPromptDecoder, static_decoder_for
+from backend.segment.sam3_segmenter import ConceptSegmenter, _bools_to_host, _kept_masks, load_sam3_cached
+from backend.segment.sam3_static import StaticPromptDecoder, group_norm, static_decoder_for
 
 PROMPTS = ["a red mug", "cat", "the small wooden spoon on the left of the plate"]  # three padding lengths
 
@@ -60,6 +60,48 @@ def test_static_decoding_matches_sam3_forward(attention):
     torch.testing.assert_close(ours.masks, reference.pred_masks)
     torch.testing.assert_close(ours.semantic, reference.semantic_seg)
     assert ours.logits.std() > 0  # the comparison compared something
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_group_norm_matches_torchs(dtype):
+    generator = torch.Generator().manual_seed(5)
+    norm = torch.nn.GroupNorm(8, 32)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(32, generator=generator))
+        norm.bias.copy_(torch.randn(32, generator=generator))
+    # an offset per channel far above the spread: a one-pass E[x²] - E[x]² would lose the variance
+    x = torch.randn(1, 32, 64, 64, generator=generator) * 0.5 + torch.linspace(-20, 20, 32)[None, :, None, None]
+    x, norm = x.to(dtype), norm.to(dtype)  # the reference sees the same rounded inputs
+    with torch.inference_mode():
+        got = group_norm(x, norm)
+        expected = torch.nn.functional.group_norm(x.double(), 8, norm.weight.double(), norm.bias.double(), norm.eps)
+    assert got.dtype == dtype and got.shape == x.shape
+    if dtype == torch.float32:
+        torch.testing.assert_close(got, expected.float(), atol=1e-5, rtol=1e-5)
+    else:  # within one bf16 rounding of the exact value
+        error = (got.double() - expected).abs()
+        assert bool((error <= expected.abs() * 2.0 ** -8 + 1e-6).all()), float(error.max())
+
+
+@pytest.mark.parametrize("size", [(7, 13), (683, 1023), (1, 1), (16, 16)], ids=str)
+def test_packed_mask_read_back_gives_the_same_bools(size):
+    generator = torch.Generator().manual_seed(6)
+    logits = torch.randn(3, 9, 11, generator=generator)
+    threshold = torch.nn.functional.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0] > 0
+    expected = threshold.numpy()
+    got = _bools_to_host(threshold, packed=True)  # the CUDA route (bytes packed on the device), here on the CPU
+    assert got.dtype == bool and got.shape == expected.shape and np.array_equal(got, expected)
+    assert 0 < expected.sum() < expected.size  # both values occur
+
+
+def test_kept_masks_are_the_kept_rows_in_order():
+    logits = torch.randn(2, 4, 6, 6, generator=torch.Generator().manual_seed(7))
+    keep = torch.tensor([[True, True, False, False], [True, False, False, False]])
+    got = _kept_masks(logits, keep, (9, 15), threshold=0.5)
+    scaled = torch.nn.functional.interpolate(logits[keep][None], size=(9, 15), mode="bilinear",
+                                             align_corners=False)[0]
+    assert np.array_equal(got, (scaled > 0).numpy())
+    assert _kept_masks(logits, keep & False, (9, 15), threshold=0.5).shape == (0, 9, 15)
 
 
 def _segmenters(**settings):
@@ -162,3 +204,31 @@ def test_cuda_graphs_replay_the_static_path(dtype):
                 assert len(ours.instances) == len(ref.instances)
     for cache in (decoder._vision, decoder._text, decoder._decode):
         assert cache.graphs and not cache.eager_signatures  # captured, and never fell back to eager
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_group_norm_on_cuda_matches_torchs_at_the_finest_level(dtype):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    generator = torch.Generator(device="cuda").manual_seed(8)
+    x = torch.randn(1, 256, 288, 288, device="cuda", generator=generator).to(dtype) * 3 + 1  # SAM 3's finest level
+    norm = torch.nn.GroupNorm(8, 256).to("cuda", dtype)
+    with torch.no_grad():
+        norm.weight.normal_(generator=generator)
+        norm.bias.normal_(generator=generator)
+    with torch.inference_mode():
+        got = group_norm(x, norm)
+        expected = torch.nn.functional.group_norm(x.double(), 8, norm.weight.double(), norm.bias.double(), norm.eps)
+    error = (got.double() - expected).abs()
+    tolerance = 1e-5 if dtype == torch.float32 else 2.0 ** -8 if dtype == torch.bfloat16 else 2.0 ** -10
+    assert bool((error <= expected.abs() * tolerance + 1e-5).all()), float(error.max())
+
+
+@pytest.mark.gpu
+def test_packed_mask_read_back_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    bits = torch.rand(20, 683, 1023, device="cuda") > 0.5
+    got = _bools_to_host(bits, packed=True)
+    assert got.dtype == bool and np.array_equal(got, bits.cpu().numpy())

@@ -222,7 +222,7 @@ def _read_scores(raw: PromptDecoding, count: int, size: tuple[int, int]):
     masks = raw.masks.gather(1, index[..., None, None].expand(-1, -1, *raw.masks.shape[-2:]))
     semantic = F.interpolate(raw.semantic.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
     parts = (presence, scores, boxes, semantic.sigmoid().half())
-    host = torch.cat([part.contiguous().view(torch.uint8).reshape(-1) for part in parts]).cpu()
+    host = _to_host(torch.cat([part.contiguous().view(torch.uint8).reshape(-1) for part in parts]))
     unpacked, offset = [], 0
     for part in parts:
         size_bytes = part.numel() * part.element_size()
@@ -235,16 +235,42 @@ def _read_scores(raw: PromptDecoding, count: int, size: tuple[int, int]):
 def _kept_masks(masks: torch.Tensor, keep: torch.Tensor, size: tuple[int, int], threshold: float) -> np.ndarray:
     """masks [P, K, m, m] logits on the device, keep [P, K] bool on the CPU (a prefix per row) → [N, h, w] bool
     for the kept ones in row order, scaled to ``size`` and thresholded on the device, copied once."""
-    if not bool(keep.any()):
+    rows = keep.flatten().nonzero()[:, 0]  # on the CPU: a bool index on the device would read its count back
+    if not len(rows):
         return np.zeros((0, *size), dtype=bool)
-    return _binary_masks(masks[keep.to(masks.device, non_blocking=True)], size, threshold)
+    return _binary_masks(masks.flatten(0, 1).index_select(0, rows.to(masks.device)), size, threshold)
 
 
 def _binary_masks(logits: torch.Tensor, size: tuple[int, int], threshold: float) -> np.ndarray:
     """Mask logits [N, m, m] on the device → [N, h, w] bool on the CPU: scaled to ``size`` bilinearly and cut at
     probability ``threshold`` (compared as a logit, so no sigmoid over the full-size masks), copied once."""
     scaled = F.interpolate(logits[None].float(), size=size, mode="bilinear", align_corners=False)[0]
-    return (scaled > math.log(threshold / (1 - threshold))).cpu().numpy()
+    bits = scaled > math.log(threshold / (1 - threshold))
+    return _bools_to_host(bits, packed=bits.device.type == "cuda")
+
+
+def _bools_to_host(bits: torch.Tensor, packed: bool) -> np.ndarray:
+    """A bool tensor → the same bools as a NumPy array. ``packed``: eight to a byte on the tensor's device
+    (``np.packbits``' order: the first value in the highest bit), copied as bytes, unpacked on the CPU; a
+    device → host copy of 20 masks of 683 × 1024 shrinks from 14 MB to 1.7 MB."""
+    if not packed:
+        return bits.cpu().numpy()
+    flat = bits.reshape(-1).view(torch.uint8)
+    if flat.numel() % 8:  # np.packbits pads the last byte with zero bits, as here (a pad of 0 would still copy)
+        flat = F.pad(flat, (0, -flat.numel() % 8))
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=flat.device)
+    bytes_ = (flat.view(-1, 8) << shifts).sum(dim=1, dtype=torch.uint8)  # the bits are disjoint: sum = or
+    unpacked = np.unpackbits(_to_host(bytes_).numpy(), count=bits.numel())
+    return unpacked.view(bool).reshape(bits.shape)
+
+
+def _to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor.cpu()``, through page-locked memory from CUDA: a copy from the device into pageable memory
+    is staged through a driver buffer in pieces and runs at a fraction of the bus's speed."""
+    if tensor.device.type != "cuda":
+        return tensor.cpu()
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)  # torch caches pinned blocks
+    return host.copy_(tensor)  # blocking: the bytes are here when it returns
 
 
 # --- models as the segment path uses them ------------------------------------------------------------------
