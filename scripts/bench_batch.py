@@ -53,6 +53,10 @@ class Setting:
         return f"{self.gpus}x{self.workers_per_gpu}x{self.rows_per_process}"
 
     @property
+    def processes(self) -> int:
+        return self.gpus * self.workers_per_gpu
+
+    @property
     def uses_ray(self) -> bool:
         return self.gpus > 1 or self.workers_per_gpu > 1
 
@@ -144,15 +148,23 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
     seconds = time.perf_counter() - start
     if code not in BATCH_RAN or not finished:
         print(f"bench_batch: {setting.name} run {run} exited {code}: {' | '.join(tail)}", file=sys.stderr)
-    # Steady state: the rows after the first group (R rows finish together), from that group's end on.
-    first_group = setting.rows_per_process
-    steady = 0.0
-    if len(finished) > first_group and finished[-1] > finished[first_group - 1]:
-        steady = (len(finished) - first_group) * 60.0 / (finished[-1] - finished[first_group - 1])
     return RunResult(setting.name, run, len(finished), failed, round(seconds, 2),
                      round(finished[0], 2) if finished else float("nan"),
-                     round(len(finished) * 60.0 / seconds, 3), round(steady, 3), code,
+                     round(len(finished) * 60.0 / seconds, 3),
+                     round(steady_rows_per_min(finished, setting.processes * setting.rows_per_process), 3), code,
                      tuple(round(t, 2) for t in finished))
+
+
+def steady_rows_per_min(finished: list[float], first_rows: int) -> float:
+    """Rows per minute once every process has finished its first group: the rows after the first
+    ``first_rows`` (processes × rows per process), from the moment the last of those finished. 0 if none.
+
+    Counting from the first group of any one process would credit a second process's first group, which ends
+    moments later, to the steady state (a two-GPU run read 33 rows/min where its groups gave 27)."""
+    ends = sorted(finished)
+    if len(ends) <= first_rows or ends[-1] <= ends[first_rows - 1]:
+        return 0.0
+    return (len(ends) - first_rows) * 60.0 / (ends[-1] - ends[first_rows - 1])
 
 
 def summarise(results: list[RunResult]) -> dict[str, dict]:

@@ -33,6 +33,15 @@ def test_settings_parse_and_best_takes_the_fastest_one_gpu_setting(bench_batch):
             bench_batch.parse_setting(bad, None)
 
 
+def test_steady_rate_starts_when_every_process_has_finished_its_first_group(bench_batch):
+    # two processes of 2 rows each: first groups end at 10 s and 11 s, then 2 rows every 5 s
+    finished = [10, 10, 11, 11, 15, 15, 16, 16, 21, 21]
+    assert bench_batch.steady_rows_per_min(finished, 4) == pytest.approx(6 * 60 / (21 - 11))
+    assert bench_batch.steady_rows_per_min(finished, 2) == pytest.approx(8 * 60 / (21 - 10))  # the old, wrong count
+    assert bench_batch.steady_rows_per_min(finished[:4], 4) == 0.0
+    assert bench_batch.Setting(2, 3, 4).processes == 6
+
+
 @pytest.mark.slow
 def test_four_tiny_rows_on_the_cpu_give_rates_and_first_row_times(bench_batch, tmp_path, monkeypatch):
     monkeypatch.setenv("IMAGE_TO_3D_MODELS", "tiny")
