@@ -142,3 +142,29 @@ def test_help_states_the_default_and_the_rule_auto_follows(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: auto)" in text
     assert f"one row per {ROW_GPU_MEMORY // GIB} GiB" in text and f"at most {MAX_AUTO_ROWS_PER_PROCESS}" in text
+
+
+def test_under_ray_auto_is_chosen_after_ray_starts_and_shares_the_gpu_among_its_workers(tmp_path, monkeypatch,
+                                                                                          capsys):
+    from backend.batch import ray_runner
+
+    events = []
+    asked = _fake_free_memory(monkeypatch, 131 * GIB)
+    monkeypatch.setattr(ray_runner, "connect_ray", lambda address, workers: events.append(("connect", address)))
+
+    def run_rows_on_ray(rows, out_root, models, force, **options):
+        events.append(("run", options["rows_per_process"], options["workers_per_gpu"]))
+        return []
+
+    monkeypatch.setattr(ray_runner, "run_rows_on_ray", run_rows_on_ray)
+    rows = _rows_csv(tmp_path, 2)
+    command = ["batch", "--csv", str(rows), "--out", str(tmp_path / "out"), "--workers-per-gpu", "4", "-q"]
+    assert cli.main([*command, "--ray", "auto"]) == 0
+    assert events == [("connect", "auto"), ("run", 5, 4)]  # 131 GiB / 4 workers // 6 GiB
+    assert asked == [("auto", True)]
+    assert "131 GiB free on cuda:0 shared by 4 workers" in capsys.readouterr().err.splitlines()[0]
+
+    # Without --ray, --workers-per-gpu shares nothing: the one process gets the GPU's memory.
+    sizes = _record_groups(monkeypatch)
+    assert cli.main(command) == 0
+    assert sizes == [2] and asked[-1] == ("auto", False)

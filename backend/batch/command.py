@@ -26,6 +26,10 @@ def run_batch_command(args: argparse.Namespace) -> int:
     out_root = output_path(args.out)
     check_output_location(out_root)
     check_summary_replaceable(out_root / "summary.csv")
+    if args.ray:
+        from .ray_runner import connect_ray
+
+        connect_ray(args.ray, args.workers)
     rows_per_process = _rows_per_process(args)
     out_root.mkdir(parents=True, exist_ok=True)
     if args.ray:

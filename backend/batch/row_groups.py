@@ -52,6 +52,8 @@ def measure_free_gpu_memory(device_choice: str, on_ray: bool) -> FreeGpuMemory |
     if on_ray:
         if not torch.cuda.is_available():
             return None
+        # The reading opens a CUDA context in this driver process (a few hundred MB of that GPU, kept until the
+        # batch ends); Ray's workers are separate processes with their own.
         device = torch.device("cuda", torch.cuda.current_device())
     else:
         from ..device import resolve_device
