@@ -1,5 +1,5 @@
 """The choices a user makes, declared once with their defaults: generation methods, presets, segmentation modes,
-segmenters and SAM 3's options, SAM variants, devices, model modes, the seed's range. Torch-free: the CLI's
+segmenters and SAM 3's options, SAM variants, devices, batch's rows per process, model modes, the seed's range. Torch-free: the CLI's
 argument parser and the add-on's menus are built from these.
 
 What a preset *does* (its step counts and sizes) lives in backend.generate.presets, keyed by these names.
@@ -83,6 +83,9 @@ SAM3_HALF_DTYPES: tuple[str, ...] = ("bfloat16", "float16")  # on CUDA with half
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = "auto"
+# batch --rows-per-process: a whole number K, or this word for "chosen from the device's free memory"
+# (backend.batch.row_groups.choose_rows_per_process).
+ROWS_PER_PROCESS_AUTO = "auto"
 MODEL_MODES: tuple[str, ...] = tuple(mode.value for mode in ModelMode)
 
 

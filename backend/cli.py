@@ -114,6 +114,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_int_or_auto(text: str) -> int | str:
+    """A whole number of at least 1, or ``auto`` (left for the command to resolve); anything else is a usage error."""
+    if text == choices.ROWS_PER_PROCESS_AUTO:
+        return text
+    try:
+        return _positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least 1 or {choices.ROWS_PER_PROCESS_AUTO}, got {text!r}") from None
+
+
 # One example per subcommand, shown at the end of its --help ({prog}: how the user started us).
 EXAMPLES = {
     "segment": "{prog} segment photo.jpg --prompt 'a coffee cup' --out cup-mask/",
@@ -216,9 +227,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="Ray workers (default: one per GPU, times --workers-per-gpu)")
     p.add_argument("--workers-per-gpu", type=_positive_int, default=1, metavar="K",
                    help="Ray workers sharing each GPU (each asks Ray for 1/K of one); default 1")
-    p.add_argument("--rows-per-process", type=_positive_int, default=1, metavar="K",
+    p.add_argument("--rows-per-process", type=_positive_int_or_auto, default=choices.ROWS_PER_PROCESS_AUTO,
+                   metavar="K|auto",
                    help="rows whose stage-1 fits and stage-2 textures run together in one process, sharing "
-                        "batched Zero123 calls; default 1")
+                        "batched Zero123 calls; auto: 1 on the CPU (and under --ray when this process sees no GPU), "
+                        "on a GPU one row per 6 GiB of its free memory (shared by --workers-per-gpu), at most 8")
     p.add_argument("--force", action="store_true", help="redo rows that are already done")
     _add_common(p)
 

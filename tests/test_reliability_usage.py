@@ -89,7 +89,7 @@ def _generated_cases() -> dict[str, list[Case]]:
             kinds["option without its value"].append(Case(command, (*base, _long(action))))
             if action.choices:
                 kinds["value not among the choices"].append(Case(command, (*base, _long(action), "no-such-choice")))
-            if action.type in (int, float) or getattr(action.type, "__name__", "") == "_positive_int":
+            if action.type in (int, float) or getattr(action.type, "__name__", "") in ("_positive_int", "_positive_int_or_auto"):
                 kinds["word where a number goes"].append(Case(command, (*base, _long(action), "twelve")))
         if len(base) > 1:
             kinds["required argument missing"].append(Case(command, (command,)))

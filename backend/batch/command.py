@@ -1,4 +1,4 @@
-"""``python -m backend batch --csv ROWS.csv --out DIR [--ray auto|ADDRESS] [--force]``.
+"""``python -m backend batch --csv ROWS.csv --out DIR [--rows-per-process K|auto] [--ray auto|ADDRESS] [--force]``.
 
 Without Ray the rows run in order on the local device. With Ray, one long-lived worker per GPU keeps its
 models loaded and takes rows as it frees up (see ``ray_runner.py``). Either way: one output folder per row,
@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from ..atomic_output import check_output_location, output_path
+from ..choices import ROWS_PER_PROCESS_AUTO
 from ..errors import SOME_ROWS_FAILED
 from ..models.mode import resolve_model_mode
 from .rows import RowOutcome, check_summary_replaceable, read_rows, write_summary
@@ -25,18 +26,23 @@ def run_batch_command(args: argparse.Namespace) -> int:
     out_root = output_path(args.out)
     check_output_location(out_root)
     check_summary_replaceable(out_root / "summary.csv")
+    if args.ray:
+        from .ray_runner import connect_ray
+
+        connect_ray(args.ray, args.workers)
+    rows_per_process = _rows_per_process(args)
     out_root.mkdir(parents=True, exist_ok=True)
     if args.ray:
         from .ray_runner import run_rows_on_ray
 
         outcomes = run_rows_on_ray(rows, out_root, args.models, args.force, address=args.ray, workers=args.workers,
                                    on_outcome=_print_outcome, workers_per_gpu=args.workers_per_gpu,
-                                   rows_per_process=args.rows_per_process, device=args.device)
-    elif args.rows_per_process > 1:
+                                   rows_per_process=rows_per_process, device=args.device)
+    elif rows_per_process > 1:
         from .row_groups import plan_row_groups, run_row_group
 
         outcomes = []
-        for group in plan_row_groups(rows, args.rows_per_process):
+        for group in plan_row_groups(rows, rows_per_process):
             for outcome in run_row_group(group, out_root, args.models, args.device, args.force):
                 _print_outcome(outcome)
                 outcomes.append(outcome)
@@ -51,6 +57,19 @@ def run_batch_command(args: argparse.Namespace) -> int:
     print(f"batch: {len(outcomes) - failed} of {len(outcomes)} rows ok; summary in {out_root / 'summary.csv'}",
           file=sys.stderr)
     return SOME_ROWS_FAILED if failed else 0
+
+
+def _rows_per_process(args: argparse.Namespace) -> int:
+    """``--rows-per-process``: K as given, or ``auto`` chosen once here, after the input checks and before any row
+    runs, and said in one line (docs/batch.md)."""
+    if args.rows_per_process != ROWS_PER_PROCESS_AUTO:
+        return args.rows_per_process
+    from .row_groups import choose_rows_per_process
+
+    # --workers-per-gpu only shares a GPU among Ray's workers; the local runner is one process.
+    choice = choose_rows_per_process(args.device, args.workers_per_gpu if args.ray else 1, on_ray=bool(args.ray))
+    print(f"batch: {choice.rows} row{'s' if choice.rows != 1 else ''} per process ({choice.reason})", file=sys.stderr)
+    return choice.rows
 
 
 def _print_outcome(outcome: RowOutcome) -> None:

@@ -59,9 +59,10 @@ def place_workers(gpus: int, workers: int | None, workers_per_gpu: int = 1, devi
                            "cuda" if device == "auto" else device)
 
 
-def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, force: bool, address: str = "auto",
-                    workers: int | None = None, on_outcome: Callable[[RowOutcome], None] = lambda o: None,
-                    workers_per_gpu: int = 1, rows_per_process: int = 1, device: str = "auto") -> list[RowOutcome]:
+def connect_ray(address: str = "auto", workers: int | None = None) -> None:
+    """Start a local Ray instance (``address`` auto, no ``RAY_ADDRESS``) or join a cluster, unless this process
+    already has; Ray missing or unable to start is bad input (exit 2). The batch calls it before choosing its rows
+    per process, so that a Ray that cannot start is its only line."""
     try:
         import ray
     except ImportError:
@@ -78,6 +79,16 @@ def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, fo
             # e.g. an unpacked wheel whose gcs_server lost its executable bit, or an unreachable cluster address:
             # the installation or the address is at fault, not a row.
             raise BadInputError(f"Ray could not start or reach a cluster ({type(exc).__name__}: {exc})") from None
+
+
+def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, force: bool, address: str = "auto",
+                    workers: int | None = None, on_outcome: Callable[[RowOutcome], None] = lambda o: None,
+                    workers_per_gpu: int = 1, rows_per_process: int = 1, device: str = "auto") -> list[RowOutcome]:
+    """``rows`` on the Ray instance or cluster at ``address`` (connected here unless ``connect_ray`` was called),
+    in groups of ``rows_per_process`` (a number: batch resolves ``auto`` before calling this)."""
+    connect_ray(address, workers)
+    import ray
+
     placement = place_workers(int(ray.cluster_resources().get("GPU", 0)), workers, workers_per_gpu, device)
     actor_cls = ray.remote(num_gpus=placement.num_gpus, num_cpus=placement.num_cpus, max_restarts=0)(RowWorker)
 

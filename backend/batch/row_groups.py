@@ -10,10 +10,79 @@ more, so K rows advancing together raise a GPU's throughput where more processes
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .rows import BatchRow, RowOutcome
 from .run_row import failed_outcome, row_is_done
+
+# GPU memory one row of a group needs: a draft row peaked under 5 GB (docs/batch.md, one H200) and a standard
+# photo→GLB job at 4.7 GB (docs/performance.md); 6 GiB leaves a margin. A shared call that runs out of memory
+# fails every row of its group (exit 5), so auto must not promise rows a small GPU cannot hold.
+ROW_GPU_MEMORY = 6 * 2**30  # bytes
+# The largest group measured: 8 draft rows per process, 11.21 rows/min against 7.51 for 1 on one H200
+# (docs/batch.md); larger groups are unmeasured.
+MAX_AUTO_ROWS_PER_PROCESS = 8
+
+
+@dataclass(frozen=True)
+class FreeGpuMemory:
+    """What ``measure_free_gpu_memory`` read: the free bytes of the GPU a batch's rows run on."""
+
+    device: str  # e.g. cuda:0
+    free_bytes: int
+
+
+@dataclass(frozen=True)
+class RowsPerProcessChoice:
+    """How many rows one process takes at a time, and why (the line the batch prints before its first row)."""
+
+    rows: int
+    reason: str
+
+
+def measure_free_gpu_memory(device_choice: str, on_ray: bool) -> FreeGpuMemory | None:
+    """The free memory of the GPU this batch's rows run on: the ``--device`` choice resolved as a row resolves it
+    (``backend.device.resolve_device``), or under Ray the GPU this process sees. None when they run on the CPU,
+    or under Ray when this process sees no GPU (the cluster's GPUs are on other nodes)."""
+    if device_choice == "cpu":
+        return None  # no torch import for a CPU batch
+    import torch
+
+    if on_ray:
+        if not torch.cuda.is_available():
+            return None
+        # The reading opens a CUDA context in this driver process (a few hundred MB of that GPU, kept until the
+        # batch ends); Ray's workers are separate processes with their own.
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        from ..device import resolve_device
+
+        device = resolve_device(device_choice)  # --device cuda without a GPU: exit 2 here, once
+        if device.type != "cuda":
+            return None
+        device = torch.device("cuda", device.index if device.index is not None else torch.cuda.current_device())
+    free_bytes, _total = torch.cuda.mem_get_info(device)
+    return FreeGpuMemory(f"cuda:{device.index}", int(free_bytes))
+
+
+def choose_rows_per_process(device_choice: str, workers_per_gpu: int = 1, on_ray: bool = False
+                            ) -> RowsPerProcessChoice:
+    """``--rows-per-process auto``, resolved once before any row runs: 1 on the CPU (rows are not launch-bound
+    there) and under Ray without a GPU here; on a GPU as many rows as its free memory holds at ``ROW_GPU_MEMORY``
+    each, that memory shared by the ``workers_per_gpu`` workers on it, at least 1 and at most
+    ``MAX_AUTO_ROWS_PER_PROCESS``."""
+    reading = measure_free_gpu_memory(device_choice, on_ray)
+    if reading is None:
+        if on_ray and device_choice != "cpu":
+            return RowsPerProcessChoice(1, "auto: no GPU visible to this process under --ray; on a cluster pass "
+                                           "--rows-per-process K")
+        return RowsPerProcessChoice(1, "auto: the rows run on the CPU")
+    per_worker = reading.free_bytes // workers_per_gpu
+    rows = min(MAX_AUTO_ROWS_PER_PROCESS, max(1, per_worker // ROW_GPU_MEMORY))
+    shared = f" shared by {workers_per_gpu} workers" if workers_per_gpu > 1 else ""
+    return RowsPerProcessChoice(rows, f"auto: {reading.free_bytes / 2**30:.0f} GiB free on {reading.device}{shared}, "
+                                      f"{ROW_GPU_MEMORY // 2**30} GiB a row, at most {MAX_AUTO_ROWS_PER_PROCESS}")
 
 
 def plan_row_groups(rows: list[BatchRow], rows_per_group: int) -> list[list[BatchRow]]:
