@@ -64,8 +64,10 @@ def _needs_fresh(stage: str) -> bool:
 def test_out_of_gpu_memory_at_each_stage_is_exit_5(warm_job, tmp_path, capsys, monkeypatch, stage):
     import importlib
 
-    from backend.models.loaded import get_or_load, loaded_keys
+    from backend.models.loaded import clear_loaded_models, get_or_load, loaded_keys
 
+    # models an earlier test left loaded in this process would skip the loader this case makes run out of memory
+    clear_loaded_models()
     module_name, function = OOM_STAGES[stage]
     module = importlib.import_module(module_name)
     calls = []
