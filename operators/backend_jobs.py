@@ -2,9 +2,10 @@
 
 This is the only module of the add-on that runs backend jobs, all through ``backend.api`` (imported inside the
 callables, when a job starts, so enabling the add-on stays instant; the rest of the add-on reads only the
-torch-free declarations: ``backend.choices``, ``backend.models.catalog``, the request type). The ``*_request``
-builders here are also what ``worker_requests`` sends to the worker process, so both paths run the same
-request. Tests replace :func:`build_segment_work` and :func:`build_generate_work` with fakes that write the same
+torch-free declarations: ``backend.choices``, ``backend.models.catalog``, the request type, the worker's
+stdlib-only ``messages``). The ``*_request`` builders here are also what ``worker_requests`` sends to the worker
+process, so both paths run the same request, and a segment job returns the worker's own result type
+(``messages.SegmentOutcome``), so both paths hand Blender the same thing. Tests replace :func:`build_segment_work` and :func:`build_generate_work` with fakes that write the same
 files.
 """
 
