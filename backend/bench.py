@@ -105,6 +105,7 @@ def bench_segmentation(mode: ModelMode, device, repeats: int, image, add) -> Non
 def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smoke: bool, add) -> None:
     from . import api
     from .export import export_gaussians_ply, export_glb, export_obj
+    from .export.texture_image import texture_png
     from .generate.presets import pipeline_config
     from .generate.stages import bake_gaussian_texture, load_guidance, unwrap_mesh
     from .mesh import bake_cameras, extract_mesh
@@ -162,9 +163,10 @@ def bench_generation(mode: ModelMode, device, repeats: int, image_path: str, smo
         "refined", refine_texture(meshes["baked"], target, guidance, config.texture)), device, repeats,
         note=f"{config.texture.steps} steps, {config.texture.target_views} Zero123 target views"))
     with tempfile.TemporaryDirectory() as tmp:
-        def export_all():
-            export_glb(meshes["refined"], Path(tmp) / "model.glb", {"generator": "bench"})
-            export_obj(meshes["refined"], Path(tmp))
+        def export_all():  # as a job writes them (backend/generate/job_steps.py: write_mesh_files)
+            png = texture_png(meshes["refined"])
+            export_glb(meshes["refined"], Path(tmp) / "model.glb", {"generator": "bench"}, texture_png=png)
+            export_obj(meshes["refined"], Path(tmp), texture_png=png)
             export_gaussians_ply(obj, Path(tmp) / "gaussians.ply")
 
         add(time_stage("export", export_all, device, repeats, note="GLB + OBJ + PLY"))

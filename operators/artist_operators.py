@@ -134,7 +134,7 @@ class IMAGE_TO_3D_OT_correct_mask(_JobOperator, bpy.types.Operator):
             return worker_client.make_worker_job(
                 context, "correct mask", lambda request_id: worker_requests.correct_mask_request(
                     request_id, config, mask_path, points, labels, out_dir),
-                worker_client.segment_outcome_to_preview, bring_in, scene_name)
+                worker_client.checked_segment_outcome, bring_in, scene_name)
         work = backend_jobs.build_correct_mask_work(config, mask_path, points, labels, out_dir)
         return job_runner.Job(kind="correct mask", work=work, on_success=bring_in, scene_name=scene_name,
                               env=backend_jobs.job_environment(config.options))

@@ -2,9 +2,10 @@
 
 This is the only module of the add-on that runs backend jobs, all through ``backend.api`` (imported inside the
 callables, when a job starts, so enabling the add-on stays instant; the rest of the add-on reads only the
-torch-free declarations: ``backend.choices``, ``backend.models.catalog``, the request type). The ``*_request``
-builders here are also what ``worker_requests`` sends to the worker process, so both paths run the same
-request. Tests replace :func:`build_segment_work` and :func:`build_generate_work` with fakes that write the same
+torch-free declarations: ``backend.choices``, ``backend.models.catalog``, the request type, the worker's
+stdlib-only ``messages``). The ``*_request`` builders here are also what ``worker_requests`` sends to the worker
+process, so both paths run the same request, and a segment job returns the worker's own result type
+(``messages.SegmentOutcome``), so both paths hand Blender the same thing. Tests replace :func:`build_segment_work` and :func:`build_generate_work` with fakes that write the same
 files.
 """
 
@@ -18,44 +19,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..backend.models.catalog import MODEL_REPOS
+from ..backend.worker.messages import SegmentOutcome
 from ..properties.job_config import AddonOptions, JobConfig
 
 ONLINE_ACCESS_HINT = ("Blender's online access is off: enable Preferences > System > Network > Allow Online Access "
                       "to download models once, or set local model folders in the add-on preferences")
-
-
-@dataclass(frozen=True)
-class SegmentedInstance:
-    """One instance SAM 3 found for a prompt, as the backend saved it (segment.json's ``instances``)."""
-
-    rank: int  # 1 = best
-    score: float
-    mask_path: Path  # <slug>.instance-<rank>.mask.png, the photo's size
-
-
-@dataclass(frozen=True)
-class SegmentedPrompt:
-    """The files segmentation wrote for one prompt (docs/design.md §4 names)."""
-
-    prompt: str
-    slug: str
-    mask_path: Path  # <slug>.mask.png, 8-bit 0/255, the photo's size
-    cutout_path: Path  # <slug>.cutout.png, RGBA
-    overlay_path: Path  # <slug>.overlay.png
-    instances: tuple[SegmentedInstance, ...] = ()  # segmenter sam3: every instance, best first
-
-
-@dataclass(frozen=True)
-class SegmentPreview:
-    """What a segment job hands to the main thread."""
-
-    out_dir: Path
-    prompts: tuple[SegmentedPrompt, ...]
 
 
 def output_root(options: AddonOptions) -> Path:
@@ -133,18 +105,18 @@ def _link_folder(target: Path, link: Path) -> None:
         _winapi.CreateJunction(str(target), str(link))
 
 
-def build_segment_work(config: JobConfig, out_dir: Path) -> Callable[[Any], SegmentPreview]:
+def build_segment_work(config: JobConfig, out_dir: Path) -> Callable[[Any], SegmentOutcome]:
     """``work(control)`` that runs text-guided segmentation of every prompt into ``out_dir``."""
 
-    def work(control) -> SegmentPreview:
+    def work(control) -> SegmentOutcome:
         from ..backend import api
+        from ..backend.worker.backend_calls import segment_outcome
 
         options = config.options
         request = segment_request(config, out_dir)
         with _explained_model_errors(options):
             outputs = api.segment(request, control)
-        return segment_preview(outputs.out_dir, [(result.prompt, result.slug, files)
-                                                 for result, files in zip(outputs.results, outputs.files, strict=True)])
+        return segment_outcome(outputs)  # the worker's own result type: both paths hand the same to Blender
 
     return work
 
@@ -161,15 +133,16 @@ def segment_request(config: JobConfig, out_dir: Path):
 
 
 def build_choose_instance_work(config: JobConfig, instance_masks: tuple[str, ...], instance: str,
-                               out_dir: Path) -> Callable[[Any], SegmentPreview]:
+                               out_dir: Path) -> Callable[[Any], SegmentOutcome]:
     """``work(control)`` that makes SAM 3's instance ``instance`` (a rank "N", or "union") the first prompt's
     mask from the instance files a SAM 3 Segment saved: the same three PNGs as Segment, no model run."""
 
-    def work(control) -> SegmentPreview:
+    def work(control) -> SegmentOutcome:
         from ..backend import api
+        from ..backend.worker.backend_calls import corrected_outcome
 
         chosen = api.choose_instance(choose_instance_request(config, instance_masks, instance, out_dir), control)
-        return segment_preview(chosen.out_dir, [(chosen.prompt, chosen.slug, chosen.files)])
+        return corrected_outcome(chosen)
 
     return work
 
@@ -215,17 +188,18 @@ def build_generate_many_work(config: JobConfig, out_root: Path,
 
 
 def build_correct_mask_work(config: JobConfig, mask_path: str, points: list[tuple[float, float]],
-                            labels: list[int], out_dir: Path) -> Callable[[Any], SegmentPreview]:
+                            labels: list[int], out_dir: Path) -> Callable[[Any], SegmentOutcome]:
     """``work(control)`` that corrects the first prompt's mask with the points and writes the same three PNGs as
     Segment (mask, cut-out, overlay) into ``out_dir``."""
 
-    def work(control) -> SegmentPreview:
+    def work(control) -> SegmentOutcome:
         from ..backend import api
+        from ..backend.worker.backend_calls import corrected_outcome
 
         request = correct_mask_request(config, mask_path, points, labels, out_dir)
         with _explained_model_errors(config.options):
             corrected = api.correct_mask(request, control)
-        return segment_preview(corrected.out_dir, [(corrected.prompt, corrected.slug, corrected.files)])
+        return corrected_outcome(corrected)
 
     return work
 
@@ -246,16 +220,6 @@ def correct_mask_request(config: JobConfig, mask_path: str, points, labels, out_
 def generate_request(config: JobConfig, out_dir: Path):
     """The backend request of ``config`` (its first prompt, no mask) writing into ``out_dir``."""
     return dataclasses.replace(config.request, out_dir=str(out_dir))
-
-
-def segment_preview(out_dir: Path, written) -> SegmentPreview:
-    """The preview of what a job wrote: ``written`` is (prompt, slug, files with .mask .cutout .overlay) per
-    prompt, the paths the backend returned, never rebuilt from the prompt (duplicate slugs get suffixes)."""
-    return SegmentPreview(out_dir=Path(out_dir), prompts=tuple(
-        SegmentedPrompt(prompt, slug, Path(files.mask), Path(files.cutout), Path(files.overlay),
-                        tuple(SegmentedInstance(i.rank, float(i.score), Path(i.mask))
-                              for i in getattr(files, "instances", ())))
-        for prompt, slug, files in written))
 
 
 @contextmanager

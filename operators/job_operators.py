@@ -102,7 +102,7 @@ class IMAGE_TO_3D_OT_segment(_JobOperator, bpy.types.Operator):
         if worker_client.runs_in_worker(context):
             return worker_client.make_worker_job(
                 context, "segment", lambda request_id: worker_requests.segment_request(request_id, config, out_dir),
-                worker_client.segment_outcome_to_preview, bring_in, scene_name)
+                worker_client.checked_segment_outcome, bring_in, scene_name)
         return job_runner.Job(kind="segment", work=backend_jobs.build_segment_work(config, out_dir),
                               on_success=bring_in, scene_name=scene_name,
                               env=backend_jobs.job_environment(config.options))

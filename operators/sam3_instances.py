@@ -66,7 +66,7 @@ class IMAGE_TO_3D_OT_choose_instance(_JobOperator, bpy.types.Operator):
             return worker_client.make_worker_job(
                 context, "choose instance", lambda request_id: worker_requests.choose_instance_request(
                     request_id, config, masks, instance, out_dir),
-                worker_client.segment_outcome_to_preview, bring_in, scene_name)
+                worker_client.checked_segment_outcome, bring_in, scene_name)
         work = backend_jobs.build_choose_instance_work(config, masks, instance, out_dir)
         return job_runner.Job(kind="choose instance", work=work, on_success=bring_in, scene_name=scene_name,
                               env=backend_jobs.job_environment(config.options))

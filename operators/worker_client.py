@@ -37,7 +37,7 @@ from ..backend.worker.messages import (
     SegmentOutcome,
 )
 from . import job_runner
-from .worker_requests import FinishedObject, segment_preview
+from .worker_requests import FinishedObject
 
 __all__ = ["BACKEND_ROOT", "WorkerJob", "WorkerLaunch", "make_worker_job", "runs_in_worker", "stop_worker"]
 CANCEL_KILL_AFTER_S = 3.0  # a worker that has not stopped this long after cancel is killed
@@ -228,10 +228,12 @@ class WorkerJob(job_runner.Job):
             _ = self.alive  # honours the cancel deadline while waiting (background mode)
 
 
-def segment_outcome_to_preview(outcome) -> Any:
+def checked_segment_outcome(outcome) -> SegmentOutcome:
+    """The worker's answer to a segment (or correct-mask, choose-instance) request, as the in-process path
+    returns it too."""
     if not isinstance(outcome, SegmentOutcome):
         raise WorkerJobError(f"the worker answered a segment request with {type(outcome).__name__}")
-    return segment_preview(outcome)
+    return outcome
 
 
 def first_generated_object(outcome) -> Any:

@@ -17,12 +17,10 @@ from ..backend.worker.messages import (
     GenerateJob,
     JobSettings,
     SegmentJob,
-    SegmentOutcome,
     request_fields,
 )
 from ..properties.job_config import AddonOptions, JobConfig
 from . import backend_jobs
-from .backend_jobs import SegmentedInstance, SegmentedPrompt, SegmentPreview
 
 
 @dataclass(frozen=True)
@@ -67,11 +65,3 @@ def choose_instance_request(request_id: str, config: JobConfig, instance_masks: 
                             out_dir: Path) -> ChooseInstanceJob:
     request = backend_jobs.choose_instance_request(config, instance_masks, instance, out_dir)
     return ChooseInstanceJob(request_id, request_fields(request), job_settings(config.options))
-
-
-def segment_preview(outcome: SegmentOutcome) -> SegmentPreview:
-    """The segment (or correct-mask, choose-instance) result as the image loading code reads it."""
-    return SegmentPreview(out_dir=Path(outcome.out_dir), prompts=tuple(
-        SegmentedPrompt(p.prompt, p.slug, Path(p.mask_path), Path(p.cutout_path), Path(p.overlay_path),
-                        tuple(SegmentedInstance(i.rank, i.score, Path(i.mask_path)) for i in p.instances))
-        for p in outcome.prompts))

@@ -74,10 +74,8 @@ class GatedWork:
 
 def fake_segment_work(config, out_dir: Path):
     def work(control):
-        from types import SimpleNamespace
-
         from image_to_3d.backend.segment.slug import unique_slugs
-        from image_to_3d.operators.backend_jobs import segment_preview
+        from image_to_3d.backend.worker.messages import SegmentedFiles, SegmentOutcome
         from PIL import Image
 
         rgb = _check_photo(config.image_path)
@@ -88,24 +86,24 @@ def fake_segment_work(config, out_dir: Path):
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for prompt, slug in zip(config.prompts, unique_slugs(list(config.prompts)), strict=True):
-            Image.fromarray((mask * 255).astype(np.uint8)).save(out_dir / f"{slug}.mask.png")
-            Image.fromarray(np.dstack([rgb, mask * 255]).astype(np.uint8), "RGBA").save(out_dir / f"{slug}.cutout.png")
+            paths = {kind: out_dir / f"{slug}.{kind}.png" for kind in ("mask", "cutout", "overlay")}
+            Image.fromarray((mask * 255).astype(np.uint8)).save(paths["mask"])
+            Image.fromarray(np.dstack([rgb, mask * 255]).astype(np.uint8), "RGBA").save(paths["cutout"])
             overlay = np.where(mask[..., None], rgb // 2 + np.array([0, 127, 0], np.uint8), rgb)
-            Image.fromarray(overlay.astype(np.uint8)).save(out_dir / f"{slug}.overlay.png")
-            files = SimpleNamespace(**{kind: out_dir / f"{slug}.{kind}.png" for kind in ("mask", "cutout", "overlay")})
-            if config.request.segmenter == "sam3":  # SAM 3 also saves every instance it found
-                files.instances = write_fake_instances(out_dir, slug, mask)
-            written.append((prompt, slug, files))
+            Image.fromarray(overlay.astype(np.uint8)).save(paths["overlay"])
+            # SAM 3 also saves every instance it found
+            instances = write_fake_instances(out_dir, slug, mask) if config.request.segmenter == "sam3" else ()
+            written.append(SegmentedFiles(prompt, slug, str(paths["mask"]), str(paths["cutout"]),
+                                          str(paths["overlay"]), instances))
         control.report("segment", 1.0, "masks written")
-        return segment_preview(out_dir, written)
+        return SegmentOutcome(str(out_dir), tuple(written))  # what the real work returns
 
     return work
 
 
 def write_fake_instances(out_dir: Path, slug: str, first: np.ndarray) -> tuple:
     """Two instances as SAM 3 segment saves them: the ellipse (best, also the mask) and a corner block."""
-    from types import SimpleNamespace
-
+    from image_to_3d.backend.worker.messages import SegmentedInstance
     from PIL import Image
 
     second = np.zeros_like(first)
@@ -114,7 +112,7 @@ def write_fake_instances(out_dir: Path, slug: str, first: np.ndarray) -> tuple:
     for rank, (mask, score) in enumerate(((first, 0.91), (second, 0.47)), start=1):
         path = out_dir / f"{slug}.instance-{rank}.mask.png"
         Image.fromarray((mask * 255).astype(np.uint8)).save(path)
-        instances.append(SimpleNamespace(rank=rank, score=score, mask=path))
+        instances.append(SegmentedInstance(rank, score, str(path)))
     return tuple(instances)
 
 

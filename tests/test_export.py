@@ -106,6 +106,32 @@ def test_glb_imports_into_blender_with_an_image_texture(glb_path, textured_mesh)
         assert np.abs(ours - theirs).max(axis=1).min() < 1e-4
 
 
+def test_a_job_encodes_its_texture_once_and_both_files_hold_those_png_bytes(tmp_path, textured_mesh, monkeypatch):
+    """The GLB embeds the PNG that is also model_texture.png: PIL's PNG of the texture, encoded once."""
+    import io
+
+    from backend.export import texture_image
+    from backend.generate.job_steps import write_mesh_files
+    from backend.job_control import JobControl
+
+    encoded = []
+    real = texture_image.texture_to_image
+    monkeypatch.setattr(texture_image, "texture_to_image", lambda mesh: encoded.append(mesh) or real(mesh))
+    mask = np.ones((8, 8), bool)
+    write_mesh_files(tmp_path, textured_mesh, dict(METADATA), mask, np.zeros((8, 8, 3), np.float32), JobControl())
+    assert len(encoded) == 1
+    buffer = io.BytesIO()
+    real(textured_mesh).save(buffer, format="PNG")
+    png = (tmp_path / "model_texture.png").read_bytes()
+    assert png == buffer.getvalue()  # what the OBJ writer saved before the GLB shared it
+    tree = _glb_json(tmp_path / "model.glb")
+    view = tree["bufferViews"][tree["images"][0]["bufferView"]]
+    data = (tmp_path / "model.glb").read_bytes()
+    binary_start = 20 + struct.unpack_from("<I", data, 12)[0] + 8
+    embedded = data[binary_start + view["byteOffset"]:binary_start + view["byteOffset"] + view["byteLength"]]
+    assert embedded == png + bytes(-len(png) % 4)  # glTF pads every view to 4 bytes
+
+
 def test_glb_needs_a_texture(tmp_path):
     mesh = uv_sphere_mesh(subdivisions=1)
     with pytest.raises(ValueError, match="texture"):

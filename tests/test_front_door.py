@@ -180,7 +180,7 @@ def test_segment_preview_uses_the_files_the_backend_wrote(addon_package, tmp_pat
     config = JobConfig.build(str(photo), ("a cup", "A Cup!"), mode="fast", preset="smoke", seed=0,
                              options=AddonOptions(device="cpu"), make_preview_plane=False)
     preview = backend_jobs.build_segment_work(config, tmp_path / "seg")(api.JobControl())
-    paths = [item.mask_path for item in preview.prompts]
+    paths = [Path(item.mask_path) for item in preview.prompts]
     assert [p.name for p in paths] == ["a-cup.mask.png", "a-cup-2.mask.png"]
     assert all(p.is_file() for p in paths)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from backend.generate.stage_costs import StageCost, generate_costs, segment_costs
+from backend.generate.stage_costs import REFERENCE, StageCost, generate_costs, segment_costs
 from backend.job_control import Progress
 from backend.worker.messages import GenerateJob, ProgressEvent, request_fields
 from backend.worker.serve import ProgressTracker
@@ -125,7 +125,8 @@ def test_no_estimate_before_there_is_enough_to_go_by():
     for step in range(1, MIN_STEPS + 1):  # the first step ends the set-up; MIN_STEPS more give the step rate
         assert estimator.observe("stage1", step / 500, 5.0 + step).eta_s is None
     assert estimator.observe("stage1", (MIN_STEPS + 1) / 500, 6.0 + MIN_STEPS).eta_s is not None
-    # a method without steps: an estimate once 5 % of its work was measured (TripoSR's pass is 5 % of it)
+    # a method without steps: an estimate once 5 % of its work was measured (half of TripoSR's pass is less,
+    # all of it more)
     quick = generate_costs("quick", "standard", None)
     events = synthetic_job(quick, CPU_SECONDS_PER_WORK)
     results = estimates(quick, events)
@@ -212,3 +213,19 @@ def test_the_worker_sends_weighted_fractions_and_the_estimate_on_its_own_clock()
     end = events[-1].time - 100.0
     assert in_stage1 and all(event.eta_s == pytest.approx(end - event.elapsed_s, rel=0.02) for event in in_stage1)
     assert all(event.steps == len(prepared.plan) for event in sent)
+
+
+def test_quick_plan_is_its_h200_measurement_at_the_standard_preset_and_scales_with_the_work():
+    """The quick method's weights are the stage times measured at the standard preset (docs/quick-method.md);
+    a smaller preset scales each by the work it asks for (grid cells, faces, texels)."""
+    standard = {cost.name: cost.work for cost in generate_costs("quick", "standard", None)}
+    assert standard == {"load_triposr": 0.0, "preprocess": REFERENCE.preprocess, "triposr": REFERENCE.triposr,
+                        "mesh": REFERENCE.triposr_mesh_at_256, "uv_unwrap": REFERENCE.triposr_uv_unwrap,
+                        "bake": REFERENCE.triposr_bake_at_1024, "export": REFERENCE.triposr_export}
+    assert sum(standard.values()) < 1.39  # the measured warm job, which also holds what no stage reports
+    draft = {cost.name: cost.work for cost in generate_costs("quick", "draft", None)}  # 128³, 20k faces, 512²
+    assert draft["triposr"] == standard["triposr"]
+    assert draft["mesh"] == pytest.approx(standard["mesh"] / 8)
+    assert draft["uv_unwrap"] == pytest.approx(standard["uv_unwrap"] * 0.4)
+    assert draft["export"] == pytest.approx(standard["export"] * 0.4)
+    assert draft["bake"] == pytest.approx(standard["bake"] / 4)

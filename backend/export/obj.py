@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..mesh.mesh import Mesh
-from .texture_image import texture_to_image
+from .texture_image import texture_png as encode_texture_png
 
 OBJ_NAME, MTL_NAME, TEXTURE_NAME = "model.obj", "model.mtl", "model_texture.png"
 
@@ -23,10 +23,11 @@ def _rows(prefix: str, values: np.ndarray, fmt: str) -> str:
     return (f"{prefix} {fmt}\n" * len(values)) % tuple(values.reshape(-1).tolist())
 
 
-def export_obj(mesh: Mesh, folder: str | Path, name: str = "model") -> Path:
-    """Write model.obj, model.mtl and model_texture.png into ``folder``; returns the OBJ's path."""
+def export_obj(mesh: Mesh, folder: str | Path, name: str = "model", texture_png: bytes | None = None) -> Path:
+    """Write model.obj, model.mtl and model_texture.png into ``folder``; returns the OBJ's path.
+    ``texture_png``: texture_image.texture_png(mesh), when the caller encoded it already (for the GLB too)."""
     folder = Path(folder)
-    texture_to_image(mesh).save(folder / TEXTURE_NAME, format="PNG")
+    (folder / TEXTURE_NAME).write_bytes(encode_texture_png(mesh) if texture_png is None else texture_png)
     (folder / MTL_NAME).write_text(
         f"# image_to_3d\nnewmtl {name}_material\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd {TEXTURE_NAME}\n"
     )

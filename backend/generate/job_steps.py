@@ -125,11 +125,13 @@ def write_mesh_files(staging: Path, mesh: Mesh, metadata: dict, mask: np.ndarray
     """model.glb, model.obj (+ .mtl, texture), mask.png and reference.png (what the mesh was made from) into
     the staging folder: every method's files (DreamGaussian adds gaussians.ply)."""
     from ..export import export_glb, export_obj
+    from ..export.texture_image import texture_png
 
     control.report("export", 0.0, "model.glb")
-    export_glb(mesh, staging / "model.glb", metadata)
+    png = texture_png(mesh)  # once, for both files
+    export_glb(mesh, staging / "model.glb", metadata, texture_png=png)
     control.report("export", 0.4, "model.obj")
-    export_obj(mesh, staging)
+    export_obj(mesh, staging, texture_png=png)
     save_png(staging / "mask.png", mask)
     save_png(staging / "reference.png", reference)
 

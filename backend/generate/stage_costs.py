@@ -10,8 +10,9 @@ grid, UV unwrap 0.44 s, bake 0.12 s of 512² views, stage 2 2.92 s for 50 steps,
 segmentation 0.059 s, paper mode 0.107 s, split as the H100 profile splits it). Other presets scale each
 stage by the work it is asked to do: the step count for stage 1 and stage 2 (per step the same cost, which
 is what a Zero123 call per step makes true on any device), the grid's cells for the mesh, the faces for UV
-unwrap and export, the view pixels for the bake. The quick method's stages were not measured: TripoSR's
-forward pass and its field queries are guessed from the stages of like work. Loading a model is not
+unwrap and export, the view pixels for the bake. The quick method's stages are its own standard preset on one
+H200 (docs/quick-method.md, "On the H200", second run: full-random TripoSR, warm; 1.39 s in all), scaled the same
+way (the grid's cells for TripoSR's mesh step, the texels for its bake). Loading a model is not
 weighed (``timed=False``): it takes seconds or nothing depending on what is already loaded and on the disk.
 """
 
@@ -37,7 +38,8 @@ class StageCost:
 
 @dataclass(frozen=True)
 class ReferenceSeconds:
-    """The standard preset's stage times on one H200 (docs/performance.md) and the sizes they were measured at."""
+    """The standard preset's stage times on one H200 (docs/performance.md; the quick method's docs/quick-method.md)
+    and the sizes they were measured at."""
 
     stage1_per_step: float = 8.22 / 500
     stage2_per_step: float = 2.92 / 50
@@ -55,9 +57,15 @@ class ReferenceSeconds:
     sam_paper_masks: float = 0.068  # paper mode's automatic masks and fusion
     sam3: float = 0.05
     write_masks: float = 0.01
-    triposr: float = 0.1  # not measured: one ViT-B/16 and transformer pass at 512 px
-    triposr_grid_at_256: float = 0.5  # not measured: the triplane decoder on a 256³ grid
-    triposr_bake_at_1024: float = 0.1  # not measured: the colour field at every texel of a 1024² texture
+    # The quick method, measured (docs/quick-method.md, "On the H200", the second run; raw numbers in
+    # docs/time-quick-h200.json): its UVs and export are timed apart from DreamGaussian's above because that run
+    # measured them on another host, and a job's shares should come from one run.
+    triposr: float = 0.086  # one ViT-B/16 and transformer pass at 512 px (fp32)
+    triposr_mesh_at_256: float = 0.51  # the whole mesh step: the 256³ density grid (0.134 s), marching cubes,
+    # clean-up, smoothing, decimation to 50k faces
+    triposr_uv_unwrap: float = 0.35  # xatlas, 50k faces
+    triposr_bake_at_1024: float = 0.018  # the colour field at every texel of a 1024² texture
+    triposr_export: float = 0.15  # GLB + OBJ, 50k faces
 
 
 REFERENCE = ReferenceSeconds()
@@ -97,7 +105,7 @@ def _quick_stages(preset: str, mesh_stage: str) -> tuple[StageCost, ...]:
     config = quick_config(preset)
     return (StageCost("load_triposr", 0.0, timed=False), StageCost("preprocess", REFERENCE.preprocess),
             StageCost("triposr", REFERENCE.triposr),
-            StageCost(mesh_stage, REFERENCE.triposr_grid_at_256 * (config.mesh.resolution / 256) ** 3))
+            StageCost(mesh_stage, REFERENCE.triposr_mesh_at_256 * (config.mesh.resolution / 256) ** 3))
 
 
 def generate_costs(method: str, preset: str, steps: int | None) -> tuple[StageCost, ...]:
@@ -110,9 +118,9 @@ def generate_costs(method: str, preset: str, steps: int | None) -> tuple[StageCo
         config = quick_config(preset)
         faces = config.mesh.target_faces or REFERENCE.faces
         return (*_quick_stages(preset, "mesh"),
-                StageCost("uv_unwrap", REFERENCE.uv_unwrap * faces / REFERENCE.faces),
+                StageCost("uv_unwrap", REFERENCE.triposr_uv_unwrap * faces / REFERENCE.faces),
                 StageCost("bake", REFERENCE.triposr_bake_at_1024 * (config.texture_size / 1024) ** 2),
-                StageCost("export", REFERENCE.export * faces / REFERENCE.faces))
+                StageCost("export", REFERENCE.triposr_export * faces / REFERENCE.faces))
     config = pipeline_config(preset, steps)
     start: tuple[StageCost, ...] = ()
     if method == QUICK_REFINE:  # TripoSR's start comes after the guidance is loaded (backend/generate/pipeline.py)

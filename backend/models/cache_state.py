@@ -18,6 +18,8 @@ CACHED, MISSING, LOCAL_FOLDER = "cached", "missing", "local folder"
 
 
 def hub_cache_dir() -> Path:
+    """huggingface_hub's hub cache folder, read from the environment now (hub.hf_cache_dir is huggingface_hub's
+    own answer; tests/test_hub_cache_dir.py holds the two equal)."""
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     if os.environ.get("HF_HOME"):

@@ -19,7 +19,12 @@ from .availability import LOCAL_DIR_ENV, hub_unreachable_reason, offline_mode
 
 
 def hf_cache_dir() -> Path:
-    """The hub cache folder huggingface_hub uses (honours HF_HUB_CACHE and HF_HOME)."""
+    """The hub cache folder snapshot_download searches: huggingface_hub's own answer, fixed when it was imported.
+
+    cache_state.hub_cache_dir answers the same without huggingface_hub (for Blender's process);
+    tests/test_hub_cache_dir.py holds them equal over HF_HUB_CACHE, HF_HOME and XDG_CACHE_HOME. This one stays
+    separate because it also follows what that one does not (the legacy HUGGINGFACE_HUB_CACHE, $VAR expansion,
+    variables changed after import), and an error must name the folder really searched."""
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE)

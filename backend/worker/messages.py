@@ -3,7 +3,8 @@
 Every message is one JSON object with a ``type``; requests carry an ``id`` that every event answering them
 echoes. Unknown fields are ignored (a newer client may send more); an unknown ``type``, a missing required
 field or a wrong value type is a :class:`ProtocolError`, which the worker answers with an ``error`` event.
-Stdlib only: the Blender add-on imports this module in Blender's own process.
+Stdlib only: the Blender add-on imports this module in Blender's own process (and uses its result types for
+the in-process path too).
 """
 
 from __future__ import annotations
@@ -177,16 +178,20 @@ class SegmentedInstance:
 
 @dataclass(frozen=True)
 class SegmentedFiles:
+    """The files segmentation wrote for one prompt (docs/design.md §4 names)."""
+
     prompt: str
     slug: str
-    mask_path: str  # 8-bit 0/255 PNG, the photo's size
-    cutout_path: str  # RGBA PNG
-    overlay_path: str
+    mask_path: str  # <slug>.mask.png, 8-bit 0/255, the photo's size
+    cutout_path: str  # <slug>.cutout.png, RGBA
+    overlay_path: str  # <slug>.overlay.png
     instances: tuple[SegmentedInstance, ...] = ()  # segmenter sam3: every instance, best first
 
 
 @dataclass(frozen=True)
 class SegmentOutcome:
+    """A segment, correct-mask or choose-instance job's files; the add-on's in-process path returns it too."""
+
     out_dir: str
     prompts: tuple[SegmentedFiles, ...]
     kind: str = "segment"
