@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,26 +101,10 @@ def generate_together(requests: list[GenerateRequest], controls: list[JobControl
             release_gpu_memory()
 
     # 5. Stage 1 of every job that needs one, per device, in one group.
-    fitting = [i for i, job in jobs.items() if job.gaussians is None]
-    for device in {jobs[i].device for i in fitting}:
-        members = [i for i in fitting if jobs[i].device == device]
-        clock = StageClock(device)
-        try:
-            with clock.stage("stage1"):
-                fitted = fit_gaussians_together([Stage1Job(**_stage1_arguments(jobs[i])) for i in members],
-                                                device=device)
-        except Exception as exc:  # noqa: BLE001 - only what the group shares can end up here
-            fitted = [exc] * len(members)
-        for i, outcome in zip(members, fitted, strict=True):
-            job = jobs[i]
-            job.clock.seconds.update(clock.seconds)
-            job.clock.peak_memory_mb.update(clock.peak_memory_mb)
-            if isinstance(outcome, Exception):
-                del jobs[i]
-                outcomes[i] = _job_error(outcome, job.control, "stage1")
-            else:
-                _keep_stage1(job, outcome.gaussians)
-        release_gpu_memory()
+    _stage_together(jobs, [i for i, job in jobs.items() if job.gaussians is None], outcomes, "stage1",
+                    lambda group, device: fit_gaussians_together(
+                        [Stage1Job(**_stage1_arguments(job)) for job in group], device=device),
+                    lambda job, fitted: _keep_stage1(job, fitted.gaussians))
 
     # 6.-7. Mesh, UVs and the baked texture, job by job.
     for index, job in list(jobs.items()):
@@ -131,24 +116,10 @@ def generate_together(requests: list[GenerateRequest], controls: list[JobControl
             release_gpu_memory()
 
     # 7. Stage 2 of every job, per device, in one group.
-    for device in {job.device for job in jobs.values()}:
-        members = [i for i, job in jobs.items() if job.device == device]
-        clock = StageClock(device)
-        try:
-            with clock.stage("stage2"):
-                refined = refine_textures_together([TextureJob(**_stage2_arguments(jobs[i])) for i in members])
-        except Exception as exc:  # noqa: BLE001 - only what the group shares can end up here
-            refined = [exc] * len(members)
-        for i, outcome in zip(members, refined, strict=True):
-            job = jobs[i]
-            job.clock.seconds.update(clock.seconds)
-            job.clock.peak_memory_mb.update(clock.peak_memory_mb)
-            if isinstance(outcome, Exception):
-                del jobs[i]
-                outcomes[i] = _job_error(outcome, job.control, "stage2")
-            else:
-                job.mesh = outcome
-        release_gpu_memory()
+    _stage_together(jobs, list(jobs), outcomes, "stage2",
+                    lambda group, device: refine_textures_together(
+                        [TextureJob(**_stage2_arguments(job)) for job in group]),
+                    lambda job, mesh: setattr(job, "mesh", mesh))
 
     # 8. Export, job by job.
     for index, job in jobs.items():
@@ -159,6 +130,33 @@ def generate_together(requests: list[GenerateRequest], controls: list[JobControl
         finally:
             release_gpu_memory()
     return outcomes
+
+
+def _stage_together(jobs: dict[int, _Job], members: list[int], outcomes: list, stage: str,
+                    run_group: Callable[[list[_Job], torch.device], list], keep: Callable[[_Job, object], None]
+                    ) -> None:
+    """``stage`` of the ``members`` of ``jobs``, one group per device: ``run_group(group, device)`` gives each job's
+    result or the exception that ended it, in order. Every job of a group gets the group's seconds and peak memory
+    (the stage ran for all of them at once); a failed job leaves ``jobs`` with its error in ``outcomes``; a result
+    goes to ``keep``. What the group shares failing is every member's failure."""
+    for device in {jobs[i].device for i in members}:
+        group = [i for i in members if jobs[i].device == device]
+        clock = StageClock(device)
+        try:
+            with clock.stage(stage):
+                results = run_group([jobs[i] for i in group], device)
+        except Exception as exc:  # noqa: BLE001 - only what the group shares can end up here
+            results = [exc] * len(group)
+        for i, outcome in zip(group, results, strict=True):
+            job = jobs[i]
+            job.clock.seconds.update(clock.seconds)
+            job.clock.peak_memory_mb.update(clock.peak_memory_mb)
+            if isinstance(outcome, Exception):
+                del jobs[i]
+                outcomes[i] = _job_error(outcome, job.control, stage)
+            else:
+                keep(job, outcome)
+        release_gpu_memory()
 
 
 def _job_error(exc: Exception, control: JobControl | None, stage: str = "") -> Exception:
