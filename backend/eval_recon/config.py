@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ..errors import BadInputError
+from ..mesh.mesh_config import SILHOUETTE_CRITERION
 
 # scripts/recon_blender.py builds these (the last four in scripts/recon_objects.py, image-textured): the order of a run
 BUILTIN_OBJECTS = ("suzanne", "torus", "box", "mug", "can", "bowl")
@@ -45,6 +46,7 @@ class EvalReconConfig:
     # size no fixed level holds up: after 2000 steps 0.3 is right (1.0 sits 0.02–0.03 inside the surface), after
     # 4000 steps 0.3 is not (Suzanne 27.1 → 24.1 dB): the full size uses "auto". Its 256³ grid (generate's
     # standard preset: 128³) follows thin parts better: Suzanne's held-out IoU 0.984 → 0.986 in our own renders
+    iso_criterion: str = SILHOUETTE_CRITERION  # MeshConfig.iso_criterion: what "auto" compares (mesh_config.ISO_CRITERIA)
     cull_unseen_faces: bool = False  # MeshConfig.cull_unseen_faces: drop the faces no bake view sees
     texture_size: int = 256
     bake_size: int = 64  # Gaussian renders (at generate's 26 bake views) the texture is baked from
