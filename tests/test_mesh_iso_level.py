@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from backend.camera import Camera
 from backend.gaussians.gaussians import Gaussians
 from backend.mesh.extract import extract_mesh
-from backend.mesh.iso_level import choose_iso_level
+from backend.mesh.iso_level import GaussianView, choose_iso_level, view_agreements
 from backend.mesh.mesh_config import DEPTH_CRITERION, SILHOUETTE_CRITERION, MeshConfig
+from backend.mesh.rasterize import rasterize_mesh
 from tests.mesh_fixtures import one_torch_thread
 
 BOWL_RADIUS = 0.5
@@ -72,15 +74,33 @@ def test_depth_sees_the_lid_that_silhouettes_cannot():
     depth = choose_iso_level(surfaces.get, gaussians, view_size=48, candidates=(0.3, 1.0, 1.5),
                              criterion=DEPTH_CRITERION)
     assert set(silhouette.iou_by_level) == {0.3, 1.0}  # no surface at 1.5: skipped
-    assert silhouette.iou_by_level[0.3] == silhouette.iou_by_level[1.0] > 0.85
+    assert silhouette.iou_by_level[0.3] == silhouette.iou_by_level[1.0] > 0.75  # 48² views: the rim's pixels count
     assert silhouette.level == 1.0
     assert depth.level == 0.3 and depth.criterion == DEPTH_CRITERION
     # both scores are measured whatever the criterion, from the same renders
     assert depth.iou_by_level == silhouette.iou_by_level
     assert depth.depth_iou_by_level == silhouette.depth_iou_by_level
-    # the open bowl's depths agree almost wherever it covers; the lid's disagree over the inside seen from above
-    assert depth.depth_iou_by_level[0.3] > depth.iou_by_level[0.3] - 0.05
+    # the open bowl is nowhere in front of what the Gaussians show; the lid is, over the inside seen from above
+    assert depth.depth_iou_by_level[0.3] > depth.iou_by_level[0.3] - 0.01
     assert depth.depth_iou_by_level[1.0] < depth.depth_iou_by_level[0.3] - 0.05
+
+
+def test_only_a_mesh_in_front_of_the_gaussians_depth_disagrees():
+    """A square facing the camera 2 units away, against Gaussians that cover the same pixels at other depths."""
+    camera = Camera.orbit(0.0, 0.0, 32, 2.0, 40.0)  # at +z, looking at the origin
+    vertices = np.array([[-0.3, -0.3, 0.0], [0.3, -0.3, 0.0], [0.3, 0.3, 0.0], [-0.3, 0.3, 0.0]], dtype=np.float32)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    covered = rasterize_mesh(torch.from_numpy(vertices), torch.from_numpy(faces), camera).mask
+    assert 50 < int(covered.sum()) < 32 * 32
+
+    def agreement(gaussian_depth: float):
+        view = GaussianView(covered.clone(), torch.full((32, 32), gaussian_depth))
+        return view_agreements(vertices, faces, [view], [camera], tolerance=0.05)[0]
+
+    assert agreement(2.0).iou == agreement(2.0).depth_iou == 1.0
+    assert agreement(2.04).depth_iou == 1.0  # in front, but within the tolerance
+    assert agreement(2.3).iou == 1.0 and agreement(2.3).depth_iou == 0.0  # a lid before what the Gaussians show
+    assert agreement(1.7).depth_iou == 1.0  # behind their expected depth: a thick or sloped shell's, not counted
 
 
 def test_depth_criterion_meshes_through_extract_mesh_and_needs_auto():

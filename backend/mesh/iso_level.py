@@ -9,14 +9,16 @@ the mesh is rasterized at a ring of views, and the level whose renders agree bes
 same views wins. Two criteria (``mesh_config.ISO_CRITERIA``):
 
 - ``"silhouette"``: mean IoU of the mesh's coverage with the Gaussians' alpha > 0.5.
-- ``"silhouette+depth"``: the same IoU, but a pixel counts as agreeing only where both cover it AND the mesh's
-  view depth lies within ``DEPTH_TOLERANCE_FRACTION`` of the Gaussians' size from the Gaussians' expected depth.
+- ``"silhouette+depth"``: the same IoU, but a pixel both cover counts as agreeing only where the mesh is not in
+  front of the Gaussians' expected depth there by more than ``DEPTH_TOLERANCE_FRACTION`` of the Gaussians' size.
   A low level that closes a concavity (a bowl's inside filled by the faint density there) leaves the silhouette
-  unchanged, so the silhouette criterion cannot see it; the lid sits far in front of the depth the Gaussians
-  render there, so this one can. Where the depths agree it is the silhouette IoU itself, so both criteria pick the
-  same level on shapes without such surfaces; a tolerance (rather than a mean depth error added to the IoU) keeps
-  it in IoU units with no weight to tune, and keeps the small offset between a thin shell's front and its
-  alpha-weighted mean depth, the same at every sensible level, from counting.
+  unchanged, so the silhouette criterion cannot see it; the lid sits in front of the depth the Gaussians render
+  through it, so this one can. Where no mesh surface lies in front of the Gaussians it is the silhouette IoU
+  itself. One-sided because the expected depth is pulled towards the camera wherever the surface slopes (each
+  Gaussian composites at its centre's depth, and the nearer ones come first): a two-sided test counted that at
+  every level, more the deeper the level, and ranked the H200 bowl's levels backwards (docs/eval_recon.md). A
+  mesh too deep is the silhouette's to punish: higher levels shrink it. A tolerance, rather
+  than a mean depth error added to the IoU, keeps the score in IoU units with no weight to tune.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from .rasterize import rasterize_mesh
 
 CANDIDATE_LEVELS = (0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0, 1.5)  # roughly ×1.5 apart
 ALPHA_SILHOUETTE = 0.5
-# Depth agreement tolerance, as a fraction of the diagonal of the box holding the central 98 % of the Gaussians'
-# centres per axis (outlying floaters ignored): about 0.04 on eval-recon's objects (radius 0.6), half the bowl's
-# wall, far less than the depth of its inside, and more than a thin shell's spread between levels 0.3 and 1.0
+# How far in front of the Gaussians' expected depth the mesh may lie, as a fraction of the diagonal of the box
+# holding the central 98 % of the Gaussians' centres per axis (outlying floaters ignored): about 0.04 on
+# eval-recon's objects (radius 0.6), half the bowl's wall and far less than the depth of its inside
 DEPTH_TOLERANCE_FRACTION = 0.02
 
 
@@ -62,7 +64,8 @@ class GaussianView:
 
 @dataclass(frozen=True)
 class ViewAgreement:
-    """One mesh against one :class:`GaussianView`: silhouette IoU and the IoU counting only depth-agreeing pixels."""
+    """One mesh against one :class:`GaussianView`: silhouette IoU, and the IoU counting only the pixels where the
+    mesh is not in front of the Gaussians' depth by more than the tolerance."""
 
     iou: float
     depth_iou: float
@@ -107,7 +110,7 @@ def view_agreements(vertices: np.ndarray, faces: np.ndarray, views: Sequence[Gau
         raster = rasterize_mesh(vertices_t, faces_t, camera)
         covered, target = raster.mask, view.silhouette
         both = covered & target
-        near = both & ((raster.depth - view.depth).abs() <= tolerance)
+        near = both & (raster.depth >= view.depth - tolerance)  # not in front of what the Gaussians show
         union = int((covered | target).sum())
         agreements.append(ViewAgreement(float(both.sum()) / union, float(near.sum()) / union) if union
                           else ViewAgreement(1.0, 1.0))

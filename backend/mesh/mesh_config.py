@@ -22,9 +22,9 @@ class MeshConfig:
                  ``"auto"``: the level among ``iso_level.CANDIDATE_LEVELS`` whose mesh's silhouettes best match
                  the Gaussians' rendered alpha (backend/mesh/iso_level.py)
     iso_criterion: what ``"auto"`` compares (``ISO_CRITERIA``): ``"silhouette"`` — silhouette IoU only;
-                 ``"silhouette+depth"`` — the IoU counting only pixels where the mesh's depth also agrees with the
-                 Gaussians' expected depth, which sees a level that closes a concavity (iso_level.py). Only with
-                 ``threshold="auto"``
+                 ``"silhouette+depth"`` — the IoU counting only pixels where the mesh lies no nearer than what
+                 the Gaussians show there (their expected depth), so a level that closes a concavity loses
+                 (iso_level.py). Only with ``threshold="auto"``
     grid_box:    where the grid lies: ``"gaussians"`` (DreamGaussian's) — the box of the Gaussians' centres,
                  scaled so its longest side fills ±0.9 of the grid (``density_grid.gaussian_box``), so all
                  ``resolution`` samples fall on the object; ``"fixed"`` — [-bound, bound]³ around the origin
