@@ -54,6 +54,7 @@ from backend.eval_recon.layout import (  # noqa: E402
 from backend.eval_recon.reconstruct import mesh_config, render_straight  # noqa: E402
 from backend.export.glb import export_glb  # noqa: E402
 from backend.gaussians.gaussians import Gaussians  # noqa: E402
+from backend.job_control import JobControl  # noqa: E402
 from backend.mesh.bake import bake_cameras, bake_texture  # noqa: E402
 from backend.mesh.extract import extract_mesh  # noqa: E402
 from backend.mesh.mesh import Mesh  # noqa: E402
@@ -122,7 +123,11 @@ def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians |
         changes = dict(variant.mesh)
         if changes.get("resolution", 0) is None:
             changes["resolution"] = 2 * config.grid_resolution
-        mesh = extract_mesh(gaussians, replace(mesh_config(config), **changes))
+        # the iso-level in use (an "auto" one is chosen inside) goes to stdout beside the scores
+        level_report = JobControl(on_progress=lambda p: print(f"{object_dir.name:8s} {variant.name:22s} {p.message}",
+                                                              flush=True) if p.message.startswith("marching cubes at")
+                                  else None)
+        mesh = extract_mesh(gaussians, replace(mesh_config(config), **changes), level_report)
     if variant.visible_only:
         mesh = drop_unseen_faces(mesh, bake_cameras(4 * config.image_size))
     mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=texture_size))
