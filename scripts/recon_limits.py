@@ -14,6 +14,7 @@ geometry and appearance):
 - ``as-run``: the run's settings.
 - ``grid-x2``: twice the density-grid resolution.
 - ``iso-auto``, ``iso-0.1``, ``iso-0.3``, ``iso-1.0``: another marching-cubes iso-level (``auto`` = backend/mesh/iso_level.py).
+- ``iso-auto-depth``: ``auto`` with the ``silhouette+depth`` criterion (``MeshConfig.iso_criterion``).
 - ``no-smoothing``: Taubin smoothing off.      ``no-decimation``: keep every marching-cubes face.
 - ``bake-x4``: bake renders 4× larger and a 2× texture.
 - ``visible-only``: the run's mesh without the faces no bake view sees (rasterized at 4× the render size;
@@ -53,9 +54,11 @@ from backend.eval_recon.layout import (  # noqa: E402
 from backend.eval_recon.reconstruct import mesh_config, render_straight  # noqa: E402
 from backend.export.glb import export_glb  # noqa: E402
 from backend.gaussians.gaussians import Gaussians  # noqa: E402
+from backend.job_control import JobControl  # noqa: E402
 from backend.mesh.bake import bake_cameras, bake_texture  # noqa: E402
 from backend.mesh.extract import extract_mesh  # noqa: E402
 from backend.mesh.mesh import Mesh  # noqa: E402
+from backend.mesh.mesh_config import DEPTH_CRITERION  # noqa: E402
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs  # noqa: E402
 from backend.mesh.visibility import drop_unseen_faces  # noqa: E402
 
@@ -77,6 +80,7 @@ VARIANTS = {v.name: v for v in (
     Variant("as-run", {}),
     Variant("grid-x2", {"resolution": None}),  # None: twice the run's, filled in per run
     Variant("iso-auto", {"threshold": "auto"}),
+    Variant("iso-auto-depth", {"threshold": "auto", "iso_criterion": DEPTH_CRITERION}),
     Variant("iso-0.1", {"threshold": 0.1}),
     Variant("iso-0.3", {"threshold": 0.3}),
     Variant("iso-1.0", {"threshold": 1.0}),
@@ -119,7 +123,11 @@ def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians |
         changes = dict(variant.mesh)
         if changes.get("resolution", 0) is None:
             changes["resolution"] = 2 * config.grid_resolution
-        mesh = extract_mesh(gaussians, replace(mesh_config(config), **changes))
+        # the iso-level in use (an "auto" one is chosen inside) goes to stdout beside the scores
+        level_report = JobControl(on_progress=lambda p: print(f"{object_dir.name:8s} {variant.name:22s} {p.message}",
+                                                              flush=True) if p.message.startswith("marching cubes at")
+                                  else None)
+        mesh = extract_mesh(gaussians, replace(mesh_config(config), **changes), level_report)
     if variant.visible_only:
         mesh = drop_unseen_faces(mesh, bake_cameras(4 * config.image_size))
     mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=texture_size))

@@ -170,3 +170,8 @@ def test_score_refuses_a_fit_made_with_other_fit_settings(tmp_path):
     check_fit_settings(replace(record, config=None), replace(FULL, stage1_steps=1), tmp_path)  # older fit.json
     with pytest.raises(BadInputError, match=r"other settings than size 'full' has now \(stage1_steps\): run --phase fit"):
         check_fit_settings(record, replace(FULL, stage1_steps=1), tmp_path)
+    # a setting added after the fit counts as made at its default: passes at the default, refused at another value
+    older = replace(record, config={k: v for k, v in record.config.items() if k != "iso_criterion"})
+    check_fit_settings(older, FULL, tmp_path)
+    with pytest.raises(BadInputError, match=r"\(iso_criterion\)"):
+        check_fit_settings(older, replace(FULL, iso_criterion="silhouette+depth"), tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from ..errors import BadInputError
+from ..mesh.mesh_config import SILHOUETTE_CRITERION
 
 # scripts/recon_blender.py builds these (the last four in scripts/recon_objects.py, image-textured): the order of a run
 BUILTIN_OBJECTS = ("suzanne", "torus", "box", "mug", "can", "bowl")
@@ -45,6 +46,7 @@ class EvalReconConfig:
     # size no fixed level holds up: after 2000 steps 0.3 is right (1.0 sits 0.02–0.03 inside the surface), after
     # 4000 steps 0.3 is not (Suzanne 27.1 → 24.1 dB): the full size uses "auto". Its 256³ grid (generate's
     # standard preset: 128³) follows thin parts better: Suzanne's held-out IoU 0.984 → 0.986 in our own renders
+    iso_criterion: str = SILHOUETTE_CRITERION  # MeshConfig.iso_criterion: what "auto" compares (mesh_config.ISO_CRITERIA)
     cull_unseen_faces: bool = False  # MeshConfig.cull_unseen_faces: drop the faces no bake view sees
     texture_size: int = 256
     bake_size: int = 64  # Gaussian renders (at generate's 26 bake views) the texture is baked from
@@ -67,6 +69,9 @@ SMALL = EvalReconConfig(densify_stop_fraction=0.75, mesh_threshold=0.1)
 # densification until 3/4 (what helped at 64² on the CPU) was worse on five of six objects, the Gaussians alone
 # included (box 23.33 → 22.28 dB held-out, can 22.48 → 19.62; docs/eval_recon.md, "4000 steps at full size").
 # Culling unseen faces stays: from the same 2000-step Gaussians it lowered Chamfer on four objects (box 1.43 → 0.62 %).
+# The auto iso-level keeps the silhouette criterion: "silhouette+depth" lowered the bowl's Chamfer (2.95 → 2.27 %) at
+# 1.3 dB, and moved Suzanne, the torus, the mug and the can to level 0.7, worse on all three measures (torus 36.61 → 31.12 dB;
+# docs/eval_recon.md, "A depth term for the auto iso-level").
 FULL = EvalReconConfig(
     name="full", image_size=256, train_views=16, held_out_views=8, cycles_samples=64, stage1_steps=2000,
     stage1_num_init=None, views_per_step=4, densify_stop_fraction=None, mesh_threshold="auto", cull_unseen_faces=True,

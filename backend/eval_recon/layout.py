@@ -90,11 +90,13 @@ class FitRecord:
 
 def check_fit_settings(record: FitRecord, config: EvalReconConfig, object_dir: Path) -> None:
     """BadInputError when ``record`` was fitted with other fit settings than ``config`` has (scores would be
-    reported under settings the fit never used); a fit.json from before fit settings were recorded passes."""
+    reported under settings the fit never used); a fit.json from before fit settings were recorded passes, and a
+    setting added since the fit counts as made at its default (a new setting's default keeps the old behaviour)."""
     if record.config is None:
         return
     now = json.loads(json.dumps(fit_settings(config)))
-    changed = sorted(k for k in set(now) | set(record.config) if now.get(k) != record.config.get(k))
+    then = {**json.loads(json.dumps(fit_settings(EvalReconConfig()))), **record.config}
+    changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
     if changed:
         raise BadInputError(f"{object_dir} was fitted with other settings than size {config.name!r} has now "
                             f"({', '.join(changed)}): run --phase fit again")

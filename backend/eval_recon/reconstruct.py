@@ -44,12 +44,12 @@ def stage1_config(config: EvalReconConfig) -> Stage1Config:
 
 
 def mesh_config(config: EvalReconConfig) -> MeshConfig:
-    """``generate``'s meshing defaults with the evaluation's grid resolution, unseen-face culling (and iso-value,
-    if it sets one)."""
+    """``generate``'s meshing defaults with the evaluation's grid resolution, unseen-face culling (and iso-value and
+    its criterion, if it sets one)."""
     defaults = MeshConfig()
     threshold = config.mesh_threshold if config.mesh_threshold is not None else defaults.threshold
     return replace(defaults, resolution=config.grid_resolution, threshold=threshold,
-                   cull_unseen_faces=config.cull_unseen_faces)
+                   iso_criterion=config.iso_criterion, cull_unseen_faces=config.cull_unseen_faces)
 
 
 def render_gaussian_views(gaussians: Gaussians, cameras: Sequence[Camera]) -> list[tuple[np.ndarray, np.ndarray]]:

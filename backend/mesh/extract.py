@@ -158,8 +158,8 @@ def tidy_surface(vertices: np.ndarray, faces: np.ndarray, min_component_fraction
     return mesh
 
 
-def _silhouette_matched_surface(grid: np.ndarray, bound: float, centre: tuple[float, float, float],
-                                gaussians: Gaussians) -> tuple[float, np.ndarray, np.ndarray]:
+def _render_matched_surface(grid: np.ndarray, bound: float, centre: tuple[float, float, float],
+                            gaussians: Gaussians, criterion: str) -> tuple[float, np.ndarray, np.ndarray]:
     """(level, vertices, faces): the auto iso-level and its surface, which the choice already meshed."""
     surfaces: dict[float, tuple[np.ndarray, np.ndarray] | None] = {}
 
@@ -171,7 +171,7 @@ def _silhouette_matched_surface(grid: np.ndarray, bound: float, centre: tuple[fl
         return surfaces[level]
 
     try:
-        level = choose_iso_level(mesh_at, gaussians).level
+        level = choose_iso_level(mesh_at, gaussians, criterion=criterion).level
     except ValueError:
         raise NoSurfaceError(f"no surface to mesh: the Gaussians' peak density {float(grid.max()):.3g} is below "
                              f"every candidate iso-level") from None
@@ -192,8 +192,8 @@ def extract_mesh(gaussians: Gaussians, config: MeshConfig = MeshConfig(), contro
         torch.cuda.synchronize()
     grid = grid.cpu().numpy()
     if config.threshold == AUTO_THRESHOLD:
-        control.report(STAGE, 0.3, "iso-level from silhouettes")
-        threshold, vertices, faces = _silhouette_matched_surface(grid, bound, centre, gaussians)
+        control.report(STAGE, 0.3, f"iso-level by {config.iso_criterion}")
+        threshold, vertices, faces = _render_matched_surface(grid, bound, centre, gaussians, config.iso_criterion)
         control.report(STAGE, 0.4, f"marching cubes at {threshold:g}")
     else:
         control.report(STAGE, 0.4, f"marching cubes at {config.threshold:g}")

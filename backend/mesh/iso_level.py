@@ -1,12 +1,24 @@
-"""Choosing the marching-cubes iso-level from the Gaussians' own silhouettes.
+"""Choosing the marching-cubes iso-level from the Gaussians' own renders: silhouettes, optionally depth too.
 
 No fixed density level suits every fit. On eval-recon's full-size objects (H100, 2000 stage-1 steps) the
 surface at DreamGaussian's 1.0 sat 0.02–0.03 inside the true surface while 0.3 sat within 0.001 of it; the
 same objects fitted for 4000 steps, or with 8 views per step instead of 4, put the best level elsewhere
 (Suzanne at 0.3: 27.1 dB and Chamfer 0.72 % of the diagonal after 2000 steps, 24.1 dB and 1.06 % after 4000).
 What does not move is what the Gaussians look like: their rendered alpha. So each candidate level is meshed,
-the mesh's silhouette is rasterized at a ring of views, and the level whose silhouettes agree best (mean IoU)
-with the Gaussians' alpha > 0.5 at the same views wins.
+the mesh is rasterized at a ring of views, and the level whose renders agree best with the Gaussians' at the
+same views wins. Two criteria (``mesh_config.ISO_CRITERIA``):
+
+- ``"silhouette"``: mean IoU of the mesh's coverage with the Gaussians' alpha > 0.5.
+- ``"silhouette+depth"``: the same IoU, but a pixel both cover counts as agreeing only where the mesh is not in
+  front of the Gaussians' expected depth there by more than ``DEPTH_TOLERANCE_FRACTION`` of the Gaussians' size.
+  A low level that closes a concavity (a bowl's inside filled by the faint density there) leaves the silhouette
+  unchanged, so the silhouette criterion cannot see it; the lid sits in front of the depth the Gaussians render
+  through it, so this one can. Where no mesh surface lies in front of the Gaussians it is the silhouette IoU
+  itself. One-sided because the expected depth is pulled towards the camera wherever the surface slopes (each
+  Gaussian composites at its centre's depth, and the nearer ones come first): a two-sided test counted that at
+  every level, more the deeper the level, and ranked the H200 bowl's levels backwards (docs/eval_recon.md). A
+  mesh too deep is the silhouette's to punish: higher levels shrink it. A tolerance, rather
+  than a mean depth error added to the IoU, keeps the score in IoU units with no weight to tune.
 """
 
 from __future__ import annotations
@@ -20,18 +32,43 @@ import torch
 from ..camera import REFERENCE_FOVY_DEG, REFERENCE_RADIUS, Camera
 from ..gaussians.gaussians import Gaussians
 from ..gaussians.render import render_gaussians
+from .mesh_config import DEPTH_CRITERION, ISO_CRITERIA, SILHOUETTE_CRITERION
 from .rasterize import rasterize_mesh
 
 CANDIDATE_LEVELS = (0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0, 1.5)  # roughly ×1.5 apart
 ALPHA_SILHOUETTE = 0.5
+# How far in front of the Gaussians' expected depth the mesh may lie, as a fraction of the diagonal of the box
+# holding the central 98 % of the Gaussians' centres per axis (outlying floaters ignored): about 0.04 on
+# eval-recon's objects (radius 0.6), half the bowl's wall and far less than the depth of its inside
+DEPTH_TOLERANCE_FRACTION = 0.02
 
 
 @dataclass(frozen=True)
 class IsoLevelChoice:
-    """The chosen level and the mean silhouette IoU of every candidate tried (level → IoU)."""
+    """The chosen level, the criterion that chose it, and each candidate's mean silhouette IoU and mean
+    depth-agreeing IoU (level → score; both are measured whatever the criterion)."""
 
     level: float
+    criterion: str
     iou_by_level: dict[float, float]
+    depth_iou_by_level: dict[float, float]
+
+
+@dataclass(frozen=True)
+class GaussianView:
+    """What the Gaussians look like from one camera: alpha > 0.5 [H, W] bool, expected view depth [H, W]."""
+
+    silhouette: torch.Tensor
+    depth: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ViewAgreement:
+    """One mesh against one :class:`GaussianView`: silhouette IoU, and the IoU counting only the pixels where the
+    mesh is not in front of the Gaussians' depth by more than the tolerance."""
+
+    iou: float
+    depth_iou: float
 
 
 def silhouette_cameras(size: int, radius: float = REFERENCE_RADIUS, fovy_deg: float = REFERENCE_FOVY_DEG
@@ -44,26 +81,40 @@ def silhouette_cameras(size: int, radius: float = REFERENCE_RADIUS, fovy_deg: fl
     return cameras
 
 
-def gaussian_silhouettes(gaussians: Gaussians, cameras: Sequence[Camera]) -> list[torch.Tensor]:
-    """[H, W] bool per camera: where the Gaussians' rendered alpha exceeds one half."""
+def gaussian_views(gaussians: Gaussians, cameras: Sequence[Camera]) -> list[GaussianView]:
+    """The Gaussians' silhouette (alpha > 0.5) and expected depth at each camera."""
     background = torch.zeros(3, device=gaussians.means.device)
+    views = []
     with torch.no_grad():
-        return [render_gaussians(gaussians, camera, background).alpha[..., 0] > ALPHA_SILHOUETTE
-                for camera in cameras]
+        for camera in cameras:
+            render = render_gaussians(gaussians, camera, background)
+            views.append(GaussianView(render.alpha[..., 0] > ALPHA_SILHOUETTE, render.depth[..., 0]))
+    return views
 
 
-def silhouette_iou(vertices: np.ndarray, faces: np.ndarray, targets: Sequence[torch.Tensor],
-                   cameras: Sequence[Camera]) -> float:
-    """Mean IoU between the mesh's rasterized coverage and ``targets`` over ``cameras``."""
-    device = targets[0].device
+def depth_tolerance(gaussians: Gaussians) -> float:
+    """``DEPTH_TOLERANCE_FRACTION`` of the diagonal of the box of the central 98 % of the centres, per axis."""
+    means = gaussians.means.detach().float().cpu()
+    low, high = torch.quantile(means, 0.01, dim=0), torch.quantile(means, 0.99, dim=0)
+    return DEPTH_TOLERANCE_FRACTION * float(torch.linalg.vector_norm(high - low))
+
+
+def view_agreements(vertices: np.ndarray, faces: np.ndarray, views: Sequence[GaussianView],
+                    cameras: Sequence[Camera], tolerance: float) -> list[ViewAgreement]:
+    """The mesh rasterized at each camera against the Gaussians' view there (module docstring)."""
+    device = views[0].silhouette.device
     vertices_t = torch.as_tensor(vertices, dtype=torch.float32, device=device)
     faces_t = torch.as_tensor(faces, dtype=torch.int64, device=device)
-    ious = []
-    for camera, target in zip(cameras, targets, strict=True):
-        covered = rasterize_mesh(vertices_t, faces_t, camera).mask
-        union = (covered | target).sum()
-        ious.append(float((covered & target).sum() / union) if union > 0 else 1.0)
-    return float(np.mean(ious))
+    agreements = []
+    for camera, view in zip(cameras, views, strict=True):
+        raster = rasterize_mesh(vertices_t, faces_t, camera)
+        covered, target = raster.mask, view.silhouette
+        both = covered & target
+        near = both & (raster.depth >= view.depth - tolerance)  # not in front of what the Gaussians show
+        union = int((covered | target).sum())
+        agreements.append(ViewAgreement(float(both.sum()) / union, float(near.sum()) / union) if union
+                          else ViewAgreement(1.0, 1.0))
+    return agreements
 
 
 def choose_iso_level(
@@ -71,20 +122,29 @@ def choose_iso_level(
     gaussians: Gaussians,
     view_size: int = 256,
     candidates: Sequence[float] = CANDIDATE_LEVELS,
+    criterion: str = SILHOUETTE_CRITERION,
 ) -> IsoLevelChoice:
-    """The candidate level whose mesh's silhouettes agree best with the Gaussians' (module docstring).
+    """The candidate level whose mesh agrees best with the Gaussians under ``criterion`` (module docstring).
 
     ``mesh_at(level)`` returns (vertices, faces) of the iso-surface at ``level``, or None where there is none
-    (the density never reaches it); such levels are skipped. Raises ValueError when no candidate has a surface.
+    (the density never reaches it); such levels are skipped. Raises ValueError for an unknown criterion or when
+    no candidate has a surface.
     """
+    if criterion not in ISO_CRITERIA:
+        raise ValueError(f"unknown iso-level criterion {criterion!r} (choose from {', '.join(ISO_CRITERIA)})")
     cameras = silhouette_cameras(view_size)
-    targets = gaussian_silhouettes(gaussians, cameras)
-    scores: dict[float, float] = {}
+    views = gaussian_views(gaussians, cameras)
+    tolerance = depth_tolerance(gaussians)
+    ious: dict[float, float] = {}
+    depth_ious: dict[float, float] = {}
     for level in candidates:
         surface = mesh_at(level)
         if surface is not None:
-            scores[level] = silhouette_iou(*surface, targets, cameras)
-    if not scores:
+            agreements = view_agreements(*surface, views, cameras, tolerance)
+            ious[level] = float(np.mean([a.iou for a in agreements]))
+            depth_ious[level] = float(np.mean([a.depth_iou for a in agreements]))
+    if not ious:
         raise ValueError("no candidate iso-level has a surface")
+    scores = depth_ious if criterion == DEPTH_CRITERION else ious
     best = max(scores, key=lambda level: (scores[level], -abs(np.log(level))))  # ties: the level nearest 1.0
-    return IsoLevelChoice(best, scores)
+    return IsoLevelChoice(best, criterion, ious, depth_ious)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 AUTO_THRESHOLD = "auto"
+# What the "auto" threshold compares between each candidate level's mesh and the Gaussians (backend/mesh/iso_level.py)
+SILHOUETTE_CRITERION = "silhouette"
+DEPTH_CRITERION = "silhouette+depth"
+ISO_CRITERIA = (SILHOUETTE_CRITERION, DEPTH_CRITERION)
 GRID_BOXES = ("gaussians", "fixed")
 
 
@@ -17,6 +21,10 @@ class MeshConfig:
                  where the Gaussians' summed opacity reaches that of one fully opaque Gaussian at its centre.
                  ``"auto"``: the level among ``iso_level.CANDIDATE_LEVELS`` whose mesh's silhouettes best match
                  the Gaussians' rendered alpha (backend/mesh/iso_level.py)
+    iso_criterion: what ``"auto"`` compares (``ISO_CRITERIA``): ``"silhouette"`` — silhouette IoU only;
+                 ``"silhouette+depth"`` — the IoU counting only pixels where the mesh lies no nearer than what
+                 the Gaussians show there (their expected depth), so a level that closes a concavity loses
+                 (iso_level.py). Only with ``threshold="auto"``
     grid_box:    where the grid lies: ``"gaussians"`` (DreamGaussian's) — the box of the Gaussians' centres,
                  scaled so its longest side fills ±0.9 of the grid (``density_grid.gaussian_box``), so all
                  ``resolution`` samples fall on the object; ``"fixed"`` — [-bound, bound]³ around the origin
@@ -37,6 +45,7 @@ class MeshConfig:
 
     resolution: int = 128
     threshold: float | str = 1.0
+    iso_criterion: str = SILHOUETTE_CRITERION
     grid_box: str = "gaussians"
     bound: float = 1.0
     target_faces: int = 20_000
@@ -55,6 +64,11 @@ class MeshConfig:
                                  f"{self.threshold!r}")
         elif self.threshold <= 0:
             raise ValueError(f"MeshConfig.threshold must be positive, got {self.threshold}")
+        if self.iso_criterion not in ISO_CRITERIA:
+            raise ValueError(f"MeshConfig.iso_criterion must be one of {ISO_CRITERIA}, got {self.iso_criterion!r}")
+        if self.iso_criterion != SILHOUETTE_CRITERION and self.threshold != AUTO_THRESHOLD:
+            raise ValueError(f"MeshConfig.iso_criterion {self.iso_criterion!r} needs threshold {AUTO_THRESHOLD!r}, "
+                             f"got threshold {self.threshold!r}")
         if self.grid_box not in GRID_BOXES:
             raise ValueError(f"MeshConfig.grid_box must be one of {GRID_BOXES}, got {self.grid_box!r}")
         if self.target_faces < 0:
