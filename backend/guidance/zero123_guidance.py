@@ -80,6 +80,43 @@ def refine_timesteps(scheduler: DDIMScheduler, strength: float, steps: int, devi
     return scheduler.timesteps[int(steps * strength):]
 
 
+@dataclass(frozen=True)
+class _ObjectsStacked:
+    """Several objects' per-sample inputs to one batched Zero123 call, each object's ``B_i`` samples in turn:
+    its checked image count, its camera embeddings and its own reference (CLIP embedding, latents), which is
+    what keeps each object's result its own (``sds_losses_together``, ``refine_together``)."""
+
+    sizes: list[int]  # B_i per object
+    camera: torch.Tensor  # [ΣB, 4]
+    embedding: torch.Tensor  # [ΣB, 1, D] reference CLIP embedding per sample
+    concat: torch.Tensor  # [ΣB, 4, h, w] reference latents per sample
+
+    @classmethod
+    def of(cls, guidances: Sequence[Zero123Guidance], images: Sequence[torch.Tensor],
+           d_elevation_deg: Sequence, d_azimuth_deg: Sequence, d_radius: Sequence) -> _ObjectsStacked:
+        sizes, cameras = [], []
+        for guidance, image, d_elev, d_azim, d_rad in zip(guidances, images, d_elevation_deg, d_azimuth_deg,
+                                                          d_radius, strict=True):
+            guidance._check_reference()
+            size = guidance._check_images(image)
+            sizes.append(size)
+            cameras.append(guidance._camera_embedding(d_elev, d_azim, d_rad, size))
+        pairs = list(zip(guidances, sizes, strict=True))
+        with torch.no_grad():  # the references are fixed inputs, never differentiated
+            embedding = torch.cat([g.reference_embedding.expand(n, -1, -1) for g, n in pairs])
+            concat = torch.cat([g.reference_latents.expand(n, -1, -1, -1) for g, n in pairs])
+        return cls(sizes, torch.cat(cameras), embedding, concat)
+
+    def noise(self, guidances: Sequence[Zero123Guidance], generators: Sequence[torch.Generator | None],
+              shape: torch.Size) -> torch.Tensor:
+        """[ΣB, *shape] float32: each object's noise drawn from its generator (None: its guidance's own), in the
+        order the one-object methods draw it."""
+        lead = guidances[0]
+        return torch.cat([torch.randn((size, *shape), generator=generator or guidance.generator, device=lead.device,
+                                      dtype=torch.float32)
+                          for guidance, generator, size in zip(guidances, generators, self.sizes, strict=True)])
+
+
 def sds_losses_together(
     guidances: Sequence[Zero123Guidance],  # one per object; all with the same ``sds_group_key``
     images: Sequence[torch.Tensor],  # per object [B_i, 3, H, W] in [0, 1] (one H, W), differentiable renders
@@ -101,25 +138,19 @@ def sds_losses_together(
     lead = guidances[0]
     if any(g.sds_group_key != lead.sds_group_key for g in guidances):
         raise BadInputError("sds_losses_together needs guidances that share their models and timestep range")
-    sizes, cameras, timesteps = [], [], []
-    for guidance, image, d_elev, d_azim, d_rad, ratio in zip(guidances, images, d_elevation_deg, d_azimuth_deg,
-                                                             d_radius, step_ratios, strict=True):
-        guidance._check_reference()
-        size = guidance._check_images(image)
-        sizes.append(size)
-        cameras.append(guidance._camera_embedding(d_elev, d_azim, d_rad, size))
-        t = sds_timestep(ratio, lead.config.t_min, lead.config.t_max, lead.num_train_timesteps)
-        timesteps.append(torch.full((size,), t, device=lead.device, dtype=torch.long))
-    timestep = torch.cat(timesteps)  # [ΣB]
+    stacked = _ObjectsStacked.of(guidances, images, d_elevation_deg, d_azimuth_deg, d_radius)
+    sizes = stacked.sizes
+    timestep = torch.cat([torch.full((size,), sds_timestep(ratio, lead.config.t_min, lead.config.t_max,
+                                                           lead.num_train_timesteps), device=lead.device,
+                                     dtype=torch.long)
+                          for size, ratio in zip(sizes, step_ratios, strict=True)])  # [ΣB]
 
     latents = lead._encode(torch.cat(list(images)))  # [ΣB, 4, h, w] float32, with gradient
-    noise = torch.cat([torch.randn((size, *latents.shape[1:]), generator=g.generator, device=lead.device,
-                                   dtype=torch.float32) for g, size in zip(guidances, sizes, strict=True)])
+    noise = stacked.noise(guidances, [None] * len(guidances), latents.shape[1:])
     with torch.no_grad():
         noisy = lead._add_noise(latents.detach(), noise, timestep)
-        embedding = torch.cat([g.reference_embedding.expand(n, -1, -1) for g, n in zip(guidances, sizes, strict=True)])
-        concat = torch.cat([g.reference_latents.expand(n, -1, -1, -1) for g, n in zip(guidances, sizes, strict=True)])
-        noise_pred = lead._predict_noise(noisy, timestep, torch.cat(cameras), guidance_scale, embedding, concat)
+        noise_pred = lead._predict_noise(noisy, timestep, stacked.camera, guidance_scale, stacked.embedding,
+                                         stacked.concat)
         weight = (1.0 - lead.alphas_cumprod[timestep]).view(-1, 1, 1, 1)
         grad = torch.nan_to_num(weight * (noise_pred - noise))
         target = latents.detach() - grad
@@ -157,27 +188,18 @@ def refine_together(
     if steps < 1:
         raise BadInputError(f"refine needs at least one step, got {steps}")
     generators = list(generators) if generators is not None else [None] * len(guidances)
-    sizes, cameras, resized = [], [], []
-    for guidance, image, d_elev, d_azim, d_rad in zip(guidances, images, d_elevation_deg, d_azimuth_deg, d_radius,
-                                                      strict=True):
-        guidance._check_reference()
-        size = guidance._check_images(image)
-        sizes.append(size)
-        cameras.append(guidance._camera_embedding(d_elev, d_azim, d_rad, size))
-        resized.append(lead._resize(image.to(lead.device, torch.float32)))
+    stacked = _ObjectsStacked.of(guidances, images, d_elevation_deg, d_azimuth_deg, d_radius)
+    sizes = stacked.sizes
     batch = sum(sizes)
     timesteps = refine_timesteps(lead.scheduler, strength, steps, lead.device)
 
-    latents = lead._encode(torch.cat(resized))  # [ΣB, 4, h, w]
-    noise = torch.cat([torch.randn((size, *latents.shape[1:]), generator=generator or guidance.generator,
-                                   device=lead.device, dtype=torch.float32)
-                       for guidance, generator, size in zip(guidances, generators, sizes, strict=True)])
+    # each object's images at the model's side on their own (they may differ in size), then one encoding
+    latents = lead._encode(torch.cat([lead._resize(image.to(lead.device, torch.float32)) for image in images]))
+    noise = stacked.noise(guidances, generators, latents.shape[1:])
     latents = noise if strength == 0 else lead._add_noise(latents, noise, timesteps[:1].expand(batch))
-    embedding = torch.cat([g.reference_embedding.expand(n, -1, -1) for g, n in zip(guidances, sizes, strict=True)])
-    concat = torch.cat([g.reference_latents.expand(n, -1, -1, -1) for g, n in zip(guidances, sizes, strict=True)])
-    camera = torch.cat(cameras)
     for t in timesteps:
-        noise_pred = lead._predict_noise(latents, t.expand(batch), camera, guidance_scale, embedding, concat)
+        noise_pred = lead._predict_noise(latents, t.expand(batch), stacked.camera, guidance_scale, stacked.embedding,
+                                         stacked.concat)
         latents = lead.scheduler.step(noise_pred, t, latents).prev_sample
 
     decoded = lead.models.vae.decode((latents / lead.scaling_factor).to(lead.dtype)).sample.float()
