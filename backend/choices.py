@@ -86,6 +86,13 @@ DEFAULT_DEVICE = "auto"
 # batch --rows-per-process: a whole number K, or this word for "chosen from the device's free memory"
 # (backend.batch.row_groups.choose_rows_per_process).
 ROWS_PER_PROCESS_AUTO = "auto"
+# GPU memory one row of a group needs: a draft row peaked under 5 GB (docs/batch.md, one H200) and a standard
+# photo→GLB job at 4.7 GB (docs/performance.md); 6 GiB leaves a margin. A shared call that runs out of memory
+# fails every row of its group (exit 5), so auto must not promise rows a small GPU cannot hold.
+ROW_GPU_MEMORY = 6 * 2**30  # bytes
+# The largest group measured: 8 draft rows per process, 11.21 rows/min against 7.51 for 1 on one H200
+# (docs/batch.md); larger groups are unmeasured.
+MAX_AUTO_ROWS_PER_PROCESS = 8
 MODEL_MODES: tuple[str, ...] = tuple(mode.value for mode in ModelMode)
 
 

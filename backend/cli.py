@@ -231,7 +231,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    metavar="K|auto",
                    help="rows whose stage-1 fits and stage-2 textures run together in one process, sharing "
                         "batched Zero123 calls; auto: 1 on the CPU (and under --ray when this process sees no GPU), "
-                        "on a GPU one row per 6 GiB of its free memory (shared by --workers-per-gpu), at most 8")
+                        f"on a GPU one row per {choices.ROW_GPU_MEMORY // 2**30} GiB of its free memory (shared by "
+                        f"--workers-per-gpu), at most {choices.MAX_AUTO_ROWS_PER_PROCESS}")
     p.add_argument("--force", action="store_true", help="redo rows that are already done")
     _add_common(p)
 
