@@ -1,0 +1,158 @@
+"""Where a group of batch rows spends its time on the GPU: the phases of ``generate_together`` and the parts of
+one stage-1 step (full-random models, draft preset, on a CUDA machine).
+
+    python3 scripts/profile_batch_group.py --rows 8 --out group.json [--trace-steps 10]
+
+1. Two groups of ``--rows`` rows (the bench's four photos × seeds) through ``generate_together``: the first warms
+   up (models, CUDA graphs), the second is timed; each row's stage seconds come from its result (stage 1 and 2
+   are the group's, the rest the row's own).
+2. Stage 1's step for the same group, step by step, with a device sync after each part (reference renders and
+   losses of every row; the shared SDS call; the one backward pass; every row's Adam step and density control)
+   and, for ``--trace-steps`` steps, torch's profiler: the GPU's busy time against the wall time, and the
+   operators that took the most host and GPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from backend.generate.pipeline import _prepare_job, _stage1_arguments, _start_job, generate_together  # noqa: E402
+from backend.generate.request import GenerateRequest  # noqa: E402
+from backend.job_control import ensure_control  # noqa: E402
+from backend.stage1 import Stage1Job, _ObjectFit, _score_distillation, advance_together  # noqa: E402
+
+PHOTOS = (("coffee.png", "a coffee cup"), ("chelsea.png", "a cat"), ("astronaut.png", "an astronaut"),
+          ("rocket.jpg", "a rocket"))
+
+
+MODELS, DEVICE = "full-random", "cuda"
+
+
+def sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def requests(rows: int, first_seed: int, out: Path, preset: str) -> list[GenerateRequest]:
+    data = Path(importlib.util.find_spec("skimage").origin).parent / "data"
+    return [GenerateRequest(image_path=str(data / PHOTOS[i % 4][0]), prompt=PHOTOS[i % 4][1],
+                            out_dir=str(out / f"row{first_seed}-{i}"), preset=preset, seed=first_seed + i // 4,
+                            models=MODELS, device=DEVICE)
+            for i in range(rows)]
+
+
+def group_phases(rows: int, preset: str, work: Path) -> dict:
+    found = {}
+    for name, seed in (("warm-up group", 0), ("timed group", 100)):
+        start = time.perf_counter()
+        results = generate_together(requests(rows, seed, work, preset))
+        wall = time.perf_counter() - start
+        failed = [repr(r) for r in results if isinstance(r, Exception)]
+        per_stage = defaultdict(list)
+        for result in results:
+            if not isinstance(result, Exception):
+                for stage, seconds in result.timings.items():
+                    per_stage[stage].append(seconds)
+        found[name] = {"wall_s": round(wall, 2), "failed": failed,
+                       "stage_s": {stage: {"sum": round(sum(v), 2), "each_median": round(statistics.median(v), 3)}
+                                   for stage, v in per_stage.items()}}
+        print(name, json.dumps(found[name]), flush=True)
+    return found
+
+
+def synced(fn):
+    sync()
+    start = time.perf_counter()
+    value = fn()
+    sync()
+    return value, time.perf_counter() - start
+
+
+def step_parts(rows: int, preset: str, work: Path, steps: int, trace_steps: int) -> dict:
+    jobs = []
+    for request in requests(rows, 200, work, preset):
+        job = _start_job(request, ensure_control(None))
+        _prepare_job(job)
+        jobs.append(job)
+    fits = [_ObjectFit(Stage1Job(**_stage1_arguments(job)), torch.device(DEVICE)) for job in jobs]
+    parts = defaultdict(list)
+    for _ in range(steps):
+        live, t = synced(lambda: [fit.reference_loss() for fit in fits])
+        parts["reference and SDS-view renders, losses (all rows)"].append(t)
+        sds, t = synced(lambda: _score_distillation([(fit, step) for fit, step in zip(fits, live)]))
+        parts["SDS: one batched guidance call"].append(t)
+
+        def backward():
+            total = None
+            for fit, step, loss in zip(fits, live, sds):
+                step.loss = step.loss + fit.config.lambda_sds * loss
+                step.retain_statistics_grads()
+                total = step.loss if total is None else total + step.loss
+            total.backward()
+        _, t = synced(backward)
+        parts["one backward pass"].append(t)
+        _, t = synced(lambda: [fit.apply_step(step) for fit, step in zip(fits, live)])
+        parts["Adam, density control, progress (all rows)"].append(t)
+    settled = min(5, steps - 1)
+    summary = {name: {"median_ms": round(statistics.median(v[settled:]) * 1000, 2),
+                      "max_ms": round(max(v[settled:]) * 1000, 2)} for name, v in parts.items()}
+    summary["gaussians_per_row_at_end"] = [len(fit.model) for fit in fits]
+
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        sync()
+        start = time.perf_counter()
+        for _ in range(trace_steps):
+            advance_together(fits)
+        sync()
+        wall = time.perf_counter() - start
+    events = prof.key_averages()
+    gpu_busy = sum(e.self_device_time_total for e in events) / 1e3  # ms (kernels, copies)
+    summary["traced_steps"] = trace_steps
+    summary["traced_wall_ms_per_step"] = round(wall * 1000 / trace_steps, 2)
+    summary["traced_gpu_busy_ms_per_step"] = round(gpu_busy / trace_steps, 2)
+    summary["top_by_gpu_time"] = events.table(sort_by="self_device_time_total", row_limit=25)
+    summary["top_by_host_time"] = events.table(sort_by="self_cpu_time_total", row_limit=25)
+    return summary
+
+
+def main() -> int:
+    global MODELS, DEVICE
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=8)
+    parser.add_argument("--preset", default="draft")
+    parser.add_argument("--steps", type=int, default=60, help="stage-1 steps timed part by part")
+    parser.add_argument("--trace-steps", type=int, default=10)
+    parser.add_argument("--skip-groups", action="store_true", help="only the stage-1 step parts")
+    parser.add_argument("--models", default="full-random", help="full-random (default) or tiny (a CPU smoke run)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    MODELS, DEVICE = args.models, args.device
+    result = {"rows": args.rows, "preset": args.preset,
+              "device": torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE}
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_groups:
+            result["groups"] = group_phases(args.rows, args.preset, Path(tmp))
+        result["stage1_step"] = step_parts(args.rows, args.preset, Path(tmp), args.steps, args.trace_steps)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    for key in ("top_by_gpu_time", "top_by_host_time"):
+        print(result["stage1_step"][key])
+    print(json.dumps({k: v for k, v in result["stage1_step"].items() if not k.startswith("top")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
