@@ -12,7 +12,12 @@ from .models.loaded import clear_loaded_models
 
 
 def release_gpu_memory() -> None:
-    """Return CUDA's cached blocks to the driver (models kept between calls stay loaded)."""
+    """Return CUDA's cached blocks to the driver (models kept between calls stay loaded).
+
+    Once per job or per group of jobs, and after a failure, not per stage: the full collection walks every
+    Python object, half a million with the models loaded (0.26 s on a 2-core CPU), and a group of 8 rows that
+    released after each stage and each row spent seconds here.
+    """
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

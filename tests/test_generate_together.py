@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from backend.errors import BadInputError, CancelledError, describe_error
+from backend.generate import pipeline
 from backend.generate.pipeline import generate, generate_together
 from backend.generate.request import GenerateRequest
 from backend.guidance import zero123_guidance
@@ -51,6 +52,8 @@ def test_a_group_shares_stage_2_and_a_row_failing_or_cancelled_there_drops_out_a
         return batched(guidances, *args, **kwargs)
 
     monkeypatch.setattr(zero123_guidance, "refine_together", counting_refine_together)
+    releases: list[int] = []  # a full gc.collect each: once per group, not per stage and row
+    monkeypatch.setattr(pipeline, "release_gpu_memory", lambda: releases.append(1))
 
     def cancel_in_stage_2(progress):
         if progress.stage == "texture":
@@ -73,6 +76,7 @@ def test_a_group_shares_stage_2_and_a_row_failing_or_cancelled_there_drops_out_a
     # The smoke preset makes its ring targets in one round: one call for the three rows still there (the fourth
     # failed asking), none per step. Each row's stage-2 seconds are the group's.
     assert objects_per_refine_call == [3]
+    assert len(releases) == 1
     stage2 = [json.loads(r.job_json_path.read_text())["timings_s"]["stage2"] for r in outcomes[:2]]
     assert stage2[0] == stage2[1] == round(outcomes[0].timings["stage2"], 4) > 0
 

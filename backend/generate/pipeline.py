@@ -121,14 +121,15 @@ def generate_together(requests: list[GenerateRequest], controls: list[JobControl
                         [TextureJob(**_stage2_arguments(job)) for job in group]),
                     lambda job, mesh: setattr(job, "mesh", mesh))
 
-    # 8. Export, job by job.
-    for index, job in jobs.items():
-        try:
-            outcomes[index] = _export_job(job, job.mesh)
-        except Exception as exc:  # noqa: BLE001
-            outcomes[index] = _job_error(exc, job.control)
-        finally:
-            release_gpu_memory()
+    # 8. Export, job by job; the GPU's cached memory goes back once, after the group (see release_gpu_memory).
+    try:
+        for index, job in jobs.items():
+            try:
+                outcomes[index] = _export_job(job, job.mesh)
+            except Exception as exc:  # noqa: BLE001
+                outcomes[index] = _job_error(exc, job.control)
+    finally:
+        release_gpu_memory()
     return outcomes
 
 
@@ -156,7 +157,6 @@ def _stage_together(jobs: dict[int, _Job], members: list[int], outcomes: list, s
                 outcomes[i] = _job_error(outcome, job.control, stage)
             else:
                 keep(job, outcome)
-        release_gpu_memory()
 
 
 def _job_error(exc: Exception, control: JobControl | None, stage: str = "") -> Exception:
@@ -294,7 +294,6 @@ def _export_job(job: _Job, mesh: Mesh) -> GenerationResult:
     request, config, control, clock = job.request, job.config, job.control, job.clock
     reference, gaussians, image, method = job.reference, job.gaussians, job.image, job.method
     job.guidance = job.mesh = None
-    release_gpu_memory()
 
     # 8. Export, atomically.
     metadata = job_metadata(request, config, job.models, job.device, job.reused)
