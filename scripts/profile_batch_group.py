@@ -91,19 +91,19 @@ def step_parts(rows: int, preset: str, work: Path, steps: int, trace_steps: int)
     for _ in range(steps):
         live, t = synced(lambda: [fit.reference_loss() for fit in fits])
         parts["reference and SDS-view renders, losses (all rows)"].append(t)
-        sds, t = synced(lambda: _score_distillation([(fit, step) for fit, step in zip(fits, live)]))
+        sds, t = synced(lambda live=live: _score_distillation(list(zip(fits, live, strict=True))))
         parts["SDS: one batched guidance call"].append(t)
 
-        def backward():
+        def backward(live=live, sds=sds):
             total = None
-            for fit, step, loss in zip(fits, live, sds):
+            for fit, step, loss in zip(fits, live, sds, strict=True):
                 step.loss = step.loss + fit.config.lambda_sds * loss
                 step.retain_statistics_grads()
                 total = step.loss if total is None else total + step.loss
             total.backward()
         _, t = synced(backward)
         parts["one backward pass"].append(t)
-        _, t = synced(lambda: [fit.apply_step(step) for fit, step in zip(fits, live)])
+        _, t = synced(lambda live=live: [fit.apply_step(step) for fit, step in zip(fits, live, strict=True)])
         parts["Adam, density control, progress (all rows)"].append(t)
     settled = min(5, steps - 1)
     summary = {name: {"median_ms": round(statistics.median(v[settled:]) * 1000, 2),
