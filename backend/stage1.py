@@ -226,7 +226,8 @@ def _backward(live: list[tuple[int, _ObjectFit, _StepLoss]], sds: list[Tensor | 
 
 def _score_distillation(steps: list[tuple[_ObjectFit, _StepLoss]]) -> list[Tensor | None]:
     """4d. Each fit's SDS loss (None without guidance). Zero123 guidances with the same ``sds_group_key`` and scale
-    (the same models) share one batched call (``sds_losses_together``); any other guidance goes alone."""
+    (the same models), judging renders of the same size, share one batched call (``sds_losses_together``
+    encodes them as one batch); any other guidance goes alone."""
     losses: list[Tensor | None] = [None] * len(steps)
     guided = [i for i, (_, step) in enumerate(steps) if step.sds_images is not None]
     if not guided:
@@ -237,7 +238,9 @@ def _score_distillation(steps: list[tuple[_ObjectFit, _StepLoss]]) -> list[Tenso
     for i in guided:
         fit = steps[i][0]
         shared = isinstance(fit.guidance, Zero123Guidance)
-        groups.setdefault((fit.guidance.sds_group_key, fit.config.guidance_scale) if shared else (i,), []).append(i)
+        size = tuple(steps[i][1].sds_images.shape[2:])  # rows of other step counts may be at another render size
+        groups.setdefault((fit.guidance.sds_group_key, fit.config.guidance_scale, size) if shared else (i,),
+                          []).append(i)
     for members in groups.values():
         fits, views = [steps[i][0] for i in members], [steps[i][1] for i in members]
         scale = fits[0].config.guidance_scale

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from backend.camera import Camera, reference_camera
+from backend.gaussians.densify import ScreenGradientStats
 from backend.gaussians.gaussians import Gaussians, covariances
 from backend.gaussians.reference_rasterizer import project_gaussians
-from backend.gaussians.densify import ScreenGradientStats
 from backend.gaussians.render import (
     camera_matrices,
     render_gaussians,
