@@ -195,12 +195,14 @@ INERT_SCALE = 1e-6  # world units: a point, should a renderer ever draw an opaci
 
 @lru_cache(maxsize=8)
 def _inert_gaussian(device: torch.device, dtype: torch.dtype) -> Gaussians:
-    """One Gaussian that draws nothing (made once per device and dtype, so padding costs no fill per call)."""
-    return Gaussians(means=torch.zeros(1, 3, device=device, dtype=dtype),
-                     scales=torch.full((1, 3), INERT_SCALE, device=device, dtype=dtype),
-                     quats=torch.tensor([[1.0, 0.0, 0.0, 0.0]], device=device, dtype=dtype),
-                     opacities=torch.zeros(1, device=device, dtype=dtype),
-                     colors=torch.zeros(1, 3, device=device, dtype=dtype))
+    """One Gaussian that draws nothing (made once per device and dtype, so padding costs no fill per call;
+    outside inference mode, so a first call under it cannot keep autograd from using the cached rows later)."""
+    with torch.inference_mode(False), torch.no_grad():
+        return Gaussians(means=torch.zeros(1, 3, device=device, dtype=dtype),
+                         scales=torch.full((1, 3), INERT_SCALE, device=device, dtype=dtype),
+                         quats=torch.tensor([[1.0, 0.0, 0.0, 0.0]], device=device, dtype=dtype),
+                         opacities=torch.zeros(1, device=device, dtype=dtype),
+                         colors=torch.zeros(1, 3, device=device, dtype=dtype))
 
 
 def stack_gaussians(gaussians: Sequence[Gaussians]) -> StackedGaussians:
