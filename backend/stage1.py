@@ -34,7 +34,7 @@ from .gaussians.densify import (
 )
 from .gaussians.gaussians import Gaussians
 from .gaussians.model import GaussianModel
-from .gaussians.render import RenderBatch, render_views
+from .gaussians.render import RenderBatch, render_views_together, resolve_backend
 from .job_control import JobControl, ensure_control
 from .stage1_config import Stage1Config
 
@@ -100,9 +100,9 @@ def fit_gaussians_together(jobs: Sequence[Stage1Job], *, device) -> list[Stage1R
     Each job keeps its own Gaussians, optimiser, density control, random views, seed and cancel, so its result
     is the one :func:`fit_gaussians` gives alone, up to the float rounding of a larger batch (the guidance
     draws each object's noise from that object's own generator). A job that raises (its cancel included)
-    drops out with its exception in its place and the others go on; a failure inside the shared part of a
-    step (the batched guidance call, the one backward pass: running out of GPU memory, say) is every
-    remaining job's failure. Jobs may differ in step count: a short one finishes first.
+    drops out with its exception in its place and the others go on; a failure inside a shared part of a
+    step (a batched render, the batched guidance call, the one backward pass: running out of GPU memory, say)
+    is the failure of every job that shared it. Jobs may differ in step count: a short one finishes first.
     """
     device = torch.device(device)
     outcomes: list[Stage1Result | Exception | None] = [None] * len(jobs)
@@ -129,27 +129,21 @@ def advance_together(fits: Sequence[_ObjectFit]) -> dict[int, Exception]:
     """One optimisation step of every fit in ``fits``: the per-step function of stage 1 (a loop of it is
     :func:`fit_gaussians_together`). Returns the fits that failed in this step, by position, with their error.
 
-    Steps 4a-4d of the recipe: each fit renders and takes its reference loss on its own; the SDS of all of them
-    is one guidance call per group of compatible guidances and the backward pass is one for all; then each
-    fit steps its optimiser, controls its density and reports progress (where a cancel is raised) on its own.
+    Steps 4a-4f of the recipe: each fit prepares its step on its own (learning rate, target views, background);
+    the reference views of all fits are one render call and their random SDS views another (per group of fits
+    whose views have the same size, count and renderer); each fit takes its losses on its own; the SDS of all
+    of them is one guidance call per group of compatible guidances and the backward pass is one for all; then
+    each fit steps its optimiser, controls its density and reports progress (where a cancel is raised) on its
+    own. A fit's own failure is its own; a shared call's failure is that of every fit in the call.
     """
     failed: dict[int, Exception] = {}
-    live: list[tuple[int, _ObjectFit, _StepLoss]] = []
-    for position, fit in enumerate(fits):
-        try:
-            live.append((position, fit, fit.reference_loss()))
-        except Exception as exc:  # noqa: BLE001 - this object's failure only
-            failed[position] = exc
+    plans = _prepare_steps(fits, failed)
+    renders = _render_steps(plans, failed)
+    live = _step_losses(fits, plans, renders, failed)
     if not live:
         return failed
     try:
-        sds = _score_distillation([(fit, step) for _, fit, step in live])
-        total = None
-        for (_, fit, step), sds_loss in zip(live, sds, strict=True):
-            step.loss = step.loss if sds_loss is None else step.loss + fit.config.lambda_sds * sds_loss
-            step.retain_statistics_grads()
-            total = step.loss if total is None else total + step.loss
-        total.backward()  # the objects' graphs are disjoint but for the batched guidance: one pass for all
+        _backward(live, _score_distillation([(fit, step) for _, fit, step in live]))
     except Exception as exc:  # noqa: BLE001 - a shared call fails for all who shared it
         failed.update({position: exc for position, _, _ in live})
         return failed
@@ -161,9 +155,79 @@ def advance_together(fits: Sequence[_ObjectFit]) -> dict[int, Exception]:
     return failed
 
 
+def _prepare_steps(fits: Sequence[_ObjectFit], failed: dict[int, Exception]) -> dict[int, _StepPlan]:
+    """4a. Each fit's step plan, by position; a fit that fails here goes into ``failed`` alone."""
+    plans: dict[int, _StepPlan] = {}
+    for position, fit in enumerate(fits):
+        try:
+            plans[position] = fit.prepare_step()
+        except Exception as exc:  # noqa: BLE001 - this object's failure only
+            failed[position] = exc
+    return plans
+
+
+def _render_steps(plans: dict[int, _StepPlan],
+                  failed: dict[int, Exception]) -> dict[int, tuple[RenderBatch, RenderBatch | None]]:
+    """4b. Every fit's target views, then every fit's random SDS views, each kind in one render call per group
+    of fits whose views can share it (:meth:`_ViewsToRender.shared_call_key`). Returns (target-view render,
+    SDS-view render or None) by position; a failing call puts every fit that shared it into ``failed``."""
+    references = _render_grouped({p: plan.reference for p, plan in plans.items()}, plans, failed)
+    sds = _render_grouped({p: plan.sds for p, plan in plans.items() if plan.sds is not None and p not in failed},
+                          plans, failed)
+    return {p: (references[p], sds.get(p)) for p in plans if p not in failed}
+
+
+def _render_grouped(requests: dict[int, _ViewsToRender], plans: dict[int, _StepPlan],
+                    failed: dict[int, Exception]) -> dict[int, RenderBatch]:
+    groups: dict[tuple, list[int]] = {}
+    for position, views in requests.items():
+        groups.setdefault(views.shared_call_key(), []).append(position)
+    rendered: dict[int, RenderBatch] = {}
+    for members in groups.values():
+        views = [requests[p] for p in members]
+        try:
+            batches = render_views_together([plans[p].gaussians for p in members],
+                                            _stack([v.viewmats for v in views]), _stack([v.Ks for v in views]),
+                                            views[0].width, views[0].height,
+                                            _stack([v.backgrounds for v in views]), views[0].backend)
+        except Exception as exc:  # noqa: BLE001 - a shared call fails for all who shared it
+            failed.update({p: exc for p in members})
+            continue
+        rendered.update(zip(members, batches, strict=True))
+    return rendered
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    return tensors[0][None] if len(tensors) == 1 else torch.stack(tensors)
+
+
+def _step_losses(fits: Sequence[_ObjectFit], plans: dict[int, _StepPlan],
+                 renders: dict[int, tuple[RenderBatch, RenderBatch | None]],
+                 failed: dict[int, Exception]) -> list[tuple[int, _ObjectFit, _StepLoss]]:
+    """4c. Each rendered fit's losses (position, fit, loss); a fit that fails here goes into ``failed`` alone."""
+    live: list[tuple[int, _ObjectFit, _StepLoss]] = []
+    for position, (reference, sds) in renders.items():
+        try:
+            live.append((position, fits[position], fits[position].step_loss(plans[position], reference, sds)))
+        except Exception as exc:  # noqa: BLE001 - this object's failure only
+            failed[position] = exc
+    return live
+
+
+def _backward(live: list[tuple[int, _ObjectFit, _StepLoss]], sds: list[Tensor | None]) -> None:
+    """4e. Each fit's total loss (its reference loss plus its weighted SDS), one backward pass for all."""
+    total = None
+    for (_, fit, step), sds_loss in zip(live, sds, strict=True):
+        step.loss = step.loss if sds_loss is None else step.loss + fit.config.lambda_sds * sds_loss
+        step.retain_statistics_grads()
+        total = step.loss if total is None else total + step.loss
+    total.backward()  # the objects' graphs are disjoint but for the batched calls: one pass for all
+
+
 def _score_distillation(steps: list[tuple[_ObjectFit, _StepLoss]]) -> list[Tensor | None]:
-    """Each fit's SDS loss (None without guidance). Zero123 guidances with the same ``sds_group_key`` and scale
-    (the same models) share one batched call (``sds_losses_together``); any other guidance goes alone."""
+    """4d. Each fit's SDS loss (None without guidance). Zero123 guidances with the same ``sds_group_key`` and scale
+    (the same models), judging renders of the same size, share one batched call (``sds_losses_together``
+    encodes them as one batch); any other guidance goes alone."""
     losses: list[Tensor | None] = [None] * len(steps)
     guided = [i for i, (_, step) in enumerate(steps) if step.sds_images is not None]
     if not guided:
@@ -174,7 +238,9 @@ def _score_distillation(steps: list[tuple[_ObjectFit, _StepLoss]]) -> list[Tenso
     for i in guided:
         fit = steps[i][0]
         shared = isinstance(fit.guidance, Zero123Guidance)
-        groups.setdefault((fit.guidance.sds_group_key, fit.config.guidance_scale) if shared else (i,), []).append(i)
+        size = tuple(steps[i][1].sds_images.shape[2:])  # rows of other step counts may be at another render size
+        groups.setdefault((fit.guidance.sds_group_key, fit.config.guidance_scale, size) if shared else (i,),
+                          []).append(i)
     for members in groups.values():
         fits, views = [steps[i][0] for i in members], [steps[i][1] for i in members]
         scale = fits[0].config.guidance_scale
@@ -188,6 +254,34 @@ def _score_distillation(steps: list[tuple[_ObjectFit, _StepLoss]]) -> list[Tenso
         for i, loss in zip(members, found, strict=True):
             losses[i] = loss
     return losses
+
+
+@dataclass(frozen=True)
+class _ViewsToRender:
+    """Views one fit wants rendered this step: viewmats [C, 4, 4], Ks [C, 3, 3], backgrounds [C, 3]."""
+
+    viewmats: Tensor
+    Ks: Tensor
+    backgrounds: Tensor
+    width: int
+    height: int
+    backend: str  # resolved: "gsplat" or "torch"
+
+    def shared_call_key(self) -> tuple:
+        """Fits whose views have equal keys render in one call (``render_views_together`` stacks them)."""
+        return self.width, self.height, self.viewmats.shape[0], self.backend, self.viewmats.device
+
+
+@dataclass(frozen=True)
+class _StepPlan:
+    """4a. One fit's step before rendering: its Gaussians, its place in the schedules, the views to render."""
+
+    gaussians: Gaussians  # activated, in the autograd graph of the fit's parameters
+    step_ratio: float
+    chosen: Tensor | slice  # the target views fitted this step
+    background: Tensor  # [3] behind the target views
+    reference: _ViewsToRender  # the chosen target views
+    sds: _ViewsToRender | None  # the random views score distillation judges (None without guidance)
 
 
 @dataclass
@@ -247,6 +341,7 @@ class _ObjectFit:
                              if self.guidance is not None else None)
         self.reference_bg = (torch.tensor(config.reference_background, dtype=torch.float32, device=device)
                              if config.reference_background is not None else None)
+        self.render_backend = resolve_backend(config.render_backend, device)
         self.target_choices = _target_schedule(config, len(targets), self.view_rng)
         self.losses: list[Tensor] = []
         self.reference_losses: list[Tensor] = []
@@ -258,49 +353,56 @@ class _ObjectFit:
     def finished(self) -> bool:
         return self.step >= self.config.steps
 
-    def reference_loss(self) -> _StepLoss:
-        """4a. Target views: composited RGB + mask; and the renders of this step's random (SDS) views."""
-        config, views, device, step = self.config, self.views, self.device, self.step
+    def prepare_step(self) -> _StepPlan:
+        """4a. This step's learning rate, target views and background, and the views to render."""
+        config, views, step = self.config, self.views, self.step
         # DreamGaussian counts steps from 1 and sets the rates, the loss ramp and the SDS schedule for step s from
         # s / steps before stepping: the first step already sits 1/steps into every schedule, the last at its end.
         step_ratio = (step + 1) / config.steps
         self.means_group["lr"] = config.lrs.means_at(step_ratio)
-        gaussians = self.model.gaussians()
-        rendered: list[tuple[RenderBatch, int, int]] = []
 
         chosen = self.target_choices[step] if self.target_choices is not None else slice(None)
         if self.reference_bg is None:
-            bg = (float(self.view_rng.random() < 0.5)) * torch.ones(3, device=device)
+            bg = (float(self.view_rng.random() < 0.5)) * torch.ones(3, device=self.device)
         else:
             bg = self.reference_bg
-        batch = render_views(gaussians, views.viewmats[chosen], views.Ks[chosen], views.width, views.height,
-                             bg.expand(views.viewmats[chosen].shape[0], 3), config.render_backend)
-        rendered.append((batch, views.width, views.height))
+        viewmats = views.viewmats[chosen]
+        reference = _ViewsToRender(viewmats, views.Ks[chosen], bg.expand(viewmats.shape[0], 3), views.width,
+                                   views.height, self.render_backend)
+        random_views, sds = self.random_views, None
+        if random_views is not None:
+            size = config.render_size_at(step_ratio)
+            sds = _ViewsToRender(random_views.viewmats[step], random_views.Ks[size], random_views.backgrounds[step],
+                                 size, size, self.render_backend)
+        return _StepPlan(self.model.gaussians(), step_ratio, chosen, bg, reference, sds)
+
+    def step_loss(self, plan: _StepPlan, reference: RenderBatch, sds: RenderBatch | None) -> _StepLoss:
+        """4c. Target views: composited RGB + mask, from ``reference`` (the render of ``plan.reference``); and
+        what the guidance needs of ``sds`` (the render of ``plan.sds``)."""
+        config, views, step, chosen, bg = self.config, self.views, self.step, plan.chosen, plan.background
         target_rgb = views.rgb[chosen] * views.alpha[chosen] + bg * (1 - views.alpha[chosen])
-        rgb_mse = F.mse_loss(batch.rgb, target_rgb)
-        mask_mse = F.mse_loss(batch.alpha, views.alpha[chosen])
-        warmup = min(1.0, step_ratio / max(1.0 / config.steps, config.mask_warmup))
+        rgb_mse = F.mse_loss(reference.rgb, target_rgb)
+        mask_mse = F.mse_loss(reference.alpha, views.alpha[chosen])
+        warmup = min(1.0, plan.step_ratio / max(1.0 / config.steps, config.mask_warmup))
         loss = warmup * (config.lambda_rgb * rgb_mse + config.lambda_mask * mask_mse)
         self.reference_losses.append((rgb_mse + mask_mse).detach())
 
-        # 4b. The random views score distillation will judge (the guidance call itself is shared, see
+        # The random views score distillation will judge (the guidance call itself is shared, see
         # advance_together). With guidance the screen-space statistics come from these novel views only, as
         # DreamGaussian's (it reads them from the last render of the step, the novel view): the reference view's
         # 10 000-weighted loss would otherwise dominate which Gaussians grow. Without guidance the target views
         # are all there is.
+        if sds is None:
+            return _StepLoss(loss, [(reference, views.width, views.height)], config.densify.enabled,
+                             plan.step_ratio)
         random_views = self.random_views
-        if random_views is None:
-            return _StepLoss(loss, rendered, config.densify.enabled, step_ratio)
-        size = config.render_size_at(step_ratio)
-        sds_batch = render_views(gaussians, random_views.viewmats[step], random_views.Ks[size], size, size,
-                                 random_views.backgrounds[step], config.render_backend)
-        return _StepLoss(loss, [(sds_batch, size, size)], config.densify.enabled, step_ratio,
-                         sds_images=sds_batch.rgb.permute(0, 3, 1, 2),  # [B, 3, H, W], channels-last in memory
+        return _StepLoss(loss, [(sds, plan.sds.width, plan.sds.height)], config.densify.enabled, plan.step_ratio,
+                         sds_images=sds.rgb.permute(0, 3, 1, 2),  # [B, 3, H, W], channels-last in memory
                          sds_angles=(random_views.d_elevation[step], random_views.d_azimuth[step],
                                      random_views.d_radius[step]))
 
     def apply_step(self, step_loss: _StepLoss) -> None:
-        """4c. After the backward pass: optimiser step, density control; 4d. progress and cancel."""
+        """4f. After the backward pass: optimiser step, density control, progress and cancel."""
         config = self.config
         if step_loss.track_screen_grads:
             for batch, width, height in step_loss.statistics_views:

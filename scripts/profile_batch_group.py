@@ -6,10 +6,12 @@ one stage-1 step (full-random models, draft preset, on a CUDA machine).
 1. Two groups of ``--rows`` rows (the bench's four photos × seeds) through ``generate_together``: the first warms
    up (models, CUDA graphs), the second is timed; each row's stage seconds come from its result (stage 1 and 2
    are the group's, the rest the row's own).
-2. Stage 1's step for the same group, step by step, with a device sync after each part (reference renders and
-   losses of every row; the shared SDS call; the one backward pass; every row's Adam step and density control)
-   and, for ``--trace-steps`` steps, torch's profiler: the GPU's busy time against the wall time, and the
-   operators that took the most host and GPU time.
+2. Stage 1's step for the same group, step by step, with a device sync after each part, in the order
+   ``backend.stage1.advance_together`` runs them (every row's preparation; the batched renders: all rows'
+   target views in one call, all rows' SDS views in another; every row's losses; the shared SDS call; the one
+   backward pass; every row's Adam step and density control) and, for ``--trace-steps`` steps, torch's
+   profiler: the GPU's busy time against the wall time, and the operators that took the most host and GPU
+   time.
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ sys.path.insert(0, str(REPO))
 from backend.generate.pipeline import _prepare_job, _stage1_arguments, _start_job, generate_together  # noqa: E402
 from backend.generate.request import GenerateRequest  # noqa: E402
 from backend.job_control import ensure_control  # noqa: E402
-from backend.stage1 import Stage1Job, _ObjectFit, _score_distillation, advance_together  # noqa: E402
+from backend.stage1 import (  # noqa: E402
+    Stage1Job,
+    _backward,
+    _ObjectFit,
+    _prepare_steps,
+    _render_steps,
+    _score_distillation,
+    _step_losses,
+    advance_together,
+)
 
 PHOTOS = (("coffee.png", "a coffee cup"), ("chelsea.png", "a cat"), ("astronaut.png", "an astronaut"),
           ("rocket.jpg", "a rocket"))
@@ -72,12 +83,17 @@ def group_phases(rows: int, preset: str, work: Path) -> dict:
     return found
 
 
-def synced(fn):
+def synced(fn, *args):
     sync()
     start = time.perf_counter()
-    value = fn()
+    value = fn(*args)
     sync()
     return value, time.perf_counter() - start
+
+
+def apply_steps(live) -> None:
+    for _, fit, step in live:
+        fit.apply_step(step)
 
 
 def step_parts(rows: int, preset: str, work: Path, steps: int, trace_steps: int) -> dict:
@@ -89,21 +105,20 @@ def step_parts(rows: int, preset: str, work: Path, steps: int, trace_steps: int)
     fits = [_ObjectFit(Stage1Job(**_stage1_arguments(job)), torch.device(DEVICE)) for job in jobs]
     parts = defaultdict(list)
     for _ in range(steps):
-        live, t = synced(lambda: [fit.reference_loss() for fit in fits])
-        parts["reference and SDS-view renders, losses (all rows)"].append(t)
-        sds, t = synced(lambda live=live: _score_distillation(list(zip(fits, live, strict=True))))
+        failed: dict[int, Exception] = {}
+        plans, t = synced(_prepare_steps, fits, failed)
+        parts["preparation: learning rate, views, background (all rows)"].append(t)
+        renders, t = synced(_render_steps, plans, failed)
+        parts["batched renders: target views, SDS views (one call each)"].append(t)
+        live, t = synced(_step_losses, fits, plans, renders, failed)
+        parts["reference losses (all rows)"].append(t)
+        if failed:
+            raise RuntimeError(f"rows failed in the timed step: {failed}")
+        sds, t = synced(_score_distillation, [(fit, step) for _, fit, step in live])
         parts["SDS: one batched guidance call"].append(t)
-
-        def backward(live=live, sds=sds):
-            total = None
-            for fit, step, loss in zip(fits, live, sds, strict=True):
-                step.loss = step.loss + fit.config.lambda_sds * loss
-                step.retain_statistics_grads()
-                total = step.loss if total is None else total + step.loss
-            total.backward()
-        _, t = synced(backward)
+        _, t = synced(_backward, live, sds)
         parts["one backward pass"].append(t)
-        _, t = synced(lambda live=live: [fit.apply_step(step) for fit, step in zip(fits, live, strict=True)])
+        _, t = synced(apply_steps, live)
         parts["Adam, density control, progress (all rows)"].append(t)
     settled = min(5, steps - 1)
     summary = {name: {"median_ms": round(statistics.median(v[settled:]) * 1000, 2),

@@ -20,7 +20,7 @@ OOM_STAGES = {
     "segmentation (sam embedding)": ("backend.segment.api", "embed_image"),
     "preprocess": ("backend.preprocess", "prepare_reference"),
     "load_guidance": ("backend.models.zero123", "load_zero123"),
-    "stage1": ("backend.stage1", "render_views"),
+    "stage1": ("backend.stage1", "render_views_together"),
     "mesh": ("backend.mesh.extract", "marching_cubes"),
     "uv_unwrap": ("backend.mesh", "unwrap_uvs"),
     "bake": ("backend.mesh.bake", "rasterize_uv"),

@@ -9,13 +9,19 @@ import pytest
 import torch
 
 from backend.camera import Camera, reference_camera
+from backend.gaussians.densify import ScreenGradientStats
 from backend.gaussians.gaussians import Gaussians, covariances
 from backend.gaussians.reference_rasterizer import project_gaussians
-from backend.gaussians.render import camera_matrices, render_gaussians, render_views
+from backend.gaussians.render import (
+    camera_matrices,
+    render_gaussians,
+    render_views,
+    render_views_together,
+    stack_gaussians,
+)
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
-
+FIELDS = ("means", "scales", "quats", "opacities", "colors")
 
 
 def random_gaussians(n: int, seed: int = 0, dtype=torch.float32, device="cpu", scale=0.06, radius=0.5) -> Gaussians:
@@ -162,6 +168,103 @@ def test_screen_space_gradients_are_available_for_densification():
     assert grads[0][drawn].abs().sum() > 0 and grads[0][~drawn].abs().sum() == 0
 
 
+# ---------------------------------------------------------------- several objects in one call
+
+
+def _objects_and_views(counts, size, device="cpu", scale=0.06):
+    """Objects of the given Gaussian counts as leaves that take gradients, and two views of each (its own
+    cameras and backgrounds): viewmats [K, 2, 4, 4], Ks [K, 2, 3, 3], backgrounds [K, 2, 3]."""
+    objects = [{name: getattr(random_gaussians(n, seed=10 + k, device=device, scale=scale), name).clone()
+                .requires_grad_(True) for name in FIELDS} for k, n in enumerate(counts)]
+    cameras = [[Camera.orbit(10.0 * k, 40.0 * k + 90.0 * v, size) for v in range(2)] for k in range(len(counts))]
+    mats = [[camera_matrices(c, device) for c in views] for views in cameras]
+    viewmats = torch.stack([torch.stack([m[0] for m in views]) for views in mats])
+    Ks = torch.stack([torch.stack([m[1] for m in views]) for views in mats])
+    backgrounds = torch.rand(len(counts), 2, 3, generator=torch.Generator().manual_seed(7)).to(device)
+    return objects, viewmats, Ks, backgrounds
+
+
+def _image_loss(batch, size):
+    """A loss that reaches every output and every pixel differently."""
+    weight = torch.linspace(0.0, 1.0, size * size * 3, device=batch.rgb.device).reshape(size, size, 3)
+    return (batch.rgb * weight).sum() + batch.alpha.sum() + (batch.depth * batch.alpha).sum()
+
+
+def _render_and_backward(objects, viewmats, Ks, backgrounds, size, backend, together: bool):
+    """(each object's RenderBatch, each object's parameter gradients, each object's screen gradients)."""
+    for leaves in objects:
+        for leaf in leaves.values():
+            leaf.grad = None
+    gaussians = [Gaussians(**leaves) for leaves in objects]
+    if together:
+        batches = render_views_together(gaussians, viewmats, Ks, size, size, backgrounds, backend)
+    else:
+        batches = [render_views(g, viewmats[k], Ks[k], size, size, backgrounds[k], backend)
+                   for k, g in enumerate(gaussians)]
+    for batch in batches:
+        batch.retain_screen_grads()
+    sum(_image_loss(batch, size) for batch in batches).backward()
+    grads = [{name: leaf.grad.clone() for name, leaf in leaves.items()} for leaves in objects]
+    return batches, grads, [batch.screen_grads() for batch in batches]
+
+
+def test_padding_adds_inert_gaussians_after_each_objects_own():
+    objects = [random_gaussians(n, seed=n) for n in (5, 3, 7)]
+    stacked = stack_gaussians(objects)
+    assert stacked.counts == (5, 3, 7) and stacked.means.shape == (3, 7, 3) and stacked.colors.shape == (3, 7, 3)
+    for k, g in enumerate(objects):
+        padded = stacked.object(k)
+        for name in FIELDS:
+            assert torch.equal(getattr(padded, name)[:len(g)], getattr(g, name)), name
+        assert bool((padded.opacities[len(g):] == 0).all())  # below 1/255: every renderer culls them
+        assert bool((padded.scales[len(g):] < 1e-5).all())
+
+
+def test_objects_of_different_counts_render_together_as_each_alone():
+    size, counts = 32, (60, 25, 90)
+    objects, viewmats, Ks, backgrounds = _objects_and_views(counts, size)
+    alone, alone_grads, alone_screen = _render_and_backward(objects, viewmats, Ks, backgrounds, size, "torch",
+                                                            together=False)
+    together, grads, screen = _render_and_backward(objects, viewmats, Ks, backgrounds, size, "torch",
+                                                   together=True)
+    for k, n in enumerate(counts):
+        mine, theirs = together[k], alone[k]
+        assert float(theirs.alpha.detach().max()) > 0.5  # each object really covers pixels
+        for name in ("rgb", "alpha", "depth"):
+            torch.testing.assert_close(getattr(mine, name), getattr(theirs, name), atol=1e-6, rtol=1e-5)
+        assert mine.radii.shape == (2, n) and torch.equal(mine.radii, theirs.radii)
+        assert screen[k].shape == (2, n, 2)  # its own Gaussians only: the padding sliced off
+        torch.testing.assert_close(screen[k], alone_screen[k], atol=1e-6, rtol=1e-5)
+        for name in FIELDS:
+            assert float(grads[k][name].abs().max()) > 0, name
+            torch.testing.assert_close(grads[k][name], alone_grads[k][name], atol=1e-6, rtol=1e-4,
+                                       msg=lambda m, k=k, name=name: f"object {k} {name}: {m}")
+        # and densification reads them per object as it reads a lone render
+        stats = ScreenGradientStats.zeros(n, "cpu").accumulate(screen[k], mine.radii, size, size)
+        expected = ScreenGradientStats.zeros(n, "cpu").accumulate(alone_screen[k], theirs.radii, size, size)
+        torch.testing.assert_close(stats.grad_norm_sum, expected.grad_norm_sum, atol=1e-6, rtol=1e-5)
+        assert torch.equal(stats.view_count, expected.view_count)
+
+
+def test_one_object_together_takes_the_plain_path():
+    objects, viewmats, Ks, backgrounds = _objects_and_views((40,), 16)
+    (batch,) = render_views_together([Gaussians(**objects[0])], viewmats, Ks, 16, 16, backgrounds, "torch")
+    plain = render_views(Gaussians(**objects[0]), viewmats[0], Ks[0], 16, 16, backgrounds[0], "torch")
+    assert batch.screen_index == () and batch.radii.shape == (2, 40)
+    assert torch.equal(batch.rgb, plain.rgb) and torch.equal(batch.radii, plain.radii)
+
+
+def test_views_together_check_their_shapes():
+    objects, viewmats, Ks, backgrounds = _objects_and_views((10, 12), 16)
+    gaussians = [Gaussians(**leaves) for leaves in objects]
+    with pytest.raises(ValueError, match="viewmats must be"):
+        render_views_together(gaussians, viewmats[0], Ks, 16, 16, backgrounds)
+    with pytest.raises(ValueError, match="backgrounds"):
+        render_views_together(gaussians, viewmats, Ks, 16, 16, backgrounds[:, :1])
+    with pytest.raises(ValueError, match="at least one object"):
+        render_views_together([], viewmats[:0], Ks[:0], 16, 16, backgrounds[:0])
+
+
 # ---------------------------------------------------------------- gsplat on CUDA against the reference
 
 
@@ -201,3 +304,30 @@ def test_gsplat_matches_reference_rasterizer(num_gaussians, elevation, azimuth):
         cosine = torch.nn.functional.cosine_similarity(a, b, dim=0)
         assert cosine > 0.98, (name, float(cosine))
         assert 0.9 < float(a.norm() / b.norm()) < 1.1, (name, float(a.norm() / b.norm()))
+
+
+@pytest.mark.gpu
+@cuda
+def test_gsplat_renders_objects_together_as_each_alone():
+    """One gsplat call for three objects of different counts against one call per object: the forward pass is
+    the same computation per image; the backward pass sums with atomics, so its order (and last bits) may differ."""
+    size, counts = 128, (2000, 3500, 800)
+    objects, viewmats, Ks, backgrounds = _objects_and_views(counts, size, device="cuda", scale=0.03)
+    alone, alone_grads, alone_screen = _render_and_backward(objects, viewmats, Ks, backgrounds, size, "gsplat",
+                                                            together=False)
+    together, grads, screen = _render_and_backward(objects, viewmats, Ks, backgrounds, size, "gsplat",
+                                                   together=True)
+    for k, n in enumerate(counts):
+        mine, theirs = together[k], alone[k]
+        assert float(theirs.alpha.detach().max()) > 0.5
+        for name in ("rgb", "alpha", "depth"):
+            torch.testing.assert_close(getattr(mine, name), getattr(theirs, name), atol=1e-5, rtol=1e-5)
+        assert mine.radii.shape == (2, n) and torch.equal(mine.radii, theirs.radii)
+        assert screen[k].shape == (2, n, 2)
+        scale = float(alone_screen[k].abs().max())
+        torch.testing.assert_close(screen[k], alone_screen[k], atol=1e-4 * scale, rtol=1e-3)
+        for name in FIELDS:
+            scale = float(alone_grads[k][name].abs().max())
+            assert scale > 0, name
+            torch.testing.assert_close(grads[k][name], alone_grads[k][name], atol=1e-4 * scale, rtol=1e-3,
+                                       msg=lambda m, k=k, name=name: f"object {k} {name}: {m}")

@@ -1,6 +1,6 @@
 """Several objects' stage-1 fits advancing together (backend.stage1.fit_gaussians_together) on tiny Zero123
-models: the same result as each fit alone, one UNet call per step for all of them, and each object failing and
-cancelling alone."""
+models: the same result as each fit alone, one render call per kind of view and one UNet call per step for all
+of them, and each object failing and cancelling alone."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 import torch
 
+from backend import stage1
 from backend.camera import reference_camera
 from backend.errors import BadInputError, CancelledError
 from backend.gaussians.densify import DensifyConfig, FinalPruneConfig
@@ -17,7 +18,14 @@ from backend.guidance import GuidanceConfig, Zero123Guidance
 from backend.job_control import JobControl
 from backend.models.mode import ModelMode
 from backend.models.zero123 import load_zero123
-from backend.stage1 import Stage1Config, Stage1Job, ViewTarget, fit_gaussians, fit_gaussians_together
+from backend.stage1 import (
+    Stage1Config,
+    Stage1Job,
+    ViewTarget,
+    _ObjectFit,
+    fit_gaussians,
+    fit_gaussians_together,
+)
 from tests.test_stage1 import known_scene
 
 # Densification every other step with no gradient threshold: each object grows its own Gaussians.
@@ -41,6 +49,26 @@ def unet_batches(models):
     handle.remove()
 
 
+@pytest.fixture
+def render_calls(monkeypatch):
+    """(width, Gaussian count of each object) of every render call stage 1 makes while the test runs."""
+    calls: list[tuple[int, list[int]]] = []
+    real = stage1.render_views_together
+
+    def recording(gaussians, viewmats, Ks, width, height, backgrounds, backend):
+        calls.append((width, [len(g) for g in gaussians]))
+        return real(gaussians, viewmats, Ks, width, height, backgrounds, backend)
+
+    monkeypatch.setattr(stage1, "render_views_together", recording)
+    return calls
+
+
+def _sized(count: int, cap: int, render_size: int = 32) -> Stage1Config:
+    """CONFIG starting from ``count`` Gaussians, growing to at most ``cap``, SDS views rendered at ``render_size``."""
+    return dataclasses.replace(CONFIG, num_init=count, render_sizes=(render_size,),
+                               densify=dataclasses.replace(CONFIG.densify, max_gaussians=cap))
+
+
 def _target(hue: int) -> ViewTarget:
     scene = known_scene()
     scene = dataclasses.replace(scene, colors=scene.colors.roll(hue, dims=1)) if hue else scene
@@ -59,8 +87,8 @@ def _job(models, hue: int, seed: int, control: JobControl | None = None, config:
     return Stage1Job([target], config, guidance, seed, control)
 
 
-def _alone(models, hue: int, seed: int):
-    job = _job(models, hue, seed)
+def _alone(models, hue: int, seed: int, config: Stage1Config = CONFIG):
+    job = _job(models, hue, seed, config=config)
     return fit_gaussians(job.targets, job.config, job.guidance, device="cpu", seed=job.seed)
 
 
@@ -135,3 +163,74 @@ def test_objects_with_different_step_counts_each_run_their_own(models, unet_batc
                                       device="cpu")
     assert [len(o.loss_history) for o in outcomes] == [CONFIG.steps, 3]
     assert unet_batches == [4, 4, 4, 2, 2, 2]
+
+
+def test_objects_of_different_counts_render_in_one_call_per_kind_of_view_and_match_their_fits_alone(
+        models, unet_batches, render_calls):
+    configs = [_sized(150, 400), _sized(100, 300), _sized(120, 250)]
+    alone = [_alone(models, k, seed=k + 1, config=config) for k, config in enumerate(configs)]
+    unet_batches.clear()
+    render_calls.clear()
+    together = fit_gaussians_together([_job(models, k, seed=k + 1, config=config)
+                                       for k, config in enumerate(configs)], device="cpu")
+    for mine, theirs in zip(together, alone, strict=True):
+        _assert_same_fit(mine, theirs, exact=False)
+    # each step: all three objects' reference views in one call, their SDS views in another, one UNet call
+    assert len(render_calls) == 2 * CONFIG.steps and all(len(counts) == 3 for _, counts in render_calls)
+    assert unet_batches == [6] * CONFIG.steps
+    # the counts differ in every call (the padding is at work) and densification changed them along the way
+    assert all(len(set(counts)) == 3 for _, counts in render_calls)
+    assert render_calls[0][1] == [150, 100, 120] and render_calls[-1][1] != render_calls[0][1]
+    assert len({result.gaussian_count for result in together}) == 3
+
+
+def test_a_row_failing_in_its_own_preparation_drops_out_alone(models, unet_batches, render_calls, monkeypatch):
+    prepare = _ObjectFit.prepare_step
+
+    def broken_at_step_three(fit):
+        if fit.config.num_init == 100 and fit.step == 3:
+            raise RuntimeError("row 1's preparation broke")
+        return prepare(fit)
+
+    monkeypatch.setattr(_ObjectFit, "prepare_step", broken_at_step_three)
+    configs = [_sized(150, 400), _sized(100, 300), _sized(120, 250)]
+    outcomes = fit_gaussians_together([_job(models, k, seed=k + 1, config=config)
+                                       for k, config in enumerate(configs)], device="cpu")
+    assert isinstance(outcomes[1], RuntimeError) and "preparation broke" in str(outcomes[1])
+    for k in (0, 2):
+        _assert_same_fit(outcomes[k], _alone(models, k, seed=k + 1, config=configs[k]), exact=False)
+    assert unet_batches[:CONFIG.steps] == [6, 6, 6, 4, 4, 4]  # three rows' CFG batches, then two
+    assert [len(counts) for _, counts in render_calls[:2 * CONFIG.steps]] == [3] * 6 + [2] * 6
+
+
+def test_rows_of_other_view_sizes_render_in_their_own_call_and_fail_in_it(models, unet_batches, render_calls,
+                                                                           monkeypatch):
+    """Rows 1 and 2 render their SDS views at 24 px, row 0 at 32: the target views (32 px for all) are one call,
+    the SDS views two. The 24 px call fails (out of memory, say): rows 1 and 2 fail with it, row 0 goes on."""
+    recording = stage1.render_views_together
+
+    def out_of_memory_at_24_px(gaussians, viewmats, Ks, width, height, backgrounds, backend):
+        batches = recording(gaussians, viewmats, Ks, width, height, backgrounds, backend)
+        if width == 24:
+            raise RuntimeError("out of memory in the 24 px render")
+        return batches
+
+    monkeypatch.setattr(stage1, "render_views_together", out_of_memory_at_24_px)
+    configs = [_sized(150, 400), _sized(100, 300, render_size=24), _sized(120, 250, render_size=24)]
+    outcomes = fit_gaussians_together([_job(models, k, seed=k + 1, config=config)
+                                       for k, config in enumerate(configs)], device="cpu")
+    assert outcomes[1] is outcomes[2] and "24 px" in str(outcomes[1])
+    assert render_calls[:3] == [(32, [150, 100, 120]), (32, [150]), (24, [100, 120])]
+    assert all(counts == [150] or len(counts) == 1 for _, counts in render_calls[3:])
+    _assert_same_fit(outcomes[0], _alone(models, 0, seed=1, config=configs[0]), exact=False)
+
+
+def test_rows_of_other_sds_sizes_take_their_own_guidance_call(models, unet_batches):
+    configs = [_sized(150, 400), _sized(100, 300, render_size=24)]
+    alone = [_alone(models, k, seed=k + 1, config=config) for k, config in enumerate(configs)]
+    unet_batches.clear()
+    together = fit_gaussians_together([_job(models, k, seed=k + 1, config=config)
+                                       for k, config in enumerate(configs)], device="cpu")
+    assert unet_batches == [2, 2] * CONFIG.steps  # their renders could not be encoded as one batch
+    for mine, theirs in zip(together, alone, strict=True):
+        _assert_same_fit(mine, theirs, exact=False)  # their target views still render together, padded
