@@ -201,7 +201,7 @@ def test_cuda_graphs_replay_the_static_path(dtype):
     models = load_sam3_cached(ModelMode.TINY, Sam3SegmentConfig(), cuda, dtype)
     plain = ConceptSegmenter(models, Sam3SegmentConfig(static_decoding=False, max_instances=4), cuda, dtype)
     graphed = ConceptSegmenter(models, Sam3SegmentConfig(max_instances=4), cuda, dtype, graphs=True)
-    decoder = static_decoder_for(models, graphs=True)
+    decoder = graphed.static_decoder
     tolerance = 1e-4 if dtype == torch.float32 else 3e-2
     for seed in range(3):  # a new photo and new phrases each time: the replays read fresh inputs
         rgb = np.random.default_rng(seed).random((48, 64, 3), dtype=np.float32)

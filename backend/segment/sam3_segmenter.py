@@ -32,6 +32,7 @@ from ..images import LoadedImage, fit_within, resize_mask, resize_rgb
 from ..models.loaded import ModelKey, get_or_load
 from ..models.mode import ModelMode
 from ..models.sam3 import MAX_PROMPT_TOKENS, Sam3Access, Sam3Models, load_sam3
+from .sam3_compile import compile_backend_for
 from .sam3_config import BoxPrompt, InstanceChoice, Sam3SegmentConfig
 from .sam3_readback import bools_to_host, read_answer, threshold_masks
 from .sam3_static import StaticPromptDecoder, static_decoder_for, supports_static_decoding
@@ -87,7 +88,14 @@ class ConceptSegmenter:
         # the static path (backend.segment.sam3_static): same numbers, cached text, CUDA graphs, one host copy
         self._static: StaticPromptDecoder | None = None
         if config.static_decoding and supports_static_decoding(models.model):
-            self._static = static_decoder_for(models, graphs=graphs)
+            backend = compile_backend_for(device, config.compile_mode)
+            self._static = static_decoder_for(models, graphs=graphs, compile_backend=backend,
+                                              compile_mode=config.compile_mode)
+
+    @property
+    def static_decoder(self) -> StaticPromptDecoder | None:
+        """The static decoder this segmenter runs (its graphs, text cache and compiled calls), None if plain."""
+        return self._static
 
     def set_image(self, rgb: np.ndarray, photo_size: tuple[int, int] | None = None) -> None:
         """Run the vision encoder once on ``rgb`` ([h, w, 3] float32 in [0, 1], the working image).

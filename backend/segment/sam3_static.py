@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cuda_graph import GraphCache
+from .sam3_compile import Backend, CompiledCall
 
 # Attention back-ends whose mask convention this module knows: SDPA takes a bool "may attend" mask, eager an
 # additive float mask. Others (flash, flex) leave the model on its plain forward.
@@ -80,17 +81,26 @@ class StaticPromptDecoder:
     model must not be moved or converted afterwards.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, max_tokens: int, graphs: bool = True):
+    def __init__(self, model: torch.nn.Module, tokenizer, max_tokens: int, graphs: bool = True,
+                 compile_backend: Backend | None = None, compile_mode: str | None = None):
+        """compile_backend: a ``torch.compile`` backend for the text encoder and the decoding (None: plain
+        calls; ``backend.segment.sam3_compile``), in inductor's ``compile_mode``; the graphs capture them."""
         self.model = model
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.text_cache = TextFeatureCache()
         self.text_encoder_runs = 0  # prompts that went through the text encoder (tests count cache hits by it)
         self.eager_attention = model.config._attn_implementation == "eager"
+        text, decode = self._text_tensors, self._decode_tensors
+        self.compiled: tuple[CompiledCall, ...] = ()  # what compiling cost, or why it failed (benchmarks read it)
+        if compile_backend is not None:
+            text = CompiledCall(text, "text encoder", compile_backend, compile_mode)
+            decode = CompiledCall(decode, "decoding", compile_backend, compile_mode)
+            self.compiled = (text, decode)
         max_graphs = 8 if graphs else 0
         self._vision = _maybe_graphed(self._vision_tensors, max_graphs)
-        self._text = _maybe_graphed(self._text_tensors, max_graphs)
-        self._decode = _maybe_graphed(self._decode_tensors, max_graphs)
+        self._text = _maybe_graphed(text, max_graphs)
+        self._decode = _maybe_graphed(decode, max_graphs)
 
     # --- the vision pass ---------------------------------------------------------------------------------------
 
@@ -270,6 +280,9 @@ def _box_position_bias(
     count, heads, queries, height = bias_rows.shape
     bias = torch.empty(count, heads, 1 + queries, height, cols.shape[0], dtype=bias_rows.dtype,
                        device=bias_rows.device)
+    if torch.compiler.is_compiling():  # dynamo takes no strided out=; inductor fuses this form into one kernel
+        bias = torch.cat([bias[:, :, :1].zero_(), bias_rows[..., None] + bias_cols[..., None, :]], dim=2)
+        return bias.flatten(3)
     bias[:, :, 0].zero_()
     torch.add(bias_rows[..., None], bias_cols[..., None, :], out=bias[:, :, 1:])
     return bias.flatten(3)
@@ -296,19 +309,22 @@ def _maybe_graphed(fn, max_graphs: int):
     return GraphCache(fn, max_graphs=max_graphs) if max_graphs else fn
 
 
-def static_decoder_for(models, graphs: bool = True) -> StaticPromptDecoder:
-    """The one :class:`StaticPromptDecoder` of a loaded ``Sam3Models`` per ``graphs`` setting.
+def static_decoder_for(models, graphs: bool = True, compile_backend: Backend | None = None,
+                       compile_mode: str | None = None) -> StaticPromptDecoder:
+    """The one :class:`StaticPromptDecoder` of a loaded ``Sam3Models`` per (graphs, compile) setting.
 
-    Kept on the model object itself, so its text cache and graphs live exactly as long as the loaded model
-    (``backend.models.loaded`` dropping the model drops them too).
+    Kept on the model object itself, so its text cache, graphs and compiled calls live exactly as long as the
+    loaded model (``backend.models.loaded`` dropping the model drops them too).
     """
     from ..models.sam3 import MAX_PROMPT_TOKENS
 
+    key = (graphs, compile_backend, compile_mode if compile_backend is not None else None)
     with _decoders_lock:
         held = models.model.__dict__.setdefault("_static_prompt_decoders", {})
-        if graphs not in held:
-            held[graphs] = StaticPromptDecoder(models.model, models.tokenizer, MAX_PROMPT_TOKENS, graphs)
-        return held[graphs]
+        if key not in held:
+            held[key] = StaticPromptDecoder(models.model, models.tokenizer, MAX_PROMPT_TOKENS, graphs,
+                                            compile_backend, compile_mode)
+        return held[key]
 
 
 _decoders_lock = threading.Lock()

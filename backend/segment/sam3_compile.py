@@ -1,0 +1,117 @@
+"""``torch.compile`` for the static path's prompt-dependent calls (text encoder, decoding), inside our CUDA graphs.
+
+With every launch already in a CUDA graph (``backend.cuda_graph``), what is left of a further prompt is the
+GPU's own time for ~1,400 small kernels: ~360 linear layers, ~100 layer norms, residual adds, the box bias.
+Inductor fuses the norms, adds and element-wise math into fewer Triton kernels; our :class:`CudaGraph` then
+captures the compiled call as it captured the plain one (inductor's own CUDA graphs stay off: the modes allowed
+here have none, ``COMPILE_MODES``).
+
+- Default on CUDA when Triton imports (``Sam3SegmentConfig.compile_mode``); the CPU runs the plain calls.
+- The compiled call is specialised to its input shapes (``dynamic=False``): one compile per prompt count.
+- Compiling happens at the first call of each shape (inside the graph's warm-up) and is timed and logged; the
+  first prompt of a process pays it once (tens of seconds for the real-size model). Inductor keeps what it
+  built on disk, in ``$TORCHINDUCTOR_CACHE_DIR`` (set to ``<user cache>/torchinductor`` when unset), so later
+  processes compile faster.
+- Any failure (no Triton, no C compiler for Triton's launcher, an op inductor cannot lower) logs one warning and
+  leaves the plain call for the rest of the process: never an error for the user. Running out of GPU memory is
+  raised, as everywhere.
+
+``tests/test_segment_sam3_compile.py`` checks the compiled calls against the plain ones on the tiny model with
+the ``aot_eager`` backend (no C++ compiler needed) and the fallback when compiling raises.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import torch
+
+from ..cuda_graph import input_signature
+from .sam3_config import COMPILE_OFF
+
+logger = logging.getLogger(__name__)
+
+Backend = str | Callable  # a torch.compile backend: a registered name or a callable (tests)
+
+
+def compile_backend_for(device: torch.device, compile_mode: str) -> str | None:
+    """``"inductor"`` where compiling is wanted and can work (CUDA with Triton), else None (the plain calls)."""
+    if compile_mode == COMPILE_OFF or device.type != "cuda":
+        return None
+    if importlib.util.find_spec("triton") is None:
+        logger.info("Triton is not installed: SAM 3 runs uncompiled (set compile_mode 'off' to silence this)")
+        return None
+    _use_our_inductor_cache()
+    return "inductor"
+
+
+def _use_our_inductor_cache() -> None:
+    """Point inductor's on-disk cache at our per-user cache folder, unless the user chose one."""
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        return
+    from ..errors import BadInputError
+    from ..private_dirs import private_folder, user_cache_dir
+
+    try:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(private_folder(user_cache_dir() / "torchinductor"))
+    except BadInputError as exc:  # not ours to use: inductor's default (a folder under the temp dir) serves
+        logger.info("inductor's cache stays at its default: %s", exc)
+
+
+class CompiledCall:
+    """``fn`` through ``torch.compile``; from the first failure on, ``fn`` itself (see the module doc).
+
+    first_call_seconds: per input signature, the wall time of its first call (compiling plus one run, CUDA
+    synchronised): the compile time a process pays. failure: why compiling failed, or None.
+    """
+
+    def __init__(self, fn: Callable[..., object], name: str, backend: Backend, mode: str | None = None):
+        self.plain = fn
+        self.name = name
+        self.backend_name = backend if isinstance(backend, str) else getattr(backend, "__name__", "custom")
+        options = {"mode": mode} if mode and mode != "default" else {}
+        self.compiled = torch.compile(fn, backend=backend, dynamic=False, **options)
+        self.first_call_seconds: dict[tuple, float] = {}
+        self.failure: str | None = None
+
+    def __call__(self, *inputs: torch.Tensor):
+        if self.failure is not None:
+            return self.plain(*inputs)
+        key = input_signature(inputs)
+        first = key not in self.first_call_seconds
+        started = time.perf_counter()
+        try:
+            out = self.compiled(*inputs)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed compile leaves the plain call, which is correct
+            self.failure = _describe(exc)
+            logger.warning("torch.compile (%s) of SAM 3's %s failed (%s); running it uncompiled",
+                           self.backend_name, self.name, self.failure)
+            return self.plain(*inputs)
+        if first:
+            if inputs and inputs[0].is_cuda:
+                torch.cuda.synchronize(inputs[0].device)
+            self.first_call_seconds[key] = time.perf_counter() - started
+            logger.info("compiled SAM 3's %s (%s) for inputs %s in %.1f s", self.name, self.backend_name, key,
+                        self.first_call_seconds[key])
+        return out
+
+    @property
+    def compile_seconds(self) -> float:
+        """All first calls together: what compiling has cost this process so far."""
+        return sum(self.first_call_seconds.values())
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: the exception's type and the first line of its root cause (dynamo wraps a backend's error)."""
+    root = exc
+    while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None and inner is not root:
+        root = inner
+    lines = [line.strip() for line in str(root).splitlines() if line.strip()]
+    cause = f"{type(root).__name__}: {lines[0] if lines else ''}"
+    return cause if root is exc else f"{type(exc).__name__} ← {cause}"
