@@ -7,11 +7,14 @@ captures the compiled call as it captured the plain one (inductor's own CUDA gra
 here have none, ``COMPILE_MODES``).
 
 - Default on CUDA when Triton imports (``Sam3SegmentConfig.compile_mode``); the CPU runs the plain calls.
-- The compiled call is specialised to its input shapes (``dynamic=False``): one compile per prompt count.
-- Compiling happens at the first call of each shape (inside the graph's warm-up) and is timed and logged; the
-  first prompt of a process pays it once (tens of seconds for the real-size model). Inductor keeps what it
-  built on disk, in ``$TORCHINDUCTOR_CACHE_DIR`` (set to ``<user cache>/torchinductor`` when unset), so later
-  processes compile faster.
+- Only calls for one prompt are compiled (``StaticPromptDecoder`` passes :func:`one_prompt`), specialised to
+  their shapes (``dynamic=False``): each prompt count would be a compile of its own, and one prompt at a time
+  is the interactive case that the ≤ 5 ms target is about; batches run the plain calls (in their own graphs),
+  whose launches they already share.
+- Compiling happens at the first call (inside the graph's warm-up) and is timed and logged; the first prompt
+  of a process pays it once (tens of seconds for the real-size model). Inductor keeps what it built on disk,
+  in ``$TORCHINDUCTOR_CACHE_DIR`` (set to ``<user cache>/torchinductor`` when unset), so later processes
+  compile faster.
 - Any failure (no Triton, no C compiler for Triton's launcher, an op inductor cannot lower) logs one warning and
   leaves the plain call for the rest of the process: never an error for the user. Running out of GPU memory is
   raised, as everywhere.
@@ -26,7 +29,7 @@ import importlib.util
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -62,15 +65,23 @@ def _use_our_inductor_cache() -> None:
         logger.info("inductor's cache stays at its default: %s", exc)
 
 
-class CompiledCall:
-    """``fn`` through ``torch.compile``; from the first failure on, ``fn`` itself (see the module doc).
+def one_prompt(inputs: Sequence[torch.Tensor]) -> bool:
+    """Whether a call is for one prompt (its first input's leading dimension is the prompt count)."""
+    return bool(inputs) and inputs[0].shape[0] == 1
 
-    first_call_seconds: per input signature, the wall time of its first call (compiling plus one run, CUDA
-    synchronised): the compile time a process pays. failure: why compiling failed, or None.
+
+class CompiledCall:
+    """``fn`` through ``torch.compile`` for the calls ``wanted`` picks, ``fn`` itself for the others and, from
+    the first failure on, for all (see the module doc).
+
+    first_call_seconds: per input signature, the wall time of its first compiled call (compiling plus one run,
+    CUDA synchronised): the compile time a process pays. failure: why compiling failed, or None.
     """
 
-    def __init__(self, fn: Callable[..., object], name: str, backend: Backend, mode: str | None = None):
+    def __init__(self, fn: Callable[..., object], name: str, backend: Backend, mode: str | None = None,
+                 wanted: Callable[[Sequence[torch.Tensor]], bool] = one_prompt):
         self.plain = fn
+        self.wanted = wanted
         self.name = name
         self.backend_name = backend if isinstance(backend, str) else getattr(backend, "__name__", "custom")
         options = {"mode": mode} if mode and mode != "default" else {}
@@ -79,7 +90,7 @@ class CompiledCall:
         self.failure: str | None = None
 
     def __call__(self, *inputs: torch.Tensor):
-        if self.failure is not None:
+        if self.failure is not None or not self.wanted(inputs):
             return self.plain(*inputs)
         key = input_signature(inputs)
         first = key not in self.first_call_seconds
