@@ -5,19 +5,21 @@ compile falls back to the plain calls with one warning, and the backend choice b
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from backend.errors import BadInputError
+from backend.images import LoadedImage
 from backend.models.mode import ModelMode
 from backend.models.sam3 import MAX_PROMPT_TOKENS, build_tiny_sam3
 from backend.private_dirs import user_cache_dir
-from backend.segment import sam3_compile
+from backend.segment import sam3_compile, sam3_segmenter
 from backend.segment.sam3_compile import CompiledCall, compile_backend_for
 from backend.segment.sam3_config import Sam3SegmentConfig
-from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached
+from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached, segment_concepts
 from backend.segment.sam3_static import StaticPromptDecoder
 
 PROMPTS = ["a red mug", "the small wooden spoon on the left of the plate"]
@@ -112,12 +114,26 @@ def test_compile_mode_is_checked():
     assert Sam3SegmentConfig(compile_mode="off") == Sam3SegmentConfig()  # how it runs, not what it answers
 
 
-def test_the_segmenter_on_the_cpu_runs_uncompiled():
-    models = load_sam3_cached(ModelMode.TINY, Sam3SegmentConfig(), torch.device("cpu"), torch.float32)
-    segmenter = ConceptSegmenter(models, Sam3SegmentConfig(), torch.device("cpu"))
-    assert segmenter.static_decoder is not None and segmenter.static_decoder.compiled == ()
-    segmenter.set_image(np.random.default_rng(0).random((24, 24, 3), dtype=np.float32))
-    assert segmenter.segment(["cat"])[0].instances
+def test_segment_concepts_compiles_once_reports_its_time_and_answers_as_uncompiled(monkeypatch):
+    cpu = torch.device("cpu")
+    models = load_sam3_cached(ModelMode.TINY, Sam3SegmentConfig(), cpu, torch.float32)
+    assert ConceptSegmenter(models, Sam3SegmentConfig(), cpu).static_decoder.compiled == ()  # the CPU: plain
+    torch._dynamo.reset()
+    # the CUDA wiring on the CPU: what compile_backend_for picks there, with a backend that needs no compiler
+    monkeypatch.setattr(sam3_segmenter, "compile_backend_for", lambda device, mode: None if mode == "off" else "aot_eager")
+    photo = LoadedImage(np.random.default_rng(5).random((30, 40, 3), dtype=np.float32), None, "photo.png")
+    config = Sam3SegmentConfig(max_instances=3)
+
+    def run(settings: Sam3SegmentConfig, prompt: str):
+        return segment_concepts(photo, [prompt], settings, ModelMode.TINY, cpu, half=False, max_side=40)
+
+    first, again = run(config, "a red mug"), run(config, "a blue mug")
+    assert first.shared_seconds["sam3_compile"] > 0 and "sam3_compile" not in again.shared_seconds  # once
+    plain = run(replace(config, compile_mode="off"), "a red mug")
+    assert "sam3_compile" not in plain.shared_seconds
+    assert plain.scores == pytest.approx(first.scores, abs=1e-6) and np.array_equal(plain.masks[0], first.masks[0])
+    ours, ref = first.segmentations[0], plain.segmentations[0]
+    assert ours.presence == pytest.approx(ref.presence, abs=1e-6) and len(ours.instances) == len(ref.instances) > 0
 
 
 @pytest.mark.gpu

@@ -102,6 +102,11 @@ class StaticPromptDecoder:
         self._text = _maybe_graphed(text, max_graphs)
         self._decode = _maybe_graphed(decode, max_graphs)
 
+    @property
+    def compile_seconds(self) -> float:
+        """What ``torch.compile`` has cost so far (first compiled calls of the text encoder and the decoding)."""
+        return sum(call.compile_seconds for call in self.compiled)
+
     # --- the vision pass ---------------------------------------------------------------------------------------
 
     def vision_features(self, pixels: torch.Tensor):  # pixels: [1, 3, S, S] normalised, model dtype
