@@ -222,6 +222,7 @@ def main(argv=None) -> int:
             traceback.print_exc()
             report["dtypes"][name] = {"error": f"{type(exc).__name__}: {exc}"}
         clear_loaded_models()
+        torch._dynamo.reset()  # compiled code of this dtype's model: each dtype starts with dynamo's cache empty
         gc.collect()  # the static decoder and its graphs hang off the model (a cycle): free them before the next
         if device.type == "cuda":
             torch.cuda.empty_cache()
