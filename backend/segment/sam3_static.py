@@ -283,11 +283,11 @@ def _box_position_bias(
     bias_rows = decoder.box_rpb_embed_y(_log_scale(to_rows)).permute(0, 3, 1, 2)  # [P, heads, Q, h]
     bias_cols = decoder.box_rpb_embed_x(_log_scale(to_cols)).permute(0, 3, 1, 2)  # [P, heads, Q, w]
     count, heads, queries, height = bias_rows.shape
-    bias = torch.empty(count, heads, 1 + queries, height, cols.shape[0], dtype=bias_rows.dtype,
-                       device=bias_rows.device)
+    width = bias_cols.shape[-1]
     if torch.compiler.is_compiling():  # dynamo takes no strided out=; inductor fuses this form into one kernel
-        bias = torch.cat([bias[:, :, :1].zero_(), bias_rows[..., None] + bias_cols[..., None, :]], dim=2)
-        return bias.flatten(3)
+        presence_row = bias_rows.new_zeros(count, heads, 1, height, width)
+        return torch.cat([presence_row, bias_rows[..., None] + bias_cols[..., None, :]], dim=2).flatten(3)
+    bias = torch.empty(count, heads, 1 + queries, height, width, dtype=bias_rows.dtype, device=bias_rows.device)
     bias[:, :, 0].zero_()
     torch.add(bias_rows[..., None], bias_cols[..., None, :], out=bias[:, :, 1:])
     return bias.flatten(3)
