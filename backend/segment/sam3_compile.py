@@ -25,6 +25,7 @@ the ``aot_eager`` backend (no C++ compiler needed) and the fallback when compili
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -45,11 +46,19 @@ def compile_backend_for(device: torch.device, compile_mode: str) -> str | None:
     """``"inductor"`` where compiling is wanted and can work (CUDA with Triton), else None (the plain calls)."""
     if compile_mode == COMPILE_OFF or device.type != "cuda":
         return None
-    if importlib.util.find_spec("triton") is None:
-        logger.info("Triton is not installed: SAM 3 runs uncompiled (set compile_mode 'off' to silence this)")
+    if not _triton_installed():
         return None
     _use_our_inductor_cache()
     return "inductor"
+
+
+@functools.cache
+def _triton_installed() -> bool:
+    """Whether Triton can be imported (inductor's GPU code generator); said once per process when not."""
+    if importlib.util.find_spec("triton") is None:
+        logger.info("Triton is not installed: SAM 3 runs uncompiled (compile_mode 'off' says so explicitly)")
+        return False
+    return True
 
 
 def _use_our_inductor_cache() -> None:
@@ -105,7 +114,7 @@ class CompiledCall:
                            self.backend_name, self.name, self.failure)
             return self.plain(*inputs)
         if first:
-            if inputs and inputs[0].is_cuda:
+            if inputs and inputs[0].is_cuda and not torch.cuda.is_current_stream_capturing():
                 torch.cuda.synchronize(inputs[0].device)
             self.first_call_seconds[key] = time.perf_counter() - started
             logger.info("compiled SAM 3's %s (%s) for inputs %s in %.1f s", self.name, self.backend_name, key,
