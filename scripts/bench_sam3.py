@@ -177,7 +177,7 @@ def summary(dtype_name: str, row: dict) -> str:
                      f"further prompt {ms['further_prompt']:.1f} ms, repeated prompt {ms['repeated_prompt']:.1f} ms, "
                      f"6 prompts {cell['six_prompts']['per_prompt_s'] * 1e3:.1f} ms each, peak "
                      f"{cell['first_prompt']['peak_gpu_memory_mb']:.0f} MB, ops {cell['ops_further_prompt']}, cold first "
-                     f"prompt {cell['first_prompt_cold_s']:.1f} s, compile {cell.get('compile')}")
+                     f"prompt {cell['first_prompt_cold_s']:.2f} s, compile {cell.get('compile')}")
     return "\n".join(lines)
 
 

@@ -93,9 +93,9 @@ def test_compile_backend_by_device_mode_and_triton(monkeypatch, tmp_path):
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert compile_backend_for(cpu, "default") is None  # the CPU runs the plain calls
     assert compile_backend_for(cuda, "off") is None
-    monkeypatch.setattr(sam3_compile, "_triton_installed", lambda: False)
+    monkeypatch.setattr(sam3_compile, "_triton_usable", lambda: False)
     assert compile_backend_for(cuda, "default") is None  # no Triton (Windows, macOS): plain, no error
-    monkeypatch.setattr(sam3_compile, "_triton_installed", lambda: True)
+    monkeypatch.setattr(sam3_compile, "_triton_usable", lambda: True)
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert compile_backend_for(cuda, "max-autotune-no-cudagraphs") == "inductor"
@@ -106,15 +106,23 @@ def test_compile_backend_by_device_mode_and_triton(monkeypatch, tmp_path):
     assert sam3_compile.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")  # the user's choice stays
 
 
-def test_missing_triton_is_said_once(monkeypatch, caplog):
-    monkeypatch.setattr(sam3_compile.importlib.util, "find_spec", lambda name: None)
-    sam3_compile._triton_installed.cache_clear()
+@pytest.mark.parametrize("missing", ["triton", "c compiler"])
+def test_missing_triton_or_its_compiler_is_said_once(monkeypatch, caplog, missing):
+    if missing == "triton":
+        monkeypatch.setattr(sam3_compile.importlib.util, "find_spec", lambda name: None)
+    else:
+        monkeypatch.setattr(sam3_compile.importlib.util, "find_spec", lambda name: object())
+        monkeypatch.setattr(sam3_compile.sys, "platform", "linux")
+        monkeypatch.delenv("CC", raising=False)
+        monkeypatch.setattr(sam3_compile.shutil, "which", lambda name: None)
+    sam3_compile._triton_usable.cache_clear()
     try:
         with caplog.at_level(logging.INFO, logger=sam3_compile.__name__):
-            assert not sam3_compile._triton_installed() and not sam3_compile._triton_installed()
+            assert not sam3_compile._triton_usable() and not sam3_compile._triton_usable()
     finally:
-        sam3_compile._triton_installed.cache_clear()
-    assert sum("Triton is not installed" in r.getMessage() for r in caplog.records) == 1
+        sam3_compile._triton_usable.cache_clear()
+    said = [r.getMessage() for r in caplog.records if "uncompiled" in r.getMessage()]
+    assert len(said) == 1 and (missing == "triton") == ("Triton is not installed" in said[0])
 
 
 def test_compile_mode_is_checked():

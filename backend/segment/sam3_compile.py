@@ -29,6 +29,8 @@ import functools
 import importlib.util
 import logging
 import os
+import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -46,17 +48,22 @@ def compile_backend_for(device: torch.device, compile_mode: str) -> str | None:
     """``"inductor"`` where compiling is wanted and can work (CUDA with Triton), else None (the plain calls)."""
     if compile_mode == COMPILE_OFF or device.type != "cuda":
         return None
-    if not _triton_installed():
+    if not _triton_usable():
         return None
     _use_our_inductor_cache()
     return "inductor"
 
 
 @functools.cache
-def _triton_installed() -> bool:
-    """Whether Triton can be imported (inductor's GPU code generator); said once per process when not."""
+def _triton_usable() -> bool:
+    """Whether Triton (inductor's GPU code generator) is installed and, off Windows, has the C compiler it builds
+    its CUDA launcher with (``$CC``, cc, gcc or clang; triton-windows brings its own). Said once per process
+    when not: without it a compile would fail only after tracing the model, every process."""
     if importlib.util.find_spec("triton") is None:
         logger.info("Triton is not installed: SAM 3 runs uncompiled (compile_mode 'off' says so explicitly)")
+        return False
+    if sys.platform != "win32" and not (os.environ.get("CC") or any(map(shutil.which, ("cc", "gcc", "clang")))):
+        logger.info("no C compiler for Triton ($CC, cc, gcc or clang): SAM 3 runs uncompiled")
         return False
     return True
 
