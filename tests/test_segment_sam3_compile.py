@@ -89,6 +89,43 @@ def test_out_of_memory_while_compiling_is_raised_not_hidden():
     assert call.failure is None
 
 
+class _GraphThatCannotHoldCompiledCode:
+    """Stands in for backend.cuda_graph.CudaGraph on the CPU: runs ``fn`` as a capture would, and fails as a
+    capture of compiled code with a pageable host copy does."""
+
+    captured: list[bool] = []
+
+    def __init__(self, fn, inputs):
+        compiled = fn.compiling(inputs)
+        fn(*inputs)
+        if compiled:
+            raise RuntimeError("Cannot copy between CPU and CUDA tensors during CUDA graph capture unless the CPU "
+                               "tensor is pinned")
+        type(self).captured.append(compiled)
+
+
+def test_compiled_code_a_graph_cannot_capture_gives_way_to_the_plain_call(monkeypatch, caplog):
+    monkeypatch.setattr(sam3_compile, "CudaGraph", _GraphThatCannotHoldCompiledCode)
+    _GraphThatCannotHoldCompiledCode.captured = []
+    call = CompiledCall(lambda x: x * 2, "test", "eager")
+    with caplog.at_level(logging.WARNING, logger=sam3_compile.__name__):
+        graph = call.graph_capture(call, [torch.ones(1, 3)])
+    assert isinstance(graph, _GraphThatCannotHoldCompiledCode) and graph.captured == [False]  # the plain call's
+    assert call.failure and "cannot capture" in call.failure and "pinned" in call.failure
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+def test_a_graph_capture_failure_of_the_plain_call_is_left_to_graph_cache(monkeypatch):
+    def never_captures(fn, inputs):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(sam3_compile, "CudaGraph", never_captures)
+    call = CompiledCall(lambda x: x * 2, "test", "eager")
+    with pytest.raises(RuntimeError, match="not permitted"):
+        call.graph_capture(call, [torch.ones(2, 3)])  # two prompts: the plain call, nothing to give up
+    assert call.failure is None
+
+
 def test_compile_backend_by_device_mode_and_triton(monkeypatch, tmp_path):
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert compile_backend_for(cpu, "default") is None  # the CPU runs the plain calls

@@ -15,9 +15,9 @@ here have none, ``COMPILE_MODES``).
   of a process pays it once (tens of seconds for the real-size model). Inductor keeps what it built on disk,
   in ``$TORCHINDUCTOR_CACHE_DIR`` (set to ``<user cache>/torchinductor`` when unset), so later processes
   compile faster.
-- Any failure (no Triton, no C compiler for Triton's launcher, an op inductor cannot lower) logs one warning and
-  leaves the plain call for the rest of the process: never an error for the user. Running out of GPU memory is
-  raised, as everywhere.
+- Any failure (no Triton, no C compiler for Triton's launcher, an op inductor cannot lower, compiled code that a
+  CUDA graph cannot capture, e.g. a copy from pageable host memory) logs one warning and leaves the plain call
+  for the rest of the process: never an error for the user. Running out of GPU memory is raised, as everywhere.
 
 ``tests/test_segment_sam3_compile.py`` checks the compiled calls against the plain ones on the tiny model with
 the ``aot_eager`` backend (no C++ compiler needed) and the fallback when compiling raises.
@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..cuda_graph import input_signature
+from ..cuda_graph import CudaGraph, input_signature
 from .sam3_config import COMPILE_OFF
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class CompiledCall:
         self.failure: str | None = None
 
     def __call__(self, *inputs: torch.Tensor):
-        if self.failure is not None or not self.wanted(inputs):
+        if not self.compiling(inputs):
             return self.plain(*inputs)
         key = input_signature(inputs)
         first = key not in self.first_call_seconds
@@ -116,9 +116,7 @@ class CompiledCall:
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - a failed compile leaves the plain call, which is correct
-            self.failure = _describe(exc)
-            logger.warning("torch.compile (%s) of SAM 3's %s failed (%s); running it uncompiled",
-                           self.backend_name, self.name, self.failure)
+            self.give_up(_describe(exc))
             return self.plain(*inputs)
         if first:
             if inputs and inputs[0].is_cuda and not torch.cuda.is_current_stream_capturing():
@@ -127,6 +125,29 @@ class CompiledCall:
             logger.info("compiled SAM 3's %s (%s) for inputs %s in %.1f s", self.name, self.backend_name, key,
                         self.first_call_seconds[key])
         return out
+
+    def compiling(self, inputs: Sequence[torch.Tensor]) -> bool:
+        """Whether a call with ``inputs`` goes through the compiled code."""
+        return self.failure is None and self.wanted(inputs)
+
+    def give_up(self, why: str) -> None:
+        """The plain call from now on, said once."""
+        self.failure = why
+        logger.warning("torch.compile (%s) of SAM 3's %s failed (%s); running it uncompiled", self.backend_name,
+                       self.name, why)
+
+    def graph_capture(self, fn: Callable[..., object], inputs: Sequence[torch.Tensor]):
+        """``CudaGraph(fn, inputs)`` for ``GraphCache(capture=...)``: when the compiled call cannot be captured,
+        :meth:`give_up` and capture the plain call instead (what the graph held before compiling)."""
+        try:
+            return CudaGraph(fn, inputs)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as exc:
+            if not self.compiling(inputs):
+                raise  # the plain call failed: GraphCache's own fallback (eager) takes it from here
+            self.give_up(f"a CUDA graph cannot capture the compiled call: {_describe(exc)}")
+            return CudaGraph(fn, inputs)
 
     @property
     def compile_seconds(self) -> float:

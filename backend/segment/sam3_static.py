@@ -311,7 +311,11 @@ def _cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
 
 
 def _maybe_graphed(fn, max_graphs: int):
-    return GraphCache(fn, max_graphs=max_graphs) if max_graphs else fn
+    if not max_graphs:
+        return fn
+    if isinstance(fn, CompiledCall):  # compiled code that cannot be captured falls back to the plain call's graph
+        return GraphCache(fn, max_graphs=max_graphs, capture=fn.graph_capture)
+    return GraphCache(fn, max_graphs=max_graphs)
 
 
 def static_decoder_for(models, graphs: bool = True, compile_backend: Backend | None = None,
