@@ -12,9 +12,9 @@ here have none, ``COMPILE_MODES``).
   is the interactive case that the ≤ 5 ms target is about; batches run the plain calls (in their own graphs),
   whose launches they already share.
 - Compiling happens at the first call (inside the graph's warm-up) and is timed and logged; the first prompt
-  of a process pays it once (tens of seconds for the real-size model). Inductor keeps what it built on disk,
-  in ``$TORCHINDUCTOR_CACHE_DIR`` (set to ``<user cache>/torchinductor`` when unset), so later processes
-  compile faster.
+  of a process pays it once (``scripts/bench_sam3.py`` reports how long: ``compile``, ``first_prompt_cold_s``).
+  Inductor keeps what it built on disk, in ``$TORCHINDUCTOR_CACHE_DIR`` (set to ``<user cache>/torchinductor``
+  when unset), so later processes compile faster.
 - Any failure (no Triton, no C compiler for Triton's launcher, an op inductor cannot lower, compiled code that a
   CUDA graph cannot capture, e.g. a copy from pageable host memory) logs one warning and leaves the plain call
   for the rest of the process: never an error for the user. Running out of GPU memory is raised, as everywhere.
