@@ -2,21 +2,29 @@
 
     python scripts/bench_sam3.py --models full-random --device cuda --dtypes bfloat16,float16 --out bench_sam3.json
     python scripts/bench_sam3.py --models tiny --device cpu --repeats 2      # the smoke run (CI, no GPU)
+    python scripts/bench_sam3.py --models full-random --device cuda --dtypes bfloat16 --variants static \
+        --compile off,on --repeats 10 --out x.json                           # torch.compile A/B in one call
 
 On scikit-image's coffee.png (600×400, as ``python -m backend bench``), the model loaded once per dtype and run
 three ways: ``plain`` (transformers' ``Sam3Model.forward``), ``static`` (``backend.segment.sam3_static``: no
 host syncs inside the model, text features cached per phrase, CUDA graphs for the vision pass, the text
-encoder and the decoding; the same numbers, tested on the CPU) and ``static_eager`` (the same without graphs). Each number is the median of ``--repeats``
-runs after one warm-up (``backend.bench_timing.time_stage``, CUDA synchronised around every run), with the
-peak GPU memory of those runs:
+encoder and the decoding; the same numbers, tested on the CPU) and ``static_eager`` (the same without graphs).
+``--compile on`` (the default, as users run it) runs the static variants with their one-prompt text encoder and
+decoding compiled by ``torch.compile`` where the device allows (CUDA with Triton; ``backend.segment.sam3_compile``);
+``--compile off,on`` runs each static variant both ways, the compiled cells named ``static+compile``. Each number
+is the median of ``--repeats`` runs after one warm-up (``backend.bench_timing.time_stage``, CUDA synchronised
+around every run), with the peak GPU memory of those runs:
 
 - ``first_prompt``: a new photo and one new phrase: scaling the photo, the vision pass, the phrase, the chosen
   mask at the photo's size (``segment_concepts`` without model loading).
+- ``first_prompt_cold_s``: the variant's very first prompt in the process, once: what the median leaves out
+  (CUDA-graph captures and, compiled, torch.compile; ``compile`` gives the compile's share per part).
 - ``vision``: the vision pass alone (``ConceptSegmenter.set_image``).
 - ``further_prompt``: one more phrase, never seen before, against the kept features (text encoder included),
   post-processing to working-size instance masks included.
 - ``repeated_prompt``: a phrase asked before on this model (the static path's text cache serves it).
-- ``six_prompts``: six new phrases in one batch against the kept features; ``per_prompt_s`` = median / 6.
+- ``six_prompts``: six new phrases in one batch against the kept features; ``per_prompt_s`` = median / 6
+  (batches are never compiled: each prompt count would be a compile of its own).
 - ``ops_further_prompt``: what one further prompt launches, counted once with ``torch.profiler``: ATen
   operators and scalar reads everywhere; on a GPU also CUDA kernels, graph launches and the host's waits.
 
@@ -46,21 +54,24 @@ from backend.device import resolve_device  # noqa: E402
 from backend.images import fit_within, load_image, resize_rgb  # noqa: E402
 from backend.models.loaded import clear_loaded_models  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
-from backend.segment.sam3_config import Sam3SegmentConfig  # noqa: E402
+from backend.segment.sam3_config import COMPILE_MODES, COMPILE_OFF, DEFAULT_COMPILE_MODE, Sam3SegmentConfig  # noqa: E402
 from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached, segment_concepts  # noqa: E402
-from backend.segment.sam3_static import static_decoder_for  # noqa: E402
 
 MAX_SIDE = 1024  # SegmentConfig's default working resolution
 # name → (Sam3SegmentConfig.static_decoding, CUDA graphs): static_eager tells the graphs' share from the rest
 VARIANTS = {"plain": (False, False), "static_eager": (True, False), "static": (True, True)}
 
 
+def cell_name(variant: str, compiled: bool) -> str:
+    return f"{variant}+compile" if compiled else variant
+
+
 def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: torch.device, repeats: int,
-                  photo, work) -> dict:
+                  photo, work, compile_mode: str = COMPILE_OFF) -> dict:
     dtype = getattr(torch, dtype_name)
     half_dtype = dtype_name if dtype != torch.float32 else "bfloat16"
     static, graphs = VARIANTS[name]
-    settings = Sam3SegmentConfig(half_dtype=half_dtype, static_decoding=static)
+    settings = Sam3SegmentConfig(half_dtype=half_dtype, static_decoding=static, compile_mode=compile_mode)
     half = dtype != torch.float32
     fresh = itertools.count()  # phrases never asked before: each run pays for its text encoder
 
@@ -72,6 +83,7 @@ def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: t
                                 graphs=graphs)
 
     segmenter = ConceptSegmenter(models, settings, device, dtype, graphs)
+    cold = time_stage("first_prompt_cold", first_prompt, device, repeats=1, warmup=0)
     stages = [time_stage("first_prompt", first_prompt, device, repeats),
               time_stage("vision", lambda: segmenter.set_image(work, photo.size), device, repeats)]
     segmenter.set_image(work, photo.size)
@@ -80,19 +92,25 @@ def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: t
         time_stage("repeated_prompt", lambda: segmenter.segment(BENCH_PROMPTS[2:3]), device, repeats),
     ]
     six = ConceptSegmenter(models, Sam3SegmentConfig(prompts_per_batch=6, half_dtype=half_dtype,
-                                                     static_decoding=static), device, dtype, graphs)
+                                                     static_decoding=static, compile_mode=compile_mode),
+                           device, dtype, graphs)
     six.set_image(work, photo.size)
     stages.append(time_stage("six_prompts", lambda: six.segment([new_phrase(p) for p in BENCH_PROMPTS[:6]]),
                              device, repeats))
     report: dict = {stage.name: stage.as_dict() for stage in stages}
+    report["first_prompt_cold_s"] = round(cold.median_s, 3)
     report["six_prompts"]["per_prompt_s"] = round(stages[-1].median_s / 6, 5)
     report["ops_further_prompt"] = count_ops(lambda: segmenter.segment([new_phrase(BENCH_PROMPTS[3])]), device)
     answer = segmenter.segment(BENCH_PROMPTS[:1])[0]
     report["finite_outputs"] = bool(answer.presence == answer.presence and all(i.score == i.score
                                                                                for i in answer.instances))
     report["instances_per_prompt"] = len(answer.instances)
+    decoder = segmenter.static_decoder
+    if decoder is not None:
+        report["compile"] = {call.name: {"compile_s": round(call.compile_seconds, 2),
+                                         "compiled_shapes": len(call.first_call_seconds), "failure": call.failure}
+                             for call in decoder.compiled} or "not compiled (off, or not CUDA with Triton)"
     if static and graphs and device.type == "cuda":
-        decoder = static_decoder_for(models, graphs=True)
         report["cuda_graphs"] = {part: {"captured": len(getattr(cache, "graphs", ())),
                                         "fell_back_to_eager": len(getattr(cache, "eager_signatures", ()))}
                                  for part, cache in (("vision", decoder._vision), ("text", decoder._text),
@@ -121,7 +139,8 @@ def count_ops(work, device: torch.device) -> dict:
     return counts
 
 
-def bench_dtype(dtype_name: str, mode: ModelMode, device: torch.device, repeats: int, variants: list[str]) -> dict:
+def bench_dtype(dtype_name: str, mode: ModelMode, device: torch.device, repeats: int, variants: list[str],
+                compile_modes: list[str]) -> dict:
     dtype = getattr(torch, dtype_name)
     photo = load_image(Path(__import__("skimage").__file__).parent / "data" / "coffee.png")
     work = resize_rgb(photo.rgb, *fit_within(*photo.size, MAX_SIDE))
@@ -133,26 +152,32 @@ def bench_dtype(dtype_name: str, mode: ModelMode, device: torch.device, repeats:
     report: dict = {"load_s": round(time.perf_counter() - started, 3),
                     "parameters_m": round(sum(p.numel() for p in models.model.parameters()) / 1e6, 1)}
     for name in variants:
-        try:
-            report[name] = bench_variant(name, models, dtype_name, mode, device, repeats, photo, work)
-        except Exception as exc:  # noqa: BLE001 - one variant failing must not lose the other's numbers
-            traceback.print_exc()
-            report[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        for compile_mode in compile_modes if VARIANTS[name][0] else [COMPILE_OFF]:  # plain: nothing to compile
+            cell = cell_name(name, compile_mode != COMPILE_OFF)
+            try:
+                report[cell] = bench_variant(name, models, dtype_name, mode, device, repeats, photo, work,
+                                             compile_mode)
+            except Exception as exc:  # noqa: BLE001 - one variant failing must not lose the other's numbers
+                traceback.print_exc()
+                report[cell] = {"error": f"{type(exc).__name__}: {exc}"}
     return report
 
 
 def summary(dtype_name: str, row: dict) -> str:
     lines = []
-    for variant in VARIANTS:
+    for variant in [cell_name(v, c) for v in VARIANTS for c in (False, True)]:
         cell = row.get(variant)
-        if not cell or "error" in cell:
-            lines.append(f"{dtype_name} {variant}: {cell and cell.get('error')}")
+        if cell is None:
+            continue
+        if "error" in cell:
+            lines.append(f"{dtype_name} {variant}: {cell['error']}")
             continue
         ms = {k: cell[k]["median_s"] * 1e3 for k in ("first_prompt", "vision", "further_prompt", "repeated_prompt")}
         lines.append(f"{dtype_name} {variant}: first prompt {ms['first_prompt']:.1f} ms, vision {ms['vision']:.1f} ms, "
                      f"further prompt {ms['further_prompt']:.1f} ms, repeated prompt {ms['repeated_prompt']:.1f} ms, "
                      f"6 prompts {cell['six_prompts']['per_prompt_s'] * 1e3:.1f} ms each, peak "
-                     f"{cell['first_prompt']['peak_gpu_memory_mb']:.0f} MB, ops {cell['ops_further_prompt']}")
+                     f"{cell['first_prompt']['peak_gpu_memory_mb']:.0f} MB, ops {cell['ops_further_prompt']}, cold first "
+                     f"prompt {cell['first_prompt_cold_s']:.2f} s, compile {cell.get('compile')}")
     return "\n".join(lines)
 
 
@@ -163,6 +188,11 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", default="bfloat16,float16",
                         help="comma-separated: float32, float16, bfloat16 (the CPU always runs float32)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--compile", default="on",
+                        help="comma-separated on, off: the static variants with torch.compile (on: as users run "
+                             "them, where CUDA and Triton allow), without, or both (off,on)")
+    parser.add_argument("--compile-mode", default=DEFAULT_COMPILE_MODE,
+                        choices=[m for m in COMPILE_MODES if m != COMPILE_OFF], help="inductor's mode with --compile on")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", default=None, help="JSON report")
     args = parser.parse_args(argv)
@@ -173,19 +203,26 @@ def main(argv=None) -> int:
     if unknown or args.repeats < 1:
         print(f"error: unknown variant(s) {unknown} (choose {', '.join(VARIANTS)}) or --repeats < 1", file=sys.stderr)
         return 2
+    switches = [c.strip() for c in args.compile.split(",") if c.strip()]
+    if not switches or any(c not in ("on", "off") for c in switches):
+        print(f"error: --compile {args.compile!r}: choose on, off or both (off,on)", file=sys.stderr)
+        return 2
+    compile_modes = [args.compile_mode if c == "on" else COMPILE_OFF for c in dict.fromkeys(switches)]
     dtypes = ["float32"] if device.type == "cpu" else [d.strip() for d in args.dtypes.split(",") if d.strip()]
     report = {"models": mode.value, "device": str(device), "torch": torch.__version__,
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
               "targets": {"first_prompt_s": 0.040, "further_prompt_s": 0.005}, "repeats": args.repeats,
               "variants": {name: dict(zip(("static_decoding", "cuda_graphs"), VARIANTS[name], strict=True))
-                           for name in variants}, "dtypes": {}}
+                           for name in variants},
+              "compile_modes": compile_modes, "dtypes": {}}
     for name in dtypes:
         try:
-            report["dtypes"][name] = bench_dtype(name, mode, device, args.repeats, variants)
+            report["dtypes"][name] = bench_dtype(name, mode, device, args.repeats, variants, compile_modes)
         except Exception as exc:  # noqa: BLE001 - one dtype failing must not lose the others' numbers
             traceback.print_exc()
             report["dtypes"][name] = {"error": f"{type(exc).__name__}: {exc}"}
         clear_loaded_models()
+        torch._dynamo.reset()  # compiled code of this dtype's model: each dtype starts with dynamo's cache empty
         gc.collect()  # the static decoder and its graphs hang off the model (a cycle): free them before the next
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -194,7 +231,7 @@ def main(argv=None) -> int:
             Path(args.out).write_text(json.dumps(report, indent=2))
 
     def failed(row: dict) -> bool:
-        return "error" in row or any("error" in row.get(v, {}) for v in variants)
+        return "error" in row or any(isinstance(cell, dict) and "error" in cell for cell in row.values())
 
     return 0 if not any(failed(row) for row in report["dtypes"].values()) else 1
 

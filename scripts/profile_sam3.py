@@ -2,12 +2,18 @@
 
     python scripts/profile_sam3.py --models full-random --device cuda --dtype bfloat16 --out profile_sam3.json
     python scripts/profile_sam3.py --models tiny --device cpu --repeats 1        # smoke run
+    python scripts/profile_sam3.py --models full-random --device cuda --compile off   # without torch.compile
 
 Runs the static path without CUDA graphs (``static_eager``: the same kernels the graph replays, launched one by
 one, so they can be timed) on scikit-image's coffee.png, after the photo's vision pass. Each named part (every
 DETR encoder and decoder layer, the scoring head, the mask head's parts, the text encoder) gets a CUDA event
 before and after it; the report gives each part's median GPU milliseconds over ``--repeats`` prompts, and the
 ``--top`` kernels by total GPU time from one ``torch.profiler`` run. On the CPU the events are wall clocks.
+
+``--compile on`` (the default, as users run it) compiles the one-prompt text encoder and decoding with
+``torch.compile`` where CUDA and Triton allow (``backend.segment.sam3_compile``; compiled before anything is
+timed). Compiled, the parts are fused across module boundaries, so no part events are placed: the report gives
+the wall time and the kernel table (Triton kernels by their fused names), and ``--host`` the host's share.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from backend.device import resolve_device  # noqa: E402
 from backend.images import fit_within, load_image, resize_rgb  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
 from backend.segment import sam3_static  # noqa: E402
-from backend.segment.sam3_config import Sam3SegmentConfig  # noqa: E402
+from backend.segment.sam3_config import COMPILE_MODES, COMPILE_OFF, DEFAULT_COMPILE_MODE, Sam3SegmentConfig  # noqa: E402
 from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached  # noqa: E402
 
 MAX_SIDE = 1024
@@ -144,6 +150,11 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--compile", choices=["on", "off"], default="on",
+                        help="torch.compile of the one-prompt text encoder and decoding (on: where CUDA and Triton "
+                             "allow, as users run it)")
+    parser.add_argument("--compile-mode", default=DEFAULT_COMPILE_MODE,
+                        choices=[m for m in COMPILE_MODES if m != COMPILE_OFF], help="inductor's mode with --compile on")
     parser.add_argument("--out", default=None)
     parser.add_argument("--host", action="store_true",
                         help="instead: the graphed static path (as users run it) under cProfile, new and cached "
@@ -152,7 +163,8 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     dtype = getattr(torch, args.dtype) if device.type == "cuda" else torch.float32
     settings = Sam3SegmentConfig(half_dtype=args.dtype if dtype != torch.float32 else "bfloat16",
-                                 static_decoding=True)
+                                 static_decoding=True,
+                                 compile_mode=args.compile_mode if args.compile == "on" else COMPILE_OFF)
     models = load_sam3_cached(ModelMode(args.models), settings, device, dtype)
     photo = load_image(Path(__import__("skimage").__file__).parent / "data" / "coffee.png")
     work = resize_rgb(photo.rgb, *fit_within(*photo.size, MAX_SIDE))
@@ -162,11 +174,13 @@ def main(argv=None) -> int:
     segmenter = ConceptSegmenter(models, settings, device, dtype, False)
     segmenter.set_image(work, photo.size)
     fresh = itertools.count()
-    for _ in range(2):  # warm-up: cuDNN / cuBLAS choose their kernels
+    for _ in range(2):  # warm-up: cuDNN / cuBLAS choose their kernels, torch.compile compiles
         segmenter.segment([f"a coffee cup {next(fresh)}"])
+    compiled = segmenter.static_decoder.compiled
 
     clock = PartClock(device)
-    watch_parts(models.model, clock)
+    if not compiled:  # compiled code has no module boundaries to time (and hooks would break its graph)
+        watch_parts(models.model, clock)
     per_part: dict[str, list[float]] = {}
     walls = []
     for _ in range(args.repeats):
@@ -200,6 +214,8 @@ def main(argv=None) -> int:
         kernels.sort(key=lambda k: -k["total_ms"])
     report = {"models": args.models, "device": str(device), "dtype": str(dtype).removeprefix("torch."),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "compile": {call.name: {"compile_s": round(call.compile_seconds, 2), "failure": call.failure}
+                          for call in compiled} or "not compiled (off, or not CUDA with Triton)",
               "wall_ms_median": round(statistics.median(walls), 3),
               "parts_ms_median": dict(sorted(parts.items(), key=lambda kv: -kv[1])),
               "parts_ms_sum": round(sum(parts.values()), 3),

@@ -204,13 +204,20 @@ def test_bench_script_runs_on_the_cpu_with_tiny_models(repo_root, tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "bench.json"
-    assert bench.main(["--models", "tiny", "--device", "cpu", "--repeats", "1", "--out", str(out)]) == 0
-    row = json.loads(out.read_text())["dtypes"]["float32"]
-    for variant in ("plain", "static_eager", "static"):
+    assert bench.main(["--models", "tiny", "--device", "cpu", "--repeats", "1", "--compile", "off,on",
+                       "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    row = report["dtypes"]["float32"]
+    assert report["compile_modes"] == ["off", "default"]
+    for variant in ("plain", "static_eager", "static", "static_eager+compile", "static+compile"):
         for stage in ("first_prompt", "vision", "further_prompt", "repeated_prompt", "six_prompts"):
             assert row[variant][stage]["median_s"] > 0
         assert row[variant]["finite_outputs"] and row[variant]["instances_per_prompt"] == 8
         assert row[variant]["ops_further_prompt"]["aten_ops"] > 100
+        assert row[variant]["first_prompt_cold_s"] > 0
+    assert "plain+compile" not in row  # nothing of the plain forward is compiled
+    assert row["static+compile"]["compile"].startswith("not compiled")  # the CPU runs the plain calls
+    assert bench.main(["--models", "tiny", "--device", "cpu", "--compile", "maybe"]) == 2
 
 
 def test_cli_boxes_reach_sam3(tmp_path):

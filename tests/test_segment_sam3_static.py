@@ -10,8 +10,9 @@ import torch
 from backend.models.mode import ModelMode
 from backend.models.sam3 import MAX_PROMPT_TOKENS, build_tiny_sam3, tiny_sam3_config
 from backend.segment.sam3_config import BoxPrompt, Sam3SegmentConfig
-from backend.segment.sam3_segmenter import ConceptSegmenter, _bools_to_host, _kept_masks, load_sam3_cached
-from backend.segment.sam3_static import StaticPromptDecoder, group_norm, static_decoder_for
+from backend.segment.sam3_readback import bools_to_host, read_answer
+from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached
+from backend.segment.sam3_static import PromptDecoding, StaticPromptDecoder, group_norm, static_decoder_for
 
 PROMPTS = ["a red mug", "cat", "the small wooden spoon on the left of the plate"]  # three padding lengths
 
@@ -89,19 +90,35 @@ def test_packed_mask_read_back_gives_the_same_bools(size):
     logits = torch.randn(3, 9, 11, generator=generator)
     threshold = torch.nn.functional.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0] > 0
     expected = threshold.numpy()
-    got = _bools_to_host(threshold, packed=True)  # the CUDA route (bytes packed on the device), here on the CPU
+    got = bools_to_host(threshold, packed=True)  # the CUDA route (bytes packed on the device), here on the CPU
     assert got.dtype == bool and got.shape == expected.shape and np.array_equal(got, expected)
     assert 0 < expected.sum() < expected.size  # both values occur
 
 
-def test_kept_masks_are_the_kept_rows_in_order():
-    logits = torch.randn(2, 4, 6, 6, generator=torch.Generator().manual_seed(7))
+def _raw_decoding(prompts: int = 2, queries: int = 6, side: int = 6) -> PromptDecoding:
+    generator = torch.Generator().manual_seed(7)
+    return PromptDecoding(presence_logits=torch.randn(prompts, generator=generator),
+                          logits=torch.randn(prompts, queries, generator=generator),
+                          boxes=torch.rand(prompts, queries, 4, generator=generator),
+                          masks=torch.randn(prompts, queries, side, side, generator=generator),
+                          semantic=torch.randn(prompts, 1, side, side, generator=generator))
+
+
+@pytest.mark.parametrize("masks_with_scores", [False, True], ids=["masks-after", "masks-with-scores"])
+def test_kept_masks_are_the_kept_rows_in_order(masks_with_scores):
+    raw = _raw_decoding()
+    answer = read_answer(raw, 4, (9, 15), 0.5, masks_with_scores)  # 9 × 15 = 135 bits: rows end mid-byte
+    assert (answer.mask_bits is not None) == masks_with_scores
+    order = (raw.logits.sigmoid() * raw.presence_logits.sigmoid()[:, None]).argsort(dim=1, descending=True)
     keep = torch.tensor([[True, True, False, False], [True, False, False, False]])
-    got = _kept_masks(logits, keep, (9, 15), threshold=0.5)
-    scaled = torch.nn.functional.interpolate(logits[keep][None], size=(9, 15), mode="bilinear",
-                                             align_corners=False)[0]
-    assert np.array_equal(got, (scaled > 0).numpy())
-    assert _kept_masks(logits, keep & False, (9, 15), threshold=0.5).shape == (0, 9, 15)
+    got = answer.kept_masks(keep)
+    top = raw.masks.gather(1, order[:, :4, None, None].expand(-1, -1, 6, 6))
+    scaled = torch.nn.functional.interpolate(top[keep][None], size=(9, 15), mode="bilinear", align_corners=False)[0]
+    assert got.dtype == bool and np.array_equal(got, (scaled > 0).numpy())
+    assert 0 < got.sum() < got.size
+    assert answer.kept_masks(keep & False).shape == (0, 9, 15)
+    torch.testing.assert_close(answer.presence, raw.presence_logits.sigmoid())
+    torch.testing.assert_close(answer.boxes, raw.boxes.gather(1, order[:, :4, None].expand(-1, -1, 4)))
 
 
 def _segmenters(**settings):
@@ -184,7 +201,7 @@ def test_cuda_graphs_replay_the_static_path(dtype):
     models = load_sam3_cached(ModelMode.TINY, Sam3SegmentConfig(), cuda, dtype)
     plain = ConceptSegmenter(models, Sam3SegmentConfig(static_decoding=False, max_instances=4), cuda, dtype)
     graphed = ConceptSegmenter(models, Sam3SegmentConfig(max_instances=4), cuda, dtype, graphs=True)
-    decoder = static_decoder_for(models, graphs=True)
+    decoder = graphed.static_decoder
     tolerance = 1e-4 if dtype == torch.float32 else 3e-2
     for seed in range(3):  # a new photo and new phrases each time: the replays read fresh inputs
         rgb = np.random.default_rng(seed).random((48, 64, 3), dtype=np.float32)
@@ -200,8 +217,10 @@ def test_cuda_graphs_replay_the_static_path(dtype):
             assert ours.presence == pytest.approx(ref.presence, abs=tolerance)
             assert ours.best_score == pytest.approx(ref.best_score, abs=tolerance)
             np.testing.assert_allclose(ours.semantic, ref.semantic, atol=tolerance * 10)
-            if dtype == torch.float32:
+            if dtype == torch.float32:  # the plain path scales the kept masks; ours packs all top masks in one copy
                 assert len(ours.instances) == len(ref.instances)
+                for a, b in zip(ref.instances, ours.instances, strict=True):
+                    assert a.mask.shape == b.mask.shape and np.mean(a.mask == b.mask) > 0.999
     for cache in (decoder._vision, decoder._text, decoder._decode):
         assert cache.graphs and not cache.eager_signatures  # captured, and never fell back to eager
 
@@ -230,5 +249,5 @@ def test_packed_mask_read_back_on_cuda():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     bits = torch.rand(20, 683, 1023, device="cuda") > 0.5
-    got = _bools_to_host(bits, packed=True)
+    got = bools_to_host(bits, packed=True)
     assert got.dtype == bool and np.array_equal(got, bits.cpu().numpy())

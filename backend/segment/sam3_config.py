@@ -19,6 +19,11 @@ SEGMENTER_NAMES = tuple(choice.name for choice in SEGMENTERS)
 DEFAULT_PRESENCE_THRESHOLD = DEFAULT_SAM3_PRESENCE_THRESHOLD
 DEFAULT_INSTANCE_THRESHOLD = DEFAULT_SAM3_INSTANCE_THRESHOLD
 HALF_DTYPES = SAM3_HALF_DTYPES
+# torch.compile of the static path's text encoder and decoding (backend.segment.sam3_compile): off, or one of
+# inductor's modes without its own CUDA graphs (ours capture the compiled call)
+COMPILE_OFF = "off"
+COMPILE_MODES = (COMPILE_OFF, "default", "max-autotune-no-cudagraphs")
+DEFAULT_COMPILE_MODE = "default"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,10 @@ class Sam3SegmentConfig:
     # static decoder (backend.segment.sam3_static: no host syncs inside the model, text features cached per
     # phrase, CUDA graphs where SegmentConfig.cuda_graphs allows) instead of Sam3Model.forward
     static_decoding: bool = field(default=True, compare=False)
+    # ... and with it, on CUDA where Triton imports, its text encoder and decoding compiled by torch.compile in
+    # this inductor mode (COMPILE_MODES; "off": never). The first prompt of a process pays the compile; any
+    # failure falls back to the uncompiled calls with one warning (backend.segment.sam3_compile)
+    compile_mode: str = field(default=DEFAULT_COMPILE_MODE, compare=False)
     # Access, not part of the question: left out of comparisons, so of job cache keys (a token is never hashed
     # into a key, written to a file or shown in a repr).
     accept_license: bool = field(default=False, compare=False)  # the user accepted the SAM License: may download
@@ -93,6 +102,8 @@ class Sam3SegmentConfig:
         if self.max_instances < 1 or self.prompts_per_batch < 1:
             raise BadInputError(f"max_instances and prompts_per_batch must be ≥ 1, got "
                                 f"{self.max_instances}/{self.prompts_per_batch}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise BadInputError(f"unknown compile mode {self.compile_mode!r} (choose {', '.join(COMPILE_MODES)})")
         if self.half_dtype not in HALF_DTYPES:
             raise BadInputError(f"unknown half dtype {self.half_dtype!r} (choose {' or '.join(HALF_DTYPES)})")
 

@@ -19,7 +19,6 @@ is left for later.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,8 +32,10 @@ from ..images import LoadedImage, fit_within, resize_mask, resize_rgb
 from ..models.loaded import ModelKey, get_or_load
 from ..models.mode import ModelMode
 from ..models.sam3 import MAX_PROMPT_TOKENS, Sam3Access, Sam3Models, load_sam3
+from .sam3_compile import compile_backend_for
 from .sam3_config import BoxPrompt, InstanceChoice, Sam3SegmentConfig
-from .sam3_static import PromptDecoding, StaticPromptDecoder, static_decoder_for, supports_static_decoding
+from .sam3_readback import bools_to_host, read_answer, threshold_masks
+from .sam3_static import StaticPromptDecoder, static_decoder_for, supports_static_decoding
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,14 @@ class ConceptSegmenter:
         # the static path (backend.segment.sam3_static): same numbers, cached text, CUDA graphs, one host copy
         self._static: StaticPromptDecoder | None = None
         if config.static_decoding and supports_static_decoding(models.model):
-            self._static = static_decoder_for(models, graphs=graphs)
+            backend = compile_backend_for(device, config.compile_mode)
+            self._static = static_decoder_for(models, graphs=graphs, compile_backend=backend,
+                                              compile_mode=config.compile_mode)
+
+    @property
+    def static_decoder(self) -> StaticPromptDecoder | None:
+        """The static decoder this segmenter runs (its graphs, text cache and compiled calls), None if plain."""
+        return self._static
 
     def set_image(self, rgb: np.ndarray, photo_size: tuple[int, int] | None = None) -> None:
         """Run the vision encoder once on ``rgb`` ([h, w, 3] float32 in [0, 1], the working image).
@@ -159,7 +167,8 @@ class ConceptSegmenter:
         instances: tuple[Sam3Instance, ...] = ()
         if len(keep):
             on_device = keep.to(masks.device)
-            binary = _binary_masks(masks[on_device], (h, w), self.config.mask_threshold)
+            bits = threshold_masks(masks[on_device], (h, w), self.config.mask_threshold)
+            binary = bools_to_host(bits, packed=bits.device.type == "cuda")
             scale = torch.tensor([big_w, big_h, big_w, big_h], dtype=torch.float32)
             pixel_boxes = (boxes[on_device].float().cpu() * scale).tolist()
             instances = tuple(Sam3Instance(float(scores[q]), binary[k], tuple(pixel_boxes[k]))
@@ -167,28 +176,27 @@ class ConceptSegmenter:
         return ConceptSegmentation(prompt, presence, instances, semantic, (h, w), float(scores[order[0]]))
 
     def _segment_batch_static(self, prompts: list[str]) -> list[ConceptSegmentation]:
-        """:meth:`_segment_batch` through the static decoder, its answer read back in two copies: first the
-        scores, boxes and semantic maps (one buffer), then only the masks of the instances that are kept."""
+        """:meth:`_segment_batch` through the static decoder, its answer read back in one copy on CUDA
+        (``backend.segment.sam3_readback``)."""
         with torch.inference_mode():
             text, valid = self._static.text_features(prompts, self.device)
             raw = self._static.decode(text, valid, self._features)
-            small, top_index, top_masks = _read_scores(raw, min(self.config.max_instances, raw.logits.shape[1]),
-                                                       self._working_size)
-            presence, top_scores, top_boxes, semantic = small
-            keep = (top_scores > self.instance_threshold) & (presence[:, None] >= self.presence_threshold)
-            binary = _kept_masks(top_masks, keep, self._working_size, self.config.mask_threshold)
+            answer = read_answer(raw, min(self.config.max_instances, raw.logits.shape[1]), self._working_size,
+                                 self.config.mask_threshold, masks_with_scores=self.device.type == "cuda")
+            keep = (answer.scores > self.instance_threshold) & (answer.presence[:, None] >= self.presence_threshold)
+            binary = answer.kept_masks(keep)
         h, w = self._working_size
         big_h, big_w = self._photo_size
         scale = torch.tensor([big_w, big_h, big_w, big_h], dtype=torch.float32)
         results, start = [], 0
         for i, prompt in enumerate(prompts):
             kept = int(keep[i].sum())
-            pixel_boxes = (top_boxes[i, :kept] * scale).tolist()
-            instances = tuple(Sam3Instance(float(top_scores[i, k]), binary[start + k], tuple(pixel_boxes[k]))
+            pixel_boxes = (answer.boxes[i, :kept] * scale).tolist()
+            instances = tuple(Sam3Instance(float(answer.scores[i, k]), binary[start + k], tuple(pixel_boxes[k]))
                               for k in range(kept))
             start += kept
-            results.append(ConceptSegmentation(prompt, float(presence[i]), instances, semantic[i], (h, w),
-                                               float(top_scores[i, 0])))
+            results.append(ConceptSegmentation(prompt, float(answer.presence[i]), instances, answer.semantic[i],
+                                               (h, w), float(answer.scores[i, 0])))
         return results
 
     def _box_inputs(self, boxes: Sequence[BoxPrompt], count: int) -> dict:
@@ -207,70 +215,6 @@ class ConceptSegmenter:
         box_t = torch.tensor(rows, dtype=self.dtype, device=self.device)[None].expand(count, -1, -1)
         label_t = torch.tensor(labels, dtype=torch.long, device=self.device)[None].expand(count, -1)
         return {"input_boxes": box_t, "input_boxes_labels": label_t}
-
-
-def _read_scores(raw: PromptDecoding, count: int, size: tuple[int, int]):
-    """The best ``count`` queries per prompt, read back in one copy.
-
-    Returns ((presence [P], scores [P, K] best first, boxes [P, K, 4], semantic [P, h, w] float32) on the CPU,
-    top query indices [P, K] and their mask logits [P, K, m, m] on the device). Scores are SAM 3's:
-    sigmoid(logit) × presence. The semantic map travels as float16 (a probability: 5e-4 at worst).
-    """
-    presence = raw.presence_logits.float().sigmoid()
-    scores, index = (raw.logits.float().sigmoid() * presence[:, None]).topk(count, dim=1)  # sorted, best first
-    boxes = raw.boxes.float().gather(1, index[..., None].expand(-1, -1, 4))
-    masks = raw.masks.gather(1, index[..., None, None].expand(-1, -1, *raw.masks.shape[-2:]))
-    semantic = F.interpolate(raw.semantic.float(), size=size, mode="bilinear", align_corners=False)[:, 0]
-    parts = (presence, scores, boxes, semantic.sigmoid().half())
-    host = _to_host(torch.cat([part.contiguous().view(torch.uint8).reshape(-1) for part in parts]))
-    unpacked, offset = [], 0
-    for part in parts:
-        size_bytes = part.numel() * part.element_size()
-        unpacked.append(host[offset:offset + size_bytes].view(part.dtype).reshape(part.shape).float())
-        offset += size_bytes
-    presence, scores, boxes, semantic = unpacked
-    return (presence, scores, boxes, semantic.numpy()), index, masks
-
-
-def _kept_masks(masks: torch.Tensor, keep: torch.Tensor, size: tuple[int, int], threshold: float) -> np.ndarray:
-    """masks [P, K, m, m] logits on the device, keep [P, K] bool on the CPU (a prefix per row) → [N, h, w] bool
-    for the kept ones in row order, scaled to ``size`` and thresholded on the device, copied once."""
-    rows = keep.flatten().nonzero()[:, 0]  # on the CPU: a bool index on the device would read its count back
-    if not len(rows):
-        return np.zeros((0, *size), dtype=bool)
-    return _binary_masks(masks.flatten(0, 1).index_select(0, rows.to(masks.device)), size, threshold)
-
-
-def _binary_masks(logits: torch.Tensor, size: tuple[int, int], threshold: float) -> np.ndarray:
-    """Mask logits [N, m, m] on the device → [N, h, w] bool on the CPU: scaled to ``size`` bilinearly and cut at
-    probability ``threshold`` (compared as a logit, so no sigmoid over the full-size masks), copied once."""
-    scaled = F.interpolate(logits[None].float(), size=size, mode="bilinear", align_corners=False)[0]
-    bits = scaled > math.log(threshold / (1 - threshold))
-    return _bools_to_host(bits, packed=bits.device.type == "cuda")
-
-
-def _bools_to_host(bits: torch.Tensor, packed: bool) -> np.ndarray:
-    """A bool tensor → the same bools as a NumPy array. ``packed``: eight to a byte on the tensor's device
-    (``np.packbits``' order: the first value in the highest bit), copied as bytes, unpacked on the CPU; a
-    device → host copy of 20 masks of 683 × 1024 shrinks from 14 MB to 1.7 MB."""
-    if not packed:
-        return bits.cpu().numpy()
-    flat = bits.reshape(-1).view(torch.uint8)
-    if flat.numel() % 8:  # np.packbits pads the last byte with zero bits, as here (a pad of 0 would still copy)
-        flat = F.pad(flat, (0, -flat.numel() % 8))
-    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=flat.device)
-    bytes_ = (flat.view(-1, 8) << shifts).sum(dim=1, dtype=torch.uint8)  # the bits are disjoint: sum = or
-    unpacked = np.unpackbits(_to_host(bytes_).numpy(), count=bits.numel())
-    return unpacked.view(bool).reshape(bits.shape)
-
-
-def _to_host(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor.cpu()``, through page-locked memory from CUDA: a copy from the device into pageable memory
-    is staged through a driver buffer in pieces and runs at a fraction of the bus's speed."""
-    if tensor.device.type != "cuda":
-        return tensor.cpu()
-    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)  # torch caches pinned blocks
-    return host.copy_(tensor)  # blocking: the bytes are here when it returns
 
 
 # --- models as the segment path uses them ------------------------------------------------------------------
@@ -304,7 +248,9 @@ class Sam3Run:
     masks: list[np.ndarray | None]  # [H, W] bool at the photo's size; None where nothing matched
     scores: list[float]
     failures: list[str]  # "" where the phrase matched, else why not (with the scores)
-    shared_seconds: dict[str, float]  # model loading, the image and the one vision pass
+    # model loading, the image and the one vision pass; "sam3_compile": torch.compile's first calls, when this
+    # run paid for them (once per process; backend.segment.sam3_compile)
+    shared_seconds: dict[str, float]
     decode_seconds: float  # all phrases' decoding (divide by the phrase count for a per-phrase share)
 
 
@@ -326,10 +272,16 @@ def segment_concepts(image: LoadedImage, prompts: Sequence[str], config: Sam3Seg
     segmenter.set_image(work, photo_size=(height, width))
     shared["sam3_vision"] = _lap(device, clock)
 
-    # 3. all phrases against it
+    # 3. all phrases against it (the first prompt of a process may compile first: timed apart)
+    decoder = segmenter.static_decoder
+    compiled_before = decoder.compile_seconds if decoder is not None else 0.0
     clock = time.perf_counter()
     segmentations = segmenter.segment(prompts, boxes)
     decode = _lap(device, clock)
+    compiled = (decoder.compile_seconds if decoder is not None else 0.0) - compiled_before
+    if compiled > 0:
+        shared["sam3_compile"] = compiled
+        decode = max(decode - compiled, 0.0)
 
     # 4. the instance the user chose, at the photo's size
     masks, scores, failures = [], [], []

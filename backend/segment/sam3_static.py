@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cuda_graph import GraphCache
+from .sam3_compile import Backend, CompiledCall
 
 # Attention back-ends whose mask convention this module knows: SDPA takes a bool "may attend" mask, eager an
 # additive float mask. Others (flash, flex) leave the model on its plain forward.
@@ -80,17 +81,31 @@ class StaticPromptDecoder:
     model must not be moved or converted afterwards.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, max_tokens: int, graphs: bool = True):
+    def __init__(self, model: torch.nn.Module, tokenizer, max_tokens: int, graphs: bool = True,
+                 compile_backend: Backend | None = None, compile_mode: str | None = None):
+        """compile_backend: a ``torch.compile`` backend for the text encoder and the decoding (None: plain
+        calls; ``backend.segment.sam3_compile``), in inductor's ``compile_mode``; the graphs capture them."""
         self.model = model
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.text_cache = TextFeatureCache()
         self.text_encoder_runs = 0  # prompts that went through the text encoder (tests count cache hits by it)
         self.eager_attention = model.config._attn_implementation == "eager"
+        text, decode = self._text_tensors, self._decode_tensors
+        self.compiled: tuple[CompiledCall, ...] = ()  # what compiling cost, or why it failed (benchmarks read it)
+        if compile_backend is not None:
+            text = CompiledCall(text, "text encoder", compile_backend, compile_mode)
+            decode = CompiledCall(decode, "decoding", compile_backend, compile_mode)
+            self.compiled = (text, decode)
         max_graphs = 8 if graphs else 0
         self._vision = _maybe_graphed(self._vision_tensors, max_graphs)
-        self._text = _maybe_graphed(self._text_tensors, max_graphs)
-        self._decode = _maybe_graphed(self._decode_tensors, max_graphs)
+        self._text = _maybe_graphed(text, max_graphs)
+        self._decode = _maybe_graphed(decode, max_graphs)
+
+    @property
+    def compile_seconds(self) -> float:
+        """What ``torch.compile`` has cost so far (first compiled calls of the text encoder and the decoding)."""
+        return sum(call.compile_seconds for call in self.compiled)
 
     # --- the vision pass ---------------------------------------------------------------------------------------
 
@@ -172,10 +187,10 @@ class StaticPromptDecoder:
         queries = decoder.query_embed.weight[None].expand(count, -1, -1)
         boxes = decoder.reference_points.weight[None].expand(count, -1, -1).sigmoid()
         hidden = torch.cat([decoder.presence_token.weight[None].expand(count, -1, -1), queries], dim=1)
+        grid = _cell_grid(height, width, boxes)  # the same in every layer: made once
         for layer in decoder.layers:
             query_pos = decoder.ref_point_head(decoder.position_encoding.encode_boxes(boxes))
-            box_bias = _box_position_bias(decoder, boxes, height, width)  # [P, heads, Q, h*w]
-            box_bias = torch.nn.functional.pad(box_bias, (0, 0, 1, 0))  # the presence token attends everywhere
+            box_bias = _box_position_bias(decoder, boxes, grid)  # [P, heads, 1 + Q, h*w]
             hidden = layer(hidden, query_pos=query_pos, text_features=text, vision_features=vision,
                            vision_pos_encoding=vision_pos, text_cross_attn_mask=attend,
                            vision_cross_attn_mask=box_bias)
@@ -240,28 +255,42 @@ def group_norm(x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:  # x:
     return torch.addcmul(shift[..., None, None], x, scale[..., None, None], out=out)  # float32 math, one rounding
 
 
+def _cell_grid(height: int, width: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The feature cells' top and left edges in [0, 1): ([height] rows, [width] columns) in ``like``'s dtype."""
+    rows = torch.arange(0, height, device=like.device, dtype=like.dtype) / height
+    cols = torch.arange(0, width, device=like.device, dtype=like.dtype) / width
+    return rows, cols
+
+
 def _box_position_bias(
     decoder: torch.nn.Module,  # Sam3DetrDecoder: its box_rpb_embed_x / _y MLPs
     boxes: torch.Tensor,  # [P, Q, 4] (cx, cy, w, h) in [0, 1]
-    height: int,
-    width: int,
-) -> torch.Tensor:  # [P, heads, Q, height * width]
+    grid: tuple[torch.Tensor, torch.Tensor],  # _cell_grid: [h] rows, [w] columns
+) -> torch.Tensor:  # [P, heads, 1 + Q, h * w]: row 0 (the presence token) all zero
     """SAM 3's box-relative position bias: each query's attention to a feature cell depends on the cell's
-    log-scaled offsets from the query's box edges.
+    log-scaled offsets from the query's box edges. Row 0 is the presence token's, which attends everywhere.
 
-    ``Sam3DetrDecoder._get_rpb_matrix`` computes the same, but takes its coordinate grids from an lru cache of
-    size one: a graph would keep reading those grids' memory after another call evicted and freed them. Here
-    the grids are made inside the call, so a captured graph owns them.
+    ``Sam3DetrDecoder._get_rpb_matrix`` computes the same rows, but takes its coordinate grids from an lru cache
+    of size one: a graph would keep reading those grids' memory after another call evicted and freed them. Here
+    the grids are made inside the call (once for all layers), so a captured graph owns them. The [P, heads,
+    1 + Q, h, w] result is written in place by one broadcast add (transformers adds into [P, Q, h, w, heads],
+    then permutes into a copy, and its caller pads the presence row on: three passes over ~8 M values a layer).
     """
+    rows, cols = grid
     xyxy = _cxcywh_to_xyxy(boxes)
-    rows = torch.arange(0, height, device=boxes.device, dtype=boxes.dtype) / height
-    cols = torch.arange(0, width, device=boxes.device, dtype=boxes.dtype) / width
     to_rows = rows[None, None, :, None] - xyxy[:, :, None, 1::2]  # [P, Q, h, 2]: from the top and bottom edges
     to_cols = cols[None, None, :, None] - xyxy[:, :, None, 0::2]  # [P, Q, w, 2]: from the left and right edges
-    bias_rows = decoder.box_rpb_embed_y(_log_scale(to_rows))  # [P, Q, h, heads]
-    bias_cols = decoder.box_rpb_embed_x(_log_scale(to_cols))  # [P, Q, w, heads]
-    bias = (bias_rows[:, :, :, None] + bias_cols[:, :, None]).flatten(2, 3)  # [P, Q, h*w, heads]
-    return bias.permute(0, 3, 1, 2).contiguous()
+    bias_rows = decoder.box_rpb_embed_y(_log_scale(to_rows)).permute(0, 3, 1, 2)  # [P, heads, Q, h]
+    bias_cols = decoder.box_rpb_embed_x(_log_scale(to_cols)).permute(0, 3, 1, 2)  # [P, heads, Q, w]
+    count, heads, queries, height = bias_rows.shape
+    width = bias_cols.shape[-1]
+    if torch.compiler.is_compiling():  # dynamo takes no strided out=; inductor fuses this form into one kernel
+        presence_row = bias_rows.new_zeros(count, heads, 1, height, width)
+        return torch.cat([presence_row, bias_rows[..., None] + bias_cols[..., None, :]], dim=2).flatten(3)
+    bias = torch.empty(count, heads, 1 + queries, height, width, dtype=bias_rows.dtype, device=bias_rows.device)
+    bias[:, :, 0].zero_()
+    torch.add(bias_rows[..., None], bias_cols[..., None, :], out=bias[:, :, 1:])
+    return bias.flatten(3)
 
 
 def _log_scale(offsets: torch.Tensor) -> torch.Tensor:
@@ -282,22 +311,29 @@ def _cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
 
 
 def _maybe_graphed(fn, max_graphs: int):
-    return GraphCache(fn, max_graphs=max_graphs) if max_graphs else fn
+    if not max_graphs:
+        return fn
+    if isinstance(fn, CompiledCall):  # compiled code that cannot be captured falls back to the plain call's graph
+        return GraphCache(fn, max_graphs=max_graphs, capture=fn.graph_capture)
+    return GraphCache(fn, max_graphs=max_graphs)
 
 
-def static_decoder_for(models, graphs: bool = True) -> StaticPromptDecoder:
-    """The one :class:`StaticPromptDecoder` of a loaded ``Sam3Models`` per ``graphs`` setting.
+def static_decoder_for(models, graphs: bool = True, compile_backend: Backend | None = None,
+                       compile_mode: str | None = None) -> StaticPromptDecoder:
+    """The one :class:`StaticPromptDecoder` of a loaded ``Sam3Models`` per (graphs, compile) setting.
 
-    Kept on the model object itself, so its text cache and graphs live exactly as long as the loaded model
-    (``backend.models.loaded`` dropping the model drops them too).
+    Kept on the model object itself, so its text cache, graphs and compiled calls live exactly as long as the
+    loaded model (``backend.models.loaded`` dropping the model drops them too).
     """
     from ..models.sam3 import MAX_PROMPT_TOKENS
 
+    key = (graphs, compile_backend, compile_mode if compile_backend is not None else None)
     with _decoders_lock:
         held = models.model.__dict__.setdefault("_static_prompt_decoders", {})
-        if graphs not in held:
-            held[graphs] = StaticPromptDecoder(models.model, models.tokenizer, MAX_PROMPT_TOKENS, graphs)
-        return held[graphs]
+        if key not in held:
+            held[key] = StaticPromptDecoder(models.model, models.tokenizer, MAX_PROMPT_TOKENS, graphs,
+                                            compile_backend, compile_mode)
+        return held[key]
 
 
 _decoders_lock = threading.Lock()
