@@ -225,8 +225,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--ray", default=None, help="auto or a Ray address (default: no Ray, rows in this process)")
     p.add_argument("--workers", type=int, default=None,
                    help="Ray workers (default: one per GPU, times --workers-per-gpu)")
-    p.add_argument("--workers-per-gpu", type=_positive_int, default=1, metavar="K",
-                   help="Ray workers sharing each GPU (each asks Ray for 1/K of one); default 1")
+    p.add_argument("--workers-per-gpu", type=_positive_int, default=choices.DEFAULT_WORKERS_PER_GPU, metavar="K",
+                   help="Ray workers sharing each GPU (each asks Ray for 1/K of one; one worker's CPU stages overlap "
+                        f"another's GPU work); default {choices.DEFAULT_WORKERS_PER_GPU}")
     p.add_argument("--rows-per-process", type=_positive_int_or_auto, default=choices.ROWS_PER_PROCESS_AUTO,
                    metavar="K|auto",
                    help="rows whose stage-1 fits and stage-2 textures run together in one process, sharing "
