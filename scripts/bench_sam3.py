@@ -9,8 +9,9 @@ On scikit-image's coffee.png (600×400, as ``python -m backend bench``), the mod
 three ways: ``plain`` (transformers' ``Sam3Model.forward``), ``static`` (``backend.segment.sam3_static``: no
 host syncs inside the model, text features cached per phrase, CUDA graphs for the vision pass, the text
 encoder and the decoding; the same numbers, tested on the CPU) and ``static_eager`` (the same without graphs).
-``--compile on`` (the default, as users run it) runs the static variants with their one-prompt text encoder and
-decoding compiled by ``torch.compile`` where the device allows (CUDA with Triton; ``backend.segment.sam3_compile``);
+``--compile on`` runs the static variants with their one-prompt text encoder and decoding compiled by
+``torch.compile`` where the device allows (CUDA with Triton; ``backend.segment.sam3_compile``; off by default, as
+users run them: ``Sam3SegmentConfig.compile_mode``);
 ``--compile off,on`` runs each static variant both ways, the compiled cells named ``static+compile``. Each number
 is the median of ``--repeats`` runs after one warm-up (``backend.bench_timing.time_stage``, CUDA synchronised
 around every run), with the peak GPU memory of those runs:
@@ -54,7 +55,7 @@ from backend.device import resolve_device  # noqa: E402
 from backend.images import fit_within, load_image, resize_rgb  # noqa: E402
 from backend.models.loaded import clear_loaded_models  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
-from backend.segment.sam3_config import COMPILE_MODES, COMPILE_OFF, DEFAULT_COMPILE_MODE, Sam3SegmentConfig  # noqa: E402
+from backend.segment.sam3_config import COMPILE_MODES, COMPILE_OFF, INDUCTOR_MODE, Sam3SegmentConfig  # noqa: E402
 from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached, segment_concepts  # noqa: E402
 
 MAX_SIDE = 1024  # SegmentConfig's default working resolution
@@ -188,10 +189,10 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", default="bfloat16,float16",
                         help="comma-separated: float32, float16, bfloat16 (the CPU always runs float32)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
-    parser.add_argument("--compile", default="on",
-                        help="comma-separated on, off: the static variants with torch.compile (on: as users run "
-                             "them, where CUDA and Triton allow), without, or both (off,on)")
-    parser.add_argument("--compile-mode", default=DEFAULT_COMPILE_MODE,
+    parser.add_argument("--compile", default="off",
+                        help="comma-separated on, off: the static variants with torch.compile (where CUDA and Triton "
+                             "allow), without (the default, as users run them), or both (off,on)")
+    parser.add_argument("--compile-mode", default=INDUCTOR_MODE,
                         choices=[m for m in COMPILE_MODES if m != COMPILE_OFF], help="inductor's mode with --compile on")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", default=None, help="JSON report")

@@ -33,7 +33,7 @@ from backend.device import resolve_device  # noqa: E402
 from backend.images import fit_within, load_image, resize_rgb  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
 from backend.segment import sam3_static  # noqa: E402
-from backend.segment.sam3_config import COMPILE_MODES, COMPILE_OFF, DEFAULT_COMPILE_MODE, Sam3SegmentConfig  # noqa: E402
+from backend.segment.sam3_config import COMPILE_MODES, COMPILE_OFF, INDUCTOR_MODE, Sam3SegmentConfig  # noqa: E402
 from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached  # noqa: E402
 
 MAX_SIDE = 1024
@@ -150,10 +150,10 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--compile", choices=["on", "off"], default="on",
+    parser.add_argument("--compile", choices=["on", "off"], default="off",
                         help="torch.compile of the one-prompt text encoder and decoding (on: where CUDA and Triton "
-                             "allow, as users run it)")
-    parser.add_argument("--compile-mode", default=DEFAULT_COMPILE_MODE,
+                             "allow; off, the default, as users run it)")
+    parser.add_argument("--compile-mode", default=INDUCTOR_MODE,
                         choices=[m for m in COMPILE_MODES if m != COMPILE_OFF], help="inductor's mode with --compile on")
     parser.add_argument("--out", default=None)
     parser.add_argument("--host", action="store_true",

@@ -23,7 +23,11 @@ HALF_DTYPES = SAM3_HALF_DTYPES
 # inductor's modes without its own CUDA graphs (ours capture the compiled call)
 COMPILE_OFF = "off"
 COMPILE_MODES = (COMPILE_OFF, "default", "max-autotune-no-cudagraphs")
-DEFAULT_COMPILE_MODE = "default"
+# Off by default: on an H200 (bf16, full-random, nothing beside it) compiling saved 1.9 ms a further prompt (9.6 →
+# 7.7 ms) and cost 52 s at the first prompt of every process (docs/performance.md): a user waits on it, and a
+# process would need ~27 000 prompts to win it back. For a long-lived server, opt in.
+DEFAULT_COMPILE_MODE = COMPILE_OFF
+INDUCTOR_MODE = "default"  # the mode the timing scripts compile in when asked to (--compile on)
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,8 @@ class Sam3SegmentConfig:
     # phrase, CUDA graphs where SegmentConfig.cuda_graphs allows) instead of Sam3Model.forward
     static_decoding: bool = field(default=True, compare=False)
     # ... and with it, on CUDA where Triton imports, its text encoder and decoding compiled by torch.compile in
-    # this inductor mode (COMPILE_MODES; "off": never). The first prompt of a process pays the compile; any
-    # failure falls back to the uncompiled calls with one warning (backend.segment.sam3_compile)
+    # this inductor mode (COMPILE_MODES; "off", the default: never). The first prompt of a process pays the
+    # compile; any failure falls back to the uncompiled calls with one warning (backend.segment.sam3_compile)
     compile_mode: str = field(default=DEFAULT_COMPILE_MODE, compare=False)
     # Access, not part of the question: left out of comparisons, so of job cache keys (a token is never hashed
     # into a key, written to a file or shown in a repr).
