@@ -90,12 +90,12 @@ ROWS_PER_PROCESS_AUTO = "auto"
 # photo→GLB job at 4.7 GB (docs/performance.md); 6 GiB leaves a margin. A shared call that runs out of memory
 # fails every row of its group (exit 5), so auto must not promise rows a small GPU cannot hold.
 ROW_GPU_MEMORY = 6 * 2**30  # bytes
-# The largest group measured: 8 draft rows per process, 11.21 rows/min against 7.51 for 1 on one H200
+# The largest group measured: 8 draft rows per process, 16.10 rows/min against 7.51 for 1 on one H200
 # (docs/batch.md); larger groups are unmeasured.
 MAX_AUTO_ROWS_PER_PROCESS = 8
-# batch --ray: worker processes sharing each GPU. Two let one worker's CPU stages (mesh, UVs, bake, export: ~7 s
-# of a 25 s group of 8 draft rows) overlap the other's GPU work: on one H200, 8 rows per process, steady
-# 22.9 / 26.2 rows/min with two workers against 18.1 with one (docs/batch.md).
+# batch --ray: worker processes sharing each GPU. Two let one worker's CPU stages (mesh, UVs, bake, export: ~7.5 s
+# of a 25.5 s group of 8 draft rows) overlap the other's GPU work: on one H200, 8 rows per process, 24.55 rows/min
+# steady with two workers against 19.89 with one (medians of two runs, docs/batch.md).
 DEFAULT_WORKERS_PER_GPU = 2
 MODEL_MODES: tuple[str, ...] = tuple(mode.value for mode in ModelMode)
 
