@@ -83,9 +83,9 @@ SAM3_HALF_DTYPES: tuple[str, ...] = ("bfloat16", "float16")  # on CUDA with half
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 DEFAULT_DEVICE = "auto"
-# batch --rows-per-process: a whole number K, or this word for "chosen from the device's free memory"
-# (backend.batch.row_groups.choose_rows_per_process).
-ROWS_PER_PROCESS_AUTO = "auto"
+# batch --rows-per-process and --workers-per-gpu: a whole number K, or this word for "chosen from the device's free
+# memory" (backend.batch.row_groups: choose_rows_per_process, choose_workers_per_gpu).
+AUTO_CHOICE = "auto"
 # GPU memory one row of a group needs: a draft row peaked under 5 GB (docs/batch.md, one H200) and a standard
 # photo→GLB job at 4.7 GB (docs/performance.md); 6 GiB leaves a margin. A shared call that runs out of memory
 # fails every row of its group (exit 5), so auto must not promise rows a small GPU cannot hold.
@@ -93,10 +93,11 @@ ROW_GPU_MEMORY = 6 * 2**30  # bytes
 # The largest group measured: 8 draft rows per process, 16.10 rows/min against 7.51 for 1 on one H200
 # (docs/batch.md); larger groups are unmeasured.
 MAX_AUTO_ROWS_PER_PROCESS = 8
-# batch --ray: worker processes sharing each GPU. Two let one worker's CPU stages (mesh, UVs, bake, export: ~7.5 s
-# of a 25.5 s group of 8 draft rows) overlap the other's GPU work: on one H200, 8 rows per process, 24.55 rows/min
-# steady with two workers against 19.89 with one (medians of two runs, docs/batch.md).
-DEFAULT_WORKERS_PER_GPU = 2
+# batch --ray, --workers-per-gpu auto: worker processes sharing each GPU when it has room for each worker's rows.
+# Two let one worker's CPU stages (mesh, UVs, bake, export: ~7.5 s of a 25.5 s group of 8 draft rows) overlap the
+# other's GPU work: on one H200, 8 rows per process, 24.55 rows/min steady with two workers against 19.89 with one
+# (medians of two runs, docs/batch.md). More than two is unmeasured with groups.
+AUTO_WORKERS_PER_GPU = 2
 MODEL_MODES: tuple[str, ...] = tuple(mode.value for mode in ModelMode)
 
 

@@ -116,13 +116,13 @@ def _positive_int(text: str) -> int:
 
 def _positive_int_or_auto(text: str) -> int | str:
     """A whole number of at least 1, or ``auto`` (left for the command to resolve); anything else is a usage error."""
-    if text == choices.ROWS_PER_PROCESS_AUTO:
+    if text == choices.AUTO_CHOICE:
         return text
     try:
         return _positive_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a whole number of at least 1 or {choices.ROWS_PER_PROCESS_AUTO}, got {text!r}") from None
+            f"expected a whole number of at least 1 or {choices.AUTO_CHOICE}, got {text!r}") from None
 
 
 # One example per subcommand, shown at the end of its --help ({prog}: how the user started us).
@@ -225,10 +225,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--ray", default=None, help="auto or a Ray address (default: no Ray, rows in this process)")
     p.add_argument("--workers", type=int, default=None,
                    help="Ray workers (default: one per GPU, times --workers-per-gpu)")
-    p.add_argument("--workers-per-gpu", type=_positive_int, default=choices.DEFAULT_WORKERS_PER_GPU, metavar="K",
-                   help="Ray workers sharing each GPU (each asks Ray for 1/K of one; one worker's CPU stages overlap "
-                        f"another's GPU work); default {choices.DEFAULT_WORKERS_PER_GPU}")
-    p.add_argument("--rows-per-process", type=_positive_int_or_auto, default=choices.ROWS_PER_PROCESS_AUTO,
+    p.add_argument("--workers-per-gpu", type=_positive_int_or_auto, default=choices.AUTO_CHOICE, metavar="K|auto",
+                   help="Ray workers sharing each GPU, each asking Ray for 1/K of one (one worker's CPU stages overlap "
+                        f"another's GPU work); auto: {choices.AUTO_WORKERS_PER_GPU} where this process's GPU has "
+                        f"{choices.ROW_GPU_MEMORY // 2**30} GiB free for each, else 1")
+    p.add_argument("--rows-per-process", type=_positive_int_or_auto, default=choices.AUTO_CHOICE,
                    metavar="K|auto",
                    help="rows whose stage-1 fits and stage-2 textures run together in one process, sharing "
                         "batched Zero123 calls; auto: 1 on the CPU (and under --ray when this process sees no GPU), "

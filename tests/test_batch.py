@@ -170,8 +170,7 @@ def test_workers_per_gpu_asks_ray_for_a_fraction_of_each_gpu():
 
 @pytest.mark.slow
 def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, monkeypatch):
-    """Two workers on one (declared) GPU by default, each asking for half of it, running groups of two rows; on
-    the CPU."""
+    """Two workers on one (declared) GPU, each asking for half of it, running groups of two rows; on the CPU."""
     ray = pytest.importorskip("ray")
     for name in ("a", "b", "c"):
         _cutout(tmp_path / f"{name}.png", 0.5)
@@ -196,8 +195,8 @@ def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, mo
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     out = tmp_path / "out"
     try:
-        code = cli.main(["batch", "--csv", str(rows), "--out", str(out), "--ray", "auto", "--rows-per-process", "2",
-                         "-q"])  # --workers-per-gpu: its default, 2
+        code = cli.main(["batch", "--csv", str(rows), "--out", str(out), "--ray", "auto", "--workers-per-gpu", "2",
+                         "--rows-per-process", "2", "-q"])
     finally:
         ray.shutdown()
     assert code == 6  # SOME_ROWS_FAILED

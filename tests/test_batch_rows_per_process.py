@@ -12,7 +12,14 @@ import torch
 
 from backend import cli
 from backend.batch import row_groups
-from backend.batch.row_groups import MAX_AUTO_ROWS_PER_PROCESS, ROW_GPU_MEMORY, FreeGpuMemory, choose_rows_per_process
+from backend.batch.row_groups import (
+    AUTO_WORKERS_PER_GPU,
+    MAX_AUTO_ROWS_PER_PROCESS,
+    ROW_GPU_MEMORY,
+    FreeGpuMemory,
+    choose_rows_per_process,
+    choose_workers_per_gpu,
+)
 from backend.batch.rows import RowOutcome
 
 GIB = 2**30
@@ -168,3 +175,46 @@ def test_under_ray_auto_is_chosen_after_ray_starts_and_shares_the_gpu_among_its_
     sizes = _record_groups(monkeypatch)
     assert cli.main(command) == 0
     assert sizes == [2] and asked[-1] == ("auto", False)
+
+
+@pytest.mark.parametrize(("free_gib", "workers"), [(131, AUTO_WORKERS_PER_GPU), (12, AUTO_WORKERS_PER_GPU), (11, 1)])
+def test_workers_per_gpu_auto_shares_a_gpu_only_where_each_worker_has_a_rows_room(monkeypatch, free_gib, workers):
+    asked = _fake_free_memory(monkeypatch, free_gib * GIB)
+    choice = choose_workers_per_gpu("auto")
+    assert choice.workers == workers and f"{free_gib} GiB free on cuda:0" in choice.reason
+    assert asked == [("auto", True)]  # the GPU Ray's workers would share, read as under Ray
+
+
+def test_workers_per_gpu_auto_without_a_gpu_here_is_one(monkeypatch):
+    assert choose_workers_per_gpu("cpu").workers == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    choice = choose_workers_per_gpu("auto")  # a cluster's GPUs may be elsewhere: 1, and how to ask for more
+    assert choice.workers == 1 and "--workers-per-gpu K" in choice.reason
+
+
+def test_batch_under_ray_says_both_choices_and_sizes_rows_for_the_workers_sharing_a_gpu(tmp_path, monkeypatch,
+                                                                                         capsys):
+    from backend.batch import ray_runner
+
+    _fake_free_memory(monkeypatch, 60 * GIB)
+    given = {}
+    monkeypatch.setattr(ray_runner, "connect_ray", lambda address, workers: None)
+
+    def run_rows_on_ray(rows, out_root, models, force, **settings):
+        given.update(settings)
+        return [RowOutcome(row, "skipped", 0, "recorded", 0.0, str(out_root / row.folder_name)) for row in rows]
+
+    monkeypatch.setattr(ray_runner, "run_rows_on_ray", run_rows_on_ray)
+    rows = _rows_csv(tmp_path, 3)
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(tmp_path / "out"), "--ray", "auto", "-q"]) == 0
+    assert given["workers_per_gpu"] == AUTO_WORKERS_PER_GPU
+    assert given["rows_per_process"] == min(MAX_AUTO_ROWS_PER_PROCESS, 60 * GIB // AUTO_WORKERS_PER_GPU // ROW_GPU_MEMORY)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"batch: {AUTO_WORKERS_PER_GPU} workers per GPU (auto: 60 GiB free on cuda:0")
+    assert lines[1].startswith(f"batch: {given['rows_per_process']} rows per process (auto: 60 GiB free on cuda:0 "
+                               f"shared by {AUTO_WORKERS_PER_GPU} workers")
+    # a K given is kept, and nothing is said about it
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(tmp_path / "out2"), "--ray", "auto",
+                     "--workers-per-gpu", "3", "--rows-per-process", "2", "-q"]) == 0
+    assert given["workers_per_gpu"] == 3 and given["rows_per_process"] == 2
+    assert not any("per GPU" in line or "per process" in line for line in capsys.readouterr().err.splitlines())

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from ..atomic_output import check_output_location, output_path
-from ..choices import ROWS_PER_PROCESS_AUTO
+from ..choices import AUTO_CHOICE
 from ..errors import SOME_ROWS_FAILED
 from ..models.mode import resolve_model_mode
 from .rows import RowOutcome, check_summary_replaceable, read_rows, write_summary
@@ -30,13 +30,14 @@ def run_batch_command(args: argparse.Namespace) -> int:
         from .ray_runner import connect_ray
 
         connect_ray(args.ray, args.workers)
-    rows_per_process = _rows_per_process(args)
+    workers_per_gpu = _workers_per_gpu(args)
+    rows_per_process = _rows_per_process(args, workers_per_gpu)
     out_root.mkdir(parents=True, exist_ok=True)
     if args.ray:
         from .ray_runner import run_rows_on_ray
 
         outcomes = run_rows_on_ray(rows, out_root, args.models, args.force, address=args.ray, workers=args.workers,
-                                   on_outcome=_print_outcome, workers_per_gpu=args.workers_per_gpu,
+                                   on_outcome=_print_outcome, workers_per_gpu=workers_per_gpu,
                                    rows_per_process=rows_per_process, device=args.device)
     elif rows_per_process > 1:
         from .row_groups import plan_row_groups, run_row_group
@@ -59,15 +60,30 @@ def run_batch_command(args: argparse.Namespace) -> int:
     return SOME_ROWS_FAILED if failed else 0
 
 
-def _rows_per_process(args: argparse.Namespace) -> int:
+def _workers_per_gpu(args: argparse.Namespace) -> int:
+    """``--workers-per-gpu``: K as given, or ``auto`` chosen once here under Ray and said in one line; without Ray
+    the rows run in this one process."""
+    if args.workers_per_gpu != AUTO_CHOICE:
+        return args.workers_per_gpu
+    if not args.ray:
+        return 1
+    from .row_groups import choose_workers_per_gpu
+
+    choice = choose_workers_per_gpu(args.device)
+    print(f"batch: {choice.workers} worker{'s' if choice.workers != 1 else ''} per GPU ({choice.reason})",
+          file=sys.stderr)
+    return choice.workers
+
+
+def _rows_per_process(args: argparse.Namespace, workers_per_gpu: int) -> int:
     """``--rows-per-process``: K as given, or ``auto`` chosen once here, after the input checks and before any row
     runs, and said in one line (docs/batch.md)."""
-    if args.rows_per_process != ROWS_PER_PROCESS_AUTO:
+    if args.rows_per_process != AUTO_CHOICE:
         return args.rows_per_process
     from .row_groups import choose_rows_per_process
 
     # --workers-per-gpu only shares a GPU among Ray's workers; the local runner is one process.
-    choice = choose_rows_per_process(args.device, args.workers_per_gpu if args.ray else 1, on_ray=bool(args.ray))
+    choice = choose_rows_per_process(args.device, workers_per_gpu if args.ray else 1, on_ray=bool(args.ray))
     print(f"batch: {choice.rows} row{'s' if choice.rows != 1 else ''} per process ({choice.reason})", file=sys.stderr)
     return choice.rows
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..choices import MAX_AUTO_ROWS_PER_PROCESS, ROW_GPU_MEMORY
+from ..choices import AUTO_WORKERS_PER_GPU, MAX_AUTO_ROWS_PER_PROCESS, ROW_GPU_MEMORY
 from .rows import BatchRow, RowOutcome
 from .run_row import failed_outcome, row_is_done
 
@@ -31,6 +31,14 @@ class RowsPerProcessChoice:
     """How many rows one process takes at a time, and why (the line the batch prints before its first row)."""
 
     rows: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkersPerGpuChoice:
+    """How many Ray workers share each GPU, and why (the line the batch prints before its first row)."""
+
+    workers: int
     reason: str
 
 
@@ -76,6 +84,21 @@ def choose_rows_per_process(device_choice: str, workers_per_gpu: int = 1, on_ray
     shared = f" shared by {workers_per_gpu} workers" if workers_per_gpu > 1 else ""
     return RowsPerProcessChoice(rows, f"auto: {reading.free_bytes / 2**30:.0f} GiB free on {reading.device}{shared}, "
                                       f"{ROW_GPU_MEMORY // 2**30} GiB a row, at most {MAX_AUTO_ROWS_PER_PROCESS}")
+
+
+def choose_workers_per_gpu(device_choice: str) -> WorkersPerGpuChoice:
+    """``--workers-per-gpu auto`` under Ray, resolved once before any row runs: ``AUTO_WORKERS_PER_GPU`` when the
+    GPU this process sees has ``ROW_GPU_MEMORY`` free for each of them (so each can hold a row at least), else 1;
+    1 on the CPU and when this process sees no GPU (a cluster's GPUs are on other nodes: pass K there)."""
+    reading = measure_free_gpu_memory(device_choice, on_ray=True)
+    if reading is None:
+        if device_choice != "cpu":
+            return WorkersPerGpuChoice(1, "auto: no GPU visible to this process under --ray; on a cluster pass "
+                                          "--workers-per-gpu K")
+        return WorkersPerGpuChoice(1, "auto: the rows run on the CPU")
+    workers = AUTO_WORKERS_PER_GPU if reading.free_bytes >= AUTO_WORKERS_PER_GPU * ROW_GPU_MEMORY else 1
+    return WorkersPerGpuChoice(workers, f"auto: {reading.free_bytes / 2**30:.0f} GiB free on {reading.device}, "
+                                        f"{ROW_GPU_MEMORY // 2**30} GiB a row, at most {AUTO_WORKERS_PER_GPU}")
 
 
 def plan_row_groups(rows: list[BatchRow], rows_per_group: int) -> list[list[BatchRow]]:
