@@ -6,7 +6,9 @@ Inductor fuses the norms, adds and element-wise math into fewer Triton kernels; 
 captures the compiled call as it captured the plain one (inductor's own CUDA graphs stay off: the modes allowed
 here have none, ``COMPILE_MODES``).
 
-- Default on CUDA when Triton imports (``Sam3SegmentConfig.compile_mode``); the CPU runs the plain calls.
+- An option, off by default (``Sam3SegmentConfig.compile_mode``): on an H200 it saved 1.9 ms a further prompt
+  and cost 52 s at a process's first prompt (docs/performance.md). Asked for, it runs on CUDA when Triton
+  imports; the CPU runs the plain calls.
 - Only calls for one prompt are compiled (``StaticPromptDecoder`` passes :func:`one_prompt`), specialised to
   their shapes (``dynamic=False``): each prompt count would be a compile of its own, and one prompt at a time
   is the interactive case that the ≤ 5 ms target is about; batches run the plain calls (in their own graphs),
