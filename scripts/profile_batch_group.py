@@ -5,7 +5,8 @@ one stage-1 step (full-random models, draft preset, on a CUDA machine).
 
 1. Two groups of ``--rows`` rows (the bench's four photos × seeds) through ``generate_together``: the first warms
    up (models, CUDA graphs), the second is timed; each row's stage seconds come from its result (stage 1 and 2
-   are the group's, the rest the row's own).
+   are the group's, the rest the row's own). With ``--profile-stage2`` the timed group's stage 2 runs under
+   torch's profiler (its wall and GPU-busy time, its top operators).
 2. Stage 1's step for the same group, step by step, with a device sync after each part, in the order
    ``backend.stage1.advance_together`` runs them (every row's preparation; the batched renders: all rows'
    target views in one call, all rows' SDS views in another; every row's losses; the shared SDS call; the one
@@ -17,6 +18,7 @@ one stage-1 step (full-random models, draft preset, on a CUDA machine).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import statistics
@@ -64,11 +66,16 @@ def requests(rows: int, first_seed: int, out: Path, preset: str) -> list[Generat
             for i in range(rows)]
 
 
-def group_phases(rows: int, preset: str, work: Path) -> dict:
+def group_phases(rows: int, preset: str, work: Path, profile_stage2: bool) -> dict:
     found = {}
     for name, seed in (("warm-up group", 0), ("timed group", 100)):
         start = time.perf_counter()
-        results = generate_together(requests(rows, seed, work, preset))
+        if profile_stage2 and name == "timed group":
+            with stage2_profiled() as stage2:
+                results = generate_together(requests(rows, seed, work, preset))
+            found["timed group stage 2"] = stage2
+        else:
+            results = generate_together(requests(rows, seed, work, preset))
         wall = time.perf_counter() - start
         failed = [repr(r) for r in results if isinstance(r, Exception)]
         per_stage = defaultdict(list)
@@ -81,6 +88,37 @@ def group_phases(rows: int, preset: str, work: Path) -> dict:
                                    for stage, v in per_stage.items()}}
         print(name, json.dumps(found[name]), flush=True)
     return found
+
+
+@contextlib.contextmanager
+def stage2_profiled():
+    """While in the block, ``refine_textures_together`` (stage 2 of a group; ``generate_together`` imports it when
+    called) runs under torch's profiler; the dict yielded gets its wall and GPU-busy time and the top operators."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from backend.mesh import refine_texture
+
+    found: dict = {}
+    plain = refine_texture.refine_textures_together
+
+    def profiled(*args, **kwargs):
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            sync()
+            start = time.perf_counter()
+            outcome = plain(*args, **kwargs)
+            sync()
+            found["wall_s"] = round(time.perf_counter() - start, 3)
+        found["gpu_busy_s"] = round(device_busy_ms(prof.events()) / 1000, 3)  # union of device intervals
+        events = prof.key_averages()
+        found["top_by_gpu_time"] = events.table(sort_by="self_device_time_total", row_limit=25)
+        found["top_by_host_time"] = events.table(sort_by="self_cpu_time_total", row_limit=25)
+        return outcome
+
+    refine_texture.refine_textures_together = profiled
+    try:
+        yield found
+    finally:
+        refine_texture.refine_textures_together = plain
 
 
 def synced(fn, *args):
@@ -168,6 +206,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=60, help="stage-1 steps timed part by part")
     parser.add_argument("--trace-steps", type=int, default=10)
     parser.add_argument("--skip-groups", action="store_true", help="only the stage-1 step parts")
+    parser.add_argument("--profile-stage2", action="store_true",
+                        help="the timed group's stage 2 under torch's profiler (its GPU-busy time, top operators)")
     parser.add_argument("--models", default="full-random", help="full-random (default) or tiny (a CPU smoke run)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", required=True)
@@ -177,7 +217,7 @@ def main() -> int:
               "device": torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_groups:
-            result["groups"] = group_phases(args.rows, args.preset, Path(tmp))
+            result["groups"] = group_phases(args.rows, args.preset, Path(tmp), args.profile_stage2)
         result["stage1_step"] = step_parts(args.rows, args.preset, Path(tmp), args.steps, args.trace_steps)
     Path(args.out).write_text(json.dumps(result, indent=1))
     for key in ("top_by_gpu_time", "top_by_host_time"):
