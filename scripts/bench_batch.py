@@ -91,15 +91,20 @@ def parse_setting(text: str, best: Setting | None) -> Setting:
     return setting
 
 
-def write_rows(path: Path, rows: int, preset: str) -> None:
-    """``rows`` rows: the four photos in turn, each with seeds 0, 1, 2, …"""
+def photo_rows(rows: int, first_seed: int = 0) -> list[tuple[Path, str, int]]:
+    """``rows`` (image, prompt, seed): the four photos in turn, each with seeds ``first_seed``, +1, +2, …"""
     data = Path(importlib.util.find_spec("skimage").origin).parent / "data"
+    return [(data / PHOTOS[i % len(PHOTOS)][0], PHOTOS[i % len(PHOTOS)][1], first_seed + i // len(PHOTOS))
+            for i in range(rows)]
+
+
+def write_rows(path: Path, rows: int, preset: str) -> None:
+    """``rows`` rows of :func:`photo_rows`."""
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["image", "prompt", "preset", "seed"])
-        for i in range(rows):
-            photo, prompt = PHOTOS[i % len(PHOTOS)]
-            writer.writerow([str(data / photo), prompt, preset, i // len(PHOTOS)])
+        for image, prompt, seed in photo_rows(rows):
+            writer.writerow([str(image), prompt, preset, seed])
 
 
 def batch_command(args: argparse.Namespace, setting: Setting, rows_csv: Path, out: Path) -> list[str]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import statistics
 import sys
@@ -32,6 +31,9 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+from bench_batch import photo_rows  # noqa: E402  (the bench's rows: one list of photos and prompts)
+
 from backend.generate.pipeline import _prepare_job, _stage1_arguments, _start_job, generate_together  # noqa: E402
 from backend.generate.request import GenerateRequest  # noqa: E402
 from backend.job_control import ensure_control  # noqa: E402
@@ -46,10 +48,6 @@ from backend.stage1 import (  # noqa: E402
     advance_together,
 )
 
-PHOTOS = (("coffee.png", "a coffee cup"), ("chelsea.png", "a cat"), ("astronaut.png", "an astronaut"),
-          ("rocket.jpg", "a rocket"))
-
-
 MODELS, DEVICE = "full-random", "cuda"
 
 
@@ -59,11 +57,9 @@ def sync() -> None:
 
 
 def requests(rows: int, first_seed: int, out: Path, preset: str) -> list[GenerateRequest]:
-    data = Path(importlib.util.find_spec("skimage").origin).parent / "data"
-    return [GenerateRequest(image_path=str(data / PHOTOS[i % 4][0]), prompt=PHOTOS[i % 4][1],
-                            out_dir=str(out / f"row{first_seed}-{i}"), preset=preset, seed=first_seed + i // 4,
-                            models=MODELS, device=DEVICE)
-            for i in range(rows)]
+    return [GenerateRequest(image_path=str(image), prompt=prompt, out_dir=str(out / f"row{first_seed}-{i}"),
+                            preset=preset, seed=seed, models=MODELS, device=DEVICE)
+            for i, (image, prompt, seed) in enumerate(photo_rows(rows, first_seed))]
 
 
 def group_phases(rows: int, preset: str, work: Path, profile_stage2: bool) -> dict:
