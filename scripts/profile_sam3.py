@@ -2,7 +2,7 @@
 
     python scripts/profile_sam3.py --models full-random --device cuda --dtype bfloat16 --out profile_sam3.json
     python scripts/profile_sam3.py --models tiny --device cpu --repeats 1        # smoke run
-    python scripts/profile_sam3.py --models full-random --device cuda --compile off   # without torch.compile
+    python scripts/profile_sam3.py --models full-random --device cuda --compile on    # with torch.compile
 
 Runs the static path without CUDA graphs (``static_eager``: the same kernels the graph replays, launched one by
 one, so they can be timed) on scikit-image's coffee.png, after the photo's vision pass. Each named part (every
@@ -10,9 +10,8 @@ DETR encoder and decoder layer, the scoring head, the mask head's parts, the tex
 before and after it; the report gives each part's median GPU milliseconds over ``--repeats`` prompts, and the
 ``--top`` kernels by total GPU time from one ``torch.profiler`` run. On the CPU the events are wall clocks.
 
-``--compile on`` (the default, as users run it) compiles the one-prompt text encoder and decoding with
-``torch.compile`` where CUDA and Triton allow (``backend.segment.sam3_compile``; compiled before anything is
-timed). Compiled, the parts are fused across module boundaries, so no part events are placed: the report gives
+``--compile on`` compiles the one-prompt text encoder and decoding with ``torch.compile`` where CUDA and Triton
+allow (``backend.segment.sam3_compile``; compiled before anything is timed; off by default, as users run it). Compiled, the parts are fused across module boundaries, so no part events are placed: the report gives
 the wall time and the kernel table (Triton kernels by their fused names), and ``--host`` the host's share.
 """
 
