@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .camera import Camera, orbit_angles
 from .errors import BadInputError
+from .gaussians.adam_together import step_adams_together
 from .gaussians.densify import (
     ScreenGradientStats,
     densify_and_prune,
@@ -132,8 +133,8 @@ def advance_together(fits: Sequence[_ObjectFit]) -> dict[int, Exception]:
     Steps 4a-4f of the recipe: each fit prepares its step on its own (learning rate, target views, background);
     the reference views of all fits are one render call and their random SDS views another (per group of fits
     whose views have the same size, count and renderer); each fit takes its losses on its own; the SDS of all
-    of them is one guidance call per group of compatible guidances and the backward pass is one for all; then
-    each fit steps its optimiser, controls its density and reports progress (where a cancel is raised) on its
+    of them is one guidance call per group of compatible guidances and the backward pass is one for all, as is
+    the Adam step; then each fit controls its density and reports progress (where a cancel is raised) on its
     own. A fit's own failure is its own; a shared call's failure is that of every fit in the call.
     """
     failed: dict[int, Exception] = {}
@@ -147,12 +148,34 @@ def advance_together(fits: Sequence[_ObjectFit]) -> dict[int, Exception]:
     except Exception as exc:  # noqa: BLE001 - a shared call fails for all who shared it
         failed.update({position: exc for position, _, _ in live})
         return failed
+    _optimiser_steps(live, failed)
+    return failed
+
+
+def _optimiser_steps(live: list[tuple[int, _ObjectFit, _StepLoss]], failed: dict[int, Exception]) -> None:
+    """4f. Each fit's screen-gradient statistics; one Adam step for all of them (``step_adams_together``: a few
+    multi-tensor calls instead of five per fit); then each fit's density control, progress and cancel."""
+    live = _each_fit(live, failed, lambda fit, step: fit.accumulate_statistics(step))
+    try:
+        step_adams_together([fit.optimizer for _, fit, _ in live])
+    except Exception as exc:  # noqa: BLE001 - a shared call fails for all who shared it
+        failed.update({position: exc for position, _, _ in live})
+        return
+    _each_fit(live, failed, lambda fit, step: fit.finish_step(step))
+
+
+def _each_fit(live: list[tuple[int, _ObjectFit, _StepLoss]], failed: dict[int, Exception],
+              action) -> list[tuple[int, _ObjectFit, _StepLoss]]:
+    """``action(fit, step)`` for each live fit; one that raises goes into ``failed`` alone. Returns the rest."""
+    survivors = []
     for position, fit, step in live:
         try:
-            fit.apply_step(step)
+            action(fit, step)
         except Exception as exc:  # noqa: BLE001 - this object's failure (or cancel) only
             failed[position] = exc
-    return failed
+            continue
+        survivors.append((position, fit, step))
+    return survivors
 
 
 def _prepare_steps(fits: Sequence[_ObjectFit], failed: dict[int, Exception]) -> dict[int, _StepPlan]:
@@ -401,13 +424,15 @@ class _ObjectFit:
                          sds_angles=(random_views.d_elevation[step], random_views.d_azimuth[step],
                                      random_views.d_radius[step]))
 
-    def apply_step(self, step_loss: _StepLoss) -> None:
-        """4f. After the backward pass: optimiser step, density control, progress and cancel."""
-        config = self.config
+    def accumulate_statistics(self, step_loss: _StepLoss) -> None:
+        """4f, before the optimiser step (which all fits take together): this step's screen gradients."""
         if step_loss.track_screen_grads:
             for batch, width, height in step_loss.statistics_views:
                 self.stats = self.stats.accumulate(batch.screen_grads(), batch.radii, width, height)
-        self.optimizer.step()
+
+    def finish_step(self, step_loss: _StepLoss) -> None:
+        """4f, after the optimiser step: density control, progress and cancel."""
+        config = self.config
         self.optimizer.zero_grad(set_to_none=True)
         self.losses.append(step_loss.loss.detach())
 
