@@ -20,6 +20,8 @@ geometry and appearance):
 - ``visible-only``: the run's mesh without the faces no bake view sees (rasterized at 4× the render size;
   ``MeshConfig.cull_unseen_faces``): a density that is high only near the surface meshes as a thick shell, whose
   inner wall no render shows but Chamfer counts. (On a run made with that option already on, it changes nothing.)
+- ``gt-views``: the run's mesh baked from the ground-truth training views instead of the Gaussians: what our mesh
+  (its shape, its UVs) loses even with true colours, against ``true-surface-gt-views``.
 - ``true-surface``: the ground-truth surface, unwrapped and baked from the Gaussians (geometry error removed).
 - ``true-surface-gt-views``: the ground-truth surface baked from the ground-truth training views: what UVs, seams,
   texture resolution and the few views of the bake alone lose.
@@ -88,6 +90,7 @@ VARIANTS = {v.name: v for v in (
     Variant("no-decimation", {"target_faces": 0}),
     Variant("bake-x4", {}, texture_scale=2, bake_scale=4),
     Variant("visible-only", {}, visible_only=True),
+    Variant("gt-views", {}, colours_from_ground_truth=True),
     Variant("true-surface", {}, true_surface=True),
     Variant("true-surface-gt-views", {}, true_surface=True, colours_from_ground_truth=True),
 )}
@@ -146,7 +149,8 @@ def score_variant(variant: Variant, config: EvalReconConfig, truth: GroundTruthR
     folder = object_dir / "limits" / variant.name
     folder.mkdir(parents=True, exist_ok=True)
     # the ground-truth bake needs no fit: it bounds what the bake can do on this size's views before any fit exists
-    gaussians = None if variant.colours_from_ground_truth else load_gaussians(object_dir / GAUSSIANS_NAME, device)
+    gaussians = (None if variant.colours_from_ground_truth and variant.true_surface
+                 else load_gaussians(object_dir / GAUSSIANS_NAME, device))
     mesh = build_mesh(variant, config, gaussians, object_dir, truth)
     export_glb(mesh, folder / "model.glb")
     ours = render_views({"path": str(folder / "model.glb"), "normalise": False}, truth.held_out, folder / "ours",
