@@ -57,7 +57,7 @@ from backend.eval_recon.reconstruct import mesh_config, render_straight  # noqa:
 from backend.export.glb import export_glb  # noqa: E402
 from backend.gaussians.gaussians import Gaussians  # noqa: E402
 from backend.job_control import JobControl  # noqa: E402
-from backend.mesh.bake import bake_cameras, bake_texture  # noqa: E402
+from backend.mesh.bake import OWNERSHIPS, bake_cameras, bake_texture  # noqa: E402
 from backend.mesh.extract import extract_mesh  # noqa: E402
 from backend.mesh.mesh import Mesh  # noqa: E402
 from backend.mesh.mesh_config import DEPTH_CRITERION  # noqa: E402
@@ -116,6 +116,12 @@ def load_gaussians(path: Path, device: torch.device) -> Gaussians:
     return Gaussians(**{name: tensor.to(device) for name, tensor in tensors.items()})
 
 
+# Marching cubes of one object with one set of mesh settings, kept for the other variants of this run that mesh
+# alike (as-run, gt-views, visible-only, bake-x4 all start from the run's mesh): at full size meshing is most of
+# a variant's time.
+_MESHES: dict[tuple, Mesh] = {}
+
+
 def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians | None, object_dir: Path,
                truth: GroundTruthRecord) -> Mesh:
     texture_size = config.texture_size * variant.texture_scale
@@ -126,11 +132,15 @@ def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians |
         changes = dict(variant.mesh)
         if changes.get("resolution", 0) is None:
             changes["resolution"] = 2 * config.grid_resolution
-        # the iso-level in use (an "auto" one is chosen inside) goes to stdout beside the scores
-        level_report = JobControl(on_progress=lambda p: print(f"{object_dir.name:8s} {variant.name:22s} {p.message}",
-                                                              flush=True) if p.message.startswith("marching cubes at")
-                                  else None)
-        mesh = extract_mesh(gaussians, replace(mesh_config(config), **changes), level_report)
+        settings = replace(mesh_config(config), **changes)
+        key = (str(object_dir), repr(settings))
+        if key not in _MESHES:
+            # the iso-level in use (an "auto" one is chosen inside) goes to stdout beside the scores
+            level_report = JobControl(on_progress=lambda p: print(
+                f"{object_dir.name:8s} {variant.name:22s} {p.message}", flush=True)
+                if p.message.startswith("marching cubes at") else None)
+            _MESHES[key] = extract_mesh(gaussians, settings, level_report)
+        mesh = _MESHES[key]
     if variant.visible_only:
         mesh = drop_unseen_faces(mesh, bake_cameras(4 * config.image_size))
     mesh = unwrap_uvs(mesh, UnwrapConfig(resolution=texture_size))
@@ -138,15 +148,18 @@ def build_mesh(variant: Variant, config: EvalReconConfig, gaussians: Gaussians |
         views = load_ground_truth(object_dir, truth.train)
         by_camera = {id(c.camera): (torch.from_numpy(rgb), torch.from_numpy(alpha))
                      for c, (rgb, alpha) in zip(truth.train, views, strict=True)}
-        return bake_texture(mesh, lambda camera: by_camera[id(camera)], [c.camera for c in truth.train], texture_size)
+        return bake_texture(mesh, lambda camera: by_camera[id(camera)], [c.camera for c in truth.train], texture_size,
+                            ownership=config.bake_ownership)
     return bake_texture(mesh, lambda camera: render_straight(gaussians, camera),
-                        bake_cameras(config.bake_size * variant.bake_scale), texture_size)
+                        bake_cameras(config.bake_size * variant.bake_scale), texture_size,
+                        ownership=config.bake_ownership)
 
 
 def score_variant(variant: Variant, config: EvalReconConfig, truth: GroundTruthRecord, object_dir: Path,
-                  device: torch.device, blender: str | None) -> VariantScore:
+                  device: torch.device, blender: str | None, suffix: str = "") -> VariantScore:
+    """``suffix`` ("@best", say) names results baked otherwise than the run (``--bake-ownership``)."""
     started = time.perf_counter()
-    folder = object_dir / "limits" / variant.name
+    folder = object_dir / "limits" / (variant.name + suffix)
     folder.mkdir(parents=True, exist_ok=True)
     # the ground-truth bake needs no fit: it bounds what the bake can do on this size's views before any fit exists
     gaussians = (None if variant.colours_from_ground_truth and variant.true_surface
@@ -160,7 +173,7 @@ def score_variant(variant: Variant, config: EvalReconConfig, truth: GroundTruthR
     gt_points = metrics.sample_surface(gt_vertices, gt_faces, config.chamfer_points, seed=0)
     our_points = metrics.sample_surface(mesh.vertices, mesh.faces, config.chamfer_points, seed=1)
     chamfer = metrics.chamfer_distance(gt_points, our_points) / metrics.bounding_box_diagonal(gt_points)
-    return VariantScore(truth.name, variant.name, float(np.mean([v.psnr for v in scored])),
+    return VariantScore(truth.name, variant.name + suffix, float(np.mean([v.psnr for v in scored])),
                         float(np.mean([v.iou for v in scored])), float(chamfer), int(mesh.faces.shape[0]),
                         time.perf_counter() - started)
 
@@ -172,6 +185,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--variant", action="append", default=None, choices=list(VARIANTS),
                         help="only these variants (repeatable; default: all)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bake-ownership", choices=OWNERSHIPS, default=None,
+                        help="bake every variant with this ownership (backend/mesh/bake.py) instead of the run's; "
+                             "results are named VARIANT@OWNERSHIP")
     parser.add_argument("--blender", default=None, help="a blender binary to render with (default: the bpy module)")
     args = parser.parse_args(argv)
     try:
@@ -180,11 +196,14 @@ def main(argv: list[str]) -> int:
         if not objects:
             raise BadInputError(f"none of {args.object} is in {args.out}")
         device = torch.device(args.device)
+        config, suffix = manifest.config, ""
+        if args.bake_ownership not in (None, config.bake_ownership):
+            config, suffix = replace(config, bake_ownership=args.bake_ownership), f"@{args.bake_ownership}"
         results = []
         for truth in objects:
             for name in args.variant or list(VARIANTS):
-                score = score_variant(VARIANTS[name], manifest.config, truth, args.out / truth.name, device,
-                                      args.blender)
+                score = score_variant(VARIANTS[name], config, truth, args.out / truth.name, device,
+                                      args.blender, suffix)
                 results.append(score)
                 print(f"{score.object:8s} {score.variant:22s} {score.psnr:6.2f} dB  IoU {score.iou:.3f}  "
                       f"Chamfer {100 * score.chamfer_fraction:.2f}%  {score.faces:6d} faces  {score.seconds:.0f} s",

@@ -84,6 +84,26 @@ def test_bake_reproduces_vertex_colours_at_the_bake_views():
     assert baked.texture.min() > 0.05
 
 
+@pytest.mark.parametrize("ownership, owner_of_view_1", [("first", 0), ("best", 1)])
+def test_bake_ownership_picks_the_first_or_the_most_head_on_view(ownership, owner_of_view_1):
+    """Each bake view renders one flat colour of its own. The sphere's point facing view 1 (azimuth 45°) is seen
+    by view 0 too, at cos 45° > 0.5: "first" gives it view 0's colour, "best" view 1's, its most head-on view."""
+    mesh = uv_sphere_mesh(subdivisions=3, texture_resolution=256)
+    vertices, faces, uvs = mesh_tensors(mesh, "cpu")
+    cameras = bake_cameras(64)
+    colours = {id(c): torch.tensor([i / len(cameras), 1 - i / len(cameras), 0.5]) for i, c in enumerate(cameras)}
+
+    def render_view(camera):
+        alpha = rasterize_mesh(vertices, faces, camera).mask.float()
+        return colours[id(camera)].expand(camera.height, camera.width, 3).clone(), alpha
+
+    baked = bake_texture(mesh, render_view, cameras, 256, ownership=ownership)
+    rgb = render_textured(vertices, faces, uvs, torch.as_tensor(baked.texture), cameras[1])[0]
+    torch.testing.assert_close(rgb[32, 32], colours[id(cameras[owner_of_view_1])], atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="ownership"):
+        bake_texture(mesh, render_view, cameras, 256, ownership="last")
+
+
 def test_bake_rejects_renders_of_the_wrong_size():
     mesh = uv_sphere_mesh(subdivisions=1, texture_resolution=64)
     with pytest.raises(ValueError, match="expected"):

@@ -50,6 +50,7 @@ class EvalReconConfig:
     cull_unseen_faces: bool = False  # MeshConfig.cull_unseen_faces: drop the faces no bake view sees
     texture_size: int = 256
     bake_size: int = 64  # Gaussian renders (at generate's 26 bake views) the texture is baked from
+    bake_ownership: str = "first"  # which bake view colours a texel (backend.mesh.bake.OWNERSHIPS; generate's "first")
     chamfer_points: int = 20000
     target_radius: float = 0.6  # objects are normalised to fit this sphere around the origin
     # issue 25's targets: on every built-in object, held-out PSNR ≥ 22 dB and IoU ≥ 0.90 at the small size;

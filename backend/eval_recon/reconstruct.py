@@ -93,7 +93,8 @@ def reconstruct(views: Sequence[TrainingView], config: EvalReconConfig, glb_path
 
     # 3. Texture baked from Gaussian renders at generate's 26 bake views
     start = time.perf_counter()
-    mesh = bake_gaussian_texture(mesh, gaussians, config.bake_size, config.texture_size, control)
+    mesh = bake_gaussian_texture(mesh, gaussians, config.bake_size, config.texture_size, control,
+                                 ownership=config.bake_ownership)
     timings["bake"] = time.perf_counter() - start
 
     # 4. Export, as generate does

@@ -79,9 +79,11 @@ def render_straight(gaussians: Gaussians, camera: Camera) -> tuple[torch.Tensor,
 
 
 def bake_gaussian_texture(mesh: Mesh, gaussians: Gaussians, bake_size: int, texture_size: int,
-                          control: JobControl | None = None, cameras: Sequence[Camera] | None = None) -> Mesh:
+                          control: JobControl | None = None, cameras: Sequence[Camera] | None = None,
+                          ownership: str = "first") -> Mesh:
     """The mesh's texture baked from straight-colour renders of the Gaussians at the 26 bake views: a
-    silhouette texel takes the object's colour, never a blend with the background."""
+    silhouette texel takes the object's colour, never a blend with the background. ``ownership``: which view
+    colours a texel (``backend.mesh.bake``; DreamGaussian's ``"first"``)."""
     cameras = mesh_stages.bake_cameras(bake_size) if cameras is None else cameras
     return mesh_stages.bake_texture(mesh, lambda camera: render_straight(gaussians, camera), cameras, texture_size,
-                        control=control)
+                                    ownership=ownership, control=control)

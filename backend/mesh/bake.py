@@ -8,6 +8,10 @@ camera's viewing axis above ``min_cosine``. Two ways to turn those sightings int
 - ``"first"`` (default, DreamGaussian's ``save_model``): the texel takes its colour from the first view, in
   :func:`bake_cameras`' order (front first), that sees it at cos > 0.5, and no later view changes it. One
   view's pixels per texel: no blur from averaging slightly misaligned views.
+- ``"best"``: the texel takes its colour from the view that sees it most head-on (largest cosine; the earlier
+  view on a tie). Also one view's pixels per texel, but the least foreshortened ones: where the surface lies off
+  the true one, the head-on view also misplaces the colour least (the shift grows with the tangent of the angle).
+  docs/eval_recon.md, "Bake ownership", measures it against ``"first"``.
 - ``"weighted"``: the mean over every view that sees it, weighted by cos × the render's alpha (softer).
 
 Texels no view saw, and the gutter around the charts, are filled by a few dilation steps and then a push-pull
@@ -27,7 +31,7 @@ from .mesh import Mesh
 from .rasterize import project_vertices, rasterize_mesh, rasterize_uv
 
 STAGE = "bake"
-OWNERSHIPS = ("first", "weighted")
+OWNERSHIPS = ("first", "best", "weighted")
 RenderView = Callable[[Camera], tuple[torch.Tensor, torch.Tensor]]  # camera → (rgb [H, W, 3], alpha [H, W])
 
 
@@ -112,6 +116,7 @@ def bake_texture(
     # 2. Gather colours from every view.
     colour_sum = torch.zeros(texels.numel(), 3, device=device)
     weight_sum = torch.zeros(texels.numel(), device=device)
+    best_cosine = torch.full((texels.numel(),), -2.0, device=device)  # "best": the owning view's cosine
     for index, camera in enumerate(cameras):
         control.report(STAGE, index / len(cameras), f"view {index + 1}/{len(cameras)}")
         if index > 0:
@@ -133,10 +138,17 @@ def bake_texture(
         visible &= cosine > min_cosine
         if ownership == "first":
             visible &= weight_sum == 0  # an earlier view owns it
+        elif ownership == "best":
+            visible &= cosine > best_cosine  # a view seeing it more head-on takes it over
         if not visible.any():
             continue
         sel = visible.nonzero()[:, 0]
         colour = _sample_image(rgb.to(device), xy[sel], camera.width, camera.height)
+        if ownership == "best":
+            colour_sum[sel] = colour
+            weight_sum[sel] = 1.0
+            best_cosine[sel] = cosine[sel]
+            continue
         if ownership == "first":
             weight = torch.ones_like(cosine[sel])
         else:
