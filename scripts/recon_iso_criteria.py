@@ -16,7 +16,7 @@ Settings (name: depth compared, tolerance as a fraction of ``iso_level.central_d
 ``-5%``; ``median-2s-2%``, ``-5%``, ``-10%``; the same five with ``ray`` for ``median``: the median Gaussian's
 depth where its density peaks along the pixel's ray rather than at its centre. The Gaussians' views come from the
 reference rasterizer (all three depths from one render: ``render.render_depths``). Run it with one torch thread on a shared machine
-(``OMP_NUM_THREADS=1``); about 2 minutes an object of 30k–90k Gaussians on one CPU core.
+(``OMP_NUM_THREADS=1``): 80–170 s an object of 29k–86k Gaussians on one core of a shared 2-core machine.
 """
 
 from __future__ import annotations

@@ -101,8 +101,8 @@ class DepthRender:
 @torch.no_grad()
 def render_depths(gaussians: Gaussians, camera: Camera) -> DepthRender:
     """Render ``camera``'s alpha, expected and median depth with the reference rasterizer on any device: gsplat
-    1.5 renders no median depth. On the CPU, 10 views at 256² of 86k Gaussians took 21 s of one core (18 s
-    without the median; docs/eval_recon.md)."""
+    1.5 renders no median depth. On the CPU, 10 views at 256² of 86k Gaussians took 19–21 s of one core (14–18 s
+    for render_gaussians; docs/eval_recon.md)."""
     viewmat, K = camera_matrices(camera, gaussians.means.device, gaussians.means.dtype)
     covars = covariances(gaussians)
     out = rasterize_reference(gaussians.means, covars, gaussians.opacities, gaussians.colors, viewmat, K,
