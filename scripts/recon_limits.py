@@ -15,6 +15,7 @@ geometry and appearance):
 - ``grid-x2``: twice the density-grid resolution.
 - ``iso-auto``, ``iso-0.1``, ``iso-0.3``, ``iso-1.0``: another marching-cubes iso-level (``auto`` = backend/mesh/iso_level.py).
 - ``iso-auto-depth``: ``auto`` with the ``silhouette+depth`` criterion (``MeshConfig.iso_criterion``).
+- ``iso-auto-median-depth``: ``auto`` with the ``silhouette+median-depth`` criterion.
 - ``no-smoothing``: Taubin smoothing off.      ``no-decimation``: keep every marching-cubes face.
 - ``bake-x4``: bake renders 4× larger and a 2× texture.
 - ``visible-only``: the run's mesh without the faces no bake view sees (rasterized at 4× the render size;
@@ -60,7 +61,7 @@ from backend.job_control import JobControl  # noqa: E402
 from backend.mesh.bake import OWNERSHIPS, bake_cameras, bake_texture  # noqa: E402
 from backend.mesh.extract import extract_mesh  # noqa: E402
 from backend.mesh.mesh import Mesh  # noqa: E402
-from backend.mesh.mesh_config import DEPTH_CRITERION  # noqa: E402
+from backend.mesh.mesh_config import DEPTH_CRITERION, MEDIAN_DEPTH_CRITERION  # noqa: E402
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs  # noqa: E402
 from backend.mesh.visibility import drop_unseen_faces  # noqa: E402
 
@@ -83,6 +84,7 @@ VARIANTS = {v.name: v for v in (
     Variant("grid-x2", {"resolution": None}),  # None: twice the run's, filled in per run
     Variant("iso-auto", {"threshold": "auto"}),
     Variant("iso-auto-depth", {"threshold": "auto", "iso_criterion": DEPTH_CRITERION}),
+    Variant("iso-auto-median-depth", {"threshold": "auto", "iso_criterion": MEDIAN_DEPTH_CRITERION}),
     Variant("iso-0.1", {"threshold": 0.1}),
     Variant("iso-0.3", {"threshold": 0.3}),
     Variant("iso-1.0", {"threshold": 1.0}),

@@ -1,5 +1,5 @@
 """The auto iso-level's criteria (backend/mesh/iso_level.py): silhouettes alone cannot see a level that closes a
-concavity; silhouettes with depth can."""
+concavity; silhouettes with depth (expected or median) can."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import torch
 from backend.camera import Camera
 from backend.gaussians.gaussians import Gaussians
 from backend.mesh.extract import extract_mesh
-from backend.mesh.iso_level import GaussianView, choose_iso_level, view_agreements
-from backend.mesh.mesh_config import DEPTH_CRITERION, SILHOUETTE_CRITERION, MeshConfig
+from backend.mesh.iso_level import GaussianView, choose_iso_level, depth_agreeing_iou, view_agreements
+from backend.mesh.mesh_config import DEPTH_CRITERION, MEDIAN_DEPTH_CRITERION, SILHOUETTE_CRITERION, MeshConfig
 from backend.mesh.rasterize import rasterize_mesh
 from tests.mesh_fixtures import one_torch_thread
 
@@ -85,6 +85,33 @@ def test_depth_sees_the_lid_that_silhouettes_cannot():
     assert depth.depth_iou_by_level[1.0] < depth.depth_iou_by_level[0.3] - 0.05
 
 
+def test_median_depth_sees_the_lid_too():
+    gaussians = bowl_gaussians()
+    surfaces = {0.3: bowl_mesh(lid=False), 1.0: bowl_mesh(lid=True)}
+    median = choose_iso_level(surfaces.get, gaussians, view_size=48, candidates=(0.3, 1.0),
+                              criterion=MEDIAN_DEPTH_CRITERION)
+    assert median.level == 0.3 and median.criterion == MEDIAN_DEPTH_CRITERION
+    assert set(median.median_depth_iou_by_level) == {0.3, 1.0}
+    assert median.median_depth_iou_by_level[1.0] < median.median_depth_iou_by_level[0.3] - 0.05
+    # the median depth is rendered only when the criterion asks for it
+    silhouette = choose_iso_level(surfaces.get, gaussians, view_size=48, candidates=(0.3, 1.0))
+    assert silhouette.median_depth_iou_by_level == {}
+    assert silhouette.iou_by_level == pytest.approx(median.iou_by_level, abs=1e-6)  # the same silhouettes
+
+
+def test_depth_agreement_one_and_two_sided():
+    covered = torch.tensor([[True, True, True, False]])
+    target = torch.tensor([[True, True, False, True]])  # union 4, both 2
+    mesh_depth = torch.tensor([[2.0, 3.0, 2.0, 0.0]])
+    reference = torch.tensor([[2.02, 2.5, 9.0, 9.0]])  # pixel 0 within 0.05; pixel 1 behind by 0.5
+    assert depth_agreeing_iou(covered, mesh_depth, target, None, 0.05, False) == 0.5
+    assert depth_agreeing_iou(covered, mesh_depth, target, reference, 0.05, False) == 0.5
+    assert depth_agreeing_iou(covered, mesh_depth, target, reference, 0.05, True) == 0.25
+    assert depth_agreeing_iou(covered, mesh_depth, target, reference + 1.0, 0.05, False) == 0.0  # mesh in front at both
+    empty = torch.zeros(1, 4, dtype=torch.bool)
+    assert depth_agreeing_iou(empty, mesh_depth, empty, reference, 0.05, True) == 1.0
+
+
 def test_only_a_mesh_in_front_of_the_gaussians_depth_disagrees():
     """A square facing the camera 2 units away, against Gaussians that cover the same pixels at other depths."""
     camera = Camera.orbit(0.0, 0.0, 32, 2.0, 40.0)  # at +z, looking at the origin
@@ -101,14 +128,28 @@ def test_only_a_mesh_in_front_of_the_gaussians_depth_disagrees():
     assert agreement(2.04).depth_iou == 1.0  # in front, but within the tolerance
     assert agreement(2.3).iou == 1.0 and agreement(2.3).depth_iou == 0.0  # a lid before what the Gaussians show
     assert agreement(1.7).depth_iou == 1.0  # behind their expected depth: a thick or sloped shell's, not counted
+    assert agreement(2.0).median_depth_iou is None  # no median depth rendered
+
+    def median_agreement(median_depth: float):
+        view = GaussianView(covered.clone(), torch.full((32, 32), 2.0), torch.full((32, 32), median_depth))
+        return view_agreements(vertices, faces, [view], [camera], tolerance=0.05, median_tolerance=0.2)[0]
+
+    assert median_agreement(2.15).median_depth_iou == 1.0  # its own tolerance, not the expected depth's
+    assert median_agreement(2.3).median_depth_iou == 0.0 and median_agreement(2.3).depth_iou == 1.0
 
 
-def test_depth_criterion_meshes_through_extract_mesh_and_needs_auto():
-    mesh = extract_mesh(bowl_gaussians(600), MeshConfig(resolution=32, threshold="auto",
-                                                        iso_criterion=DEPTH_CRITERION, target_faces=0))
+@pytest.mark.parametrize("criterion", [DEPTH_CRITERION, MEDIAN_DEPTH_CRITERION])
+def test_depth_criteria_mesh_through_extract_mesh(criterion):
+    mesh = extract_mesh(bowl_gaussians(600), MeshConfig(resolution=32, threshold="auto", iso_criterion=criterion,
+                                                        target_faces=0))
     assert len(mesh.faces) > 100
+
+
+def test_depth_criteria_need_auto():
     with pytest.raises(ValueError, match="iso_criterion 'silhouette\\+depth' needs threshold 'auto'"):
         MeshConfig(threshold=0.3, iso_criterion=DEPTH_CRITERION)
+    with pytest.raises(ValueError, match="iso_criterion 'silhouette\\+median-depth' needs threshold 'auto'"):
+        MeshConfig(threshold=0.3, iso_criterion=MEDIAN_DEPTH_CRITERION)
     with pytest.raises(ValueError, match="iso_criterion must be one of"):
         MeshConfig(threshold="auto", iso_criterion="depth")
     with pytest.raises(ValueError, match="unknown iso-level criterion"):

@@ -72,7 +72,8 @@ SMALL = EvalReconConfig(densify_stop_fraction=0.75, mesh_threshold=0.1)
 # Culling unseen faces stays: from the same 2000-step Gaussians it lowered Chamfer on four objects (box 1.43 → 0.62 %).
 # The auto iso-level keeps the silhouette criterion: "silhouette+depth" lowered the bowl's Chamfer (2.95 → 2.27 %) at
 # 1.3 dB, and moved Suzanne, the torus, the mug and the can to level 0.7, worse on all three measures (torus 36.61 → 31.12 dB;
-# docs/eval_recon.md, "A depth term for the auto iso-level").
+# docs/eval_recon.md, "A depth term for the auto iso-level"); "silhouette+median-depth" picked the same levels at 128³ on five
+# objects and a worse one on the torus, and two-sided never opened the bowl ("A median depth for the auto iso-level").
 FULL = EvalReconConfig(
     name="full", image_size=256, train_views=16, held_out_views=8, cycles_samples=64, stage1_steps=2000,
     stage1_num_init=None, views_per_step=4, densify_stop_fraction=None, mesh_threshold="auto", cull_unseen_faces=True,

@@ -31,6 +31,7 @@ from torch import Tensor
 ALPHA_THRESHOLD = 1.0 / 255.0  # contributions below this are skipped (gsplat's ALPHA_THRESHOLD)
 MAX_ALPHA = 0.999  # per-Gaussian alpha clamp (gsplat)
 TRANSMITTANCE_MIN = 1e-4  # a pixel is done once its transmittance would fall to this
+MEDIAN_ALPHA = 0.5  # the accumulated alpha whose crossing gives the median depth (transmittance 0.5)
 FOV_CLAMP = 0.3  # the Jacobian is evaluated at the centre clamped to (1 + 0.3) x the half field of view
 EXTEND_SIGMA = 3.33  # the widest box, in standard deviations
 
@@ -54,12 +55,17 @@ class Projection:
 @dataclass(frozen=True)
 class Rasterization:
     """One rendered image. colors: [H, W, D] (background added), alphas: [H, W, 1], depths: [H, W, 1]
-    (expected depth, ``sum w z / sum w``, 0 where nothing was hit)."""
+    (expected depth, ``sum w z / sum w``, 0 where nothing was hit). median_depths: [H, W, 1] or None (only when
+    asked for, no gradient): the depth of the Gaussian whose alpha takes the pixel's accumulated alpha to
+    ``MEDIAN_ALPHA`` or above, front to back; 0 where the accumulated alpha never gets there.
+    median_gaussian_ids: [H, W] int64 or None (with median_depths): that Gaussian's index, -1 where none."""
 
     colors: Tensor
     alphas: Tensor
     depths: Tensor
     projection: Projection
+    median_depths: Tensor | None = None
+    median_gaussian_ids: Tensor | None = None
 
 
 def project_gaussians(
@@ -208,6 +214,30 @@ def _pair_transmittance(alpha: Tensor, segment_starts: Tensor) -> Tensor:
     return torch.where(alive, torch.exp(log_before), 0.0).to(alpha.dtype)
 
 
+@torch.no_grad()
+def _median_gaussian_ids(splats: Tensor, gaussian_ids: Tensor, pixel_ids: Tensor, segment_starts: Tensor,
+                         first_pixel: int, num_pixels: int, width: int) -> Tensor:
+    """[num_pixels] int64: per pixel of a run of whole pixels, the Gaussian whose alpha takes the accumulated alpha
+    to MEDIAN_ALPHA or above, -1 where none does (``Rasterization.median_gaussian_ids``).
+
+    A pair crosses where the transmittance behind it, T (1 - alpha), is at most 1 - MEDIAN_ALPHA; the pixel's
+    first crossing pair (pairs are front to back within a pixel) is the one. A pair the pixel stops before
+    (transmittance zeroed) would also read as crossing, but it comes after the true crossing: a pixel stops only
+    once T (1 - alpha) <= 1e-4, which with alpha <= 0.999 needs T <= 0.1 already.
+    """
+    alpha = _pair_alphas(splats, gaussian_ids, pixel_ids, width)[4]
+    transmit = _pair_transmittance(alpha, segment_starts)
+    crossed = (transmit * (1.0 - alpha) <= 1.0 - MEDIAN_ALPHA) & (alpha > 0)
+    past_end = len(alpha)
+    order = torch.arange(past_end, device=alpha.device)
+    first = torch.full((num_pixels,), past_end, dtype=order.dtype, device=alpha.device).scatter_reduce_(
+        0, pixel_ids - first_pixel, torch.where(crossed, order, past_end), "amin")
+    found = first < past_end
+    ids = torch.full((num_pixels,), -1, dtype=torch.int64, device=alpha.device)
+    ids[found] = gaussian_ids.index_select(0, first[found])
+    return ids
+
+
 class _CompositePairs(torch.autograd.Function):
     """Front-to-back compositing of (pixel, Gaussian) pairs with a hand-written backward pass.
 
@@ -275,10 +305,12 @@ def rasterize(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     max_pairs: int = 1 << 21,
+    median_depth: bool = False,
 ) -> Rasterization:
     """Render one view; differentiable with respect to means, covars, opacities and colors.
 
-    Mirrors ``gsplat.rasterization(..., render_mode="RGB+ED", rasterize_mode="classic")``.
+    Mirrors ``gsplat.rasterization(..., render_mode="RGB+ED", rasterize_mode="classic")``. ``median_depth``
+    adds ``median_depths`` (no gradient), which gsplat 1.5 cannot render.
     """
     n, d = colors.shape
     if means.shape != (n, 3) or covars.shape != (n, 3, 3) or opacities.shape != (n,):
@@ -301,6 +333,7 @@ def rasterize(
         first_pixel = last_pixel
 
     image = torch.zeros(d + 2, width * height, dtype=means.dtype, device=means.device)
+    median_ids = torch.full((width * height,), -1, dtype=torch.int64, device=means.device) if median_depth else None
     for first_pixel, last_pixel, lo, hi in runs:
         if hi == lo:
             continue
@@ -308,6 +341,10 @@ def rasterize(
         run_counts = lists.counts[first_pixel:last_pixel]
         segment_starts = torch.repeat_interleave(lists.offsets[first_pixel:last_pixel] - lo, run_counts)
         segment_ends = segment_starts + torch.repeat_interleave(run_counts - 1, run_counts)
+        if median_ids is not None:
+            median_ids[first_pixel:last_pixel] = _median_gaussian_ids(
+                splats.detach(), lists.gaussian_ids[lo:hi], pixel_ids, segment_starts, first_pixel,
+                last_pixel - first_pixel, width)
         run = _CompositePairs.apply(splats, features, lists.gaussian_ids[lo:hi], pixel_ids, segment_starts,
                                     segment_ends, first_pixel, last_pixel - first_pixel, width)
         image = image.index_add(1, torch.arange(first_pixel, last_pixel, device=means.device), run) \
@@ -316,5 +353,46 @@ def rasterize(
     out_colors, depth_sum, out_alphas = image[..., :d], image[..., d:d + 1], image[..., d + 1:]
     if background is not None:
         out_colors = out_colors + background * (1.0 - out_alphas)
+    median_depths = None
+    if median_ids is not None:
+        found = median_ids >= 0
+        median_depths = torch.zeros(width * height, dtype=means.dtype, device=means.device)
+        median_depths[found] = projection.depths.detach().index_select(0, median_ids[found])
+        median_ids, median_depths = median_ids.reshape(height, width), median_depths.reshape(height, width, 1)
     return Rasterization(colors=out_colors, alphas=out_alphas, depths=depth_sum / out_alphas.clamp(min=1e-10),
-                         projection=projection)
+                         projection=projection, median_depths=median_depths, median_gaussian_ids=median_ids)
+
+
+@torch.no_grad()
+def ray_peak_depths(
+    means: Tensor,  # [N, 3] world space
+    covars: Tensor,  # [N, 3, 3] world space
+    viewmat: Tensor,  # [4, 4] world-to-camera, OpenCV axes
+    K: Tensor,  # [3, 3]
+    gaussian_ids: Tensor,  # [H, W] int64, -1 where none (Rasterization.median_gaussian_ids)
+) -> Tensor:  # [H, W, 1]
+    """Per pixel, the camera-space depth at which Gaussian ``gaussian_ids[y, x]``'s 3D density peaks along the
+    pixel's ray through its centre (x + 0.5, y + 0.5); 0 where the id is -1.
+
+    With the ray p(z) = z d, d = ((x + 0.5 - cx) / fx, (y + 0.5 - cy) / fy, 1), the exponent
+    (z d - mu)^T Sigma^-1 (z d - mu) is least at z = d^T Sigma^-1 mu / d^T Sigma^-1 d. Where a flat Gaussian lies
+    on a slope this is where the ray crosses its plane, while its centre's depth (what the rasterizer composites)
+    is off by the slope times the distance from the centre.
+    """
+    height, width = gaussian_ids.shape
+    flat = gaussian_ids.reshape(-1)
+    found = torch.nonzero(flat >= 0).squeeze(1)
+    ids = flat.index_select(0, found)
+    rot, trans = viewmat[:3, :3].double(), viewmat[:3, 3].double()
+    mean_c = means.detach().double().index_select(0, ids) @ rot.T + trans  # [P, 3]
+    covar_c = rot @ covars.detach().double().index_select(0, ids) @ rot.T  # [P, 3, 3]
+    covar_c = covar_c + 1e-12 * torch.eye(3, dtype=torch.float64, device=means.device)  # a zero scale stays solvable
+    K = K.double()
+    direction = torch.stack([((found % width).double() + 0.5 - K[0, 2]) / K[0, 0],
+                             (torch.div(found, width, rounding_mode="floor").double() + 0.5 - K[1, 2]) / K[1, 1],
+                             torch.ones(len(found), dtype=torch.float64, device=means.device)], dim=-1)  # [P, 3]
+    weighted = torch.linalg.solve(covar_c, direction)  # Sigma^-1 d, [P, 3]
+    depth = (weighted * mean_c).sum(-1) / (weighted * direction).sum(-1)
+    out = torch.zeros(height * width, dtype=means.dtype, device=means.device)
+    out[found] = depth.to(means.dtype)
+    return out.reshape(height, width, 1)

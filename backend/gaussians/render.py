@@ -21,6 +21,7 @@ from torch import Tensor
 from ..camera import Camera
 from .gaussians import Gaussians, covariances
 from .reference_rasterizer import rasterize as rasterize_reference
+from .reference_rasterizer import ray_peak_depths
 
 BACKENDS = ("auto", "torch", "gsplat")
 
@@ -77,6 +78,37 @@ class RenderBatch:
             return None
         stacked = grads[0] if len(grads) == 1 and grads[0].ndim >= 3 else torch.stack(grads)
         return stacked[self.screen_index]
+
+
+@dataclass(frozen=True)
+class DepthRender:
+    """What one view of the Gaussians shows of their surface, no gradient.
+
+    alpha:        [H, W, 1] accumulated opacity
+    depth:        [H, W, 1] expected camera-space depth (alpha-weighted mean, 0 where nothing was hit)
+    median_depth: [H, W, 1] camera-space depth of the centre of the Gaussian at which the accumulated alpha
+                  reaches 0.5, front to back (0 where it never does: alpha < 0.5 there)
+    median_ray_depth: [H, W, 1] the same Gaussian's depth where its density peaks along the pixel's ray
+                  (``reference_rasterizer.ray_peak_depths``; 0 where there is none)
+    """
+
+    alpha: Tensor
+    depth: Tensor
+    median_depth: Tensor
+    median_ray_depth: Tensor
+
+
+@torch.no_grad()
+def render_depths(gaussians: Gaussians, camera: Camera) -> DepthRender:
+    """Render ``camera``'s alpha, expected and median depth with the reference rasterizer on any device: gsplat
+    1.5 renders no median depth. On the CPU, 10 views at 256² of 86k Gaussians took 19–21 s of one core (14–18 s
+    for render_gaussians; docs/eval_recon.md)."""
+    viewmat, K = camera_matrices(camera, gaussians.means.device, gaussians.means.dtype)
+    covars = covariances(gaussians)
+    out = rasterize_reference(gaussians.means, covars, gaussians.opacities, gaussians.colors, viewmat, K,
+                              camera.width, camera.height, median_depth=True)
+    return DepthRender(alpha=out.alphas, depth=out.depths, median_depth=out.median_depths,
+                       median_ray_depth=ray_peak_depths(gaussians.means, covars, viewmat, K, out.median_gaussian_ids))
 
 
 def camera_matrices(camera: Camera, device, dtype=torch.float32) -> tuple[Tensor, Tensor]:

@@ -8,7 +8,8 @@ AUTO_THRESHOLD = "auto"
 # What the "auto" threshold compares between each candidate level's mesh and the Gaussians (backend/mesh/iso_level.py)
 SILHOUETTE_CRITERION = "silhouette"
 DEPTH_CRITERION = "silhouette+depth"
-ISO_CRITERIA = (SILHOUETTE_CRITERION, DEPTH_CRITERION)
+MEDIAN_DEPTH_CRITERION = "silhouette+median-depth"
+ISO_CRITERIA = (SILHOUETTE_CRITERION, DEPTH_CRITERION, MEDIAN_DEPTH_CRITERION)
 GRID_BOXES = ("gaussians", "fixed")
 
 
@@ -24,7 +25,9 @@ class MeshConfig:
     iso_criterion: what ``"auto"`` compares (``ISO_CRITERIA``): ``"silhouette"`` — silhouette IoU only;
                  ``"silhouette+depth"`` — the IoU counting only pixels where the mesh lies no nearer than what
                  the Gaussians show there (their expected depth), so a level that closes a concavity loses
-                 (iso_level.py). Only with ``threshold="auto"``
+                 (iso_level.py); ``"silhouette+median-depth"`` — the same against their median depth (where the
+                 accumulated alpha reaches 0.5), rendered by the reference rasterizer also on CUDA. Only with
+                 ``threshold="auto"``
     grid_box:    where the grid lies: ``"gaussians"`` (DreamGaussian's) — the box of the Gaussians' centres,
                  scaled so its longest side fills ±0.9 of the grid (``density_grid.gaussian_box``), so all
                  ``resolution`` samples fall on the object; ``"fixed"`` — [-bound, bound]³ around the origin
