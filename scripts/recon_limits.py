@@ -58,10 +58,11 @@ from backend.eval_recon.reconstruct import mesh_config, render_straight  # noqa:
 from backend.export.glb import export_glb  # noqa: E402
 from backend.gaussians.gaussians import Gaussians  # noqa: E402
 from backend.job_control import JobControl  # noqa: E402
-from backend.mesh.bake import OWNERSHIPS, bake_cameras, bake_texture  # noqa: E402
+from backend.mesh.bake import bake_cameras, bake_texture  # noqa: E402
 from backend.mesh.extract import extract_mesh  # noqa: E402
 from backend.mesh.mesh import Mesh  # noqa: E402
 from backend.mesh.mesh_config import DEPTH_CRITERION, MEDIAN_DEPTH_CRITERION  # noqa: E402
+from backend.mesh.texture_config import BAKE_OWNERSHIPS  # noqa: E402
 from backend.mesh.uv_unwrap import UnwrapConfig, unwrap_uvs  # noqa: E402
 from backend.mesh.visibility import drop_unseen_faces  # noqa: E402
 
@@ -187,7 +188,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--variant", action="append", default=None, choices=list(VARIANTS),
                         help="only these variants (repeatable; default: all)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--bake-ownership", choices=OWNERSHIPS, default=None,
+    parser.add_argument("--bake-ownership", choices=BAKE_OWNERSHIPS, default=None,
                         help="bake every variant with this ownership (backend/mesh/bake.py) instead of the run's; "
                              "results are named VARIANT@OWNERSHIP")
     parser.add_argument("--blender", default=None, help="a blender binary to render with (default: the bpy module)")

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
+from backend.camera import Camera
 from backend.errors import BadInputError
+from backend.eval_recon import reconstruct as reconstruct_module
+from backend.eval_recon.cameras import NamedCamera
 from backend.eval_recon.config import FULL, SMALL, EvalReconConfig, Thresholds
-from backend.eval_recon.reconstruct import mesh_config, stage1_config
+from backend.eval_recon.reconstruct import mesh_config, reconstruct, stage1_config
+from backend.eval_recon.reconstruction import TrainingView
 from backend.mesh.mesh_config import MeshConfig
 from backend.stage1_config import Stage1Config
 
@@ -47,3 +52,33 @@ def test_unseen_faces_are_culled_at_the_full_size_only_and_not_by_default():
 def test_densify_stop_fraction_is_checked(fraction):
     with pytest.raises(BadInputError, match="densify_stop_fraction"):
         EvalReconConfig(densify_stop_fraction=fraction)
+
+
+class _Baked(Exception):
+    pass
+
+
+def test_both_sizes_bake_each_texel_from_its_most_head_on_view_and_reconstruct_passes_it_on(monkeypatch):
+    # measured on all six objects at both sizes (docs/eval_recon.md, "Bake ownership"); generate keeps "first"
+    assert SMALL.bake_ownership == FULL.bake_ownership == "best" != EvalReconConfig().bake_ownership == "first"
+    seen = []
+    monkeypatch.setattr(reconstruct_module, "fit_gaussians", lambda *a, **k: type("Fit", (), {"gaussians": None}))
+    monkeypatch.setattr(reconstruct_module, "extract_mesh", lambda *a, **k: "mesh")
+    monkeypatch.setattr(reconstruct_module, "unwrap_mesh", lambda mesh, *a: mesh)
+
+    def bake(*args, ownership, **kwargs):
+        seen.append(ownership)
+        raise _Baked
+
+    monkeypatch.setattr(reconstruct_module, "bake_gaussian_texture", bake)
+    view = TrainingView(NamedCamera("train-00", Camera.orbit(0, 0, 8, 2.0, 49.1), 0.0, 0.0),
+                        np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.float32))
+    for ownership in ("best", "weighted"):
+        with pytest.raises(_Baked):
+            reconstruct([view], replace(SMALL, bake_ownership=ownership), None, device="cpu")
+    assert seen == ["best", "weighted"]
+
+
+def test_bake_ownership_is_checked():
+    with pytest.raises(BadInputError, match="bake_ownership"):
+        EvalReconConfig(bake_ownership="last")

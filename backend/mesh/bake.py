@@ -29,9 +29,10 @@ from ..camera import REFERENCE_FOVY_DEG, REFERENCE_RADIUS, Camera
 from ..job_control import JobControl, ensure_control
 from .mesh import Mesh
 from .rasterize import project_vertices, rasterize_mesh, rasterize_uv
+from .texture_config import BAKE_OWNERSHIPS
 
 STAGE = "bake"
-OWNERSHIPS = ("first", "best", "weighted")
+
 RenderView = Callable[[Camera], tuple[torch.Tensor, torch.Tensor]]  # camera → (rgb [H, W, 3], alpha [H, W])
 
 
@@ -92,8 +93,8 @@ def bake_texture(
     at or below ``min_cosine`` are ignored; ``ownership`` (module docstring) says how the others combine. The
     texture is computed on the device the renders come back on.
     """
-    if ownership not in OWNERSHIPS:
-        raise ValueError(f"bake ownership must be one of {OWNERSHIPS}, got {ownership!r}")
+    if ownership not in BAKE_OWNERSHIPS:
+        raise ValueError(f"bake ownership must be one of {BAKE_OWNERSHIPS}, got {ownership!r}")
     if not cameras:
         raise ValueError("bake_texture needs at least one camera")
     if texture_size < 4:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How a texture bake picks the colour of a texel among the views that see it (backend.mesh.bake's docstring);
+# "first" is DreamGaussian's and generate's.
+BAKE_OWNERSHIPS = ("first", "best", "weighted")
+
 
 @dataclass(frozen=True)
 class TextureConfig:
