@@ -220,20 +220,30 @@ def test_padding_adds_inert_gaussians_after_each_objects_own():
         assert bool((padded.scales[len(g):] < 1e-5).all())
 
 
-def test_objects_of_different_counts_render_together_as_each_alone():
-    size, counts = 32, (60, 25, 90)
-    objects, viewmats, Ks, backgrounds = _objects_and_views(counts, size)
-    alone, alone_grads, alone_screen = _render_and_backward(objects, viewmats, Ks, backgrounds, size, "torch",
-                                                            together=False)
-    together, grads, screen = _render_and_backward(objects, viewmats, Ks, backgrounds, size, "torch",
-                                                   together=True)
+def _render_alone_and_together(counts, size, backend, image_atol, **view_options):
+    """The objects rendered (and back-propagated) one call each and all in one call. Checks what both backends
+    must give alike: each object covers pixels, its images within ``image_atol``, its radii equal, its screen
+    gradients its own. Returns (together, grads, screen), (alone, alone_grads, alone_screen)."""
+    objects, viewmats, Ks, backgrounds = _objects_and_views(counts, size, **view_options)
+    alone = _render_and_backward(objects, viewmats, Ks, backgrounds, size, backend, together=False)
+    together = _render_and_backward(objects, viewmats, Ks, backgrounds, size, backend, together=True)
+    (images, _, screen), alone_images = together, alone[0]
     for k, n in enumerate(counts):
-        mine, theirs = together[k], alone[k]
+        mine, theirs = images[k], alone_images[k]
         assert float(theirs.alpha.detach().max()) > 0.5  # each object really covers pixels
         for name in ("rgb", "alpha", "depth"):
-            torch.testing.assert_close(getattr(mine, name), getattr(theirs, name), atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(getattr(mine, name), getattr(theirs, name), atol=image_atol, rtol=1e-5)
         assert mine.radii.shape == (2, n) and torch.equal(mine.radii, theirs.radii)
         assert screen[k].shape == (2, n, 2)  # its own Gaussians only: the padding sliced off
+    return together, alone
+
+
+def test_objects_of_different_counts_render_together_as_each_alone():
+    size, counts = 32, (60, 25, 90)
+    (together, grads, screen), (alone, alone_grads, alone_screen) = _render_alone_and_together(
+        counts, size, "torch", image_atol=1e-6)
+    for k, n in enumerate(counts):
+        mine, theirs = together[k], alone[k]
         torch.testing.assert_close(screen[k], alone_screen[k], atol=1e-6, rtol=1e-5)
         for name in FIELDS:
             assert float(grads[k][name].abs().max()) > 0, name
@@ -312,18 +322,9 @@ def test_gsplat_renders_objects_together_as_each_alone():
     """One gsplat call for three objects of different counts against one call per object: the forward pass is
     the same computation per image; the backward pass sums with atomics, so its order (and last bits) may differ."""
     size, counts = 128, (2000, 3500, 800)
-    objects, viewmats, Ks, backgrounds = _objects_and_views(counts, size, device="cuda", scale=0.03)
-    alone, alone_grads, alone_screen = _render_and_backward(objects, viewmats, Ks, backgrounds, size, "gsplat",
-                                                            together=False)
-    together, grads, screen = _render_and_backward(objects, viewmats, Ks, backgrounds, size, "gsplat",
-                                                   together=True)
-    for k, n in enumerate(counts):
-        mine, theirs = together[k], alone[k]
-        assert float(theirs.alpha.detach().max()) > 0.5
-        for name in ("rgb", "alpha", "depth"):
-            torch.testing.assert_close(getattr(mine, name), getattr(theirs, name), atol=1e-5, rtol=1e-5)
-        assert mine.radii.shape == (2, n) and torch.equal(mine.radii, theirs.radii)
-        assert screen[k].shape == (2, n, 2)
+    (_, grads, screen), (_, alone_grads, alone_screen) = _render_alone_and_together(
+        counts, size, "gsplat", image_atol=1e-5, device="cuda", scale=0.03)
+    for k in range(len(counts)):
         scale = float(alone_screen[k].abs().max())
         torch.testing.assert_close(screen[k], alone_screen[k], atol=1e-4 * scale, rtol=1e-3)
         for name in FIELDS:
