@@ -42,6 +42,18 @@ def test_steady_rate_starts_when_every_process_has_finished_its_first_group(benc
     assert bench_batch.Setting(2, 3, 4).processes == 6
 
 
+def test_mid_run_rate_leaves_out_the_first_and_the_last_wave(bench_batch):
+    # the example above: between the first wave's end (11 s) and the last wave but one's (15 s), two rows
+    finished = [10, 10, 11, 11, 15, 15, 16, 16, 21, 21]
+    assert bench_batch.mid_run_rows_per_min(finished, 4) == pytest.approx(2 * 60 / (15 - 11))
+    # two processes of one row taking turns: a row every ~10.5 s until the last runs alone and ends 4 s after the
+    # one before; the steady rate counts that last row, the mid-run rate does not
+    turns = [10, 20, 31, 41, 52, 56]
+    assert bench_batch.mid_run_rows_per_min(turns, 2) == pytest.approx(2 * 60 / (41 - 20))
+    assert bench_batch.mid_run_rows_per_min(turns, 2) < bench_batch.steady_rows_per_min(turns, 2)
+    assert bench_batch.mid_run_rows_per_min(finished[:8], 4) == 0.0  # no row between the two waves
+
+
 @pytest.mark.slow
 def test_four_tiny_rows_on_the_cpu_give_rates_and_first_row_times(bench_batch, tmp_path, monkeypatch):
     monkeypatch.setenv("IMAGE_TO_3D_MODELS", "tiny")
@@ -54,3 +66,4 @@ def test_four_tiny_rows_on_the_cpu_give_rates_and_first_row_times(bench_batch, t
     assert run["rows"] == 4 and run["failed_rows"] == 0 and run["exit_code"] == 0
     assert 0 < run["first_row_s"] <= run["seconds"] and run["rows_per_min"] > 0
     assert report["medians"]["1x1x2"]["rows_per_min"] == pytest.approx(run["rows_per_min"], abs=0.01)
+    assert run["mid_run_rows_per_min"] == 0.0  # two groups of two: the first wave and the last, none between
