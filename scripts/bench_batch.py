@@ -111,6 +111,8 @@ def write_rows(path: Path, rows: int, preset: str) -> None:
 def batch_command(args: argparse.Namespace, setting: Setting, rows_csv: Path, out: Path) -> list[str]:
     command = [sys.executable, "-m", "backend", "batch", "--csv", str(rows_csv), "--out", str(out), "--models",
                args.models, "--device", args.device, "--rows-per-process", str(setting.rows_per_process)]
+    if args.compile_vae_encoder:
+        command += ["--compile-vae-encoder"]
     if setting.uses_ray:
         command += ["--ray", "auto", "--workers-per-gpu", str(setting.workers_per_gpu)]
         if args.device == "cpu":  # no GPUs to share: as many CPU workers as the setting has processes
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-timeout-s", type=float, default=None, help="kill a run after this long")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="start no new run after this many seconds (what was measured is still written)")
+    parser.add_argument("--compile-vae-encoder", action="store_true", help="passed to batch")
     parser.add_argument("--out", required=True, help="JSON file: every run and the medians")
     args = parser.parse_args(argv)
     if args.rows < 1 or args.runs < 1:
@@ -247,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench_batch: {json.dumps(asdict(result))}", file=sys.stderr)
                 table = summarise(results)
                 out_path.write_text(json.dumps({"rows": args.rows, "preset": args.preset, "models": args.models,
+                                                "compile_vae_encoder": args.compile_vae_encoder,
                                                 "device": args.device, "runs": [asdict(r) for r in results],
                                                 "medians": table}, indent=2))
             one_gpu = [Setting(*map(int, name.split("x"))) for name in summarise(results) if name.startswith("1x")]

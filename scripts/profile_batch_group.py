@@ -49,7 +49,7 @@ from backend.stage1 import (  # noqa: E402
     advance_together,
 )
 
-MODELS, DEVICE = "full-random", "cuda"
+MODELS, DEVICE, COMPILE_VAE_ENCODER = "full-random", "cuda", False
 
 
 def sync() -> None:
@@ -59,7 +59,8 @@ def sync() -> None:
 
 def requests(rows: int, first_seed: int, out: Path, preset: str) -> list[GenerateRequest]:
     return [GenerateRequest(image_path=str(image), prompt=prompt, out_dir=str(out / f"row{first_seed}-{i}"),
-                            preset=preset, seed=seed, models=MODELS, device=DEVICE)
+                            preset=preset, seed=seed, models=MODELS, device=DEVICE,
+                            compile_vae_encoder=COMPILE_VAE_ENCODER)
             for i, (image, prompt, seed) in enumerate(photo_rows(rows, first_seed))]
 
 
@@ -191,7 +192,7 @@ def step_parts(rows: int, preset: str, work: Path, steps: int, trace_steps: int)
 
 
 def main() -> int:
-    global MODELS, DEVICE
+    global MODELS, DEVICE, COMPILE_VAE_ENCODER
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--preset", default="draft")
@@ -202,10 +203,11 @@ def main() -> int:
                         help="the timed group's stage 2 under torch's profiler (its GPU-busy time, top operators)")
     parser.add_argument("--models", default="full-random", help="full-random (default) or tiny (a CPU smoke run)")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--compile-vae-encoder", action="store_true", help="GenerateRequest.compile_vae_encoder")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    MODELS, DEVICE = args.models, args.device
-    result = {"rows": args.rows, "preset": args.preset,
+    MODELS, DEVICE, COMPILE_VAE_ENCODER = args.models, args.device, args.compile_vae_encoder
+    result = {"rows": args.rows, "preset": args.preset, "compile_vae_encoder": COMPILE_VAE_ENCODER,
               "device": torch.cuda.get_device_name() if DEVICE == "cuda" else DEVICE}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_groups:

@@ -182,8 +182,9 @@ def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, mo
     base = ray_runner.RowWorker
 
     class RecordingRowWorker(base):  # which process ran which group (Ray ships this class to the workers)
-        def __init__(self, models, device):
-            super().__init__(models, "cpu")  # placed as on a GPU, computing on the CPU
+        def __init__(self, models, device, compile_vae_encoder):
+            (pids / f"compile-{os.getpid()}").write_text(str(compile_vae_encoder))  # what the batch asked for
+            super().__init__(models, "cpu")  # placed as on a GPU, computing on the CPU, without compiling
 
         def run_group(self, rows, out_root, force):
             (pids / f"{rows[0].index}.pid").write_text(str(os.getpid()))
@@ -196,15 +197,16 @@ def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, mo
     out = tmp_path / "out"
     try:
         code = cli.main(["batch", "--csv", str(rows), "--out", str(out), "--ray", "auto", "--workers-per-gpu", "2",
-                         "--rows-per-process", "2", "-q"])
+                         "--rows-per-process", "2", "--compile-vae-encoder", "-q"])
     finally:
         ray.shutdown()
     assert code == 6  # SOME_ROWS_FAILED
     assert [r["status"] for r in _summary(out)] == ["done", "done", "done", "failed"]
     # Both groups started at once, one per worker: two workers fit on the one GPU (a whole GPU each would have
     # left the second waiting forever).
-    ran_in = {p.name: p.read_text() for p in pids.iterdir()}
+    ran_in = {p.name: p.read_text() for p in pids.glob("*.pid")}
     assert sorted(ran_in) == ["1.pid", "3.pid"] and len(set(ran_in.values())) == 2
+    assert [p.read_text() for p in pids.glob("compile-*")] == ["True", "True"]  # --compile-vae-encoder reached both
 
 
 def test_ray_that_cannot_start_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
@@ -223,3 +225,41 @@ def test_ray_that_cannot_start_is_one_line_exit_2(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and "Ray could not start" in err[0] and "gcs_server" in err[0]
+
+
+def test_compile_vae_encoder_reaches_every_row_and_the_guidance_config(tmp_path, isolated_cache, monkeypatch):
+    """``batch --compile-vae-encoder``: each row's request asks for it, alone or in groups, and a request asking
+    for it gets it in its guidance config (backend.guidance.GuidanceConfig.compile_vae_encoder)."""
+    from backend import api
+    from backend.errors import BadInputError
+    from backend.generate import pipeline
+    from backend.job_control import JobControl
+
+    asked: list[bool] = []
+
+    def recording_generate(request, control=None):
+        asked.append(request.compile_vae_encoder)
+        raise BadInputError("recorded")
+
+    def recording_generate_together(requests, controls=None):
+        asked.extend(r.compile_vae_encoder for r in requests)
+        return [BadInputError("recorded") for _ in requests]
+
+    monkeypatch.setattr(api, "generate", recording_generate)
+    monkeypatch.setattr(api, "generate_together", recording_generate_together)
+    _cutout(tmp_path / "disc.png", 0.6)
+    rows = _write_csv(tmp_path, [("disc.png", ""), ("disc.png", "")])
+    for per_process, flag in (("1", []), ("1", ["--compile-vae-encoder"]), ("2", ["--compile-vae-encoder"])):
+        asked.clear()
+        out = tmp_path / f"out-{per_process}-{len(flag)}"
+        command = ["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q", "--rows-per-process",
+                   per_process, *flag]
+        assert cli.main(command) == 6  # every row "failed" with the recorded request
+        assert asked == [bool(flag)] * 2
+
+    request = api.GenerateRequest(image_path=str(tmp_path / "disc.png"), prompt=None, out_dir=str(tmp_path / "one"),
+                                  preset="smoke", models="tiny", device="cpu", compile_vae_encoder=True)
+    assert pipeline._start_job(request, JobControl()).config.guidance.compile_vae_encoder is True
+    plain = pipeline._start_job(api.GenerateRequest(image_path=request.image_path, prompt=None, out_dir=request.out_dir,
+                                                    preset="smoke", models="tiny", device="cpu"), JobControl())
+    assert plain.config.guidance.compile_vae_encoder is False

@@ -51,7 +51,7 @@ def _record_groups(monkeypatch) -> list[int]:
     """run_row_group replaced by one that records each group's size and skips its rows."""
     sizes = []
 
-    def run_row_group(rows, out_root, models, device, force):
+    def run_row_group(rows, out_root, models, device, force, compile_vae_encoder=False):
         sizes.append(len(rows))
         return [RowOutcome(row, "skipped", 0, "recorded", 0.0, str(out_root / row.folder_name)) for row in rows]
 

@@ -167,3 +167,42 @@ def test_bad_inputs_carry_the_value(guidance):
         guidance.sds_loss(torch.rand(2, 3, 32, 32), *_views(3), step_ratio=0.1)
     with pytest.raises(BadInputError):
         GuidanceConfig(t_min=0.9, t_max=0.1)
+
+
+def test_compiled_vae_encoder_is_compiled_once_and_used_only_for_sds(models, monkeypatch):
+    """GuidanceConfig.compile_vae_encoder: SDS encodes through one torch.compile'd function shared by every guidance
+    on the models; the reference stays eager; the loss and its gradient are the plain path's. torch.compile is
+    replaced by a recording pass-through here (the real compiler's numbers: tests/test_zero123_gpu.py)."""
+    from backend.guidance import zero123_guidance
+
+    compiled, encoded = [], []
+
+    def recording_compile(fn):
+        compiled.append(fn)
+
+        def run(vae, vae_in):
+            encoded.append(tuple(vae_in.shape))
+            return fn(vae, vae_in)
+        return run
+
+    monkeypatch.setattr(zero123_guidance.torch, "compile", recording_compile)
+    monkeypatch.setattr(zero123_guidance, "_COMPILED_POSTERIOR_MEAN", None)
+    reference = torch.ones(1, 3, 40, 40)
+    reference[:, :, 10:30, 12:28] = 0.4
+    plain, first, second = (Zero123Guidance(models, GuidanceConfig(seed=3, compile_vae_encoder=on))
+                            for on in (False, True, True))
+    for guidance in (plain, first, second):
+        guidance.set_reference(reference)
+    assert compiled == []  # the reference (no gradient) is encoded eagerly
+
+    images = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    losses, grads = [], []
+    for guidance in (plain, first, second):
+        renders = images.clone().requires_grad_(True)
+        loss = guidance.sds_loss(renders, *_views(2), step_ratio=0.4)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(renders.grad)
+    assert len(compiled) == 1 and encoded == [(2, 3, models.image_size, models.image_size)] * 2
+    for loss, grad in zip(losses[1:], grads[1:], strict=True):
+        assert torch.equal(loss, losses[0]) and torch.equal(grad, grads[0])

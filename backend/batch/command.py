@@ -38,19 +38,22 @@ def run_batch_command(args: argparse.Namespace) -> int:
 
         outcomes = run_rows_on_ray(rows, out_root, args.models, args.force, address=args.ray, workers=args.workers,
                                    on_outcome=_print_outcome, workers_per_gpu=workers_per_gpu,
-                                   rows_per_process=rows_per_process, device=args.device)
+                                   rows_per_process=rows_per_process, device=args.device,
+                                   compile_vae_encoder=args.compile_vae_encoder)
     elif rows_per_process > 1:
         from .row_groups import plan_row_groups, run_row_group
 
         outcomes = []
         for group in plan_row_groups(rows, rows_per_process):
-            for outcome in run_row_group(group, out_root, args.models, args.device, args.force):
+            for outcome in run_row_group(group, out_root, args.models, args.device, args.force,
+                                         args.compile_vae_encoder):
                 _print_outcome(outcome)
                 outcomes.append(outcome)
     else:
         outcomes = []
         for row in rows:
-            outcome = run_row(row, out_root, args.models, args.device, args.force)
+            outcome = run_row(row, out_root, args.models, args.device, args.force,
+                              compile_vae_encoder=args.compile_vae_encoder)
             _print_outcome(outcome)
             outcomes.append(outcome)
     write_summary(out_root / "summary.csv", outcomes)

@@ -22,17 +22,18 @@ MAX_RETRIES = 2
 class RowWorker:
     """A Ray actor: runs rows one at a time in one process, so loaded models are reused between rows."""
 
-    def __init__(self, models: str | None, device: str):
-        self.models, self.device = models, device
+    def __init__(self, models: str | None, device: str, compile_vae_encoder: bool = False):
+        self.models, self.device, self.compile_vae_encoder = models, device, compile_vae_encoder
 
     def run(self, row: BatchRow, out_root: str, force: bool) -> RowOutcome:
-        return run_row(row, Path(out_root), self.models, self.device, force)
+        return run_row(row, Path(out_root), self.models, self.device, force,
+                       compile_vae_encoder=self.compile_vae_encoder)
 
     def run_group(self, rows: list[BatchRow], out_root: str, force: bool) -> list[RowOutcome]:
         """Rows whose stage-1 fits and stage-2 textures advance together (backend/batch/row_groups.py)."""
         from .row_groups import run_row_group
 
-        return run_row_group(rows, Path(out_root), self.models, self.device, force)
+        return run_row_group(rows, Path(out_root), self.models, self.device, force, self.compile_vae_encoder)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def connect_ray(address: str = "auto", workers: int | None = None) -> None:
 
 def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, force: bool, address: str = "auto",
                     workers: int | None = None, on_outcome: Callable[[RowOutcome], None] = lambda o: None,
-                    workers_per_gpu: int = 1, rows_per_process: int = 1, device: str = "auto") -> list[RowOutcome]:
+                    workers_per_gpu: int = 1, rows_per_process: int = 1, device: str = "auto",
+                    compile_vae_encoder: bool = False) -> list[RowOutcome]:
     """``rows`` on the Ray instance or cluster at ``address`` (connected here unless ``connect_ray`` was called),
     in groups of ``rows_per_process`` (a number: batch resolves ``auto`` before calling this)."""
     connect_ray(address, workers)
@@ -93,7 +95,7 @@ def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, fo
     actor_cls = ray.remote(num_gpus=placement.num_gpus, num_cpus=placement.num_cpus, max_restarts=0)(RowWorker)
 
     def new_worker():
-        return actor_cls.remote(models, placement.device)
+        return actor_cls.remote(models, placement.device, compile_vae_encoder)
 
     # The unit of work: one row (run), or a group of rows that fit together (run_group).
     if rows_per_process > 1:

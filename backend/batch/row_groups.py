@@ -114,8 +114,8 @@ def plan_row_groups(rows: list[BatchRow], rows_per_group: int) -> list[list[Batc
     return [same[i:i + rows_per_group] for same in kinds.values() for i in range(0, len(same), rows_per_group)]
 
 
-def run_row_group(rows: list[BatchRow], out_root: Path, models: str | None, device: str, force: bool
-                  ) -> list[RowOutcome]:
+def run_row_group(rows: list[BatchRow], out_root: Path, models: str | None, device: str, force: bool,
+                  compile_vae_encoder: bool = False) -> list[RowOutcome]:
     """Generate ``rows`` together (``api.generate_together``); rows already done are skipped unless ``force``.
 
     Each row's seconds are the whole group's wall time: its stages 1 and 2 ran with the others'.
@@ -133,7 +133,8 @@ def run_row_group(rows: list[BatchRow], out_root: Path, models: str | None, devi
         try:
             pending.append((row, api.GenerateRequest(image_path=row.image, prompt=row.prompt, out_dir=str(out_dir),
                                                      preset=row.preset, seed=row.seed, method=row.method,
-                                                     models=models, device=device, force=force)))
+                                                     models=models, device=device, force=force,
+                                                     compile_vae_encoder=compile_vae_encoder)))
         except Exception as exc:  # noqa: BLE001 - a bad row fails alone
             outcomes[row.index] = failed_outcome(row, exc, 0.0, out_dir)
     results = api.generate_together([request for _, request in pending]) if pending else []

@@ -30,7 +30,7 @@ def row_is_done(out_dir: Path, method: str = DEFAULT_METHOD) -> bool:
 
 
 def run_row(row: BatchRow, out_root: Path, models: str | None, device: str, force: bool,
-            control: JobControl | None = None) -> RowOutcome:
+            control: JobControl | None = None, compile_vae_encoder: bool = False) -> RowOutcome:
     """Generate one row into ``out_root/<row folder>``; the outcome records success or the one-line error."""
     from .. import api
 
@@ -41,7 +41,7 @@ def run_row(row: BatchRow, out_root: Path, models: str | None, device: str, forc
     try:
         api.generate(api.GenerateRequest(image_path=row.image, prompt=row.prompt, out_dir=str(out_dir),
                                          preset=row.preset, seed=row.seed, method=row.method, models=models,
-                                         device=device, force=force),
+                                         device=device, force=force, compile_vae_encoder=compile_vae_encoder),
                      control)
         return RowOutcome(row, "done", 0, "", time.perf_counter() - start, str(out_dir))
     except Exception as exc:  # noqa: BLE001 - one bad row must not end the batch

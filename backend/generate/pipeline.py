@@ -202,6 +202,8 @@ def _start_job(request: GenerateRequest, control: JobControl) -> _Job:
         from ..quick.refine_config import quick_refine_config
 
         config = quick_refine_config(config, steps_given=request.steps is not None)
+    if request.compile_vae_encoder:
+        config = dataclasses.replace(config, guidance=dataclasses.replace(config.guidance, compile_vae_encoder=True))
     config = seeded(config, request.seed)  # one seed for every seeded stage
     models = resolve_model_mode(request.models)
     device = resolve_device(request.device)

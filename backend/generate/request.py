@@ -53,6 +53,9 @@ class GenerateRequest:
     # for several prompts, a hand-corrected mask); segmentation is skipped and ``prompt`` only names the job
     mask: np.ndarray | None = None
     method: str = DEFAULT_METHOD  # how the object is made: backend.choices.METHODS
+    # stage 1's VAE encoder through torch.compile (GuidanceConfig.compile_vae_encoder): faster steps after tens of
+    # seconds of compiling per process, so for batches (batch --compile-vae-encoder)
+    compile_vae_encoder: bool = False
 
     def __post_init__(self):
         # a bad seed, method or SAM 3 option is bad input (exit 2), found before any work

@@ -245,6 +245,23 @@ def _shared_graphs(models: Zero123Models) -> _ModelGraphs:
         return graphs
 
 
+def _vae_posterior_mean(vae: torch.nn.Module, vae_in: torch.Tensor) -> torch.Tensor:
+    return vae.encode(vae_in).latent_dist.mean
+
+
+# SDS's VAE encoder through torch.compile (GuidanceConfig.compile_vae_encoder): made once per process, the VAE an
+# argument (Dynamo guards on which module it is), so every guidance on the same models reuses one compilation.
+_COMPILED_POSTERIOR_MEAN = None
+
+
+def _compiled_posterior_mean():
+    global _COMPILED_POSTERIOR_MEAN
+    with _GRAPHS_LOCK:
+        if _COMPILED_POSTERIOR_MEAN is None:
+            _COMPILED_POSTERIOR_MEAN = torch.compile(_vae_posterior_mean)
+        return _COMPILED_POSTERIOR_MEAN
+
+
 def _unet_eps(unet, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
     """The UNet's ε prediction as a function of tensors only (what a CUDA graph captures)."""
     return unet(sample, timesteps, encoder_hidden_states=context).sample
@@ -413,12 +430,13 @@ class Zero123Guidance:
         return self._posterior_mean(vae_in).float() * self.scaling_factor
 
     def _posterior_mean(self, vae_in: torch.Tensor) -> torch.Tensor:
-        """The VAE encoder's posterior mean. In SDS (CUDA, gradients wanted) its forward and backward replay from
-        CUDA graphs per input shape: the encoder at 256² is launch-bound much as the UNet is."""
-        graphed = (self.device.type == "cuda" and self.config.cuda_graphs and vae_in.requires_grad
-                   and torch.is_grad_enabled() and not torch.is_inference_mode_enabled())
-        if not graphed:
-            return self.models.vae.encode(vae_in).latent_dist.mean
+        """The VAE encoder's posterior mean. In SDS (gradients wanted) it runs compiled where the config says so,
+        else on CUDA its forward and backward replay from CUDA graphs per input shape."""
+        sds = vae_in.requires_grad and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+        if sds and self.config.compile_vae_encoder:
+            return _compiled_posterior_mean()(self.models.vae, vae_in)
+        if not (sds and self.device.type == "cuda" and self.config.cuda_graphs):
+            return _vae_posterior_mean(self.models.vae, vae_in)
         channels_last = vae_in.is_contiguous(memory_format=torch.channels_last) and not vae_in.is_contiguous()
         key = (tuple(vae_in.shape), vae_in.dtype, channels_last)
         encoder = self._encoder_graphs.get(key)
@@ -426,7 +444,7 @@ class Zero123Guidance:
             vae = self.models.vae
             example = torch.zeros_like(vae_in).requires_grad_(True)
             encoder = self._encoder_graphs[key] = torch.cuda.make_graphed_callables(
-                lambda x: vae.encode(x).latent_dist.mean, (example,))
+                lambda x: _vae_posterior_mean(vae, x), (example,))
         return encoder(vae_in)
 
     def _resize(self, images: torch.Tensor) -> torch.Tensor:
