@@ -113,6 +113,8 @@ def batch_command(args: argparse.Namespace, setting: Setting, rows_csv: Path, ou
                args.models, "--device", args.device, "--rows-per-process", str(setting.rows_per_process)]
     if args.compile_vae_encoder:
         command += ["--compile-vae-encoder"]
+    if args.stagger_groups:
+        command += ["--stagger-groups"]
     if setting.uses_ray:
         command += ["--ray", "auto", "--workers-per-gpu", str(setting.workers_per_gpu)]
         if args.device == "cpu":  # no GPUs to share: as many CPU workers as the setting has processes
@@ -225,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="start no new run after this many seconds (what was measured is still written)")
     parser.add_argument("--compile-vae-encoder", action="store_true", help="passed to batch")
+    parser.add_argument("--stagger-groups", action="store_true", help="passed to batch")
     parser.add_argument("--out", required=True, help="JSON file: every run and the medians")
     args = parser.parse_args(argv)
     if args.rows < 1 or args.runs < 1:
@@ -251,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 table = summarise(results)
                 out_path.write_text(json.dumps({"rows": args.rows, "preset": args.preset, "models": args.models,
                                                 "compile_vae_encoder": args.compile_vae_encoder,
+                                                "stagger_groups": args.stagger_groups,
                                                 "device": args.device, "runs": [asdict(r) for r in results],
                                                 "medians": table}, indent=2))
             one_gpu = [Setting(*map(int, name.split("x"))) for name in summarise(results) if name.startswith("1x")]

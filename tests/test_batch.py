@@ -158,6 +158,27 @@ def test_row_groups_keep_one_method_and_preset_together():
     assert [[r.index for r in g] for g in groups] == [[1, 3], [4], [2, 5]]
 
 
+def test_staggered_first_groups_shorten_each_later_worker_on_a_gpu():
+    from backend.batch.ray_runner import ranks_on_shared_gpus
+    from backend.batch.row_groups import plan_row_groups, stagger_first_groups
+    from backend.batch.rows import BatchRow
+
+    assert ranks_on_shared_gpus(["n:0", "n:0", "n:1", "n:1", "m:0"]) == [0, 1, 0, 1, 0]
+    rows = [BatchRow(i, f"{i}.png", None) for i in range(1, 33)]
+    groups = plan_row_groups(rows, 8)
+
+    def sizes(staggered):
+        assert sorted(r.index for g in staggered for r in g) == list(range(1, 33))  # every row once
+        return [len(g) for g in staggered]
+
+    # two workers on each of two GPUs: each GPU's second worker starts with half a group
+    assert sizes(stagger_first_groups(groups, [0, 1, 0, 1], 2)) == [8, 4, 8, 4, 4, 4]
+    # three on one GPU: 8, then 2/3 and 1/3 of 8 rounded up; the cut-off parts at the end
+    assert sizes(stagger_first_groups(groups, [0, 1, 2], 3)) == [8, 6, 3, 8, 2, 5]
+    # one worker per GPU: nothing to stagger
+    assert stagger_first_groups(groups, [0, 0, 0, 0], 1) == groups
+
+
 def test_workers_per_gpu_asks_ray_for_a_fraction_of_each_gpu():
     from backend.batch.ray_runner import WorkerPlacement, place_workers
 
@@ -188,6 +209,7 @@ def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, mo
 
         def run_group(self, rows, out_root, force):
             (pids / f"{rows[0].index}.pid").write_text(str(os.getpid()))
+            (pids / f"{rows[0].index}.size").write_text(str(len(rows)))
             return base.run_group(self, rows, out_root, force)
 
     monkeypatch.setattr(ray_runner, "RowWorker", RecordingRowWorker)
@@ -197,15 +219,17 @@ def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, mo
     out = tmp_path / "out"
     try:
         code = cli.main(["batch", "--csv", str(rows), "--out", str(out), "--ray", "auto", "--workers-per-gpu", "2",
-                         "--rows-per-process", "2", "--compile-vae-encoder", "-q"])
+                         "--rows-per-process", "2", "--compile-vae-encoder", "--stagger-groups", "-q"])
     finally:
         ray.shutdown()
     assert code == 6  # SOME_ROWS_FAILED
     assert [r["status"] for r in _summary(out)] == ["done", "done", "done", "failed"]
     # Both groups started at once, one per worker: two workers fit on the one GPU (a whole GPU each would have
     # left the second waiting forever).
-    ran_in = {p.name: p.read_text() for p in pids.glob("*.pid")}
-    assert sorted(ran_in) == ["1.pid", "3.pid"] and len(set(ran_in.values())) == 2
+    ran_in = {p.stem: p.read_text() for p in pids.glob("*.pid")}
+    assert ran_in["1"] != ran_in["3"]
+    # --stagger-groups: the second worker on the GPU started with half a group, its other half a group of its own
+    assert {p.stem: int(p.read_text()) for p in pids.glob("*.size")} == {"1": 2, "3": 1, "4": 1}
     assert [p.read_text() for p in pids.glob("compile-*")] == ["True", "True"]  # --compile-vae-encoder reached both
 
 

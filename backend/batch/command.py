@@ -39,7 +39,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         outcomes = run_rows_on_ray(rows, out_root, args.models, args.force, address=args.ray, workers=args.workers,
                                    on_outcome=_print_outcome, workers_per_gpu=workers_per_gpu,
                                    rows_per_process=rows_per_process, device=args.device,
-                                   compile_vae_encoder=args.compile_vae_encoder)
+                                   compile_vae_encoder=args.compile_vae_encoder, stagger_groups=args.stagger_groups)
     elif rows_per_process > 1:
         from .row_groups import plan_row_groups, run_row_group
 

@@ -29,6 +29,13 @@ class RowWorker:
         return run_row(row, Path(out_root), self.models, self.device, force,
                        compile_vae_encoder=self.compile_vae_encoder)
 
+    def gpu_key(self) -> str:
+        """Which GPU this worker was given (node and GPU ids; empty ids on the CPU): workers with one key share it."""
+        import ray
+
+        gpus = ",".join(str(g) for g in ray.get_gpu_ids())
+        return f"{ray.get_runtime_context().get_node_id()}:{gpus}"
+
     def run_group(self, rows: list[BatchRow], out_root: str, force: bool) -> list[RowOutcome]:
         """Rows whose stage-1 fits and stage-2 textures advance together (backend/batch/row_groups.py)."""
         from .row_groups import run_row_group
@@ -60,6 +67,16 @@ def place_workers(gpus: int, workers: int | None, workers_per_gpu: int = 1, devi
                            "cuda" if device == "auto" else device)
 
 
+def ranks_on_shared_gpus(gpu_keys: list[str]) -> list[int]:
+    """Each worker's place among the workers given the same GPU, in the order given: 0, 1, … per GPU."""
+    seen: dict[str, int] = {}
+    ranks = []
+    for key in gpu_keys:
+        ranks.append(seen.get(key, 0))
+        seen[key] = ranks[-1] + 1
+    return ranks
+
+
 def connect_ray(address: str = "auto", workers: int | None = None) -> None:
     """Start a local Ray instance (``address`` auto, no ``RAY_ADDRESS``) or join a cluster, unless this process
     already has; Ray missing or unable to start is bad input (exit 2). The batch calls it before choosing its rows
@@ -85,9 +102,10 @@ def connect_ray(address: str = "auto", workers: int | None = None) -> None:
 def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, force: bool, address: str = "auto",
                     workers: int | None = None, on_outcome: Callable[[RowOutcome], None] = lambda o: None,
                     workers_per_gpu: int = 1, rows_per_process: int = 1, device: str = "auto",
-                    compile_vae_encoder: bool = False) -> list[RowOutcome]:
+                    compile_vae_encoder: bool = False, stagger_groups: bool = False) -> list[RowOutcome]:
     """``rows`` on the Ray instance or cluster at ``address`` (connected here unless ``connect_ray`` was called),
-    in groups of ``rows_per_process`` (a number: batch resolves ``auto`` before calling this)."""
+    in groups of ``rows_per_process`` (a number: batch resolves ``auto`` before calling this); ``stagger_groups``:
+    the workers sharing a GPU start with shorter groups, one after another (``row_groups.stagger_first_groups``)."""
     connect_ray(address, workers)
     import ray
 
@@ -111,6 +129,12 @@ def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, fo
         return worker.run.remote(unit[0], str(out_root), force)
 
     idle = [new_worker() for _ in range(min(placement.count, len(units)))]
+    if stagger_groups and rows_per_process > 1 and placement.num_gpus < 1:
+        from .row_groups import stagger_first_groups
+
+        # the i-th unit goes to the i-th idle worker below, so the i-th worker's rank on its GPU cuts the i-th unit
+        ranks = ranks_on_shared_gpus(ray.get([worker.gpu_key.remote() for worker in idle]))
+        units = stagger_first_groups(units, ranks, workers_per_gpu)
     queue: list[tuple[list[BatchRow], int]] = [(unit, 0) for unit in units]
     running: dict = {}  # object ref → (worker, unit, attempt)
     outcomes: list[RowOutcome] = []

@@ -9,6 +9,7 @@ more, so K rows advancing together raise a GPU's throughput where more processes
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,27 @@ def plan_row_groups(rows: list[BatchRow], rows_per_group: int) -> list[list[Batc
     for row in rows:
         kinds.setdefault((row.method, row.preset), []).append(row)
     return [same[i:i + rows_per_group] for same in kinds.values() for i in range(0, len(same), rows_per_group)]
+
+
+def stagger_first_groups(groups: list[list[BatchRow]], ranks: list[int], workers_per_gpu: int
+                         ) -> list[list[BatchRow]]:
+    """``batch --stagger-groups``: the i-th group, the first of the i-th worker, shortened for the k-th worker on
+    its GPU (``ranks[i]`` = k) to (W − k)/W of its rows, rounded up, W = ``workers_per_gpu``; what is cut off follows
+    the other groups as groups of their own. The first worker on a GPU keeps its group whole.
+
+    Why: workers on one GPU that start together with equal groups run in step, fitting at the same time (sharing the
+    GPU) and then meshing and baking on the CPU at the same time (leaving it idle); shorter first groups set them
+    apart by a fraction of a group, so one's CPU stages fall in the other's fit (docs/batch.md)."""
+    staggered, tails = [], []
+    for i, group in enumerate(groups):
+        rank = ranks[i] if i < len(ranks) else 0
+        keep = len(group)
+        if 0 < rank < workers_per_gpu:
+            keep = math.ceil(len(group) * (workers_per_gpu - rank) / workers_per_gpu)
+        staggered.append(group[:keep])
+        if group[keep:]:
+            tails.append(group[keep:])
+    return staggered + tails
 
 
 def run_row_group(rows: list[BatchRow], out_root: Path, models: str | None, device: str, force: bool,
