@@ -17,20 +17,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from profile_sds import timeit  # noqa: E402  (this folder: the mean of 30 calls after 5 warm-ups, ms)
+
 from backend.guidance import GuidanceConfig, Zero123Guidance  # noqa: E402
 from backend.models.mode import ModelMode  # noqa: E402
 from backend.models.zero123 import load_zero123  # noqa: E402
 
 
-def mean_ms(fn, n=30, warmup=5) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    torch.cuda.synchronize()
-    return round((time.perf_counter() - start) / n * 1000, 2)
+def mean_ms(fn) -> float:
+    return round(timeit(fn), 2)
 
 
 def main() -> None:
