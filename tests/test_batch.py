@@ -4,6 +4,7 @@ mid-row has its row retried elsewhere and the batch completes."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from pathlib import Path
 
@@ -91,11 +92,11 @@ def test_ray_batch_retries_a_killed_worker_row_and_completes(tmp_path, isolated_
     base = ray_runner.RowWorker
 
     class KillingRowWorker(base):
-        def run(self, row, out_root, force):
+        def run(self, row, out_root):
             if row.index == 2 and not marker.exists():
                 marker.write_text(str(os.getpid()))
                 os._exit(1)
-            return base.run(self, row, out_root, force)
+            return base.run(self, row, out_root)
 
     monkeypatch.setattr(ray_runner, "RowWorker", KillingRowWorker)
     monkeypatch.setenv("RAY_DISABLE_IMPORT_WARNING", "1")
@@ -203,14 +204,15 @@ def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, mo
     base = ray_runner.RowWorker
 
     class RecordingRowWorker(base):  # which process ran which group (Ray ships this class to the workers)
-        def __init__(self, models, device, compile_vae_encoder):
-            (pids / f"compile-{os.getpid()}").write_text(str(compile_vae_encoder))  # what the batch asked for
-            super().__init__(models, "cpu")  # placed as on a GPU, computing on the CPU, without compiling
+        def __init__(self, settings):
+            (pids / f"compile-{os.getpid()}").write_text(str(settings.compile_vae_encoder))  # what the batch asked
+            # placed as on a GPU, computing on the CPU, without compiling
+            super().__init__(dataclasses.replace(settings, device="cpu", compile_vae_encoder=False))
 
-        def run_group(self, rows, out_root, force):
+        def run_group(self, rows, out_root):
             (pids / f"{rows[0].index}.pid").write_text(str(os.getpid()))
             (pids / f"{rows[0].index}.size").write_text(str(len(rows)))
-            return base.run_group(self, rows, out_root, force)
+            return base.run_group(self, rows, out_root)
 
     monkeypatch.setattr(ray_runner, "RowWorker", RecordingRowWorker)
     monkeypatch.setenv("RAY_DISABLE_IMPORT_WARNING", "1")

@@ -51,7 +51,7 @@ def _record_groups(monkeypatch) -> list[int]:
     """run_row_group replaced by one that records each group's size and skips its rows."""
     sizes = []
 
-    def run_row_group(rows, out_root, models, device, force, compile_vae_encoder=False):
+    def run_row_group(rows, out_root, settings):
         sizes.append(len(rows))
         return [RowOutcome(row, "skipped", 0, "recorded", 0.0, str(out_root / row.folder_name)) for row in rows]
 
@@ -159,7 +159,7 @@ def test_under_ray_auto_is_chosen_after_ray_starts_and_shares_the_gpu_among_its_
     asked = _fake_free_memory(monkeypatch, 131 * GIB)
     monkeypatch.setattr(ray_runner, "connect_ray", lambda address, workers: events.append(("connect", address)))
 
-    def run_rows_on_ray(rows, out_root, models, force, **options):
+    def run_rows_on_ray(rows, out_root, settings, **options):
         events.append(("run", options["rows_per_process"], options["workers_per_gpu"]))
         return []
 
@@ -200,8 +200,8 @@ def test_batch_under_ray_says_both_choices_and_sizes_rows_for_the_workers_sharin
     given = {}
     monkeypatch.setattr(ray_runner, "connect_ray", lambda address, workers: None)
 
-    def run_rows_on_ray(rows, out_root, models, force, **settings):
-        given.update(settings)
+    def run_rows_on_ray(rows, out_root, settings, **options):
+        given.update(options)
         return [RowOutcome(row, "skipped", 0, "recorded", 0.0, str(out_root / row.folder_name)) for row in rows]
 
     monkeypatch.setattr(ray_runner, "run_rows_on_ray", run_rows_on_ray)

@@ -69,7 +69,7 @@ def test_batch_csv_method_column(tmp_path):
 
 
 def test_batch_row_runs_its_method_and_a_changed_method_is_redone(tmp_path, monkeypatch):
-    from backend.batch.rows import BatchRow
+    from backend.batch.rows import BatchRow, RowSettings
     from backend.batch.run_row import run_row
 
     requests = []
@@ -83,11 +83,11 @@ def test_batch_row_runs_its_method_and_a_changed_method_is_redone(tmp_path, monk
 
     monkeypatch.setattr(api, "generate", fake_generate)
     row = BatchRow(index=1, image="a.png", prompt="cup", method="quick")
-    assert run_row(row, tmp_path, "tiny", "cpu", force=False).status == "done"
+    assert run_row(row, tmp_path, RowSettings(models="tiny", device="cpu")).status == "done"
     assert requests[-1].method == "quick"
-    assert run_row(row, tmp_path, "tiny", "cpu", force=False).status == "skipped"  # resumed
+    assert run_row(row, tmp_path, RowSettings(models="tiny", device="cpu")).status == "skipped"  # resumed
     again = BatchRow(index=1, image="a.png", prompt="cup", method="dreamgaussian")
-    assert run_row(again, tmp_path, "tiny", "cpu", force=False).status == "done"  # not the quick result
+    assert run_row(again, tmp_path, RowSettings(models="tiny", device="cpu")).status == "done"  # not the quick result
     assert requests[-1].method == "dreamgaussian"
 
 

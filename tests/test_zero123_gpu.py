@@ -92,9 +92,13 @@ def test_full_random_zero123_xl_fp16_speed_and_memory(record_property):
     assert report["sds_batch1_peak_gib"] <= 6.0, report
 
 
-def test_compiled_vae_encoder_matches_the_graphed_one_on_cuda():
+def test_compiled_vae_encoder_matches_the_graphed_one_on_cuda(monkeypatch):
     """GuidanceConfig.compile_vae_encoder with the real compiler (Inductor): the SDS loss and its gradient agree with
-    the CUDA-graph path's (tiny models, float32, so only the kernels' rounding differs)."""
+    the CUDA-graph path's (tiny models, float32 without TF32, so only the kernels' order of summation differs)."""
+    # cuDNN convolutions default to TF32 (10-bit mantissa): with it the first run on an H200 differed by up to
+    # 6.5e-4 in the gradient, TF32 rounding in both paths, not the compile
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     models = load_zero123(ModelMode.TINY, torch.device("cuda"), dtype=torch.float32)
     reference = torch.ones(1, 3, 64, 64, device="cuda")
     reference[:, :, 16:48, 20:44] = 0.3
@@ -111,4 +115,6 @@ def test_compiled_vae_encoder_matches_the_graphed_one_on_cuda():
     (plain_loss, plain_grad), (compiled_loss, compiled_grad) = results
     assert torch.isfinite(compiled_grad).all() and compiled_grad.abs().sum() > 0
     torch.testing.assert_close(compiled_loss, plain_loss, rtol=1e-3, atol=1e-4)
-    torch.testing.assert_close(compiled_grad, plain_grad, rtol=1e-3, atol=1e-5)
+    scale = float(plain_grad.abs().max())
+    torch.testing.assert_close(compiled_grad, plain_grad, rtol=1e-3, atol=1e-4 * scale)
+    assert float((compiled_grad - plain_grad).norm() / plain_grad.norm()) < 1e-4

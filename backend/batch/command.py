@@ -16,7 +16,7 @@ from ..atomic_output import check_output_location, output_path
 from ..choices import AUTO_CHOICE
 from ..errors import SOME_ROWS_FAILED
 from ..models.mode import resolve_model_mode
-from .rows import RowOutcome, check_summary_replaceable, read_rows, write_summary
+from .rows import RowOutcome, RowSettings, check_summary_replaceable, read_rows, write_summary
 from .run_row import run_row
 
 
@@ -33,27 +33,26 @@ def run_batch_command(args: argparse.Namespace) -> int:
     workers_per_gpu = _workers_per_gpu(args)
     rows_per_process = _rows_per_process(args, workers_per_gpu)
     out_root.mkdir(parents=True, exist_ok=True)
+    settings = RowSettings(models=args.models, device=args.device, force=args.force,
+                           compile_vae_encoder=args.compile_vae_encoder)
     if args.ray:
         from .ray_runner import run_rows_on_ray
 
-        outcomes = run_rows_on_ray(rows, out_root, args.models, args.force, address=args.ray, workers=args.workers,
+        outcomes = run_rows_on_ray(rows, out_root, settings, address=args.ray, workers=args.workers,
                                    on_outcome=_print_outcome, workers_per_gpu=workers_per_gpu,
-                                   rows_per_process=rows_per_process, device=args.device,
-                                   compile_vae_encoder=args.compile_vae_encoder, stagger_groups=args.stagger_groups)
+                                   rows_per_process=rows_per_process, stagger_groups=args.stagger_groups)
     elif rows_per_process > 1:
         from .row_groups import plan_row_groups, run_row_group
 
         outcomes = []
         for group in plan_row_groups(rows, rows_per_process):
-            for outcome in run_row_group(group, out_root, args.models, args.device, args.force,
-                                         args.compile_vae_encoder):
+            for outcome in run_row_group(group, out_root, settings):
                 _print_outcome(outcome)
                 outcomes.append(outcome)
     else:
         outcomes = []
         for row in rows:
-            outcome = run_row(row, out_root, args.models, args.device, args.force,
-                              compile_vae_encoder=args.compile_vae_encoder)
+            outcome = run_row(row, out_root, settings)
             _print_outcome(outcome)
             outcomes.append(outcome)
     write_summary(out_root / "summary.csv", outcomes)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import BadInputError
-from .rows import BatchRow, RowOutcome
+from .rows import BatchRow, RowOutcome, RowSettings
 from .run_row import run_row
 
 MAX_RETRIES = 2
@@ -22,12 +22,11 @@ MAX_RETRIES = 2
 class RowWorker:
     """A Ray actor: runs rows one at a time in one process, so loaded models are reused between rows."""
 
-    def __init__(self, models: str | None, device: str, compile_vae_encoder: bool = False):
-        self.models, self.device, self.compile_vae_encoder = models, device, compile_vae_encoder
+    def __init__(self, settings: RowSettings):
+        self.settings = settings
 
-    def run(self, row: BatchRow, out_root: str, force: bool) -> RowOutcome:
-        return run_row(row, Path(out_root), self.models, self.device, force,
-                       compile_vae_encoder=self.compile_vae_encoder)
+    def run(self, row: BatchRow, out_root: str) -> RowOutcome:
+        return run_row(row, Path(out_root), self.settings)
 
     def gpu_key(self) -> str:
         """Which GPU this worker was given (node and GPU ids; empty ids on the CPU): workers with one key share it."""
@@ -36,11 +35,11 @@ class RowWorker:
         gpus = ",".join(str(g) for g in ray.get_gpu_ids())
         return f"{ray.get_runtime_context().get_node_id()}:{gpus}"
 
-    def run_group(self, rows: list[BatchRow], out_root: str, force: bool) -> list[RowOutcome]:
+    def run_group(self, rows: list[BatchRow], out_root: str) -> list[RowOutcome]:
         """Rows whose stage-1 fits and stage-2 textures advance together (backend/batch/row_groups.py)."""
         from .row_groups import run_row_group
 
-        return run_row_group(rows, Path(out_root), self.models, self.device, force, self.compile_vae_encoder)
+        return run_row_group(rows, Path(out_root), self.settings)
 
 
 @dataclass(frozen=True)
@@ -99,21 +98,23 @@ def connect_ray(address: str = "auto", workers: int | None = None) -> None:
             raise BadInputError(f"Ray could not start or reach a cluster ({type(exc).__name__}: {exc})") from None
 
 
-def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, force: bool, address: str = "auto",
+def run_rows_on_ray(rows: list[BatchRow], out_root: Path, settings: RowSettings, address: str = "auto",
                     workers: int | None = None, on_outcome: Callable[[RowOutcome], None] = lambda o: None,
-                    workers_per_gpu: int = 1, rows_per_process: int = 1, device: str = "auto",
-                    compile_vae_encoder: bool = False, stagger_groups: bool = False) -> list[RowOutcome]:
-    """``rows`` on the Ray instance or cluster at ``address`` (connected here unless ``connect_ray`` was called),
+                    workers_per_gpu: int = 1, rows_per_process: int = 1,
+                    stagger_groups: bool = False) -> list[RowOutcome]:
+    """``rows`` made with ``settings`` on the Ray instance or cluster at ``address`` (connected here unless
+    ``connect_ray`` was called),
     in groups of ``rows_per_process`` (a number: batch resolves ``auto`` before calling this); ``stagger_groups``:
     the workers sharing a GPU start with shorter groups, one after another (``row_groups.stagger_first_groups``)."""
     connect_ray(address, workers)
     import ray
 
-    placement = place_workers(int(ray.cluster_resources().get("GPU", 0)), workers, workers_per_gpu, device)
+    placement = place_workers(int(ray.cluster_resources().get("GPU", 0)), workers, workers_per_gpu, settings.device)
+    worker_settings = replace(settings, device=placement.device)
     actor_cls = ray.remote(num_gpus=placement.num_gpus, num_cpus=placement.num_cpus, max_restarts=0)(RowWorker)
 
     def new_worker():
-        return actor_cls.remote(models, placement.device, compile_vae_encoder)
+        return actor_cls.remote(worker_settings)
 
     # The unit of work: one row (run), or a group of rows that fit together (run_group).
     if rows_per_process > 1:
@@ -125,8 +126,8 @@ def run_rows_on_ray(rows: list[BatchRow], out_root: Path, models: str | None, fo
 
     def submit(worker, unit: list[BatchRow]):
         if rows_per_process > 1:
-            return worker.run_group.remote(unit, str(out_root), force)
-        return worker.run.remote(unit[0], str(out_root), force)
+            return worker.run_group.remote(unit, str(out_root))
+        return worker.run.remote(unit[0], str(out_root))
 
     idle = [new_worker() for _ in range(min(placement.count, len(units)))]
     if stagger_groups and rows_per_process > 1 and placement.num_gpus < 1:

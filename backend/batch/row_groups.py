@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..choices import AUTO_WORKERS_PER_GPU, MAX_AUTO_ROWS_PER_PROCESS, ROW_GPU_MEMORY
-from .rows import BatchRow, RowOutcome
+from .rows import BatchRow, RowOutcome, RowSettings
 from .run_row import failed_outcome, row_is_done
 
 
@@ -136,9 +136,9 @@ def stagger_first_groups(groups: list[list[BatchRow]], ranks: list[int], workers
     return staggered + tails
 
 
-def run_row_group(rows: list[BatchRow], out_root: Path, models: str | None, device: str, force: bool,
-                  compile_vae_encoder: bool = False) -> list[RowOutcome]:
-    """Generate ``rows`` together (``api.generate_together``); rows already done are skipped unless ``force``.
+def run_row_group(rows: list[BatchRow], out_root: Path, settings: RowSettings) -> list[RowOutcome]:
+    """Generate ``rows`` together (``api.generate_together``); rows already done are skipped unless
+    ``settings.force``.
 
     Each row's seconds are the whole group's wall time: its stages 1 and 2 ran with the others'.
     """
@@ -149,14 +149,11 @@ def run_row_group(rows: list[BatchRow], out_root: Path, models: str | None, devi
     start = time.perf_counter()
     for row in rows:
         out_dir = out_root / row.folder_name
-        if not force and row_is_done(out_dir, row.method):
+        if not settings.force and row_is_done(out_dir, row.method):
             outcomes[row.index] = RowOutcome(row, "skipped", 0, "already done", 0.0, str(out_dir))
             continue
         try:
-            pending.append((row, api.GenerateRequest(image_path=row.image, prompt=row.prompt, out_dir=str(out_dir),
-                                                     preset=row.preset, seed=row.seed, method=row.method,
-                                                     models=models, device=device, force=force,
-                                                     compile_vae_encoder=compile_vae_encoder)))
+            pending.append((row, settings.request(row, out_dir)))
         except Exception as exc:  # noqa: BLE001 - a bad row fails alone
             outcomes[row.index] = failed_outcome(row, exc, 0.0, out_dir)
     results = api.generate_together([request for _, request in pending]) if pending else []

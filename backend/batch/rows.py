@@ -38,6 +38,29 @@ class BatchRow:
 
 
 @dataclass(frozen=True)
+class RowSettings:
+    """What every row of one batch is made with, declared once and handed as one value to whatever runs rows
+    (this process, a group of rows, a Ray worker).
+
+    models: the model mode (None: ``$IMAGE_TO_3D_MODELS`` or real); device: auto, cpu or cuda; force: redo rows
+    already done; compile_vae_encoder: ``GuidanceConfig.compile_vae_encoder`` for every row.
+    """
+
+    models: str | None = None
+    device: str = "auto"
+    force: bool = False
+    compile_vae_encoder: bool = False
+
+    def request(self, row: BatchRow, out_dir: Path):
+        """The ``api.GenerateRequest`` of ``row`` writing into ``out_dir``."""
+        from .. import api
+
+        return api.GenerateRequest(image_path=row.image, prompt=row.prompt, out_dir=str(out_dir), preset=row.preset,
+                                   seed=row.seed, method=row.method, models=self.models, device=self.device,
+                                   force=self.force, compile_vae_encoder=self.compile_vae_encoder)
+
+
+@dataclass(frozen=True)
 class RowOutcome:
     row: BatchRow
     status: str  # done | failed | skipped (already done)

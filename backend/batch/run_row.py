@@ -10,7 +10,7 @@ from pathlib import Path
 from ..choices import DEFAULT_METHOD
 from ..errors import describe_error
 from ..job_control import JobControl
-from .rows import BatchRow, RowOutcome
+from .rows import BatchRow, RowOutcome, RowSettings
 
 DONE_MARKER = "job.json"
 
@@ -29,20 +29,16 @@ def row_is_done(out_dir: Path, method: str = DEFAULT_METHOD) -> bool:
     return made_by == method and (out_dir / "model.glb").is_file()
 
 
-def run_row(row: BatchRow, out_root: Path, models: str | None, device: str, force: bool,
-            control: JobControl | None = None, compile_vae_encoder: bool = False) -> RowOutcome:
+def run_row(row: BatchRow, out_root: Path, settings: RowSettings, control: JobControl | None = None) -> RowOutcome:
     """Generate one row into ``out_root/<row folder>``; the outcome records success or the one-line error."""
     from .. import api
 
     out_dir = out_root / row.folder_name
-    if not force and row_is_done(out_dir, row.method):
+    if not settings.force and row_is_done(out_dir, row.method):
         return RowOutcome(row, "skipped", 0, "already done", 0.0, str(out_dir))
     start = time.perf_counter()
     try:
-        api.generate(api.GenerateRequest(image_path=row.image, prompt=row.prompt, out_dir=str(out_dir),
-                                         preset=row.preset, seed=row.seed, method=row.method, models=models,
-                                         device=device, force=force, compile_vae_encoder=compile_vae_encoder),
-                     control)
+        api.generate(settings.request(row, out_dir), control)
         return RowOutcome(row, "done", 0, "", time.perf_counter() - start, str(out_dir))
     except Exception as exc:  # noqa: BLE001 - one bad row must not end the batch
         return failed_outcome(row, exc, time.perf_counter() - start, out_dir)
