@@ -6,11 +6,9 @@
         --compile off,on --repeats 10 --out x.json                           # torch.compile A/B in one call
 
 On scikit-image's coffee.png (600×400, as ``python -m backend bench``), the model loaded once per dtype and run
-four ways: ``plain`` (transformers' ``Sam3Model.forward``), ``static`` (``backend.segment.sam3_static``: no
+three ways: ``plain`` (transformers' ``Sam3Model.forward``), ``static`` (``backend.segment.sam3_static``: no
 host syncs inside the model, text features cached per phrase, CUDA graphs for the vision pass, the text
-encoder and the decoding; the same numbers, tested on the CPU), ``static_eager`` (the same without graphs) and
-``static_overlap`` (``static`` with the mask head's pixel branch on a second CUDA stream beside the DETR decoder:
-``Sam3SegmentConfig.overlap_mask_head``).
+encoder and the decoding; the same numbers, tested on the CPU) and ``static_eager`` (the same without graphs).
 ``--compile on`` runs the static variants with their one-prompt text encoder and decoding compiled by
 ``torch.compile`` where the device allows (CUDA with Triton; ``backend.segment.sam3_compile``; off by default, as
 users run them: ``Sam3SegmentConfig.compile_mode``);
@@ -61,10 +59,8 @@ from backend.segment.sam3_config import COMPILE_MODES, COMPILE_OFF, INDUCTOR_MOD
 from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached, segment_concepts  # noqa: E402
 
 MAX_SIDE = 1024  # SegmentConfig's default working resolution
-# name → (Sam3SegmentConfig.static_decoding, CUDA graphs, Sam3SegmentConfig.overlap_mask_head): static_eager
-# tells the graphs' share from the rest; static_overlap runs the mask head's pixel branch on a second stream
-VARIANTS = {"plain": (False, False, False), "static_eager": (True, False, False), "static": (True, True, False),
-            "static_overlap": (True, True, True)}
+# name → (Sam3SegmentConfig.static_decoding, CUDA graphs): static_eager tells the graphs' share from the rest
+VARIANTS = {"plain": (False, False), "static_eager": (True, False), "static": (True, True)}
 
 
 def cell_name(variant: str, compiled: bool) -> str:
@@ -75,9 +71,8 @@ def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: t
                   photo, work, compile_mode: str = COMPILE_OFF) -> dict:
     dtype = getattr(torch, dtype_name)
     half_dtype = dtype_name if dtype != torch.float32 else "bfloat16"
-    static, graphs, overlap = VARIANTS[name]
-    settings = Sam3SegmentConfig(half_dtype=half_dtype, static_decoding=static, compile_mode=compile_mode,
-                                 overlap_mask_head=overlap)
+    static, graphs = VARIANTS[name]
+    settings = Sam3SegmentConfig(half_dtype=half_dtype, static_decoding=static, compile_mode=compile_mode)
     half = dtype != torch.float32
     fresh = itertools.count()  # phrases never asked before: each run pays for its text encoder
 
@@ -98,8 +93,7 @@ def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: t
         time_stage("repeated_prompt", lambda: segmenter.segment(BENCH_PROMPTS[2:3]), device, repeats),
     ]
     six = ConceptSegmenter(models, Sam3SegmentConfig(prompts_per_batch=6, half_dtype=half_dtype,
-                                                     static_decoding=static, compile_mode=compile_mode,
-                                                     overlap_mask_head=overlap),
+                                                     static_decoding=static, compile_mode=compile_mode),
                            device, dtype, graphs)
     six.set_image(work, photo.size)
     stages.append(time_stage("six_prompts", lambda: six.segment([new_phrase(p) for p in BENCH_PROMPTS[:6]]),
@@ -219,8 +213,7 @@ def main(argv=None) -> int:
     report = {"models": mode.value, "device": str(device), "torch": torch.__version__,
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
               "targets": {"first_prompt_s": 0.040, "further_prompt_s": 0.005}, "repeats": args.repeats,
-              "variants": {name: dict(zip(("static_decoding", "cuda_graphs", "overlap_mask_head"), VARIANTS[name],
-                                          strict=True))
+              "variants": {name: dict(zip(("static_decoding", "cuda_graphs"), VARIANTS[name], strict=True))
                            for name in variants},
               "compile_modes": compile_modes, "dtypes": {}}
     for name in dtypes:

@@ -251,33 +251,3 @@ def test_packed_mask_read_back_on_cuda():
     bits = torch.rand(20, 683, 1023, device="cuda") > 0.5
     got = bools_to_host(bits, packed=True)
     assert got.dtype == bool and np.array_equal(got, bits.cpu().numpy())
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("graphs", [False, True])
-def test_mask_head_on_a_second_stream_gives_the_one_stream_answer(graphs):
-    """Sam3SegmentConfig.overlap_mask_head: the pixel branch beside the DETR decoder on its own CUDA stream, eager
-    and captured in the decoding's graph, answers what one stream answers."""
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
-    cuda, dtype = torch.device("cuda"), torch.bfloat16
-    models = load_sam3_cached(ModelMode.TINY, Sam3SegmentConfig(), cuda, dtype)
-    one, two = (ConceptSegmenter(models, Sam3SegmentConfig(max_instances=4, overlap_mask_head=overlap), cuda, dtype,
-                                 graphs=graphs) for overlap in (False, True))
-    assert two.static_decoder is not one.static_decoder and two.static_decoder.overlap_mask_head
-    for seed in range(3):
-        rgb = np.random.default_rng(seed).random((48, 64, 3), dtype=np.float32)
-        answers = []
-        for segmenter in (one, two):
-            segmenter.set_image(rgb)
-            answers.append(segmenter.segment([f"a red mug {seed}", "cat"]))
-        for ref, ours in zip(*answers, strict=True):
-            assert ours.presence == pytest.approx(ref.presence, abs=1e-3)
-            assert ours.best_score == pytest.approx(ref.best_score, abs=1e-3)
-            np.testing.assert_allclose(ours.semantic, ref.semantic, atol=1e-2)
-            assert len(ours.instances) == len(ref.instances)
-            for a, b in zip(ref.instances, ours.instances, strict=True):
-                assert np.mean(a.mask == b.mask) > 0.999
-    if graphs:
-        cache = two.static_decoder._decode
-        assert cache.graphs and not cache.eager_signatures  # the two-stream decoding was captured, not run eagerly

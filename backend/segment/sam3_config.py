@@ -89,8 +89,6 @@ class Sam3SegmentConfig:
     # this inductor mode (COMPILE_MODES; "off", the default: never). The first prompt of a process pays the
     # compile; any failure falls back to the uncompiled calls with one warning (backend.segment.sam3_compile)
     compile_mode: str = field(default=DEFAULT_COMPILE_MODE, compare=False)
-    # ... and, uncompiled on CUDA, the mask head's pixel branch on a second stream beside the DETR decoder
-    overlap_mask_head: bool = field(default=False, compare=False)
     # Access, not part of the question: left out of comparisons, so of job cache keys (a token is never hashed
     # into a key, written to a file or shown in a repr).
     accept_license: bool = field(default=False, compare=False)  # the user accepted the SAM License: may download

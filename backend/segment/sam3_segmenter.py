@@ -90,8 +90,7 @@ class ConceptSegmenter:
         if config.static_decoding and supports_static_decoding(models.model):
             backend = compile_backend_for(device, config.compile_mode)
             self._static = static_decoder_for(models, graphs=graphs, compile_backend=backend,
-                                              compile_mode=config.compile_mode,
-                                              overlap_mask_head=config.overlap_mask_head)
+                                              compile_mode=config.compile_mode)
 
     @property
     def static_decoder(self) -> StaticPromptDecoder | None:

@@ -82,15 +82,10 @@ class StaticPromptDecoder:
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer, max_tokens: int, graphs: bool = True,
-                 compile_backend: Backend | None = None, compile_mode: str | None = None,
-                 overlap_mask_head: bool = False):
+                 compile_backend: Backend | None = None, compile_mode: str | None = None):
         """compile_backend: a ``torch.compile`` backend for the text encoder and the decoding (None: plain
-        calls; ``backend.segment.sam3_compile``), in inductor's ``compile_mode``; the graphs capture them.
-        overlap_mask_head: on CUDA and uncompiled, the mask head's pixel branch runs on a second stream beside the
-        DETR decoder (both are chains of small kernels that leave most of the GPU idle; the same numbers)."""
+        calls; ``backend.segment.sam3_compile``), in inductor's ``compile_mode``; the graphs capture them."""
         self.model = model
-        self.overlap_mask_head = overlap_mask_head and compile_backend is None
-        self._branch_streams: dict[torch.device, torch.cuda.Stream] = {}
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.text_cache = TextFeatureCache()
@@ -187,18 +182,7 @@ class StaticPromptDecoder:
         for layer in model.detr_encoder.layers:
             vision = layer(vision, prompt_feats=text, vision_pos_encoding=vision_pos, prompt_cross_attn_mask=attend)
 
-        # 2. the mask head's pixel branch needs only the encoder's tokens: started here, on a second stream when
-        # overlapping, so its kernels run beside the decoder's
-        branch = self._branch_stream(vision.device)
-        if branch is None:
-            instance, semantic = _pixel_branch(model.mask_decoder, levels, vision, text, attend)
-        else:
-            main = torch.cuda.current_stream(vision.device)
-            branch.wait_stream(main)
-            with torch.cuda.stream(branch):
-                instance, semantic = _pixel_branch(model.mask_decoder, levels, vision, text, attend)
-
-        # 3. DETR decoder: a presence token and Q queries, boxes refined layer by layer
+        # 2. DETR decoder: a presence token and Q queries, boxes refined layer by layer
         decoder = model.detr_decoder
         queries = decoder.query_embed.weight[None].expand(count, -1, -1)
         boxes = decoder.reference_points.weight[None].expand(count, -1, -1).sigmoid()
@@ -215,37 +199,19 @@ class StaticPromptDecoder:
         presence = decoder.presence_head(decoder.presence_layer_norm(hidden[:, :1])).squeeze(-1)[:, 0]
         presence = presence.clamp(-decoder.clamp_presence_logit_max_val, decoder.clamp_presence_logit_max_val)
 
-        # 4. heads of the last layer: its refined boxes, the queries' scores against the pooled prompt
+        # 3. heads of the last layer: its refined boxes, the queries' scores against the pooled prompt
         boxes_xyxy = _cxcywh_to_xyxy(boxes)
         logits = model.dot_product_scoring(decoder_hidden_states=normed[None], text_features=text,
                                            text_mask=valid)[0, :, :, 0]
 
-        # 5. the per-query masks: the queries' mask embeddings against the pixel branch's instance embeddings
-        if branch is not None:
-            main.wait_stream(branch)
-            if not torch.cuda.is_current_stream_capturing():  # eager: the allocator must not hand these to the
-                instance.record_stream(main)                # branch stream again before the main stream read them
-                semantic.record_stream(main)
-        masks = torch.einsum("bqc,bchw->bqhw", model.mask_decoder.mask_embedder(normed), instance)
+        # 4. mask head: the encoder's tokens read the prompt, then the pixel decoder and the per-query masks
+        head = model.mask_decoder
+        attended, _ = head.prompt_cross_attn(query=head.prompt_cross_attn_norm(vision), key=text, value=text,
+                                             attention_mask=attend)
+        pixels = _pixel_embeddings(head.pixel_decoder, levels, vision + attended)
+        masks = torch.einsum("bqc,bchw->bqhw", head.mask_embedder(normed), head.instance_projection(pixels))
+        semantic = head.semantic_projection(pixels)
         return presence, logits, boxes_xyxy, masks, semantic
-
-    def _branch_stream(self, device: torch.device) -> torch.cuda.Stream | None:
-        """The second stream the mask head's pixel branch runs on (made once per device), None: one stream."""
-        if not self.overlap_mask_head or device.type != "cuda":
-            return None
-        if device not in self._branch_streams:
-            self._branch_streams[device] = torch.cuda.Stream(device)
-        return self._branch_streams[device]
-
-
-def _pixel_branch(head: torch.nn.Module, levels: Sequence[torch.Tensor], vision: torch.Tensor, text: torch.Tensor,
-                  attend: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``Sam3MaskDecoder`` up to the queries: the encoder's tokens read the prompt, the pixel decoder climbs the
-    levels, and the instance [P, C, H_0, W_0] and semantic [P, 1, H_0, W_0] projections of its pixels."""
-    attended, _ = head.prompt_cross_attn(query=head.prompt_cross_attn_norm(vision), key=text, value=text,
-                                         attention_mask=attend)
-    pixels = _pixel_embeddings(head.pixel_decoder, levels, vision + attended)
-    return head.instance_projection(pixels), head.semantic_projection(pixels)
 
 
 def _pixel_embeddings(
@@ -353,7 +319,7 @@ def _maybe_graphed(fn, max_graphs: int):
 
 
 def static_decoder_for(models, graphs: bool = True, compile_backend: Backend | None = None,
-                       compile_mode: str | None = None, overlap_mask_head: bool = False) -> StaticPromptDecoder:
+                       compile_mode: str | None = None) -> StaticPromptDecoder:
     """The one :class:`StaticPromptDecoder` of a loaded ``Sam3Models`` per (graphs, compile) setting.
 
     Kept on the model object itself, so its text cache, graphs and compiled calls live exactly as long as the
@@ -361,12 +327,12 @@ def static_decoder_for(models, graphs: bool = True, compile_backend: Backend | N
     """
     from ..models.sam3 import MAX_PROMPT_TOKENS
 
-    key = (graphs, compile_backend, compile_mode if compile_backend is not None else None, overlap_mask_head)
+    key = (graphs, compile_backend, compile_mode if compile_backend is not None else None)
     with _decoders_lock:
         held = models.model.__dict__.setdefault("_static_prompt_decoders", {})
         if key not in held:
             held[key] = StaticPromptDecoder(models.model, models.tokenizer, MAX_PROMPT_TOKENS, graphs,
-                                            compile_backend, compile_mode, overlap_mask_head)
+                                            compile_backend, compile_mode)
         return held[key]
 
 
