@@ -98,6 +98,11 @@ MAX_AUTO_ROWS_PER_PROCESS = 8
 # other's GPU work: on one H200, 8 rows per process, 24.55 rows/min steady with two workers against 19.89 with one
 # (medians of two runs, docs/batch.md). More than two is unmeasured with groups.
 AUTO_WORKERS_PER_GPU = 2
+# batch --compile-vae-encoder: stage 1's VAE encoder through torch.compile. auto: on where rows run in groups
+# (--rows-per-process above 1, not on the CPU), where a stage-1 step is GPU-bound and the encoder is most of its GPU
+# time: one H200, 1x2x8, mid-run 26.77 rows/min compiled against 24.45 (docs/batch.md). The compile costs each
+# process ~30 s the first time on a machine and a few seconds once inductor's on-disk cache holds it.
+COMPILE_VAE_ENCODER_CHOICES: tuple[str, ...] = (AUTO_CHOICE, "on", "off")
 MODEL_MODES: tuple[str, ...] = tuple(mode.value for mode in ModelMode)
 
 

@@ -235,13 +235,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "batched Zero123 calls; auto: 1 on the CPU (and under --ray when this process sees no GPU), "
                         f"on a GPU one row per {choices.ROW_GPU_MEMORY // 2**30} GiB of its free memory (shared by "
                         f"--workers-per-gpu), at most {choices.MAX_AUTO_ROWS_PER_PROCESS}")
-    p.add_argument("--stagger-groups", action="store_true",
+    p.add_argument("--stagger-groups", action=argparse.BooleanOptionalAction, default=True,
                    help="under --ray with several workers per GPU and rows per process: the second worker on a GPU "
                         "starts with a shorter group (the K-th with (W-K)/W of one), so the workers' GPU and CPU "
-                        "stages interleave instead of running in step (docs/batch.md)")
-    p.add_argument("--compile-vae-encoder", action="store_true",
-                   help="stage 1's VAE encoder through torch.compile: each SDS step faster, after tens of seconds of "
-                        "compiling in each process (docs/batch.md)")
+                        "stages interleave instead of running in step (default: on; docs/batch.md)")
+    p.add_argument("--compile-vae-encoder", choices=choices.COMPILE_VAE_ENCODER_CHOICES, default=choices.AUTO_CHOICE,
+                   help="stage 1's VAE encoder through torch.compile where Triton works: each SDS step faster, after "
+                        "~30 s of compiling per process the first time on a machine; auto: on with more than one row "
+                        "per process, not on the CPU (docs/batch.md)")
     p.add_argument("--force", action="store_true", help="redo rows that are already done")
     _add_common(p)
 

@@ -111,10 +111,10 @@ def write_rows(path: Path, rows: int, preset: str) -> None:
 def batch_command(args: argparse.Namespace, setting: Setting, rows_csv: Path, out: Path) -> list[str]:
     command = [sys.executable, "-m", "backend", "batch", "--csv", str(rows_csv), "--out", str(out), "--models",
                args.models, "--device", args.device, "--rows-per-process", str(setting.rows_per_process)]
-    if args.compile_vae_encoder:
-        command += ["--compile-vae-encoder"]
-    if args.stagger_groups:
-        command += ["--stagger-groups"]
+    if args.compile_vae_encoder is not None:
+        command += ["--compile-vae-encoder", args.compile_vae_encoder]
+    if args.stagger_groups is not None:
+        command += ["--stagger-groups" if args.stagger_groups == "on" else "--no-stagger-groups"]
     if setting.uses_ray:
         command += ["--ray", "auto", "--workers-per-gpu", str(setting.workers_per_gpu)]
         if args.device == "cpu":  # no GPUs to share: as many CPU workers as the setting has processes
@@ -226,8 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-timeout-s", type=float, default=None, help="kill a run after this long")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="start no new run after this many seconds (what was measured is still written)")
-    parser.add_argument("--compile-vae-encoder", action="store_true", help="passed to batch")
-    parser.add_argument("--stagger-groups", action="store_true", help="passed to batch")
+    parser.add_argument("--compile-vae-encoder", choices=["auto", "on", "off"], default=None,
+                        help="passed to batch (default: batch's own, auto)")
+    parser.add_argument("--stagger-groups", choices=["on", "off"], default=None,
+                        help="passed to batch as --stagger-groups / --no-stagger-groups (default: batch's own, on)")
     parser.add_argument("--out", required=True, help="JSON file: every run and the medians")
     args = parser.parse_args(argv)
     if args.rows < 1 or args.runs < 1:

@@ -93,6 +93,7 @@ VARIANTS = {v.name: v for v in (
     Variant("no-smoothing", {"smoothing_iterations": 0}),
     Variant("no-decimation", {"target_faces": 0}),
     Variant("bake-x4", {}, texture_scale=2, bake_scale=4),
+    Variant("bake-x2", {}, texture_scale=2, bake_scale=2),  # a 2048² texture baked from 1024² renders
     # UV seams: xatlas charting the whole mesh at once instead of grid parts of ~1000 faces (fewer cuts), and four
     # times the free texels around each chart (less bleeding across a seam when the texture is filtered)
     Variant("uv-whole-mesh", {}, unwrap={"faces_per_part": 0}),

@@ -221,7 +221,7 @@ def test_ray_workers_share_a_gpu_and_run_row_groups(tmp_path, isolated_cache, mo
     out = tmp_path / "out"
     try:
         code = cli.main(["batch", "--csv", str(rows), "--out", str(out), "--ray", "auto", "--workers-per-gpu", "2",
-                         "--rows-per-process", "2", "--compile-vae-encoder", "--stagger-groups", "-q"])
+                         "--rows-per-process", "2", "--compile-vae-encoder", "on", "--stagger-groups", "-q"])
     finally:
         ray.shutdown()
     assert code == 6  # SOME_ROWS_FAILED
@@ -275,13 +275,13 @@ def test_compile_vae_encoder_reaches_every_row_and_the_guidance_config(tmp_path,
     monkeypatch.setattr(api, "generate_together", recording_generate_together)
     _cutout(tmp_path / "disc.png", 0.6)
     rows = _write_csv(tmp_path, [("disc.png", ""), ("disc.png", "")])
-    for per_process, flag in (("1", []), ("1", ["--compile-vae-encoder"]), ("2", ["--compile-vae-encoder"])):
+    for per_process, choice in (("1", "auto"), ("2", "auto"), ("1", "on"), ("2", "on"), ("2", "off")):
         asked.clear()
-        out = tmp_path / f"out-{per_process}-{len(flag)}"
+        out = tmp_path / f"out-{per_process}-{choice}"
         command = ["batch", "--csv", str(rows), "--out", str(out), "--device", "cpu", "-q", "--rows-per-process",
-                   per_process, *flag]
+                   per_process, "--compile-vae-encoder", choice]
         assert cli.main(command) == 6  # every row "failed" with the recorded request
-        assert asked == [bool(flag)] * 2
+        assert asked == [choice == "on"] * 2  # auto never compiles on the CPU
 
     request = api.GenerateRequest(image_path=str(tmp_path / "disc.png"), prompt=None, out_dir=str(tmp_path / "one"),
                                   preset="smoke", models="tiny", device="cpu", compile_vae_encoder=True)

@@ -101,7 +101,8 @@ def test_batch_says_what_auto_chose_before_the_first_row_and_groups_by_it(tmp_pa
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == ("batch: 3 rows per process (auto: 20 GiB free on cuda:0, 6 GiB a row, at most "
                         f"{MAX_AUTO_ROWS_PER_PROCESS})")
-    assert lines[1].startswith("row 1 skipped") and len(lines) == 1 + 7 + 1  # the choice, the rows, the total
+    assert lines[1].startswith("batch: stage 1's VAE encoder compiled (auto: rows run in groups of 3")
+    assert lines[2].startswith("row 1 skipped") and len(lines) == 2 + 7 + 1  # the choices, the rows, the total
 
 
 def test_batch_on_the_cpu_runs_rows_one_by_one_after_saying_so(tmp_path, monkeypatch, capsys):
@@ -218,3 +219,34 @@ def test_batch_under_ray_says_both_choices_and_sizes_rows_for_the_workers_sharin
                      "--workers-per-gpu", "3", "--rows-per-process", "2", "-q"]) == 0
     assert given["workers_per_gpu"] == 3 and given["rows_per_process"] == 2
     assert not any("per GPU" in line or "per process" in line for line in capsys.readouterr().err.splitlines())
+
+
+@pytest.mark.parametrize(("extra", "rows_per_process", "compiled", "staggered"), [
+    ([], "auto", True, True),  # the defaults on a GPU with room for groups: both on, the compile said in one line
+    (["--device", "cpu"], "3", False, True),  # the CPU never compiles by default
+    ([], "1", False, True),  # one row per process: launch-bound, the CUDA graphs serve better
+    (["--compile-vae-encoder", "on"], "1", True, True),
+    (["--compile-vae-encoder", "off", "--no-stagger-groups"], "auto", False, False),
+])
+def test_batch_defaults_compile_the_vae_encoder_for_groups_and_stagger_them(tmp_path, monkeypatch, capsys, extra,
+                                                                            rows_per_process, compiled, staggered):
+    """--compile-vae-encoder auto|on|off and --stagger-groups / --no-stagger-groups reach the Ray runner (the
+    measured defaults: docs/batch.md)."""
+    from backend.batch import ray_runner
+
+    _fake_free_memory(monkeypatch, 131 * GIB)
+    given = {}
+    monkeypatch.setattr(ray_runner, "connect_ray", lambda address, workers: None)
+
+    def run_rows_on_ray(rows, out_root, settings, **options):
+        given.update(options, settings=settings)
+        return []
+
+    monkeypatch.setattr(ray_runner, "run_rows_on_ray", run_rows_on_ray)
+    rows = _rows_csv(tmp_path, 2)
+    assert cli.main(["batch", "--csv", str(rows), "--out", str(tmp_path / "out"), "--ray", "auto", "-q",
+                     "--rows-per-process", rows_per_process, *extra]) == 0
+    assert given["settings"].compile_vae_encoder is compiled
+    assert given["stagger_groups"] is staggered
+    said = [line for line in capsys.readouterr().err.splitlines() if "VAE encoder compiled" in line]
+    assert len(said) == (1 if compiled and "--compile-vae-encoder" not in extra else 0)

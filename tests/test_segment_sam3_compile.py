@@ -1,4 +1,4 @@
-"""backend.segment.sam3_compile: the static path's text encoder and decoding through torch.compile give the plain
+"""backend.segment.sam3_compile (on backend.torch_compile): the static path's text encoder and decoding through torch.compile give the plain
 static path's numbers (tiny model on the CPU, the ``aot_eager`` backend: no C++ compiler needed), a failing
 compile falls back to the plain calls with one warning, and the backend choice by device and Triton."""
 
@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from backend import torch_compile
 from backend.errors import BadInputError
 from backend.images import LoadedImage
 from backend.models.mode import ModelMode
 from backend.models.sam3 import MAX_PROMPT_TOKENS, build_tiny_sam3
 from backend.private_dirs import user_cache_dir
-from backend.segment import sam3_compile, sam3_segmenter
-from backend.segment.sam3_compile import CompiledCall, compile_backend_for
+from backend.segment import sam3_segmenter
+from backend.segment.sam3_compile import CompiledCall, compile_backend_for, one_prompt
 from backend.segment.sam3_config import Sam3SegmentConfig
 from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached, segment_concepts
 from backend.segment.sam3_static import StaticPromptDecoder
@@ -66,7 +67,7 @@ def test_a_failing_compile_falls_back_to_the_plain_calls_with_one_warning(caplog
     plain, compiled = _decoders(_refusing_backend)
     pixels = torch.randn(1, 3, 56, 56, generator=torch.Generator().manual_seed(2))
     expected_text, expected = _answers(plain, pixels, PROMPTS[:1])
-    with caplog.at_level(logging.WARNING, logger=sam3_compile.__name__):
+    with caplog.at_level(logging.WARNING, logger=torch_compile.__name__):
         got_text, got = _answers(compiled, pixels, PROMPTS[:1])  # compiling fails here: the plain calls answer
         _answers(compiled, pixels, ["another phrase"])  # straight to the plain calls: no second warning
     torch.testing.assert_close(got_text, expected_text)
@@ -105,10 +106,10 @@ class _GraphThatCannotHoldCompiledCode:
 
 
 def test_compiled_code_a_graph_cannot_capture_gives_way_to_the_plain_call(monkeypatch, caplog):
-    monkeypatch.setattr(sam3_compile, "CudaGraph", _GraphThatCannotHoldCompiledCode)
+    monkeypatch.setattr(torch_compile, "CudaGraph", _GraphThatCannotHoldCompiledCode)
     _GraphThatCannotHoldCompiledCode.captured = []
-    call = CompiledCall(lambda x: x * 2, "test", "eager")
-    with caplog.at_level(logging.WARNING, logger=sam3_compile.__name__):
+    call = CompiledCall(lambda x: x * 2, "test", "eager", wanted=one_prompt)
+    with caplog.at_level(logging.WARNING, logger=torch_compile.__name__):
         graph = call.graph_capture(call, [torch.ones(1, 3)])
     assert isinstance(graph, _GraphThatCannotHoldCompiledCode) and graph.captured == [False]  # the plain call's
     assert call.failure and "cannot capture" in call.failure and "pinned" in call.failure
@@ -119,8 +120,8 @@ def test_a_graph_capture_failure_of_the_plain_call_is_left_to_graph_cache(monkey
     def never_captures(fn, inputs):
         raise RuntimeError("operation not permitted when stream is capturing")
 
-    monkeypatch.setattr(sam3_compile, "CudaGraph", never_captures)
-    call = CompiledCall(lambda x: x * 2, "test", "eager")
+    monkeypatch.setattr(torch_compile, "CudaGraph", never_captures)
+    call = CompiledCall(lambda x: x * 2, "test", "eager", wanted=one_prompt)
     with pytest.raises(RuntimeError, match="not permitted"):
         call.graph_capture(call, [torch.ones(2, 3)])  # two prompts: the plain call, nothing to give up
     assert call.failure is None
@@ -130,34 +131,34 @@ def test_compile_backend_by_device_mode_and_triton(monkeypatch, tmp_path):
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert compile_backend_for(cpu, "default") is None  # the CPU runs the plain calls
     assert compile_backend_for(cuda, "off") is None
-    monkeypatch.setattr(sam3_compile, "_triton_usable", lambda: False)
+    monkeypatch.setattr(torch_compile, "_triton_usable", lambda: False)
     assert compile_backend_for(cuda, "default") is None  # no Triton (Windows, macOS): plain, no error
-    monkeypatch.setattr(sam3_compile, "_triton_usable", lambda: True)
+    monkeypatch.setattr(torch_compile, "_triton_usable", lambda: True)
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert compile_backend_for(cuda, "max-autotune-no-cudagraphs") == "inductor"
-    assert sam3_compile.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(user_cache_dir() / "torchinductor")
+    assert torch_compile.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(user_cache_dir() / "torchinductor")
     assert (user_cache_dir() / "torchinductor").is_dir()
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
     compile_backend_for(cuda, "default")
-    assert sam3_compile.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")  # the user's choice stays
+    assert torch_compile.os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")  # the user's choice stays
 
 
 @pytest.mark.parametrize("missing", ["triton", "c compiler"])
 def test_missing_triton_or_its_compiler_is_said_once(monkeypatch, caplog, missing):
     if missing == "triton":
-        monkeypatch.setattr(sam3_compile.importlib.util, "find_spec", lambda name: None)
+        monkeypatch.setattr(torch_compile.importlib.util, "find_spec", lambda name: None)
     else:
-        monkeypatch.setattr(sam3_compile.importlib.util, "find_spec", lambda name: object())
-        monkeypatch.setattr(sam3_compile.sys, "platform", "linux")
+        monkeypatch.setattr(torch_compile.importlib.util, "find_spec", lambda name: object())
+        monkeypatch.setattr(torch_compile.sys, "platform", "linux")
         monkeypatch.delenv("CC", raising=False)
-        monkeypatch.setattr(sam3_compile.shutil, "which", lambda name: None)
-    sam3_compile._triton_usable.cache_clear()
+        monkeypatch.setattr(torch_compile.shutil, "which", lambda name: None)
+    torch_compile._triton_usable.cache_clear()
     try:
-        with caplog.at_level(logging.INFO, logger=sam3_compile.__name__):
-            assert not sam3_compile._triton_usable() and not sam3_compile._triton_usable()
+        with caplog.at_level(logging.INFO, logger=torch_compile.__name__):
+            assert not torch_compile._triton_usable() and not torch_compile._triton_usable()
     finally:
-        sam3_compile._triton_usable.cache_clear()
+        torch_compile._triton_usable.cache_clear()
     said = [r.getMessage() for r in caplog.records if "uncompiled" in r.getMessage()]
     assert len(said) == 1 and (missing == "triton") == ("Triton is not installed" in said[0])
 

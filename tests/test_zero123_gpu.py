@@ -113,6 +113,10 @@ def test_compiled_vae_encoder_matches_the_graphed_one_on_cuda(monkeypatch):
         loss.backward()
         results.append((loss.detach(), renders.grad))
     (plain_loss, plain_grad), (compiled_loss, compiled_grad) = results
+    from backend.guidance.zero123_guidance import _COMPILED_ENCODER_KEY
+
+    call = models.vae.__dict__[_COMPILED_ENCODER_KEY]
+    assert call.backend_name == "inductor" and call.failure is None and call.first_call_seconds  # really compiled
     assert torch.isfinite(compiled_grad).all() and compiled_grad.abs().sum() > 0
     torch.testing.assert_close(compiled_loss, plain_loss, rtol=1e-3, atol=1e-4)
     scale = float(plain_grad.abs().max())

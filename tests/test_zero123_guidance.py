@@ -170,30 +170,30 @@ def test_bad_inputs_carry_the_value(guidance):
 
 
 def test_compiled_vae_encoder_is_compiled_once_and_used_only_for_sds(models, monkeypatch):
-    """GuidanceConfig.compile_vae_encoder: SDS encodes through one torch.compile'd function shared by every guidance
-    on the models; the reference stays eager; the loss and its gradient are the plain path's. torch.compile is
-    replaced by a recording pass-through here (the real compiler's numbers: tests/test_zero123_gpu.py)."""
+    """GuidanceConfig.compile_vae_encoder: SDS encodes through one compiled call per loaded VAE, shared by every
+    guidance on the models; the reference stays eager; the loss and its gradient are the plain path's. Compiled
+    here with the ``aot_eager`` backend (no C compiler on the CPU; the real compiler's numbers:
+    tests/test_zero123_gpu.py)."""
     from backend.guidance import zero123_guidance
 
-    compiled, encoded = [], []
+    encoded = []
 
-    def recording_compile(fn):
-        compiled.append(fn)
+    class RecordingCall(zero123_guidance.CompiledCall):
+        def __call__(self, *inputs):
+            encoded.append(tuple(inputs[0].shape))
+            return super().__call__(*inputs)
 
-        def run(vae, vae_in):
-            encoded.append(tuple(vae_in.shape))
-            return fn(vae, vae_in)
-        return run
-
-    monkeypatch.setattr(zero123_guidance.torch, "compile", recording_compile)
-    monkeypatch.setattr(zero123_guidance, "_COMPILED_POSTERIOR_MEAN", None)
+    torch._dynamo.reset()
+    monkeypatch.setattr(zero123_guidance, "CompiledCall", RecordingCall)
+    monkeypatch.setattr(zero123_guidance, "inductor_backend_for", lambda device: "aot_eager")
+    models.vae.__dict__.pop(zero123_guidance._COMPILED_ENCODER_KEY, None)
     reference = torch.ones(1, 3, 40, 40)
     reference[:, :, 10:30, 12:28] = 0.4
     plain, first, second = (Zero123Guidance(models, GuidanceConfig(seed=3, compile_vae_encoder=on))
                             for on in (False, True, True))
     for guidance in (plain, first, second):
         guidance.set_reference(reference)
-    assert compiled == []  # the reference (no gradient) is encoded eagerly
+    assert encoded == []  # the reference (no gradient) is encoded eagerly
 
     images = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
     losses, grads = [], []
@@ -203,6 +203,27 @@ def test_compiled_vae_encoder_is_compiled_once_and_used_only_for_sds(models, mon
         loss.backward()
         losses.append(loss.detach())
         grads.append(renders.grad)
-    assert len(compiled) == 1 and encoded == [(2, 3, models.image_size, models.image_size)] * 2
+    call = models.vae.__dict__.pop(zero123_guidance._COMPILED_ENCODER_KEY)
+    assert encoded == [(2, 3, models.image_size, models.image_size)] * 2  # both compiled guidances, plain not
+    assert call.failure is None and len(call.first_call_seconds) == 1  # one compilation, shared
     for loss, grad in zip(losses[1:], grads[1:], strict=True):
-        assert torch.equal(loss, losses[0]) and torch.equal(grad, grads[0])
+        torch.testing.assert_close(loss, losses[0])
+        torch.testing.assert_close(grad, grads[0])
+        assert grad.abs().sum() > 0
+
+
+def test_compiled_vae_encoder_is_skipped_where_inductor_cannot_work(models, monkeypatch):
+    """Without Triton (or on the CPU) compile_vae_encoder changes nothing: the plain path, no compile, no error."""
+    from backend.guidance import zero123_guidance
+
+    monkeypatch.setattr(zero123_guidance, "inductor_backend_for", lambda device: None)
+    models.vae.__dict__.pop(zero123_guidance._COMPILED_ENCODER_KEY, None)
+    reference = torch.ones(1, 3, 40, 40)
+    images = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    losses = []
+    for on in (False, True):
+        guidance = Zero123Guidance(models, GuidanceConfig(seed=3, compile_vae_encoder=on))
+        guidance.set_reference(reference)
+        losses.append(guidance.sds_loss(images.clone().requires_grad_(True), *_views(2), step_ratio=0.4))
+    assert torch.equal(losses[0], losses[1])
+    assert zero123_guidance._COMPILED_ENCODER_KEY not in models.vae.__dict__

@@ -34,7 +34,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
     rows_per_process = _rows_per_process(args, workers_per_gpu)
     out_root.mkdir(parents=True, exist_ok=True)
     settings = RowSettings(models=args.models, device=args.device, force=args.force,
-                           compile_vae_encoder=args.compile_vae_encoder)
+                           compile_vae_encoder=_compile_vae_encoder(args, rows_per_process))
     if args.ray:
         from .ray_runner import run_rows_on_ray
 
@@ -88,6 +88,18 @@ def _rows_per_process(args: argparse.Namespace, workers_per_gpu: int) -> int:
     choice = choose_rows_per_process(args.device, workers_per_gpu if args.ray else 1, on_ray=bool(args.ray))
     print(f"batch: {choice.rows} row{'s' if choice.rows != 1 else ''} per process ({choice.reason})", file=sys.stderr)
     return choice.rows
+
+
+def _compile_vae_encoder(args: argparse.Namespace, rows_per_process: int) -> bool:
+    """``--compile-vae-encoder``: on or off as given; ``auto`` on where rows run in groups off the CPU (the choice's
+    measurements: backend.choices.COMPILE_VAE_ENCODER_CHOICES), said in one line when on."""
+    if args.compile_vae_encoder != AUTO_CHOICE:
+        return args.compile_vae_encoder == "on"
+    if rows_per_process < 2 or args.device == "cpu":
+        return False
+    print(f"batch: stage 1's VAE encoder compiled (auto: rows run in groups of {rows_per_process}; the first batch "
+          "on a machine spends ~30 s compiling in each worker; --compile-vae-encoder off to skip)", file=sys.stderr)
+    return True
 
 
 def _print_outcome(outcome: RowOutcome) -> None:

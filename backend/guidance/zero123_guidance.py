@@ -37,6 +37,7 @@ from diffusers import DDIMScheduler
 from ..cuda_graph import GraphCache
 from ..errors import BadInputError
 from ..models.zero123 import Zero123Models
+from ..torch_compile import CompiledCall, inductor_backend_for
 from .config import GuidanceConfig
 
 
@@ -249,17 +250,34 @@ def _vae_posterior_mean(vae: torch.nn.Module, vae_in: torch.Tensor) -> torch.Ten
     return vae.encode(vae_in).latent_dist.mean
 
 
-# SDS's VAE encoder through torch.compile (GuidanceConfig.compile_vae_encoder): made once per process, the VAE an
-# argument (Dynamo guards on which module it is), so every guidance on the same models reuses one compilation.
-_COMPILED_POSTERIOR_MEAN = None
+class _PosteriorMean(torch.nn.Module):
+    """The VAE encoder's posterior mean as a module of its own: what stage 1's compiled encoder compiles."""
+
+    def __init__(self, vae: torch.nn.Module):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, vae_in: torch.Tensor) -> torch.Tensor:
+        return _vae_posterior_mean(self.vae, vae_in)
 
 
-def _compiled_posterior_mean():
-    global _COMPILED_POSTERIOR_MEAN
-    with _GRAPHS_LOCK:
-        if _COMPILED_POSTERIOR_MEAN is None:
-            _COMPILED_POSTERIOR_MEAN = torch.compile(_vae_posterior_mean)
-        return _COMPILED_POSTERIOR_MEAN
+_COMPILED_ENCODER_KEY = "_image_to_3d_compiled_posterior_mean"
+_COMPILED_ENCODER_LOCK = threading.Lock()
+
+
+def _compiled_encoder(vae: torch.nn.Module, device: torch.device) -> CompiledCall | None:
+    """SDS's VAE encoder through torch.compile (GuidanceConfig.compile_vae_encoder) where inductor can work on
+    ``device`` (``backend.torch_compile``), else None. One per loaded VAE, kept on the VAE itself, so every
+    guidance on it (a batch worker makes one per row) shares one compilation and it goes with the model."""
+    backend = inductor_backend_for(device)
+    if backend is None:
+        return None
+    with _COMPILED_ENCODER_LOCK:
+        call = vae.__dict__.get(_COMPILED_ENCODER_KEY)
+        if call is None:
+            call = vae.__dict__[_COMPILED_ENCODER_KEY] = CompiledCall(_PosteriorMean(vae), "Zero123's VAE encoder",
+                                                                      backend)
+        return call
 
 
 def _unet_eps(unet, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -434,7 +452,9 @@ class Zero123Guidance:
         else on CUDA its forward and backward replay from CUDA graphs per input shape."""
         sds = vae_in.requires_grad and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
         if sds and self.config.compile_vae_encoder:
-            return _compiled_posterior_mean()(self.models.vae, vae_in)
+            compiled = _compiled_encoder(self.models.vae, self.device)
+            if compiled is not None and compiled.failure is None:  # after a failure: the graphs below, as before
+                return compiled(vae_in)
         if not (sds and self.device.type == "cuda" and self.config.cuda_graphs):
             return _vae_posterior_mean(self.models.vae, vae_in)
         channels_last = vae_in.is_contiguous(memory_format=torch.channels_last) and not vae_in.is_contiguous()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cuda_graph import GraphCache
-from .sam3_compile import Backend, CompiledCall
+from .sam3_compile import Backend, CompiledCall, one_prompt
 
 # Attention back-ends whose mask convention this module knows: SDPA takes a bool "may attend" mask, eager an
 # additive float mask. Others (flash, flex) leave the model on its plain forward.
@@ -94,8 +94,8 @@ class StaticPromptDecoder:
         text, decode = self._text_tensors, self._decode_tensors
         self.compiled: tuple[CompiledCall, ...] = ()  # what compiling cost, or why it failed (benchmarks read it)
         if compile_backend is not None:
-            text = CompiledCall(text, "text encoder", compile_backend, compile_mode)
-            decode = CompiledCall(decode, "decoding", compile_backend, compile_mode)
+            text = CompiledCall(text, "SAM 3's text encoder", compile_backend, compile_mode, wanted=one_prompt)
+            decode = CompiledCall(decode, "SAM 3's decoding", compile_backend, compile_mode, wanted=one_prompt)
             self.compiled = (text, decode)
         max_graphs = 8 if graphs else 0
         self._vision = _maybe_graphed(self._vision_tensors, max_graphs)
