@@ -26,7 +26,9 @@ class GuidanceConfig:
                   or CUDA-graph replay; the reference and stage 2 stay eager. On an H200 its forward + backward on
                   8 renders of 256² (fp16) took 19.9 ms against 24.6 ms replayed from CUDA graphs, after 30–34 s
                   of compiling in each process (``scripts/profile_vae_encoder.py``, the encoder alone); a batch
-                  amortises that, one interactive job does not. Off by default (``batch --compile-vae-encoder``).
+                  amortises that, one interactive job does not. Off here; ``batch --compile-vae-encoder auto`` turns
+                  it on for rows run in groups (docs/batch.md). Where inductor cannot work (the CPU, no Triton) or
+                  compiling fails, the encoder runs as it would without (``backend.torch_compile``).
     """
 
     t_min: float = 0.02
