@@ -18,10 +18,11 @@ from backend.models.mode import ModelMode
 from backend.models.sam3 import MAX_PROMPT_TOKENS, build_tiny_sam3
 from backend.private_dirs import user_cache_dir
 from backend.segment import sam3_segmenter
-from backend.segment.sam3_compile import CompiledCall, compile_backend_for, one_prompt
+from backend.segment.sam3_compile import compile_backend_for, one_prompt
 from backend.segment.sam3_config import Sam3SegmentConfig
 from backend.segment.sam3_segmenter import ConceptSegmenter, load_sam3_cached, segment_concepts
 from backend.segment.sam3_static import StaticPromptDecoder
+from backend.torch_compile import CompiledCall
 
 PROMPTS = ["a red mug", "the small wooden spoon on the left of the plate"]
 

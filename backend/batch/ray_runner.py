@@ -103,9 +103,9 @@ def run_rows_on_ray(rows: list[BatchRow], out_root: Path, settings: RowSettings,
                     workers_per_gpu: int = 1, rows_per_process: int = 1,
                     stagger_groups: bool = False) -> list[RowOutcome]:
     """``rows`` made with ``settings`` on the Ray instance or cluster at ``address`` (connected here unless
-    ``connect_ray`` was called),
-    in groups of ``rows_per_process`` (a number: batch resolves ``auto`` before calling this); ``stagger_groups``:
-    the workers sharing a GPU start with shorter groups, one after another (``row_groups.stagger_first_groups``)."""
+    ``connect_ray`` was called), in groups of ``rows_per_process`` (a number: batch resolves ``auto`` before calling
+    this); ``stagger_groups``: the workers sharing a GPU start with shorter groups, one after another
+    (``row_groups.stagger_first_groups``)."""
     connect_ray(address, workers)
     import ray
 

@@ -314,6 +314,9 @@ class Zero123Guidance:
         graphs = _shared_graphs(models) if self.device.type == "cuda" and self.config.cuda_graphs else None
         self._encoder_graphs: dict[tuple, object] = graphs.encoder if graphs else {}
         self._unet_graphs = graphs.unet if graphs else None
+        # SDS's compiled VAE encoder, shared per loaded VAE; None where not asked for or inductor cannot work
+        self._compiled_encoder = (_compiled_encoder(models.vae, self.device) if self.config.compile_vae_encoder
+                                  else None)
         self.reference_embedding: torch.Tensor | None = None  # [1, 1, D] CLIP image_embeds of the reference
         self.reference_latents: torch.Tensor | None = None  # [1, 4, h, w] unscaled posterior mean
         self.reference_elevation_deg = 0.0
@@ -451,10 +454,9 @@ class Zero123Guidance:
         """The VAE encoder's posterior mean. In SDS (gradients wanted) it runs compiled where the config says so,
         else on CUDA its forward and backward replay from CUDA graphs per input shape."""
         sds = vae_in.requires_grad and torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
-        if sds and self.config.compile_vae_encoder:
-            compiled = _compiled_encoder(self.models.vae, self.device)
-            if compiled is not None and compiled.failure is None:  # after a failure: the graphs below, as before
-                return compiled(vae_in)
+        compiled = self._compiled_encoder
+        if sds and compiled is not None and compiled.failure is None:  # after a failure: the graphs below, as before
+            return compiled(vae_in)
         if not (sds and self.device.type == "cuda" and self.config.cuda_graphs):
             return _vae_posterior_mean(self.models.vae, vae_in)
         channels_last = vae_in.is_contiguous(memory_format=torch.channels_last) and not vae_in.is_contiguous()

@@ -32,10 +32,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..torch_compile import Backend, CompiledCall, inductor_backend_for
+from ..torch_compile import inductor_backend_for
 from .sam3_config import COMPILE_OFF
-
-__all__ = ["Backend", "CompiledCall", "compile_backend_for", "one_prompt"]
 
 
 def compile_backend_for(device: torch.device, compile_mode: str) -> str | None:

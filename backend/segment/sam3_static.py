@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import torch
 
 from ..cuda_graph import GraphCache
-from .sam3_compile import Backend, CompiledCall, one_prompt
+from ..torch_compile import Backend, CompiledCall
+from .sam3_compile import one_prompt
 
 # Attention back-ends whose mask convention this module knows: SDPA takes a bool "may attend" mask, eager an
 # additive float mask. Others (flash, flex) leave the model on its plain forward.
