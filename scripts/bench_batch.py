@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,6 +74,8 @@ class RunResult:
     exit_code: int
     row_end_s: tuple[float, ...] = ()  # when each row finished, seconds from the process's start
     mid_run_rows_per_min: float = 0.0  # between the first and the last wave of groups (see mid_run_rows_per_min)
+    groups: tuple[dict, ...] = ()  # every group of rows a process ran (group_records): its worker, end, stage seconds
+    group_medians: dict = field(default_factory=dict)  # over the groups after each worker's first (group_medians)
 
 
 def parse_setting(text: str, best: Setting | None) -> Setting:
@@ -132,6 +134,7 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
         visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
         env["CUDA_VISIBLE_DEVICES"] = ",".join((visible or [str(i) for i in range(setting.gpus)])[:setting.gpus])
     finished: list[float] = []
+    row_ends: dict[int, float] = {}  # row index → when its "row N done" line came
     failed = 0
     start = time.perf_counter()
     process = subprocess.Popen(batch_command(args, setting, rows_csv, out), cwd=REPO, env=env, text=True,
@@ -144,6 +147,7 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
             match = ROW_DONE.match(line)
             if match:
                 finished.append(time.perf_counter() - start)
+                row_ends[int(match.group(1))] = finished[-1]
                 failed += match.group(2) == "failed"
             tail[:] = (tail + [line.rstrip()])[-5:]
 
@@ -156,6 +160,7 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
         code = process.wait()
     reader.join(timeout=10)
     seconds = time.perf_counter() - start
+    groups = group_records(out, row_ends)
     if code not in BATCH_RAN or not finished:
         print(f"bench_batch: {setting.name} run {run} exited {code}: {' | '.join(tail)}", file=sys.stderr)
     return RunResult(setting.name, run, len(finished), failed, round(seconds, 2),
@@ -163,7 +168,60 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
                      round(len(finished) * 60.0 / seconds, 3),
                      round(steady_rows_per_min(finished, setting.processes * setting.rows_per_process), 3), code,
                      tuple(round(t, 2) for t in finished),
-                     round(mid_run_rows_per_min(finished, setting.processes * setting.rows_per_process), 3))
+                     round(mid_run_rows_per_min(finished, setting.processes * setting.rows_per_process), 3),
+                     tuple(groups), group_medians(groups))
+
+
+SHARED_STAGES = ("stage1", "stage2")  # a group's rows share these; each row's other stages are its own
+
+
+def group_records(out: Path, row_ends: dict[int, float]) -> list[dict]:
+    """The groups of rows the run's processes ran, from each done row's job.json (its ``process`` and
+    ``timings_s``) and when its line came: rows of one process whose lines came within a second are one group.
+    Per group: the process, the GPUs it saw, its CPU threads, its rows, its end (seconds from the start), stage 1's
+    and stage 2's seconds (the group's) and ``own_s``, the rest of its rows' stages summed (mask, mesh, UVs, bake,
+    export: the CPU's share)."""
+    rows = []
+    for job_json in sorted(out.glob("*/job.json")):
+        index = int(job_json.parent.name.split("-", 1)[0])
+        if index not in row_ends:
+            continue
+        job = json.loads(job_json.read_text())
+        rows.append((job.get("process", {}), row_ends[index], job.get("timings_s", {})))
+    groups: list[dict] = []
+    for process, end, timings in sorted(rows, key=lambda r: (r[0].get("pid", 0), r[1])):
+        last = groups[-1] if groups else None
+        if last is None or last["pid"] != process.get("pid") or end - last["end_s"] > 1.0:
+            last = {"pid": process.get("pid"), "gpus": process.get("cuda_visible_devices"),
+                    "torch_threads": process.get("torch_threads"), "rows": 0, "end_s": end,
+                    **{f"{stage}_s": round(timings.get(stage, 0.0), 2) for stage in SHARED_STAGES}, "own_s": 0.0}
+            groups.append(last)
+        last["rows"] += 1
+        last["end_s"] = round(max(last["end_s"], end), 2)
+        last["own_s"] = round(last["own_s"] + sum(v for k, v in timings.items() if k not in SHARED_STAGES), 2)
+    return sorted(groups, key=lambda g: g["end_s"])
+
+
+def group_medians(groups: list[dict]) -> dict:
+    """Over every worker's groups after its first (whose model builds and graph captures would weigh in): the
+    median stage 1, stage 2 and ``own_s``; ``cycle_s``, the median time between one worker's group ends; and
+    ``mate_offset_s``, the median time from a group's end to the nearest group end of another worker on the same
+    GPUs (half a cycle when two workers sharing a GPU take turns at it, near 0 when they run in step)."""
+    later = [g for g in groups if any(o["pid"] == g["pid"] and o["end_s"] < g["end_s"] for o in groups)]
+    if not later:
+        return {}
+    cycles, offsets = [], []
+    for group in later:
+        before = [o["end_s"] for o in groups if o["pid"] == group["pid"] and o["end_s"] < group["end_s"]]
+        cycles.append(group["end_s"] - max(before))
+        mates = [abs(o["end_s"] - group["end_s"]) for o in groups if o["pid"] != group["pid"] and o["gpus"] == group["gpus"]]
+        if mates:
+            offsets.append(min(mates))
+    medians = {key: round(statistics.median(g[key] for g in later), 2) for key in ("stage1_s", "stage2_s", "own_s")}
+    medians["cycle_s"] = round(statistics.median(cycles), 2)
+    medians["mate_offset_s"] = round(statistics.median(offsets), 2) if offsets else None
+    medians["torch_threads"] = sorted({g["torch_threads"] for g in groups if g["torch_threads"] is not None})
+    return medians
 
 
 def steady_rows_per_min(finished: list[float], first_rows: int) -> float:

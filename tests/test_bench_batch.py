@@ -54,6 +54,37 @@ def test_mid_run_rate_leaves_out_the_first_and_the_last_wave(bench_batch):
     assert bench_batch.mid_run_rows_per_min(finished[:8], 4) == 0.0  # no row between the two waves
 
 
+def _job(out, index, pid, gpus, stage1, own):
+    folder = out / f"{index:04d}-coffee"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({
+        "process": {"pid": pid, "cuda_visible_devices": gpus, "torch_threads": 1},
+        "timings_s": {"mask": own / 2, "stage1": stage1, "mesh": own / 2, "stage2": 4.0}}))
+
+
+def test_groups_are_told_apart_by_process_and_end_and_give_cycles_and_offsets(bench_batch, tmp_path):
+    # two workers on GPU 0 taking turns (ends 30/40, 60/70: offset 10 s of a 30 s cycle), one on GPU 1 alone;
+    # two rows a group; a row with no "done" line (failed) is left out
+    ends = {}
+    for pid, gpus, group_ends in ((11, "0", (30.0, 60.0)), (12, "0", (40.0, 70.0)), (13, "1", (35.0, 66.0))):
+        for g, end in enumerate(group_ends):
+            for r in range(2):
+                index = len(ends)
+                _job(tmp_path, index, pid, gpus, stage1=12.0 + g, own=3.0)
+                ends[index] = end + 0.2 * r
+    _job(tmp_path, 99, 13, "1", stage1=1.0, own=1.0)
+    groups = bench_batch.group_records(tmp_path, ends)
+    assert [(g["pid"], g["rows"], g["end_s"]) for g in groups] == [
+        (11, 2, 30.2), (13, 2, 35.2), (12, 2, 40.2), (11, 2, 60.2), (13, 2, 66.2), (12, 2, 70.2)]
+    assert groups[0]["stage1_s"] == 12.0 and groups[0]["own_s"] == 6.0 and groups[0]["stage2_s"] == 4.0
+    medians = bench_batch.group_medians(groups)
+    assert medians["stage1_s"] == 13.0  # the later groups only
+    assert medians["cycle_s"] == 30.0
+    assert medians["mate_offset_s"] == 10.0  # only GPU 0's workers have a mate
+    assert medians["torch_threads"] == [1]
+    assert bench_batch.group_medians(groups[:3]) == {}  # nobody's second group yet
+
+
 @pytest.mark.slow
 def test_four_tiny_rows_on_the_cpu_give_rates_and_first_row_times(bench_batch, tmp_path, monkeypatch):
     monkeypatch.setenv("IMAGE_TO_3D_MODELS", "tiny")
@@ -67,3 +98,6 @@ def test_four_tiny_rows_on_the_cpu_give_rates_and_first_row_times(bench_batch, t
     assert 0 < run["first_row_s"] <= run["seconds"] and run["rows_per_min"] > 0
     assert report["medians"]["1x1x2"]["rows_per_min"] == pytest.approx(run["rows_per_min"], abs=0.01)
     assert run["mid_run_rows_per_min"] == 0.0  # two groups of two: the first wave and the last, none between
+    # the two groups of the one process, read back from the rows' job.json files
+    assert [g["rows"] for g in run["groups"]] == [2, 2] and len({g["pid"] for g in run["groups"]}) == 1
+    assert run["group_medians"]["cycle_s"] > 0 and run["group_medians"]["mate_offset_s"] is None

@@ -5,10 +5,12 @@ a group of one writes what ``generate`` writes. Tiny models, smoke preset, CPU."
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from backend.errors import BadInputError, CancelledError, describe_error
@@ -79,6 +81,9 @@ def test_a_group_shares_stage_2_and_a_row_failing_or_cancelled_there_drops_out_a
     assert len(releases) == 1
     stage2 = [json.loads(r.job_json_path.read_text())["timings_s"]["stage2"] for r in outcomes[:2]]
     assert stage2[0] == stage2[1] == round(outcomes[0].timings["stage2"], 4) > 0
+    # which process made each row, and with how many CPU threads (what bench_batch reads to tell Ray's workers apart)
+    process = json.loads(outcomes[0].job_json_path.read_text())["process"]
+    assert process["pid"] == os.getpid() and process["torch_threads"] == torch.get_num_threads()
 
 
 def test_a_group_of_one_writes_what_generate_writes(tmp_path):

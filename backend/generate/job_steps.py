@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import platform
 import random
 import time
@@ -142,4 +143,13 @@ def write_job_json(staging: Path, metadata: dict, clock: StageClock, started: fl
     metadata["timings_s"] = {k: round(v, 4) for k, v in clock.seconds.items()}
     metadata["total_s"] = round(time.perf_counter() - started, 3)
     metadata["peak_gpu_memory_mb"] = {k: round(v, 1) for k, v in clock.peak_memory_mb.items()}
+    metadata["process"] = process_facts()
     (staging / "job.json").write_text(json.dumps(metadata, indent=2))
+
+
+def process_facts() -> dict:
+    """Which process made the job and with what: its id, the GPUs it was shown, its CPU threads. In a batch under
+    Ray this says which worker made a row and how many threads Ray left it (scripts/bench_batch.py reads it);
+    job.json only, not the GLB's extras."""
+    return {"pid": os.getpid(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "torch_threads": torch.get_num_threads()}
