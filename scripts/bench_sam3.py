@@ -25,7 +25,9 @@ around every run), with the peak GPU memory of those runs:
   post-processing to working-size instance masks included.
 - ``repeated_prompt``: a phrase asked before on this model (the static path's text cache serves it).
 - ``six_prompts``: six new phrases in one batch against the kept features; ``per_prompt_s`` = median / 6
-  (batches are never compiled: each prompt count would be a compile of its own).
+  (batches are never compiled: each prompt count would be a compile of its own); ``further_in_batch_s`` =
+  (six − ``further_prompt``) / 5, what each phrase after the first adds when phrases are asked together (how
+  docs/performance.md counts a further prompt of the default segmenter).
 - ``ops_further_prompt``: what one further prompt launches, counted once with ``torch.profiler``: ATen
   operators and scalar reads everywhere; on a GPU also CUDA kernels, graph launches and the host's waits.
 
@@ -101,6 +103,10 @@ def bench_variant(name: str, models, dtype_name: str, mode: ModelMode, device: t
     report: dict = {stage.name: stage.as_dict() for stage in stages}
     report["first_prompt_cold_s"] = round(cold.median_s, 3)
     report["six_prompts"]["per_prompt_s"] = round(stages[-1].median_s / 6, 5)
+    # what each phrase after the first adds when phrases are asked together (`segment --prompt A --prompt B …`):
+    # (six − one) / 5, as docs/performance.md counts "each further prompt" for the default segmenter
+    report["six_prompts"]["further_in_batch_s"] = round(
+        (stages[-1].median_s - report["further_prompt"]["median_s"]) / 5, 5)
     report["ops_further_prompt"] = count_ops(lambda: segmenter.segment([new_phrase(BENCH_PROMPTS[3])]), device)
     answer = segmenter.segment(BENCH_PROMPTS[:1])[0]
     report["finite_outputs"] = bool(answer.presence == answer.presence and all(i.score == i.score
@@ -176,7 +182,8 @@ def summary(dtype_name: str, row: dict) -> str:
         ms = {k: cell[k]["median_s"] * 1e3 for k in ("first_prompt", "vision", "further_prompt", "repeated_prompt")}
         lines.append(f"{dtype_name} {variant}: first prompt {ms['first_prompt']:.1f} ms, vision {ms['vision']:.1f} ms, "
                      f"further prompt {ms['further_prompt']:.1f} ms, repeated prompt {ms['repeated_prompt']:.1f} ms, "
-                     f"6 prompts {cell['six_prompts']['per_prompt_s'] * 1e3:.1f} ms each, peak "
+                     f"6 prompts {cell['six_prompts']['per_prompt_s'] * 1e3:.1f} ms each "
+                     f"({cell['six_prompts']['further_in_batch_s'] * 1e3:.1f} ms each after the first), peak "
                      f"{cell['first_prompt']['peak_gpu_memory_mb']:.0f} MB, ops {cell['ops_further_prompt']}, cold first "
                      f"prompt {cell['first_prompt_cold_s']:.2f} s, compile {cell.get('compile')}")
     return "\n".join(lines)

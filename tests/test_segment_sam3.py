@@ -215,6 +215,8 @@ def test_bench_script_runs_on_the_cpu_with_tiny_models(repo_root, tmp_path):
         assert row[variant]["finite_outputs"] and row[variant]["instances_per_prompt"] == 8
         assert row[variant]["ops_further_prompt"]["aten_ops"] > 100
         assert row[variant]["first_prompt_cold_s"] > 0
+        six = row[variant]["six_prompts"]
+        assert six["further_in_batch_s"] == round((six["median_s"] - row[variant]["further_prompt"]["median_s"]) / 5, 5)
     assert "plain+compile" not in row  # nothing of the plain forward is compiled
     assert row["static+compile"]["compile"].startswith("not compiled")  # the CPU runs the plain calls
     assert bench.main(["--models", "tiny", "--device", "cpu", "--compile", "maybe"]) == 2
