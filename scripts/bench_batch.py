@@ -133,8 +133,7 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
         # run side by side on a two-GPU host, one per GPU).
         visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
         env["CUDA_VISIBLE_DEVICES"] = ",".join((visible or [str(i) for i in range(setting.gpus)])[:setting.gpus])
-    finished: list[float] = []
-    row_ends: dict[int, float] = {}  # row index → when its "row N done" line came
+    row_ends: dict[int, float] = {}  # row index → when its "row N done" line came, in the order they came
     failed = 0
     start = time.perf_counter()
     process = subprocess.Popen(batch_command(args, setting, rows_csv, out), cwd=REPO, env=env, text=True,
@@ -146,8 +145,7 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
         for line in process.stderr:
             match = ROW_DONE.match(line)
             if match:
-                finished.append(time.perf_counter() - start)
-                row_ends[int(match.group(1))] = finished[-1]
+                row_ends[int(match.group(1))] = time.perf_counter() - start
                 failed += match.group(2) == "failed"
             tail[:] = (tail + [line.rstrip()])[-5:]
 
@@ -160,6 +158,7 @@ def run_once(args: argparse.Namespace, setting: Setting, run: int, rows_csv: Pat
         code = process.wait()
     reader.join(timeout=10)
     seconds = time.perf_counter() - start
+    finished = list(row_ends.values())
     groups = group_records(out, row_ends)
     if code not in BATCH_RAN or not finished:
         print(f"bench_batch: {setting.name} run {run} exited {code}: {' | '.join(tail)}", file=sys.stderr)
@@ -207,16 +206,19 @@ def group_medians(groups: list[dict]) -> dict:
     median stage 1, stage 2 and ``own_s``; ``cycle_s``, the median time between one worker's group ends; and
     ``mate_offset_s``, the median time from a group's end to the nearest group end of another worker on the same
     GPUs (half a cycle when two workers sharing a GPU take turns at it, near 0 when they run in step)."""
-    later = [g for g in groups if any(o["pid"] == g["pid"] and o["end_s"] < g["end_s"] for o in groups)]
+    later, cycles, offsets = [], [], []
+    last_end: dict = {}  # pid → the end of its group before, walking the groups in the order they ended
+    for group in sorted(groups, key=lambda g: g["end_s"]):
+        if group["pid"] in last_end:
+            later.append(group)
+            cycles.append(group["end_s"] - last_end[group["pid"]])
+            mates = [abs(o["end_s"] - group["end_s"]) for o in groups
+                     if o["pid"] != group["pid"] and o["gpus"] == group["gpus"]]
+            if mates:
+                offsets.append(min(mates))
+        last_end[group["pid"]] = group["end_s"]
     if not later:
         return {}
-    cycles, offsets = [], []
-    for group in later:
-        before = [o["end_s"] for o in groups if o["pid"] == group["pid"] and o["end_s"] < group["end_s"]]
-        cycles.append(group["end_s"] - max(before))
-        mates = [abs(o["end_s"] - group["end_s"]) for o in groups if o["pid"] != group["pid"] and o["gpus"] == group["gpus"]]
-        if mates:
-            offsets.append(min(mates))
     medians = {key: round(statistics.median(g[key] for g in later), 2) for key in ("stage1_s", "stage2_s", "own_s")}
     medians["cycle_s"] = round(statistics.median(cycles), 2)
     medians["mate_offset_s"] = round(statistics.median(offsets), 2) if offsets else None
